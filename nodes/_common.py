@@ -1,0 +1,127 @@
+"""Helpers shared by the node modules: tensor <-> numpy conversion and host services.
+
+ComfyUI passes IMAGE as float32 torch tensors ``[B, H, W, C]`` in 0..1 and MASK as float32
+``[B, H, W]``. The library in ``refine/`` works on one numpy image at a time, so nodes split a
+batch into numpy arrays, call the library per image and stack the results back.
+
+Nothing here imports the host (``comfy``) or torch at module level: the pack must import
+without the host and without paying for torch when only the library or CLI is used. Host
+services (progress bar, interrupt) are looked up when called and quietly do nothing when the
+host is absent, so the nodes also run in plain Python (tests, scripts).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "image_list",
+    "mask_list",
+    "match_batch",
+    "image_tensor",
+    "mask_tensor",
+    "Progress",
+    "check_interrupt",
+]
+
+
+def _as_numpy(tensor) -> np.ndarray:
+    """A torch tensor (any device, any float dtype) or array-like as a float32 numpy array."""
+    if hasattr(tensor, "detach"):  # torch.Tensor without importing torch
+        tensor = tensor.detach().to("cpu").float().numpy()
+    return np.asarray(tensor, dtype=np.float32)
+
+
+def image_list(image, name: str = "image", channels: int = 3) -> list[np.ndarray]:
+    """IMAGE ``[B, H, W, C]`` (or ``[H, W, C]``) -> list of float32 ``[H, W, channels]``.
+
+    Extra channels (an RGBA IMAGE) are dropped when ``channels`` is 3.
+    """
+    array = _as_numpy(image)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] < channels:
+        raise ValueError(
+            f"{name} must be an IMAGE tensor [B, H, W, C] with at least {channels} channels; "
+            f"got shape {tuple(array.shape)}.")
+    return [np.ascontiguousarray(frame[..., :channels]) for frame in array]
+
+
+def mask_list(mask, name: str = "alpha", invert: bool = False) -> list[np.ndarray]:
+    """MASK ``[B, H, W]`` (or ``[H, W]`` / ``[B, H, W, 1]``) -> list of float32 ``[H, W]``.
+
+    With ``invert`` the values become ``1 - mask`` (core's LoadImage MASK is 1 - alpha).
+    """
+    array = _as_numpy(mask)
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(f"{name} must be a MASK tensor [B, H, W]; got shape {tuple(array.shape)}.")
+    if invert:
+        array = 1.0 - array
+    return [np.ascontiguousarray(frame) for frame in array]
+
+
+def match_batch(*lists, names) -> list[list]:
+    """Broadcast batch lists of length 1 to the longest one; other length mismatches fail.
+
+    ``None`` entries (unconnected optional inputs) stay ``None``.
+    """
+    sizes = {len(items) for items in lists if items is not None}
+    size = max(sizes) if sizes else 0
+    out = []
+    for items, name in zip(lists, names):
+        if items is None:
+            out.append(None)
+        elif len(items) == size:
+            out.append(items)
+        elif len(items) == 1:
+            out.append(items * size)
+        else:
+            raise ValueError(
+                f"{name} has a batch of {len(items)} but another input has {size}; connect "
+                "batches of the same size (or a single image/mask, which is reused).")
+    return out
+
+
+def image_tensor(frames: list[np.ndarray]):
+    """List of ``[H, W, C]`` arrays -> IMAGE float32 tensor ``[B, H, W, C]``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(np.stack(frames).astype(np.float32, copy=False)))
+
+
+def mask_tensor(frames: list[np.ndarray]):
+    """List of ``[H, W]`` arrays (float or bool) -> MASK float32 tensor ``[B, H, W]``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(np.stack(frames).astype(np.float32, copy=False)))
+
+
+class Progress:
+    """``comfy.utils.ProgressBar`` when the host is present, otherwise a silent counter."""
+
+    def __init__(self, total: int):
+        self.total = int(total)
+        self.done = 0
+        try:
+            from comfy.utils import ProgressBar  # host-only module
+        except ImportError:
+            self._bar = None
+        else:
+            self._bar = ProgressBar(self.total)
+
+    def update(self, steps: int = 1) -> None:
+        self.done += steps
+        if self._bar is not None:
+            self._bar.update(steps)
+
+
+def check_interrupt() -> None:
+    """Raise the host's interrupt exception if the user pressed Cancel; no-op without host."""
+    try:
+        from comfy.model_management import throw_exception_if_processing_interrupted
+    except ImportError:
+        return
+    throw_exception_if_processing_interrupted()

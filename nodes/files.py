@@ -1,0 +1,137 @@
+"""File nodes: load RGBA portraits (existing Layer Diffusion outputs) into a graph.
+
+Core's Load Image returns MASK = 1 - alpha and lists only its input folder. This loader reads
+one RGBA PNG, or the N-th PNG of a folder (sorted by name), and returns the alpha the way the
+rest of the pack uses it: 1 = opaque portrait.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import image_tensor, mask_tensor
+
+CATEGORY = "LD-Portrait/io"
+OUT_OF_RANGE_MODES = ("wrap", "error")
+
+
+def _input_directory():
+    """ComfyUI's input folder, or None when the host is absent (plain Python, tests)."""
+    try:
+        import folder_paths  # host-only module
+    except ImportError:
+        return None
+    return Path(folder_paths.get_input_directory())
+
+
+def resolve_path(path: str) -> Path:
+    """``path`` as given when absolute; else relative to ComfyUI's input folder (or the
+    current folder when the host is absent). Surrounding quotes (pasted paths) are dropped."""
+    text = str(path).strip().strip('"').strip("'").strip()
+    if not text:
+        raise ValueError("path is empty: enter an RGBA PNG file or a folder of PNG files.")
+    candidate = Path(text).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    base = _input_directory()
+    return (base / candidate) if base is not None else candidate.absolute()
+
+
+def pick_file(path: str, index: int, out_of_range: str = "wrap") -> tuple[Path, int, int]:
+    """Resolve ``path`` to one PNG file.
+
+    Returns
+    -------
+    file : Path
+    position : int
+        The 0-based position of ``file`` in its folder (0 for a single file).
+    count : int
+        Number of PNG files in the folder (1 for a single file).
+    """
+    from ..imagefiles import list_pngs
+
+    if out_of_range not in OUT_OF_RANGE_MODES:
+        raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE_MODES}, got {out_of_range!r}.")
+    target = resolve_path(path)
+    if target.is_file():
+        return target, 0, 1
+    if not target.is_dir():
+        where = "" if Path(str(path).strip()).is_absolute() else (
+            " (relative paths are looked up in ComfyUI's input folder, or the current folder "
+            "outside ComfyUI)")
+        raise ValueError(f"{target}: no such file or folder{where}.")
+    files = list_pngs(target)
+    if not files:
+        raise ValueError(f"{target}: the folder contains no PNG files.")
+    index = int(index)
+    if index < 0:
+        raise ValueError(f"index must be 0 or more, got {index}.")
+    if index >= len(files):
+        if out_of_range == "error":
+            raise ValueError(
+                f"index {index} is out of range: {target} has {len(files)} PNG file(s), "
+                f"indices 0..{len(files) - 1}. Set out_of_range to 'wrap' to cycle through them.")
+        index %= len(files)
+    return files[index], index, len(files)
+
+
+class LDPLoadRGBA:
+    DESCRIPTION = (
+        "Load an RGBA PNG (for example an existing Layer Diffusion output) or the N-th PNG of "
+        "a folder, sorted by name, and split it into colour and alpha. Unlike core Load Image, "
+        "the alpha output is 1 = opaque portrait. Relative paths are looked up in ComfyUI's "
+        "input folder. Files without an alpha channel are an error that names the file.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING", "INT")
+    RETURN_NAMES = ("image", "alpha", "rgba", "filename", "count")
+    OUTPUT_TOOLTIPS = (
+        "Colour (IMAGE [1,H,W,3], RGB in 0..1).",
+        "Alpha, 1 = opaque portrait, 0 = background (MASK [1,H,W]). Not inverted, unlike core Load Image.",
+        "Colour and alpha together (IMAGE [1,H,W,4]).",
+        "File name without folder (use it to name outputs).",
+        "Number of PNG files in the folder (1 for a single file); loop index 0..count-1.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "path": ("STRING", {"default": "", "tooltip": (
+                    "An RGBA PNG file or a folder of them. Absolute, or relative to ComfyUI's "
+                    "input folder.")}),
+                "index": ("INT", {"default": 0, "min": 0, "max": 0x7FFFFFFF, "step": 1, "tooltip": (
+                    "Which PNG of the folder to load (0 = first, sorted by name). Ignored for a "
+                    "single file.")}),
+            },
+            "optional": {
+                "out_of_range": (list(OUT_OF_RANGE_MODES), {"default": "wrap", "tooltip": (
+                    "When index is past the last file: 'wrap' starts again from the first "
+                    "(index modulo count), 'error' stops with a message.")}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, path, index, out_of_range="wrap"):
+        # Re-run when another file is picked or the picked file is rewritten.
+        try:
+            file, _, count = pick_file(path, index, out_of_range)
+            stat = file.stat()
+        except (OSError, ValueError):
+            return float("nan")  # never equal to itself: the host re-runs and reports the error
+        return f"{file}|{count}|{stat.st_mtime_ns}|{stat.st_size}"
+
+    def load(self, path, index, out_of_range="wrap"):
+        import numpy as np
+
+        from ..imagefiles import read_rgba
+
+        file, _, count = pick_file(path, index, out_of_range)
+        rgb, alpha = read_rgba(file)  # ImageFileError (a ValueError) names the file
+        rgba = np.concatenate([rgb, alpha[..., None]], axis=2)
+        return (image_tensor([rgb]), mask_tensor([alpha]), image_tensor([rgba]), file.name, count)
+
+
+NODE_CLASS_MAPPINGS = {"LDPLoadRGBA": LDPLoadRGBA}
+NODE_DISPLAY_NAME_MAPPINGS = {"LDPLoadRGBA": "Load RGBA Portrait (LD-Portrait)"}
+
+__all__ = ["LDPLoadRGBA", "pick_file", "resolve_path", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,0 +1,327 @@
+"""Pictures that show where an alpha matte is semi-transparent and what refinement changed.
+
+The paper ("Efficient Portrait Matte Creation With Layer Diffusion and Connectivity Priors")
+illustrates Layer Diffusion's alpha errors with two kinds of picture: ``alpha-bar``, the
+pixels whose 8-bit alpha is neither 0 nor 255 (white on black), and ``alpha-bar_h``, the same
+with the erroneous ones in red. This module draws those, an error map (the portrait, dimmed
+and desaturated, with the changed pixels in pure red) and a four-up panel for reports and the
+ComfyUI preview.
+
+Every function returns float32 RGB ``[H, W, 3]`` in 0..1 (the panel is wider) and never
+modifies its inputs.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .validation import as_alpha, as_rgb, check_same_size
+
+__all__ = [
+    "alpha_bar_view",
+    "inverse_alpha_view",
+    "semi_transparent",
+    "composite",
+    "error_map",
+    "alpha_bar_error_view",
+    "error_panel",
+    "ERROR_RED",
+    "PANEL_TITLES",
+]
+
+#: Colour of erroneous / changed pixels (pure red, RGB).
+ERROR_RED = (1.0, 0.0, 0.0)
+
+#: Panel titles drawn by :func:`error_panel` when ``labels=True``, left to right.
+PANEL_TITLES = ("raw alpha", "alpha-bar_h (red: errors)", "error map", "refined alpha")
+
+# 8-bit tolerance: within half a code value of 0 or 1 counts as exactly 0 or 1 (the same
+# rule refine.connectivity uses for its semi_before / semi_after counts).
+_HALF_CODE = 0.5 / 255.0
+
+# Error map: how much of the colour is kept (the rest becomes gray luminance) and the overall
+# brightness, so that no portrait colour competes with the pure red marks.
+_KEEP_COLOUR = 0.35
+_DIM = 0.7
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 weights, RGB order
+
+
+def semi_transparent(alpha) -> np.ndarray:
+    """Pixels that are neither transparent nor opaque at 8-bit precision.
+
+    Parameters
+    ----------
+    alpha : ndarray [H, W]
+        Alpha in 0..1 (float) or uint8/uint16/bool.
+
+    Returns
+    -------
+    ndarray, bool [H, W]
+        True where ``0.5/255 < alpha < 1 - 0.5/255``, i.e. where the alpha written as 8-bit
+        would be neither 0 nor 255.
+    """
+    alpha = as_alpha(alpha, "alpha")
+    return (alpha > _HALF_CODE) & (alpha < 1.0 - _HALF_CODE)
+
+
+def _changed_mask(changed, height: int, width: int) -> np.ndarray:
+    """Validate ``changed`` (bool or 0/1, [H, W]) and return it as bool."""
+    array = np.asarray(changed)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(
+            f"changed must be a 2-D mask [H, W]; got shape {tuple(array.shape)}. Pass the "
+            "`changed` array of the refinement result."
+        )
+    if array.shape != (height, width):
+        raise ValueError(
+            f"changed is {array.shape[1]}x{array.shape[0]} but the image is {width}x{height} "
+            "(width x height); they must be the same size."
+        )
+    if array.dtype == np.bool_:
+        return array
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"changed has dtype {array.dtype}; pass a bool mask or 0/1 numbers.")
+    is_zero, is_one = array == 0, array == 1
+    if not (is_zero | is_one).all():
+        bad = np.unique(array[~(is_zero | is_one)])[:5]
+        raise ValueError(
+            f"changed must hold only 0/1 (or be bool); found other values such as {bad.tolist()}. "
+            "Threshold it first, e.g. changed > 0.5."
+        )
+    return is_one
+
+
+def _colour_triplet(colour, name: str) -> np.ndarray:
+    value = np.asarray(colour, dtype=np.float64)
+    if value.shape != (3,) or not np.isfinite(value).all() or value.min() < 0 or value.max() > 1:
+        raise ValueError(f"{name} must be three numbers in 0..1 (R, G, B); got {colour!r}.")
+    return value.astype(np.float32)
+
+
+def _gray(values: np.ndarray) -> np.ndarray:
+    """[H, W] float -> [H, W, 3] float32 gray."""
+    return np.repeat(values.astype(np.float32, copy=False)[..., None], 3, axis=2)
+
+
+def alpha_bar_view(alpha) -> np.ndarray:
+    """The paper's ``alpha-bar``: semi-transparent pixels in white on black.
+
+    Parameters
+    ----------
+    alpha : ndarray [H, W]
+        Alpha in 0..1 (float) or uint8/uint16/bool.
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+        1 (white) where the 8-bit alpha is neither 0 nor 255 (see :func:`semi_transparent`),
+        0 (black) elsewhere.
+    """
+    return _gray(semi_transparent(alpha))
+
+
+def inverse_alpha_view(alpha) -> np.ndarray:
+    """The inverse alpha (``1 - alpha``) as a gray picture: background white, portrait black.
+
+    Parameters
+    ----------
+    alpha : ndarray [H, W]
+        Alpha in 0..1 (float) or uint8/uint16/bool.
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+        ``1 - alpha`` in all three channels.
+    """
+    alpha = as_alpha(alpha, "alpha")
+    return _gray(np.float32(1.0) - alpha)
+
+
+def composite(rgb, alpha, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
+    """Alpha-composite the foreground over a flat background colour.
+
+    Parameters
+    ----------
+    rgb : ndarray [H, W, 3]
+        Foreground colour (straight, not premultiplied), float 0..1 or uint8/uint16.
+    alpha : ndarray [H, W]
+        Alpha in 0..1, 1 = opaque; same size as ``rgb``.
+    background : sequence of 3 floats in 0..1
+        Background RGB.
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+        ``rgb * alpha + background * (1 - alpha)``.
+    """
+    rgb = as_rgb(rgb, "rgb")
+    alpha = as_alpha(alpha, "alpha")
+    check_same_size(rgb, alpha, "rgb", "alpha")
+    return _composite(rgb, alpha, _colour_triplet(background, "background"))
+
+
+def _composite(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    weight = alpha[..., None]
+    out = rgb * weight
+    out += background * (np.float32(1.0) - weight)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def error_map(rgb, alpha, changed, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
+    """The portrait over a neutral background, dimmed, with the changed pixels in pure red.
+
+    Parameters
+    ----------
+    rgb : ndarray [H, W, 3]
+        Foreground colour, float 0..1 or uint8/uint16.
+    alpha : ndarray [H, W]
+        Alpha in 0..1 used for the composite (1 = opaque); same size as ``rgb``.
+    changed : ndarray [H, W], bool or 0/1 numbers
+        Pixels to mark (for example ``RefineResult.changed``).
+    background : sequence of 3 floats in 0..1
+        Background RGB behind the portrait (before dimming).
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+        Unchanged pixels: the composite, mostly desaturated (35 % of its colour kept) and
+        dimmed to 70 % brightness, so that nothing in it is as saturated as the marks.
+        Changed pixels: exactly ``ERROR_RED`` (1, 0, 0).
+
+    Raises
+    ------
+    ValueError
+        Sizes differ, ``changed`` is not a 2-D bool / 0-1 mask, or a colour is out of range.
+    """
+    rgb = as_rgb(rgb, "rgb")
+    alpha = as_alpha(alpha, "alpha")
+    check_same_size(rgb, alpha, "rgb", "alpha")
+    mask = _changed_mask(changed, *alpha.shape)
+    picture = _composite(rgb, alpha, _colour_triplet(background, "background"))
+    luma = picture @ _LUMA
+    picture *= np.float32(_KEEP_COLOUR)
+    picture += (np.float32(1.0 - _KEEP_COLOUR) * luma)[..., None]
+    picture *= np.float32(_DIM)
+    picture[mask] = ERROR_RED
+    return np.clip(picture, 0.0, 1.0, out=picture)
+
+
+def alpha_bar_error_view(raw_alpha, changed) -> np.ndarray:
+    """The paper's ``alpha-bar_h``: semi-transparent pixels white, erroneous ones red, on black.
+
+    Parameters
+    ----------
+    raw_alpha : ndarray [H, W]
+        Alpha before refinement, 0..1 float or uint8/uint16/bool.
+    changed : ndarray [H, W], bool or 0/1 numbers
+        The erroneous pixels (those refinement changed); same size as ``raw_alpha``.
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+        Red (1, 0, 0) where ``changed`` (including errors that were fully 0 or 1, such as
+        pinholes); white where ``raw_alpha`` is semi-transparent at 8-bit precision and not
+        changed; black elsewhere.
+    """
+    alpha = as_alpha(raw_alpha, "raw_alpha")
+    mask = _changed_mask(changed, *alpha.shape)
+    picture = _gray(semi_transparent(alpha))
+    picture[mask] = ERROR_RED
+    return picture
+
+
+def _text_coverage(shape: tuple[int, int], text: str, origin: tuple[int, int], scale: float,
+                   thickness: int) -> np.ndarray:
+    """Anti-aliased coverage (float32 [h, w], 0..1) of ``text`` drawn with cv2.putText.
+
+    Drawn on an 8-bit canvas because OpenCV 5 only draws text into 8-bit images."""
+    canvas = np.zeros(shape, np.uint8)
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+    return canvas.astype(np.float32)[..., None] / np.float32(255.0)
+
+
+def _draw_label(picture: np.ndarray, text: str) -> None:
+    """Write ``text`` in the top-left corner of a float RGB picture, in place: white letters
+    with a black outline over a darkened box, so it reads on any content. The size follows
+    the picture width; pictures too small to hold legible text get no label."""
+    height, width = picture.shape[:2]
+    scale = float(np.clip(width / 640.0, 0.3, 1.5))
+    thickness = max(1, int(round(scale * 1.5)))
+    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    margin = max(2, int(round(6 * scale)))
+    box_h, box_w = text_h + baseline + 2 * margin, min(width, text_w + 2 * margin)
+    if box_h > height or width < 4 * margin:
+        return
+    box = picture[:box_h, :box_w]
+    origin = (margin, margin + text_h)
+    outline = _text_coverage((box_h, box_w), text, origin, scale, thickness + 2)
+    letters = _text_coverage((box_h, box_w), text, origin, scale, thickness)
+    box *= np.float32(0.45)
+    box *= np.float32(1.0) - outline
+    box *= np.float32(1.0) - letters
+    box += letters
+
+
+def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
+                background=(0.5, 0.5, 0.5), gap: int | None = None) -> np.ndarray:
+    """Four pictures side by side: raw composite, alpha-bar_h, error map, refined composite.
+
+    Parameters
+    ----------
+    rgb : ndarray [H, W, 3]
+        Foreground colour, float 0..1 or uint8/uint16.
+    raw_alpha : ndarray [H, W]
+        Alpha before refinement (0..1, 1 = opaque).
+    refined_alpha : ndarray [H, W]
+        Alpha after refinement.
+    changed : ndarray [H, W], bool or 0/1 numbers
+        Pixels refinement changed.
+    labels : bool
+        Write a short title in the top-left corner of each picture (``PANEL_TITLES``).
+    background : sequence of 3 floats in 0..1
+        Background colour of the composites and the error map.
+    gap : int or None
+        Width in pixels of the white separators between pictures; default ``max(2, W // 128)``.
+
+    Returns
+    -------
+    ndarray, float32 [H, 4 * W + 3 * gap, 3] in 0..1
+        Left to right: ``rgb`` over ``background`` with ``raw_alpha``;
+        :func:`alpha_bar_error_view` of ``raw_alpha``; :func:`error_map` with ``raw_alpha``
+        (the errors shown on the portrait they came from); ``rgb`` over ``background`` with
+        ``refined_alpha``.
+
+    Raises
+    ------
+    ValueError
+        Sizes differ, ``changed`` is not a 2-D bool / 0-1 mask, or a colour/gap is invalid.
+    """
+    rgb = as_rgb(rgb, "rgb")
+    raw = as_alpha(raw_alpha, "raw_alpha")
+    refined = as_alpha(refined_alpha, "refined_alpha")
+    check_same_size(rgb, raw, "rgb", "raw_alpha")
+    check_same_size(raw, refined, "raw_alpha", "refined_alpha")
+    mask = _changed_mask(changed, *raw.shape)
+    back = _colour_triplet(background, "background")
+    height, width = raw.shape
+    if gap is None:
+        gap = max(2, width // 128)
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"gap must be a non-negative whole number of pixels; got {gap!r}.")
+
+    pictures = (
+        _composite(rgb, raw, back),
+        alpha_bar_error_view(raw, mask),
+        error_map(rgb, raw, mask, background=back),
+        _composite(rgb, refined, back),
+    )
+    panel = np.ones((height, 4 * width + 3 * gap, 3), np.float32)
+    for index, picture in enumerate(pictures):
+        left = index * (width + gap)
+        if labels:  # on the separate contiguous picture: cv2 cannot draw into a strided view
+            _draw_label(picture, PANEL_TITLES[index])
+        panel[:, left: left + width] = picture
+    return panel

@@ -1,0 +1,475 @@
+"""Quality verdict for a portrait matte: keep it for the dataset, or reject it with reasons.
+
+A dataset curator generating thousands of Layer Diffusion portraits needs an automatic gate
+that throws out the samples a human would throw out: an empty decode, two people, a head cut
+off by the frame, a matte that refinement had to rewrite wholesale, a decode that came out
+binary (no soft edge at all), a translucent object that is not a portrait (a glass bottle),
+a subject far too small or far off-centre. :func:`assess_quality` measures each of these,
+compares the measures with thresholds (all keyword parameters with documented defaults, see
+:class:`QualityThresholds`) and returns a :class:`QualityVerdict` that keeps the measured
+values, so a curator can re-judge a dataset later with other thresholds without re-running
+anything.
+
+Which alpha is measured
+-----------------------
+``alpha`` is the matte that goes into the dataset (normally the refined one). Shape, area,
+border and component measures use it. The decoder's own view of the object is in
+``raw_alpha`` (before refinement); the soft-edge check ("nearly binary") and the translucency
+check use ``raw_alpha`` when it is given, because refinement legitimately turns interior
+semi-transparency opaque and would hide a translucent object. Without ``raw_alpha`` both use
+``alpha``.
+
+Measures and reasons (machine codes)
+------------------------------------
+``foreground`` means ``alpha >= opaque_level``; ``support`` means ``alpha > translucency_margin``;
+a *person-sized* component is an 8-connected foreground component with at least
+``person_area_ratio`` of the largest component's area and at least ``min_person_fraction`` of
+the image.
+
+==========================  ==========================================================
+code                        rejected when
+==========================  ==========================================================
+``low_resolution``          ``min(H, W) < min_side``
+``empty_matte``             foreground fraction of the image ``< min_foreground_fraction``
+                            (the other reasons are then not evaluated)
+``no_background``           foreground fraction ``> max_foreground_fraction``
+``too_small``               largest component ``< min_subject_fraction`` of the image
+``multiple_people``         more than ``max_people`` person-sized components
+``fragmented``              more than ``max_fragment_fraction`` of the foreground lies
+                            outside person-sized components (debris, detached parts)
+``cut_off_top``             foreground touches the top border over more than
+                            ``max_top_contact`` of its length
+``cut_off_left/right``      same for a side border with ``max_side_contact``
+``not_touching_bottom``     bottom contact ``< min_bottom_contact`` (off by default)
+``not_centered``            the subject's centroid is more than ``max_center_offset`` of
+                            the width away from the vertical centre line
+``too_many_corrections``    ``changed`` pixels ``> max_changed_fraction`` of the
+                            foreground area (only when ``changed`` is given)
+``nearly_binary``           semi-transparent pixels per contour pixel
+                            ``< min_semi_per_contour``
+``too_transparent``         semi-transparent share of the support ``> max_translucent_fraction``
+==========================  ==========================================================
+
+The bottom border is not a "cut off" reason: busts and half-body portraits leave the frame
+at the bottom by design.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import cv2
+import numpy as np
+
+from .validation import as_alpha, check_same_size
+
+__all__ = [
+    "QualityThresholds",
+    "QualityVerdict",
+    "assess_quality",
+    "REASON_CODES",
+    "DEFAULT_THRESHOLDS",
+]
+
+#: Every reason code :func:`assess_quality` can emit, in the order reasons are listed.
+REASON_CODES = (
+    "low_resolution",
+    "empty_matte",
+    "no_background",
+    "too_small",
+    "multiple_people",
+    "fragmented",
+    "cut_off_top",
+    "cut_off_left",
+    "cut_off_right",
+    "not_touching_bottom",
+    "not_centered",
+    "too_many_corrections",
+    "nearly_binary",
+    "too_transparent",
+)
+
+# Half an 8-bit step: values closer than this to 0 or 1 count as exactly 0 or 1, so 8-bit
+# mattes (the usual case) and float mattes with rounding noise are judged alike.
+_BINARY_EPS = 0.5 / 255.0
+
+
+def _threshold(default, low, high, doc):
+    """A dataclass field with its allowed range and meaning (nodes build widgets from it)."""
+    return field(default=default, metadata={"min": low, "max": high, "doc": doc})
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Thresholds of :func:`assess_quality`; every field is a keyword of that function.
+
+    Fractions are in 0..1. Defaults were chosen on real Layer Diffusion outputs: a curly-haired
+    portrait (kept), a hand-cut portrait with a nearly binary but anti-aliased edge (kept) and
+    a glass bottle (rejected as translucent); see the module docstring for each reason.
+    """
+
+    opaque_level: float = _threshold(
+        0.5, 0.01, 0.99,
+        "Alpha at or above which a pixel counts as foreground for area, component, border and "
+        "centre measures.")
+    min_side: int = _threshold(
+        256, 0, 16384,
+        "Reject ('low_resolution') when the shorter image side has fewer pixels; 0 disables.")
+    min_foreground_fraction: float = _threshold(
+        0.005, 0.0, 1.0,
+        "Reject as 'empty_matte' when less than this fraction of the image is foreground.")
+    max_foreground_fraction: float = _threshold(
+        0.95, 0.0, 1.0,
+        "Reject as 'no_background' when more than this fraction of the image is foreground "
+        "(a failed decode that made everything opaque).")
+    min_subject_fraction: float = _threshold(
+        0.05, 0.0, 1.0,
+        "Reject as 'too_small' when the largest foreground component covers less than this "
+        "fraction of the image.")
+    person_area_ratio: float = _threshold(
+        0.2, 0.0, 1.0,
+        "A foreground component counts as a person when its area is at least this fraction of "
+        "the largest component's area (and at least min_person_fraction of the image).")
+    min_person_fraction: float = _threshold(
+        0.01, 0.0, 1.0,
+        "Smallest image fraction a component needs to count as a person.")
+    max_people: int = _threshold(
+        1, 1, 100,
+        "Reject as 'multiple_people' when there are more person-sized components than this.")
+    max_fragment_fraction: float = _threshold(
+        0.05, 0.0, 1.0,
+        "Reject as 'fragmented' when more than this fraction of the foreground area lies "
+        "outside person-sized components (floating debris, detached limbs or props).")
+    border_band: int = _threshold(
+        2, 1, 64,
+        "Border contact is measured on the outermost this-many rows/columns (the largest alpha "
+        "across the band), so a one-pixel fade at the frame does not hide a cut.")
+    max_top_contact: float = _threshold(
+        0.03, 0.0, 1.0,
+        "Reject as 'cut_off_top' when foreground touches more than this fraction of the top "
+        "border (the head leaves the frame).")
+    max_side_contact: float = _threshold(
+        0.3, 0.0, 1.0,
+        "Reject as 'cut_off_left'/'cut_off_right' when foreground touches more than this "
+        "fraction of a side border. Shoulders of a bust touch the sides near the bottom, "
+        "which stays well below the default.")
+    min_bottom_contact: float = _threshold(
+        0.0, 0.0, 1.0,
+        "Reject as 'not_touching_bottom' when foreground touches less than this fraction of "
+        "the bottom border. 0 disables; about 0.1 suits bust / half-body datasets, where a "
+        "subject floating above the bottom edge is usually not a portrait.")
+    max_center_offset: float = _threshold(
+        0.3, 0.0, 0.5,
+        "Reject as 'not_centered' when the subject's centroid lies farther than this fraction "
+        "of the image width from the vertical centre line; 0.5 disables.")
+    max_changed_fraction: float = _threshold(
+        0.4, 0.0, 1e6,
+        "Reject as 'too_many_corrections' when refinement changed more pixels than this "
+        "fraction of the foreground area (the decoder's alpha was mostly wrong). Typical "
+        "Layer Diffusion portraits with interior speckle need 0.1 to 0.3.")
+    min_semi_per_contour: float = _threshold(
+        0.5, 0.0, 1e6,
+        "Reject as 'nearly_binary' when the matte has fewer semi-transparent pixels than this "
+        "per pixel of foreground contour: no soft edge at all, which suggests a failed "
+        "transparent decode. An anti-aliased hand cut-out has about 1 to 2, a Layer Diffusion "
+        "portrait with hair 5 to 30; 0 disables.")
+    translucency_margin: float = _threshold(
+        0.05, 0.0, 0.49,
+        "For the translucency measure, alpha in (margin, 1 - margin) is semi-transparent and "
+        "alpha > margin is the object's support; the margin ignores faint background noise "
+        "and near-opaque dither.")
+    max_translucent_fraction: float = _threshold(
+        0.5, 0.0, 1.0,
+        "Reject as 'too_transparent' when more than this fraction of the object's support is "
+        "semi-transparent (glass, smoke, veils: not a portrait matte). Portraits with hair "
+        "measure about 0.05 to 0.2, a glass bottle about 0.9.")
+
+    def __post_init__(self):
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"quality threshold {spec.name} must be a number, got {value!r}.")
+            if not np.isfinite(value):
+                raise ValueError(f"quality threshold {spec.name} must be finite, got {value!r}.")
+            low, high = spec.metadata["min"], spec.metadata["max"]
+            if not low <= value <= high:
+                raise ValueError(
+                    f"quality threshold {spec.name}={value!r} is outside its range "
+                    f"[{low}, {high}]: {spec.metadata['doc']}")
+            if spec.type in ("int", int) and float(value) != int(value):
+                raise ValueError(f"quality threshold {spec.name} must be a whole number, got {value!r}.")
+            # Store plain Python numbers so thresholds serialise to JSON unchanged.
+            object.__setattr__(self, spec.name, int(value) if spec.type in ("int", int) else float(value))
+
+    @classmethod
+    def from_kwargs(cls, **thresholds) -> "QualityThresholds":
+        """Build from keywords; unknown names raise ``ValueError`` listing the known ones."""
+        known = {spec.name for spec in fields(cls)}
+        unknown = sorted(set(thresholds) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown quality threshold(s) {unknown}; known thresholds: {sorted(known)}.")
+        return cls(**thresholds)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: Default thresholds as a plain dict (name -> value).
+DEFAULT_THRESHOLDS = QualityThresholds().to_dict()
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """Result of :func:`assess_quality`.
+
+    Attributes
+    ----------
+    keep : bool
+        True when no reason to reject was found.
+    reasons : list of str
+        Machine codes from :data:`REASON_CODES`, in that order; empty when ``keep``.
+    messages : list of str
+        One readable sentence per reason (same order), with the measured value and threshold.
+    measures : dict
+        Every measured value (JSON-serialisable ints, floats, strings or None where a
+        measure does not apply), so a dataset can be re-judged later without the images.
+    thresholds : dict
+        The thresholds used (name -> value).
+    """
+
+    keep: bool
+    reasons: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    measures: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "keep": bool(self.keep),
+            "reasons": list(self.reasons),
+            "messages": list(self.messages),
+            "measures": dict(self.measures),
+            "thresholds": dict(self.thresholds),
+        }
+
+    def to_json(self, **dumps_kwargs) -> str:
+        """The verdict as a JSON object string (keys of :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), **dumps_kwargs)
+
+
+def _as_changed_mask(changed, shape) -> np.ndarray:
+    array = np.asarray(changed)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"changed must be a 2-D mask [H, W]; got shape {tuple(array.shape)}.")
+    if array.shape != shape:
+        raise ValueError(
+            f"changed is {array.shape[1]}x{array.shape[0]} but alpha is {shape[1]}x{shape[0]} "
+            "(width x height); pass the changed mask refine_alpha returned for this alpha.")
+    if array.dtype == np.bool_:
+        return array
+    if not (np.issubdtype(array.dtype, np.number)):
+        raise ValueError(f"changed has dtype {array.dtype}; pass a bool or 0/1 mask.")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError("changed contains NaN or infinite values; pass a bool or 0/1 mask.")
+    # Float masks from ComfyUI (MASK tensors) are 0/1; anything above one half is "changed".
+    return array > 0.5
+
+
+def _border_contact(alpha: np.ndarray, level: float, band: int) -> dict:
+    """Fraction of each border's length where the outermost ``band`` pixels reach ``level``."""
+    height, width = alpha.shape
+    rows, cols = min(band, height), min(band, width)
+    return {
+        "top_contact": float((alpha[:rows].max(axis=0) >= level).mean()),
+        "bottom_contact": float((alpha[height - rows:].max(axis=0) >= level).mean()),
+        "left_contact": float((alpha[:, :cols].max(axis=1) >= level).mean()),
+        "right_contact": float((alpha[:, width - cols:].max(axis=1) >= level).mean()),
+    }
+
+
+def _contour_length(foreground: np.ndarray) -> int:
+    """Foreground pixels with a 4-neighbour in the background (image border excluded).
+
+    The image border is padded as foreground: a body leaving the frame has no soft edge there
+    and must not count as contour.
+    """
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    eroded = cv2.erode(foreground.view(np.uint8), cross, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    return int(np.count_nonzero(foreground) - np.count_nonzero(eroded))
+
+
+def _semi_count(alpha: np.ndarray) -> int:
+    return int(np.count_nonzero((alpha > _BINARY_EPS) & (alpha < 1.0 - _BINARY_EPS)))
+
+
+def _ratio(numerator, denominator):
+    return float(numerator) / float(denominator) if denominator else None
+
+
+def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> QualityVerdict:
+    """Decide whether a portrait matte belongs in a matting dataset.
+
+    Parameters
+    ----------
+    alpha : ndarray [H, W]
+        The matte to judge (normally refined), 1 = opaque; float in 0..1, uint8, uint16 or bool.
+    raw_alpha : ndarray [H, W], optional
+        The decoder's alpha before refinement, same size. Used for the soft-edge
+        ("nearly_binary") and translucency checks; ``alpha`` is used when omitted.
+    changed : ndarray [H, W] of bool, optional
+        Pixels refinement changed (``refine_alpha(...).changed``); float masks count values
+        above 0.5. Without it the ``too_many_corrections`` check is skipped.
+    **thresholds
+        Any field of :class:`QualityThresholds` (see there for meanings and defaults).
+
+    Returns
+    -------
+    QualityVerdict
+        ``keep``, reason codes with messages, all measures and the thresholds used.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, dtype, NaN/inf, mismatched sizes, or an unknown / out-of-range threshold.
+
+    Notes
+    -----
+    An all-zero alpha gives ``empty_matte``; an all-one alpha gives ``no_background`` and cut-off
+    reasons. Deterministic; one pass of connected components plus a few reductions, so a
+    1024x1024 matte takes a few milliseconds.
+    """
+    limits = QualityThresholds.from_kwargs(**thresholds)
+    alpha = as_alpha(alpha, "alpha")
+    height, width = alpha.shape
+    if raw_alpha is not None:
+        raw_alpha = as_alpha(raw_alpha, "raw_alpha")
+        check_same_size(raw_alpha, alpha, "raw_alpha", "alpha")
+    changed_mask = None if changed is None else _as_changed_mask(changed, alpha.shape)
+    decoder_alpha = alpha if raw_alpha is None else raw_alpha
+
+    image_pixels = height * width
+    foreground = alpha >= limits.opaque_level
+    foreground_pixels = int(np.count_nonzero(foreground))
+
+    measures: dict = {
+        "height": int(height),
+        "width": int(width),
+        "foreground_fraction": foreground_pixels / image_pixels,
+    }
+
+    # Connected components of the foreground: the subject, other people, fragments.
+    if foreground_pixels:
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+            foreground.view(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+        largest = int(np.argmax(areas))
+        person_floor = max(limits.person_area_ratio * areas[largest],
+                           limits.min_person_fraction * image_pixels)
+        is_person = areas >= person_floor
+        is_person[largest] = True  # the subject counts even when it is below the floor
+        person_pixels = int(areas[is_person].sum())
+        subject_x = float(centroids[1 + largest][0])
+        measures.update({
+            "component_count": int(count - 1),
+            "person_count": int(is_person.sum()),
+            "subject_fraction": float(areas[largest]) / image_pixels,
+            "fragment_fraction": (foreground_pixels - person_pixels) / foreground_pixels,
+            # Pixel centres are at x + 0.5, so a centred subject measures exactly 0.
+            "center_offset": abs((subject_x + 0.5) / width - 0.5),
+        })
+    else:
+        measures.update({"component_count": 0, "person_count": 0, "subject_fraction": 0.0,
+                         "fragment_fraction": None, "center_offset": None})
+
+    measures.update(_border_contact(alpha, limits.opaque_level, limits.border_band))
+
+    measures["changed_fraction"] = (
+        None if changed_mask is None else _ratio(np.count_nonzero(changed_mask), foreground_pixels))
+
+    # Soft edge of the decoder's alpha: semi-transparent pixels per contour pixel.
+    decoder_foreground = decoder_alpha >= limits.opaque_level
+    contour = _contour_length(decoder_foreground)
+    semi = _semi_count(decoder_alpha)
+    measures.update({
+        "soft_edge_source": "alpha" if raw_alpha is None else "raw_alpha",
+        "contour_pixels": contour,
+        "semi_pixels": semi,
+        "semi_per_contour": _ratio(semi, contour),
+    })
+
+    # Translucency of the decoder's view of the object.
+    margin = limits.translucency_margin
+    support = decoder_alpha > margin
+    support_pixels = int(np.count_nonzero(support))
+    translucent_pixels = int(np.count_nonzero(support & (decoder_alpha < 1.0 - margin)))
+    measures.update({
+        "support_fraction": support_pixels / image_pixels,
+        "translucent_fraction": _ratio(translucent_pixels, support_pixels),
+        "mean_support_alpha": (
+            float(decoder_alpha[support].mean(dtype=np.float64)) if support_pixels else None),
+    })
+
+    found: dict[str, str] = {}
+
+    def check(code: str, failed: bool, message: str) -> None:
+        if failed:
+            found[code] = message
+
+    m = measures
+    check("low_resolution", min(height, width) < limits.min_side,
+          f"image is {width}x{height}; the shorter side is below {limits.min_side} px.")
+    empty = m["foreground_fraction"] < limits.min_foreground_fraction
+    check("empty_matte", empty,
+          f"only {m['foreground_fraction']:.2%} of the image is foreground (alpha >= "
+          f"{limits.opaque_level}); at least {limits.min_foreground_fraction:.2%} is needed.")
+    if not empty:
+        check("no_background", m["foreground_fraction"] > limits.max_foreground_fraction,
+              f"{m['foreground_fraction']:.2%} of the image is foreground, more than "
+              f"{limits.max_foreground_fraction:.2%}: there is hardly any background.")
+        check("too_small", m["subject_fraction"] < limits.min_subject_fraction,
+              f"the subject covers {m['subject_fraction']:.2%} of the image, less than "
+              f"{limits.min_subject_fraction:.2%}.")
+        check("multiple_people", m["person_count"] > limits.max_people,
+              f"{m['person_count']} separate person-sized regions found; at most "
+              f"{limits.max_people} allowed.")
+        check("fragmented", m["fragment_fraction"] > limits.max_fragment_fraction,
+              f"{m['fragment_fraction']:.2%} of the foreground lies in small detached pieces, "
+              f"more than {limits.max_fragment_fraction:.2%}.")
+        for side, limit in (("top", limits.max_top_contact), ("left", limits.max_side_contact),
+                            ("right", limits.max_side_contact)):
+            contact = m[f"{side}_contact"]
+            check(f"cut_off_{side}", contact > limit,
+                  f"the foreground touches {contact:.2%} of the {side} border, more than "
+                  f"{limit:.2%}: the subject is cut off.")
+        check("not_touching_bottom", m["bottom_contact"] < limits.min_bottom_contact,
+              f"the foreground touches {m['bottom_contact']:.2%} of the bottom border, less "
+              f"than {limits.min_bottom_contact:.2%}: not a bust or half-body portrait.")
+        check("not_centered", m["center_offset"] > limits.max_center_offset,
+              f"the subject's centre is {m['center_offset']:.2%} of the width off the middle, "
+              f"more than {limits.max_center_offset:.2%}.")
+        check("too_many_corrections",
+              m["changed_fraction"] is not None and m["changed_fraction"] > limits.max_changed_fraction,
+              f"refinement changed {m['changed_fraction'] or 0:.2%} of the foreground area, more "
+              f"than {limits.max_changed_fraction:.2%}: the decoded alpha was mostly wrong.")
+        check("nearly_binary",
+              m["semi_per_contour"] is not None and m["semi_per_contour"] < limits.min_semi_per_contour,
+              f"{m['soft_edge_source']} has {m['semi_per_contour'] or 0:.3g} semi-transparent "
+              f"pixels per contour pixel, fewer than {limits.min_semi_per_contour}: no soft edge, "
+              "probably a failed transparent decode.")
+        check("too_transparent",
+              m["translucent_fraction"] is not None
+              and m["translucent_fraction"] > limits.max_translucent_fraction,
+              f"{m['translucent_fraction'] or 0:.2%} of the object is semi-transparent, more than "
+              f"{limits.max_translucent_fraction:.2%}: a translucent object, not a portrait.")
+
+    reasons = [code for code in REASON_CODES if code in found]
+    return QualityVerdict(
+        keep=not reasons,
+        reasons=reasons,
+        messages=[found[code] for code in reasons],
+        measures=measures,
+        thresholds=limits.to_dict(),
+    )
