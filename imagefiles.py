@@ -91,12 +91,14 @@ def encode_png(image: np.ndarray, *, bits: int = 8) -> bytes:
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}.")
     image = np.asarray(image)
+    # Validation also converts uint8/uint16 input to float 0..1, so encode what it returns.
     if image.ndim == 2:
-        as_alpha(image, "image")
-        pixels = image
-    elif image.ndim == 3 and image.shape[2] in (3, 4):
-        as_rgb(image[..., :3], "image")
-        pixels = image[..., 2::-1] if image.shape[2] == 3 else image[..., [2, 1, 0, 3]]
+        pixels = as_alpha(image, "image")
+    elif image.ndim == 3 and image.shape[2] == 3:
+        pixels = as_rgb(image, "image")[..., ::-1]
+    elif image.ndim == 3 and image.shape[2] == 4:
+        colour = as_rgb(image[..., :3], "image")
+        pixels = np.dstack((colour[..., ::-1], as_alpha(image[..., 3], "image alpha")))
     else:
         raise ValueError(f"cannot write an image of shape {tuple(image.shape)} as PNG.")
     pixels = to_uint8(pixels) if bits == 8 else to_uint16(pixels)

@@ -41,8 +41,12 @@ _REFINE_WIDGETS = (
     ("opaque_level", "FLOAT", 0.0, 1.0, 0.001,
      "Alpha at or above which a pixel is opaque and blocks the background's reach."),
     ("band_width", "FLOAT", 0.0, 4096.0, 0.5,
-     "How far (px) the genuine transition band (hair, soft edges) extends beyond the gaps the "
-     "background reaches. 0 = automatic (3% of the shorter side)."),
+     "How deep (px from the true background) the genuine transition band (hair, soft edges) "
+     "may reach; semi-transparency deeper than this is an error. 0 = automatic (3% of the "
+     "shorter side)."),
+    ("gap_rim", "FLOAT", 0.0, 4096.0, 0.5,
+     "How far (px) the band may extend beyond see-through gaps between strands, however deep "
+     "they are: the opaque half of a soft edge. 0 = automatic (1.2% of the shorter side)."),
     ("reach_depth", "FLOAT", 0.0, 4096.0, 0.5,
      "How deep (px from the true background) see-through gaps are searched. 0 = automatic "
      "(5% of the shorter side)."),
@@ -73,7 +77,7 @@ _REFINE_WIDGETS = (
     ("fix_frame_fade", "BOOLEAN", None, None, None,
      "Repair the fade where the body leaves the frame (make it opaque up to the border)."),
 )
-_AUTOMATIC_SIZES = ("band_width", "reach_depth", "hole_min_area", "island_min_area", "frame_fade_depth")
+_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "hole_min_area", "island_min_area", "frame_fade_depth")
 
 
 def _widget(kind: str, default, low, high, step, tooltip: str) -> tuple:

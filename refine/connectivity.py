@@ -248,47 +248,72 @@ def _reach(seeds: list, passable: np.ndarray) -> np.ndarray:
     return _select(labels, wanted)
 
 
-def _distance_to(mask: np.ndarray) -> np.ndarray:
-    """Euclidean distance (pixels) from every pixel to the nearest ``True`` of ``mask``.
+class _Proximity:
+    """Distances (pixels) to the ``True`` pixels of a mask, queried by threshold.
 
     Images of at least 512 pixels a side are measured at half resolution: the thresholds
-    applied to these distances are tens of pixels, so one pixel of slack costs nothing and
-    the transform runs four times faster.
+    applied here are several pixels wide, so one pixel of slack costs nothing, and the
+    transform and the comparisons run four times faster.
     """
-    height, width = mask.shape
-    if min(height, width) < 512:
-        return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    half = (width + 1) // 2, (height + 1) // 2
-    # INTER_AREA keeps a coarse pixel "in the mask" when any of its fine pixels is.
-    coarse = cv2.resize(mask.view(np.uint8) * np.uint8(255), half, interpolation=cv2.INTER_AREA) == 0
-    distance = cv2.distanceTransform(coarse.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    distance *= 2.0
-    return cv2.resize(distance, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def __init__(self, mask: np.ndarray):
+        self.shape = mask.shape
+        height, width = mask.shape
+        self.scale = 2 if min(height, width) >= 512 else 1
+        if self.scale == 1:
+            far = (~mask).view(np.uint8)
+        else:
+            half = (width + 1) // 2, (height + 1) // 2
+            # INTER_AREA keeps a coarse pixel "in the mask" when any of its fine pixels is.
+            far = cv2.resize(mask.view(np.uint8), half, interpolation=cv2.INTER_AREA) == 0
+            far = far.view(np.uint8)
+        self.distance = cv2.distanceTransform(far, cv2.DIST_L2, cv2.DIST_MASK_5)
+
+    def within(self, radius: float) -> np.ndarray:
+        """Bool mask [H, W] of pixels at most ``radius`` pixels from the mask."""
+        near = (self.distance <= radius / self.scale).view(np.uint8)
+        if self.scale == 1:
+            return near.view(bool)
+        height, width = self.shape
+        return cv2.resize(near, (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
+
+    def deepest(self, among: np.ndarray) -> tuple[int, int]:
+        """The pixel of ``among`` farthest from the mask."""
+        row, col = np.unravel_index(int(np.argmax(self.distance)), self.distance.shape)
+        row, col = min(row * self.scale, self.shape[0] - 1), min(col * self.scale, self.shape[1] - 1)
+        if among[row, col]:
+            return row, col
+        # The deepest spot is a pinhole: search the full-resolution candidates instead.
+        coarse = cv2.resize(self.distance, (self.shape[1], self.shape[0]), interpolation=cv2.INTER_NEAREST)
+        return np.unravel_index(int(np.argmax(coarse * among)), self.shape)
 
 
-def _debris(alpha: np.ndarray, background: np.ndarray, depth: np.ndarray, p: dict) -> np.ndarray:
+def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dict) -> np.ndarray:
     """Islands of non-background pixels that are not part of the portrait.
 
-    The portrait is the visible component holding the pixel deepest inside (largest
-    ``depth``, the distance to the background); islands big enough relative to it are kept.
+    The portrait is the visible component holding the pixel deepest inside (farthest from
+    the background); islands big enough relative to it are kept.
     """
     visible = (alpha > _HALF_CODE) & ~background
     count, labels = cv2.connectedComponents(visible.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if count <= 2:
         return np.zeros(alpha.shape, bool)
-    deepest = np.unravel_index(int(np.argmax(depth * visible)), alpha.shape)
+    deepest = depth.deepest(visible)
     islands = visible & (labels != labels[deepest])
-    island_pixels = labels[islands]
-    if island_pixels.size == 0:
+    island_labels = labels[islands]
+    if island_labels.size == 0:
         return np.zeros(alpha.shape, bool)
-    areas = np.bincount(island_pixels, minlength=count)
+    areas = np.bincount(island_labels, minlength=count)
     strong = np.zeros(count, bool)
     strong[labels[islands & (alpha >= p["debris_max_alpha"])]] = True
-    portrait_area = np.count_nonzero(visible) - island_pixels.size
+    portrait_area = np.count_nonzero(visible) - island_labels.size
     small = areas < p["island_min_area"]
     minor = areas < max(1.0, p["keep_island_fraction"] * portrait_area)
-    debris = (areas > 0) & minor & (small | ~strong)
-    return _select(labels, np.flatnonzero(debris))
+    is_debris = (areas > 0) & minor & (small | ~strong)
+    debris = np.zeros(alpha.shape, bool)
+    # Look labels up only where islands are: a full-image lookup costs more than all the rest.
+    debris[islands] = is_debris[island_labels]
+    return debris
 
 
 def _frame_fade(alpha: np.ndarray, opaque: np.ndarray, depth: int) -> np.ndarray:
@@ -317,6 +342,8 @@ def _keep_faint_band_continuations(alpha: np.ndarray, errors: np.ndarray, band: 
     """Remove from ``errors`` (in place) the regions that touch the band and are faint on
     average: the deep end of a very wide, faint transition is ambiguous, so it is kept rather
     than turned opaque. Returns the number of pixels kept."""
+    if not np.any(errors & (alpha < faint_alpha)):
+        return 0  # a region can only be faint on average if some of its pixels are
     count, labels = cv2.connectedComponents(errors.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     error_labels = labels[errors]
     sums = np.bincount(error_labels, weights=alpha[errors], minlength=count)
@@ -328,7 +355,8 @@ def _keep_faint_band_continuations(alpha: np.ndarray, errors: np.ndarray, band: 
     faint[0] = False
     if not faint.any():
         return 0
-    kept = _select(labels, np.flatnonzero(faint))
+    kept = np.zeros(errors.shape, bool)
+    kept[errors] = faint[error_labels]
     errors &= ~kept
     return int(np.count_nonzero(kept))
 
@@ -381,9 +409,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     band_pixels = 0
 
     if has_background:
-        distance = _distance_to(background)
-        gaps = _reach(seeds, background | ((source < p["gap_level"]) & (distance <= p["reach_depth"])))
-        near = (distance <= p["band_width"]) | (_distance_to(gaps) <= p["gap_rim"])
+        distance = _Proximity(background)
+        gaps = _reach(seeds, background | ((source < p["gap_level"]) & distance.within(p["reach_depth"])))
+        near = distance.within(p["band_width"]) | _Proximity(gaps).within(p["gap_rim"])
         band = _reach(seeds, gaps | (~opaque & near))
         errors = ~opaque & ~band
         if errors.any():

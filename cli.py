@@ -1,0 +1,376 @@
+"""The ``ld-portrait`` command.
+
+``ld-portrait refine INPUT_DIR OUTPUT_DIR``  folder of RGBA PNGs -> matting dataset
+``ld-portrait demo OUTPUT_DIR``              synthetic portraits -> dataset + contact sheet
+``ld-portrait dataset verify ROOT``          consistency check (``--repair`` rebuilds the manifest)
+``ld-portrait --version``
+
+This module only parses arguments and prints; the work is done by
+:mod:`comfyui_ld_portrait.batch` and :mod:`comfyui_ld_portrait.dataset`.
+
+Exit codes: 0 the run completed (files that could not be read are reported and skipped);
+1 an unrecoverable error (output not writable, disk full); 2 bad arguments; 130 interrupted
+with Ctrl-C (everything written so far is complete: run the same command to continue).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "ProgressBar"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream: count, rate and ETA.
+
+    Redrawn in place at most ~10 times a second when the stream is a terminal; when it is not
+    (a log file, CI) nothing is printed until :meth:`finish` writes one final line.
+    """
+
+    def __init__(self, total: int, *, stream=None, label: str = "refine", enabled=None,
+                 width: int = 24):
+        self.total = max(int(total), 0)
+        self.stream = stream if stream is not None else sys.stderr
+        self.label = label
+        self.width = width
+        if enabled is None:
+            enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = enabled
+        self.done = 0
+        self.worked = 0  # files that took real work (skips are instant and would skew the rate)
+        self.counts: dict[str, int] = {}
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+        self._drawn = False
+
+    def update(self, done: int, outcome: str, name: str = "") -> None:
+        self.done = done
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if outcome != "skipped":
+            self.worked += 1
+        now = time.monotonic()
+        if self.enabled and (now - self._last_draw >= 0.1 or done >= self.total):
+            self._last_draw = now
+            self._draw(name)
+
+    def _rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.worked / elapsed if elapsed > 0 else 0.0
+
+    def _draw(self, name: str) -> None:
+        fraction = self.done / self.total if self.total else 1.0
+        filled = int(round(fraction * self.width))
+        bar = "#" * filled + "-" * (self.width - filled)
+        rate = self._rate()
+        remaining = self.total - self.done
+        eta = _format_seconds(remaining / rate) if rate > 0 and remaining else "--:--"
+        if not remaining:
+            eta = "0:00"
+        name = name if len(name) <= 28 else name[:25] + "..."
+        line = (f"{self.label} [{bar}] {self.done}/{self.total} {rate:5.2f}/s ETA {eta}  "
+                f"{name}")
+        self.stream.write("\r" + line.ljust(96)[:110])
+        self.stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """End the bar and print one final line (also when the stream is not a terminal)."""
+        if self._drawn:
+            self.stream.write("\n")
+        elapsed = time.monotonic() - self.started
+        parts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.counts.items()))
+        self.stream.write(f"{self.label}: {self.done}/{self.total} file(s) in "
+                          f"{_format_seconds(elapsed)}" + (f" ({parts})" if parts else "") + "\n")
+        self.stream.flush()
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _StopFlag:
+    """Ctrl-C handling: the first press asks the run to stop after the current file, a second
+    press interrupts at once (writes are atomic, so that is safe too)."""
+
+    def __init__(self, stream):
+        self.requested = False
+        self.stream = stream
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (embedded use): keep the default behaviour
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.stream.write("\nstopping after the current file (Ctrl-C again to stop now)...\n")
+        self.stream.flush()
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def _parse_assignments(pairs, what: str) -> dict:
+    """``['min_side=128', 'fix_pinholes=false']`` -> ``{'min_side': 128, 'fix_pinholes': False}``."""
+    values = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"{what} must look like NAME=VALUE, got {pair!r}.")
+        text = raw.strip()
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        elif lowered in ("none", "null", "auto"):
+            value = None
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise argparse.ArgumentTypeError(
+                        f"{what} {key.strip()}: {raw!r} is not a number, true/false or auto.") from None
+        values[key.strip()] = value
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .batch import tool_version
+
+    parser = argparse.ArgumentParser(
+        prog="ld-portrait",
+        description="Portrait mattes with Layer Diffusion and connectivity priors: refine "
+                    "RGBA portraits into a matting dataset.",
+        epilog="Exit codes: 0 done (unreadable files are reported and skipped), 1 unrecoverable "
+               "error, 2 bad arguments, 130 interrupted (run the same command to resume).")
+    parser.add_argument("--version", action="version", version=f"ld-portrait {tool_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add_refine_options(sub, *, demo: bool):
+        if not demo:
+            sub.add_argument("--error-maps", action="store_true",
+                             help="also write error-map pictures to OUTPUT_DIR/error_maps/")
+            sub.add_argument("--keep-rejected", action="store_true",
+                             help="write the images of samples the quality gate rejects under "
+                                  "OUTPUT_DIR/rejected/ (their verdict is always recorded there)")
+            sub.add_argument("--limit", type=_positive_int, metavar="N",
+                             help="process at most N new files in this run (resumable)")
+        sub.add_argument("--16bit", dest="sixteen_bit", action="store_true",
+                         help="store alpha mattes as 16-bit PNG (default 8-bit)")
+        sub.add_argument("--no-raw-alpha", action="store_true",
+                         help="do not keep the alpha before refinement in raw_alpha/")
+        sub.add_argument("--gate", action="append", metavar="NAME=VALUE",
+                         help="quality-gate threshold, e.g. --gate min_side=128 (repeatable; see "
+                              "refine/quality.py for names)")
+        sub.add_argument("--param", action="append", metavar="NAME=VALUE",
+                         help="refinement parameter, e.g. --param band_width=20 (repeatable; "
+                              "see refine/connectivity.py)")
+        sub.add_argument("--json", action="store_true",
+                         help="print the summary as JSON on stdout")
+
+    refine = commands.add_parser(
+        "refine", help="turn a folder of RGBA PNGs into a matting dataset",
+        description="Refine every RGBA PNG in INPUT_DIR (sorted by name; sub-folders are not "
+                    "scanned) and write the dataset layout to OUTPUT_DIR: fg/, alpha/, "
+                    "raw_alpha/, meta/, manifest.jsonl. Re-running resumes: complete samples "
+                    "are skipped. Files that are not readable RGBA PNGs are reported and skipped.")
+    refine.add_argument("input_dir", metavar="INPUT_DIR", help="folder of RGBA PNG files")
+    refine.add_argument("output_dir", metavar="OUTPUT_DIR", help="dataset root (created if missing)")
+    add_refine_options(refine, demo=False)
+
+    demo = commands.add_parser(
+        "demo", help="synthetic portraits -> dataset + contact sheet (no models needed)",
+        description="Synthesise portraits with Layer-Diffusion-like alpha artifacts, write them "
+                    "to OUTPUT_DIR/input/, refine them exactly like `refine` into "
+                    "OUTPUT_DIR/dataset/ and draw OUTPUT_DIR/contact_sheet.png.")
+    demo.add_argument("output_dir", metavar="OUTPUT_DIR")
+    demo.add_argument("--count", type=int, default=8, help="number of portraits (default 8)")
+    demo.add_argument("--size", type=int, default=512, help="portrait side in pixels (default 512)")
+    demo.add_argument("--seed", type=int, default=0, help="first synthesis seed (default 0)")
+    add_refine_options(demo, demo=True)
+
+    dataset = commands.add_parser("dataset", help="inspect a dataset root")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
+    verify = dataset_commands.add_parser(
+        "verify", help="check a dataset for missing files and manifest problems",
+        description="Check that every sample's files exist and match its meta, and that "
+                    "manifest.jsonl lists exactly the accepted samples. Exit 0 when consistent, "
+                    "1 otherwise.")
+    verify.add_argument("root", metavar="ROOT")
+    verify.add_argument("--repair", action="store_true",
+                        help="rebuild manifest.jsonl from meta/ when it has problems")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _options(args, *, demo: bool):
+    from .batch import RefineOptions
+
+    try:
+        gate = _parse_assignments(args.gate, "--gate")
+        params = _parse_assignments(args.param, "--param")
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(str(error)) from None
+    return RefineOptions(
+        error_maps=True if demo else args.error_maps,
+        keep_rejected=True if demo else args.keep_rejected,
+        alpha_bits=16 if args.sixteen_bit else 8,
+        store_raw_alpha=not args.no_raw_alpha,
+        limit=None if demo else args.limit,
+        refine_params=params,
+        gate=gate)
+
+
+def _usage_error(stderr, message: str) -> int:
+    """Report a bad argument the way argparse does (exit code 2), on the given stream."""
+    stderr.write(f"ld-portrait: error: {message}\n")
+    return EXIT_USAGE
+
+
+def _run_refine_like(args, parser, stderr, stdout) -> int:
+    from .batch import refine_folder, run_demo
+    from .dataset import DatasetError
+    from .imagefiles import list_pngs
+
+    demo = args.command == "demo"
+    try:
+        options = _options(args, demo=demo)
+    except ValueError as error:
+        return _usage_error(stderr, str(error))
+
+    if demo:
+        total = args.count
+    else:
+        input_dir = Path(args.input_dir)
+        if not input_dir.is_dir():
+            return _usage_error(stderr, f"input folder {input_dir} does not exist or is not a "
+                                        "folder.")
+        total = len(list_pngs(input_dir))
+    bar = ProgressBar(total, stream=stderr, label="demo" if demo else "refine")
+
+    def on_progress(event):
+        bar.update(event.done, event.outcome, event.file)
+        if event.outcome == "failed":
+            # Reported as it happens too, not only in the summary.
+            if bar.enabled:
+                stderr.write("\n")
+            stderr.write(f"skipped {event.file}: {event.detail}\n")
+
+    try:
+        with _StopFlag(stderr) as stop:
+            if demo:
+                result = run_demo(args.output_dir, count=args.count, size=args.size,
+                                  seed=args.seed, options=options, progress=on_progress,
+                                  should_stop=stop)
+                run = result.run
+            else:
+                run = refine_folder(args.input_dir, args.output_dir, options,
+                                    progress=on_progress, should_stop=stop)
+                result = run
+    except ValueError as error:  # includes bad demo arguments and input-inside-output
+        if bar._drawn:
+            stderr.write("\n")
+        return _usage_error(stderr, str(error))
+    except (DatasetError, FileNotFoundError, OSError) as error:
+        bar.finish()
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    bar.finish()
+    if args.json:
+        payload = result.run.to_json() if demo else result.to_json()
+        if demo:
+            payload = {"run": payload, "contact_sheet": result.contact_sheet,
+                       "input_dir": result.input_dir, "dataset_dir": result.dataset_dir,
+                       "sad_raw": result.sad_raw, "sad_refined": result.sad_refined}
+        stdout.write(json.dumps(payload, indent=1) + "\n")
+    else:
+        stdout.write(result.to_text() + "\n")
+    if run.fatal_error:
+        stderr.write(f"ld-portrait: error: {run.fatal_error}\n")
+        return EXIT_FAILED
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _run_verify(args, stdout, stderr) -> int:
+    from .dataset import DatasetError, verify
+
+    try:
+        report = verify(args.root, repair=args.repair)
+    except DatasetError as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    final = verify(args.root) if report.repaired else report
+    if args.json:
+        payload = report.to_json()
+        if report.repaired:
+            payload["after_repair"] = final.to_json()
+        stdout.write(json.dumps(payload, indent=1) + "\n")
+    else:
+        stdout.write(report.to_text() + "\n")
+        if report.repaired:
+            stdout.write("after repair: " + final.to_text() + "\n")
+    return EXIT_OK if final.ok else EXIT_FAILED
+
+
+def main(argv=None, *, stdout=None, stderr=None) -> int:
+    """Entry point of the ``ld-portrait`` console script; returns the exit code.
+
+    ``argv`` defaults to ``sys.argv[1:]``; ``stdout``/``stderr`` default to the process streams
+    (tests pass their own).
+    """
+    stdout = stdout if stdout is not None else sys.stdout
+    stderr = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(stdout)
+            return EXIT_USAGE
+        if args.command == "dataset":
+            if args.dataset_command is None:
+                parser.parse_args(["dataset", "--help"])
+            return _run_verify(args, stdout, stderr)
+        return _run_refine_like(args, parser, stderr, stdout)
+    except SystemExit as exit_:  # argparse errors and --help/--version
+        code = exit_.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    except KeyboardInterrupt:
+        stderr.write("\nld-portrait: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

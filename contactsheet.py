@@ -1,0 +1,190 @@
+"""Contact sheet: one row per portrait, showing what refinement did at a glance.
+
+Columns (left to right):
+
+1. **raw composite**: the decoded foreground over a checkerboard with the decoder's alpha, so
+   speckle, pinholes and debris show as checkerboard where the portrait should be solid;
+2. **alpha-bar_h**: the paper's error view (``refine.errormap.alpha_bar_error_view``): raw
+   semi-transparent pixels (alpha-bar) in white on black, the pixels refinement corrected
+   (alpha-bar_h) in red;
+3. **refined alpha**: the matte that goes into the dataset;
+4. **refined composite**: the padded foreground with the refined alpha over a coloured
+   gradient, the way a training pipeline composites it.
+
+Drawn with numpy and OpenCV only; returns 8-bit RGB, which
+:func:`comfyui_ld_portrait.imagefiles.write_png_atomic` accepts as it is.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .imagefiles import to_uint8
+from .refine.errormap import alpha_bar_error_view
+from .refine.validation import as_alpha, as_rgb, check_same_size
+
+__all__ = ["SheetRow", "contact_sheet", "checkerboard", "gradient_background", "COLUMN_TITLES"]
+
+COLUMN_TITLES = ("raw composite", "alpha-bar_h (red = corrected)", "refined alpha",
+                 "refined composite")
+
+_SHEET_BACKGROUND = np.array([0.11, 0.11, 0.13], np.float32)
+# Text colours in 8-bit RGB: OpenCV draws text on uint8 images only.
+_TEXT = (235, 235, 235)
+_KEEP = (115, 217, 115)
+_REJECT = (242, 115, 102)
+# Half an 8-bit step: the tolerance below which two alphas are "the same" (files are 8-bit).
+_HALF_CODE = 0.5 / 255.0
+
+
+@dataclasses.dataclass
+class SheetRow:
+    """One portrait for :func:`contact_sheet`.
+
+    Attributes
+    ----------
+    label : str
+        Printed above the row (sample id, for instance).
+    rgb : ndarray [H, W, 3]
+        Decoded (or padded) foreground colour, 0..1.
+    raw_alpha : ndarray [H, W]
+        Alpha before refinement.
+    fg : ndarray [H, W, 3]
+        Padded foreground colour for the refined composite.
+    alpha : ndarray [H, W]
+        Refined alpha.
+    note : str
+        Second caption part (verdict, corrected share, ...).
+    kept : bool or None
+        Colours the note green (True) or red (False); None leaves it neutral.
+    """
+
+    label: str
+    rgb: np.ndarray
+    raw_alpha: np.ndarray
+    fg: np.ndarray
+    alpha: np.ndarray
+    note: str = ""
+    kept: bool | None = None
+
+
+def checkerboard(height: int, width: int, square: int = 16) -> np.ndarray:
+    """Light grey checkerboard, float32 [height, width, 3]."""
+    y, x = np.indices((height, width))
+    light = ((y // square + x // square) % 2).astype(np.float32)
+    value = 0.62 + 0.18 * light
+    return np.repeat(value[..., None], 3, axis=2)
+
+
+def gradient_background(height: int, width: int, index: int = 0) -> np.ndarray:
+    """Diagonal two-colour gradient, float32 [height, width, 3]; ``index`` picks the palette."""
+    palettes = (((0.10, 0.45, 0.55), (0.55, 0.25, 0.60)),
+                ((0.85, 0.55, 0.25), (0.25, 0.35, 0.70)),
+                ((0.20, 0.55, 0.35), (0.90, 0.80, 0.40)),
+                ((0.70, 0.20, 0.30), (0.20, 0.25, 0.35)))
+    top, bottom = (np.array(c, np.float32) for c in palettes[index % len(palettes)])
+    y, x = np.indices((height, width), dtype=np.float32)
+    t = (y / max(height - 1, 1) * 0.7 + x / max(width - 1, 1) * 0.3)[..., None]
+    return top * (1.0 - t) + bottom * t
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``image`` to fit ``height`` x ``width`` (aspect kept), centred on the sheet colour."""
+    h, w = image.shape[:2]
+    scale = min(height / h, width / w)
+    new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    if resized.ndim == 2:
+        resized = resized[..., None]
+    canvas = np.empty((height, width, 3), np.float32)
+    canvas[:] = _SHEET_BACKGROUND
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+def _text(canvas: np.ndarray, text: str, x: int, y: int, colour, scale: float) -> int:
+    """Draw ``text`` with its baseline at ``y``; returns the x after it."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    thickness = 1
+    cv2.putText(canvas, text, (x, y), font, scale, colour, thickness, cv2.LINE_AA)
+    return x + cv2.getTextSize(text, font, scale, thickness)[0][0]
+
+
+def _shorten(text: str, max_width: int, scale: float) -> str:
+    """``text``, cut and ended with '...' if it is wider than ``max_width`` pixels."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    if cv2.getTextSize(text, font, scale, 1)[0][0] <= max_width:
+        return text
+    while text and cv2.getTextSize(text + "...", font, scale, 1)[0][0] > max_width:
+        text = text[:-1]
+    return text + "..."
+
+
+def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) -> np.ndarray:
+    """Draw the contact sheet (columns in :data:`COLUMN_TITLES`).
+
+    Parameters
+    ----------
+    rows : sequence of SheetRow
+        One entry per portrait; images may have different sizes.
+    cell : int
+        Height of each picture cell in pixels; the width follows the first row's aspect.
+    gap : int
+        Spacing between cells in pixels.
+
+    Returns
+    -------
+    uint8 ndarray [H, W, 3], RGB
+    """
+    if not rows:
+        raise ValueError("contact_sheet needs at least one row.")
+    if cell < 32:
+        raise ValueError(f"cell must be at least 32 pixels, got {cell}.")
+    first_h, first_w = np.asarray(rows[0].raw_alpha).shape[:2]
+    cell_w = max(32, int(round(cell * first_w / first_h)))
+    columns = len(COLUMN_TITLES)
+    scale = max(0.35, cell / 560)
+    header = int(28 * scale / 0.45)
+    caption = int(24 * scale / 0.45)
+    width = gap + columns * (cell_w + gap)
+    height = header + len(rows) * (caption + cell + gap) + gap
+    sheet = np.empty((height, width, 3), np.uint8)
+    sheet[:] = to_uint8(_SHEET_BACKGROUND)
+
+    for column, title in enumerate(COLUMN_TITLES):
+        x = gap + column * (cell_w + gap)
+        _text(sheet, _shorten(title, cell_w, scale), x + 2, header - 8, _TEXT, scale)
+
+    for index, row in enumerate(rows):
+        rgb = as_rgb(row.rgb, "rgb")
+        fg = as_rgb(row.fg, "fg")
+        raw = as_alpha(row.raw_alpha, "raw_alpha")
+        alpha = as_alpha(row.alpha, "alpha")
+        check_same_size(rgb, raw, "rgb", "raw_alpha")
+        check_same_size(fg, alpha, "fg", "alpha")
+        check_same_size(raw, alpha, "raw_alpha", "alpha")
+        h, w = alpha.shape
+        raw_composite = rgb * raw[..., None] + checkerboard(h, w, max(4, min(h, w) // 24)) * (
+            1.0 - raw[..., None])
+        refined = fg * alpha[..., None] + gradient_background(h, w, index) * (1.0 - alpha[..., None])
+        corrected = np.abs(alpha - raw) > _HALF_CODE  # the stored files are 8-bit
+        pictures = (raw_composite, alpha_bar_error_view(raw, corrected),
+                    np.repeat(alpha[..., None], 3, axis=2), refined)
+
+        top = header + index * (caption + cell + gap)
+        x_text = _text(sheet, _shorten(row.label, cell_w * 2, scale), gap + 2,
+                       top + caption - 7, _TEXT, scale)
+        if row.note:
+            colour = _TEXT if row.kept is None else (_KEEP if row.kept else _REJECT)
+            _text(sheet, _shorten(row.note, width - x_text - 2 * gap, scale), x_text + 12,
+                  top + caption - 7, colour, scale)
+        for column, picture in enumerate(pictures):
+            x = gap + column * (cell_w + gap)
+            sheet[top + caption:top + caption + cell, x:x + cell_w] = to_uint8(_fit(
+                picture.astype(np.float32), cell, cell_w))
+    return sheet

@@ -1,0 +1,954 @@
+"""The matting dataset on disk: writer, reader, manifest and consistency check.
+
+Layout under a dataset root (see DESIGN.md, "Dataset layout")::
+
+    <root>/fg/<id>.png          padded foreground colour F, 8-bit RGB
+    <root>/alpha/<id>.png       refined alpha, 8-bit gray (16-bit on request)
+    <root>/raw_alpha/<id>.png   alpha before refinement (optional, for audit)
+    <root>/error_maps/<id>.png  error-map picture (optional)
+    <root>/meta/<id>.json       everything known about the sample; written LAST
+    <root>/manifest.jsonl       one line per accepted sample, rebuildable from meta/
+    <root>/rejected/...         the same layout for samples the quality gate rejected
+
+Guarantees, and how they are kept:
+
+* **No partial files.** Every file is written to a hidden temporary file (``.tmp-*``) in its
+  final folder and renamed into place; a reader never sees half a PNG.
+* **A sample is complete when its meta file exists.** Images are renamed into place first and
+  the meta file last, so a run killed at any moment leaves either a complete sample or one
+  without meta, which :meth:`DatasetWriter.is_complete` reports as not done and a re-run
+  simply writes again.
+* **Several writers on one root** (two ComfyUI instances, two CLI runs) never collide: the
+  temporary files are private to each writer, and the short publish step (renames + manifest
+  append) runs under an exclusive lock on ``<root>/.lock``. The first writer to publish an id
+  wins; a later one notices the id is complete and discards its copy, so the manifest never
+  gets a duplicate line. Each manifest line is appended with a single ``write()`` on an
+  ``O_APPEND`` descriptor while the lock is held.
+* **Nothing outside the root is written.** Sample ids are validated (:func:`validate_id`)
+  and every target folder is resolved and checked to lie inside the resolved root, which also
+  catches sub-folders that are symlinks pointing elsewhere.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import cv2
+import numpy as np
+
+from .imagefiles import encode_png, write_bytes_atomic
+from .refine.validation import as_alpha, as_rgb, check_same_size
+
+__all__ = [
+    "DatasetError",
+    "SampleIdError",
+    "DatasetWriter",
+    "WriteOutcome",
+    "Sample",
+    "DatasetReport",
+    "Problem",
+    "validate_id",
+    "safe_id_from_filename",
+    "index_id",
+    "manifest_entry",
+    "read_manifest",
+    "rebuild_manifest",
+    "verify",
+    "list_sample_ids",
+    "load_sample",
+    "iter_meta",
+    "remove_stale_temporary",
+    "MAX_ID_LENGTH",
+    "SCHEMA",
+]
+
+#: Schema tag stored in every meta file, so later versions can read old datasets.
+SCHEMA = "ld-portrait/sample@1"
+#: Longest accepted sample id (file names stay well below every file system's limit).
+MAX_ID_LENGTH = 128
+
+MANIFEST_NAME = "manifest.jsonl"
+LOCK_NAME = ".lock"
+REJECTED_DIR = "rejected"
+IMAGE_KINDS = ("fg", "alpha", "raw_alpha", "error_maps")
+META_DIR = "meta"
+_TMP_PREFIX = ".tmp-"
+
+# Portable file-name characters only: ids become file names on Linux, macOS and Windows.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
+# Names Windows refuses as file names whatever the extension.
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {
+    f"lpt{i}" for i in range(1, 10)}
+# Keys the writer sets itself in meta files; callers may not supply them.
+_RESERVED_META_KEYS = {"schema", "id", "status", "width", "height", "files", "alpha_bits", "written"}
+
+
+class DatasetError(RuntimeError):
+    """The dataset root cannot be used (unwritable, not a folder, disk full, ...)."""
+
+
+class SampleIdError(ValueError):
+    """A sample id that is not a safe file name; the message says what is wrong."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sample ids
+# --------------------------------------------------------------------------------------------
+
+def validate_id(sample_id) -> str:
+    """Return ``sample_id`` if it is a safe sample id, else raise :class:`SampleIdError`.
+
+    A safe id is a non-empty string of at most :data:`MAX_ID_LENGTH` characters from
+    ``A-Z a-z 0-9 _ . -`` that does not start with ``.`` or ``-`` and is not a name Windows
+    reserves (``CON``, ``NUL``, ``COM1`` ...). This rules out path separators, ``..``,
+    absolute paths, NUL bytes and hidden files, so ``<folder>/<id>.png`` always stays inside
+    ``<folder>``.
+    """
+    if not isinstance(sample_id, str):
+        raise SampleIdError(f"sample id must be a string, got {type(sample_id).__name__}.")
+    shown = repr(sample_id) if len(sample_id) <= 60 else repr(sample_id[:57] + "...")
+    if not sample_id:
+        raise SampleIdError("sample id is empty; use a name such as '000123'.")
+    if "\x00" in sample_id:
+        raise SampleIdError(f"sample id {shown} contains a NUL byte.")
+    if "/" in sample_id or "\\" in sample_id or os.sep in sample_id:
+        raise SampleIdError(
+            f"sample id {shown} contains a path separator; ids are plain file names, not paths.")
+    if len(sample_id) > MAX_ID_LENGTH:
+        raise SampleIdError(
+            f"sample id {shown} is {len(sample_id)} characters long; the limit is {MAX_ID_LENGTH}.")
+    if sample_id[0] in ".-":
+        raise SampleIdError(
+            f"sample id {shown} starts with {sample_id[0]!r}; ids may not be hidden files, '..' "
+            "or look like options.")
+    if not _ID_PATTERN.match(sample_id):
+        raise SampleIdError(
+            f"sample id {shown} has characters outside A-Z a-z 0-9 _ . -; use "
+            "safe_id_from_filename() to derive an id from an arbitrary name.")
+    if sample_id.split(".")[0].lower() in _WINDOWS_RESERVED:
+        raise SampleIdError(f"sample id {shown} is a reserved device name on Windows.")
+    return sample_id
+
+
+def index_id(index: int, width: int = 6) -> str:
+    """Sample id for a generation index: ``index_id(123) == '000123'`` (more digits if needed)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"index must be an integer, got {type(index).__name__}.")
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}.")
+    return f"{int(index):0{width}d}"
+
+
+def safe_id_from_filename(name: str) -> str:
+    """Derive a safe, stable sample id from a source file name.
+
+    The stem (name without its last suffix) is kept when it already is a safe id and the suffix
+    is exactly ``.png``. Otherwise unsafe characters are replaced by ``_``, leading dots and
+    dashes are dropped, the result is shortened if needed, and ``-`` plus the first 8 hex
+    digits of the SHA-1 of the full original name is appended, so that different names never
+    map to the same id by sanitising (``'a b.png'`` and ``'a_b.png'`` stay apart).
+
+    Examples
+    --------
+    >>> safe_id_from_filename("portrait_01.png")
+    'portrait_01'
+    >>> safe_id_from_filename("../evil name.png")  # doctest: +ELLIPSIS
+    'evil_name-...'
+    """
+    base = os.path.basename(str(name).replace("\\", "/"))
+    stem, suffix = os.path.splitext(base)
+    try:
+        if suffix == ".png" and validate_id(stem) == stem:
+            return stem
+    except SampleIdError:
+        pass
+    cleaned = _UNSAFE_CHARS.sub("_", stem).lstrip(".-_")
+    digest = hashlib.sha1(str(name).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    cleaned = cleaned[: MAX_ID_LENGTH - 9].rstrip(".") or "sample"
+    candidate = f"{cleaned}-{digest}"
+    if candidate.split(".")[0].lower() in _WINDOWS_RESERVED:
+        candidate = f"_{candidate}"
+    return validate_id(candidate)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON helpers
+# --------------------------------------------------------------------------------------------
+
+def _jsonable(value: Any, where: str = "meta") -> Any:
+    """Plain-JSON copy of ``value``: numpy scalars/arrays, Paths and tuples converted.
+
+    Non-finite floats become ``None`` because strict JSON has no NaN/inf (a measure that is
+    undefined for a sample, e.g. a ratio over an empty matte, is recorded as null).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        if value.size > 4096:
+            raise ValueError(f"{where} is an array of {value.size} values; store images as files, "
+                             "not in meta.")
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "to_json") and callable(value.to_json):
+        converted = value.to_json()
+        if isinstance(converted, str):
+            converted = json.loads(converted)
+        return _jsonable(converted, where)
+    raise ValueError(f"{where} has a value of type {type(value).__name__} that cannot be stored "
+                     "as JSON; convert it to numbers, strings, lists or dicts.")
+
+
+def _byte_at(fd: int, position: int) -> bytes:
+    """One byte at ``position`` (os.pread is POSIX-only; lseek + read works everywhere)."""
+    os.lseek(fd, position, os.SEEK_SET)
+    return os.read(fd, 1)
+
+
+def _dumps_line(obj: Mapping) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            + "\n").encode("utf-8")
+
+
+def manifest_entry(meta: Mapping) -> dict:
+    """The manifest line (as a dict) for an accepted sample's meta.
+
+    It holds what a training data loader needs without opening meta files: the id, the file
+    paths relative to the root, the size, and, when the meta has them, the seed, prompt,
+    source file and attributes. :func:`rebuild_manifest` uses the same function, so a rebuilt
+    manifest equals an appended one line for line (up to order).
+    """
+    files = meta.get("files", {})
+    entry = {"id": meta["id"]}
+    for kind in ("fg", "alpha", "raw_alpha", "error_map"):
+        if kind in files:
+            entry[kind] = files[kind]
+    entry["width"] = meta.get("width")
+    entry["height"] = meta.get("height")
+    for key in ("seed", "prompt", "source_file", "attributes"):
+        if meta.get(key) is not None:
+            entry[key] = meta[key]
+    return entry
+
+
+# --------------------------------------------------------------------------------------------
+# Locking (fcntl on POSIX, msvcrt on Windows where ComfyUI is often installed)
+# --------------------------------------------------------------------------------------------
+
+try:  # pragma: no cover - the branch taken depends on the platform
+    import fcntl
+
+    def _lock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_fd(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+except ImportError:  # pragma: no cover
+    import msvcrt
+
+    def _lock_fd(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def _unlock_fd(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path) -> Iterator[None]:
+    """Exclusive lock on ``<root>/.lock`` shared by every process and writer on this root."""
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _lock_fd(fd)
+        try:
+            yield
+        finally:
+            _unlock_fd(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class WriteOutcome:
+    """What :meth:`DatasetWriter.write_sample` did.
+
+    Attributes
+    ----------
+    sample_id : str
+    status : str
+        ``"accepted"`` or ``"rejected"``: where the sample now lives.
+    written : bool
+        False when another writer had completed the same id first (nothing was changed).
+    files : dict
+        Relative paths of the sample's files under the root (``meta`` included).
+    """
+
+    sample_id: str
+    status: str
+    written: bool
+    files: dict
+
+
+class DatasetWriter:
+    """Write samples into a dataset root with the guarantees in the module docstring.
+
+    Parameters
+    ----------
+    root : str or Path
+        Dataset root; created (with parents) if missing.
+    durable : bool
+        ``fsync`` every file before it is renamed into place, so a power cut cannot leave a
+        renamed but empty file. Costs a little time per sample; on by default.
+
+    Raises
+    ------
+    DatasetError
+        The root cannot be created or written (the message names the folder and the reason).
+
+    Examples
+    --------
+    >>> writer = DatasetWriter("out/my_dataset")                      # doctest: +SKIP
+    >>> if not writer.is_complete("000001"):                          # doctest: +SKIP
+    ...     writer.write_sample("000001", fg, alpha, meta={"seed": 1})
+    """
+
+    def __init__(self, root, *, durable: bool = True):
+        self.durable = durable
+        requested = Path(root).expanduser()
+        try:
+            requested.mkdir(parents=True, exist_ok=True)
+            self.root = requested.resolve(strict=True)
+            # Creating the lock file proves the root is writable before any work is done.
+            os.close(os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as error:
+            raise DatasetError(
+                f"cannot use {requested} as a dataset folder: {error.strerror or error}. "
+                "Choose a folder you can create and write to.") from error
+        if not self.root.is_dir():
+            raise DatasetError(f"{requested} is not a folder.")
+        self._thread_lock = threading.Lock()
+        self._manifest_key: tuple[int, int] | None = None
+        self._manifest_offset = 0
+        self._manifest_ids: set[str] = set()
+
+    # ---- paths ------------------------------------------------------------------------------
+
+    def _folder(self, kind: str, rejected: bool) -> Path:
+        """Absolute folder for ``kind`` (``fg``, ``meta`` ...), created and checked in-root."""
+        folder = self.root / REJECTED_DIR / kind if rejected else self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        resolved = folder.resolve(strict=True)
+        if resolved != self.root and self.root not in resolved.parents:
+            raise DatasetError(
+                f"{folder} resolves to {resolved}, outside the dataset root {self.root} (a "
+                "symlink?); refusing to write there.")
+        return resolved
+
+    def relative_paths(self, sample_id: str, *, rejected: bool = False) -> dict:
+        """Relative paths (POSIX style) of every file a sample can have."""
+        validate_id(sample_id)
+        prefix = f"{REJECTED_DIR}/" if rejected else ""
+        return {
+            "fg": f"{prefix}fg/{sample_id}.png",
+            "alpha": f"{prefix}alpha/{sample_id}.png",
+            "raw_alpha": f"{prefix}raw_alpha/{sample_id}.png",
+            "error_map": f"{prefix}error_maps/{sample_id}.png",
+            "meta": f"{prefix}meta/{sample_id}.json",
+        }
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def status(self, sample_id: str) -> str | None:
+        """``"accepted"``, ``"rejected"`` or None (not complete) for ``sample_id``."""
+        validate_id(sample_id)
+        if (self.root / META_DIR / f"{sample_id}.json").is_file():
+            return "accepted"
+        if (self.root / REJECTED_DIR / META_DIR / f"{sample_id}.json").is_file():
+            return "rejected"
+        return None
+
+    def is_complete(self, sample_id: str) -> bool:
+        """True when ``sample_id`` is finished (accepted or rejected): a re-run skips it."""
+        return self.status(sample_id) is not None
+
+    def complete_ids(self) -> set[str]:
+        """Every complete id (accepted and rejected), from one listing of the meta folders."""
+        return set(list_sample_ids(self.root)) | set(list_sample_ids(self.root, rejected=True))
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def _stage(self, folder: Path, final_name: str, payload: bytes) -> tuple[str, Path]:
+        """Write ``payload`` to a private hidden temporary file in ``folder``."""
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=Path(final_name).suffix, dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                if self.durable:
+                    os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp, folder / final_name
+
+    def write_sample(self, sample_id: str, fg, alpha, *, meta: Mapping | None = None,
+                     raw_alpha=None, error_map=None, rejected: bool = False,
+                     store_images: bool = True, alpha_bits: int = 8) -> WriteOutcome:
+        """Write one sample atomically; meta goes last and marks it complete.
+
+        Parameters
+        ----------
+        sample_id : str
+            Validated with :func:`validate_id`.
+        fg : ndarray [H, W, 3]
+            Padded foreground colour, float in 0..1 (or uint8/uint16); stored as 8-bit RGB.
+        alpha : ndarray [H, W]
+            Refined alpha, 1 = opaque; stored as 8- or 16-bit gray (``alpha_bits``).
+        meta : mapping, optional
+            Anything JSON-like about the sample: prompt, negative, seed, attributes, models,
+            refinement stats, verdict, source file ... (numpy values are converted; NaN/inf
+            become null). The keys ``schema, id, status, width, height, files, alpha_bits,
+            written`` are set by the writer and may not be passed.
+        raw_alpha : ndarray [H, W], optional
+            Alpha before refinement, stored beside the refined one for audit.
+        error_map : ndarray [h, w, 3], optional
+            Error-map picture (any size), stored as 8-bit RGB under ``error_maps/``.
+        rejected : bool
+            Write under ``rejected/`` (the quality gate said no); not added to the manifest.
+        store_images : bool
+            False writes only the meta file (used for rejected samples that are not kept, so
+            that their verdict is recorded and a re-run does not redo them).
+        alpha_bits : {8, 16}
+            Bit depth of ``alpha`` and ``raw_alpha``.
+
+        Returns
+        -------
+        WriteOutcome
+            ``written`` is False if another writer completed the id first; nothing changes then.
+
+        Raises
+        ------
+        SampleIdError, ValueError
+            Unsafe id, bad arrays (shape, size mismatch, NaN) or reserved meta keys.
+        DatasetError
+            The root became unusable (for example a sub-folder symlinked outside the root).
+        OSError
+            Writing failed (disk full, permissions). Nothing already written is lost and no
+            partial file is left visible.
+        """
+        validate_id(sample_id)
+        if alpha_bits not in (8, 16):
+            raise ValueError(f"alpha_bits must be 8 or 16, got {alpha_bits}.")
+        meta = dict(meta or {})
+        clash = sorted(_RESERVED_META_KEYS & set(meta))
+        if clash:
+            raise ValueError(f"meta keys {clash} are set by the writer; rename them.")
+        alpha = as_alpha(alpha, "alpha")
+        height, width = alpha.shape
+        status = "rejected" if rejected else "accepted"
+        paths = self.relative_paths(sample_id, rejected=rejected)
+
+        payloads: list[tuple[str, str, bytes]] = []  # (kind folder, file name, bytes)
+        files: dict[str, str] = {}
+        if store_images:
+            fg = as_rgb(fg, "fg")
+            check_same_size(fg, alpha, "fg", "alpha")
+            payloads.append(("fg", f"{sample_id}.png", encode_png(fg, bits=8)))
+            payloads.append(("alpha", f"{sample_id}.png", encode_png(alpha, bits=alpha_bits)))
+            files["fg"], files["alpha"] = paths["fg"], paths["alpha"]
+            if raw_alpha is not None:
+                raw_alpha = as_alpha(raw_alpha, "raw_alpha")
+                check_same_size(raw_alpha, alpha, "raw_alpha", "alpha")
+                payloads.append(("raw_alpha", f"{sample_id}.png",
+                                 encode_png(raw_alpha, bits=alpha_bits)))
+                files["raw_alpha"] = paths["raw_alpha"]
+            if error_map is not None:
+                error_map = np.asarray(error_map)
+                if error_map.ndim == 3 and error_map.shape[2] == 4:
+                    error_map = error_map[..., :3]
+                payloads.append(("error_maps", f"{sample_id}.png",
+                                 encode_png(as_rgb(error_map, "error_map"), bits=8)))
+                files["error_map"] = paths["error_map"]
+        elif not rejected:
+            raise ValueError("store_images=False is only meaningful for rejected samples.")
+
+        record = {"schema": SCHEMA, "id": sample_id, "status": status, "width": width,
+                  "height": height, "alpha_bits": alpha_bits, "files": files,
+                  "written": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      timespec="seconds")}
+        record.update(_jsonable(meta))
+        meta_bytes = json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False).encode()
+
+        staged: list[tuple[str, Path]] = []
+        try:
+            for kind, name, payload in payloads:
+                staged.append(self._stage(self._folder(kind, rejected), name, payload))
+            meta_tmp = self._stage(self._folder(META_DIR, rejected), f"{sample_id}.json",
+                                   meta_bytes)
+            staged.append(meta_tmp)
+            with self._thread_lock, _root_lock(self.root):
+                if self.is_complete(sample_id):  # another writer finished it meanwhile
+                    return WriteOutcome(sample_id, self.status(sample_id) or status, False,
+                                        {**files, "meta": paths["meta"]})
+                for tmp, final in staged:  # meta is last in the list: it marks completion
+                    os.replace(tmp, final)
+                staged.clear()
+                if not rejected:
+                    self._append_manifest_locked(manifest_entry(record))
+        finally:
+            for tmp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return WriteOutcome(sample_id, status, True, {**files, "meta": paths["meta"]})
+
+    # ---- manifest ---------------------------------------------------------------------------
+
+    def _refresh_manifest_ids_locked(self, fd: int) -> None:
+        """Read manifest lines appended since the last look (by any writer) into the id set."""
+        stat = os.fstat(fd)
+        key = (stat.st_dev, stat.st_ino)
+        if key != self._manifest_key or stat.st_size < self._manifest_offset:
+            # Replaced (rebuild_manifest) or truncated: start again from the top.
+            self._manifest_key, self._manifest_offset = key, 0
+            self._manifest_ids = set()
+        if stat.st_size == self._manifest_offset:
+            return
+        os.lseek(fd, self._manifest_offset, os.SEEK_SET)
+        chunks = []
+        remaining = stat.st_size - self._manifest_offset
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        end = data.rfind(b"\n") + 1  # only whole lines; a torn tail is completed by the append
+        for line in data[:end].splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self._manifest_ids.add(json.loads(line)["id"])
+        self._manifest_offset += end
+
+    def _append_manifest_locked(self, entry: Mapping) -> bool:
+        """Append ``entry`` unless its id is listed; the caller holds the root lock."""
+        fd = os.open(self.root / MANIFEST_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._refresh_manifest_ids_locked(fd)
+            if entry["id"] in self._manifest_ids:
+                return False
+            line = _dumps_line(entry)
+            size = os.fstat(fd).st_size
+            if size and _byte_at(fd, size - 1) != b"\n":
+                line = b"\n" + line  # a crash left a torn last line: never glue onto it
+            written = os.write(fd, line)  # one write() per line: O_APPEND keeps it whole
+            if written != len(line):
+                raise OSError(errno.ENOSPC, f"short write to {MANIFEST_NAME} (disk full?)")
+            if self.durable:
+                os.fsync(fd)
+            self._manifest_ids.add(entry["id"])
+            self._manifest_offset = os.fstat(fd).st_size
+            return True
+        finally:
+            os.close(fd)
+
+    def ensure_listed(self, sample_id: str) -> bool:
+        """Add an accepted, complete sample to the manifest if it is missing there.
+
+        A writer killed between renaming the meta file and appending the manifest line leaves
+        a complete sample that the manifest does not list; a re-run calls this for every id it
+        skips, so the manifest catches up without a full rebuild. Returns True if a line was
+        added.
+        """
+        if self.status(sample_id) != "accepted":
+            return False
+        meta = json.loads((self.root / META_DIR / f"{sample_id}.json").read_text("utf-8"))
+        with self._thread_lock, _root_lock(self.root):
+            return self._append_manifest_locked(manifest_entry(meta))
+
+    def listed_ids(self) -> set[str]:
+        """Ids currently in the manifest (read incrementally; cheap to call repeatedly)."""
+        with self._thread_lock, _root_lock(self.root):
+            fd = os.open(self.root / MANIFEST_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                self._refresh_manifest_ids_locked(fd)
+            finally:
+                os.close(fd)
+            return set(self._manifest_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading, rebuilding, verifying
+# --------------------------------------------------------------------------------------------
+
+def list_sample_ids(root, *, rejected: bool = False) -> list[str]:
+    """Sorted ids of complete samples (those with a meta file) in ``root`` or its rejected/."""
+    folder = Path(root) / (REJECTED_DIR if rejected else "") / META_DIR
+    if not folder.is_dir():
+        return []
+    ids = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and not name.startswith("."):
+                ids.append(name[:-5])
+    return sorted(ids)
+
+
+def read_manifest(root) -> list[dict]:
+    """All manifest entries of ``root`` in file order (empty list when there is none).
+
+    Raises
+    ------
+    ValueError
+        A line is not valid JSON or has no ``id``; the message gives the line number and
+        suggests :func:`rebuild_manifest`.
+    """
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    entries = []
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                entry["id"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(
+                    f"{path}, line {number}: not a valid manifest entry ({error}); run "
+                    "rebuild_manifest() or `ld-portrait dataset verify --repair`.") from None
+            entries.append(entry)
+    return entries
+
+
+def rebuild_manifest(root) -> int:
+    """Rewrite ``manifest.jsonl`` from ``meta/`` (sorted by id); returns the number of lines.
+
+    Safe to run while writers are active: it holds the root lock, and writers re-read a
+    replaced manifest before their next append.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder.")
+    with _root_lock(root):
+        lines = []
+        for sample_id in list_sample_ids(root):
+            meta_path = root / META_DIR / f"{sample_id}.json"
+            try:
+                meta = json.loads(meta_path.read_text("utf-8"))
+            except (OSError, ValueError):
+                continue  # verify() reports unreadable meta files
+            lines.append(_dumps_line(manifest_entry(meta)))
+        write_bytes_atomic(root / MANIFEST_NAME, b"".join(lines))
+    return len(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One inconsistency found by :func:`verify`."""
+
+    kind: str        # see DatasetReport.KINDS
+    sample_id: str | None
+    detail: str
+
+
+@dataclasses.dataclass
+class DatasetReport:
+    """Result of :func:`verify`: counts and the list of problems (empty = consistent)."""
+
+    root: str
+    accepted: int = 0
+    rejected: int = 0
+    manifest_lines: int = 0
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    repaired: bool = False
+    removed_temporary: int = 0
+
+    #: Problem kinds and what they mean.
+    KINDS = {
+        "invalid_meta": "meta file that is not valid JSON or does not match its id",
+        "missing_file": "file listed in meta that does not exist",
+        "size_mismatch": "image whose size differs from the size recorded in meta",
+        "accepted_and_rejected": "id present both as accepted and as rejected",
+        "invalid_manifest_line": "manifest line that is not valid JSON with an id",
+        "manifest_without_meta": "manifest line for an id with no accepted meta",
+        "duplicate_manifest_line": "id listed more than once in the manifest",
+        "missing_from_manifest": "accepted sample the manifest does not list",
+        "incomplete_sample": "image files without meta (interrupted write; a re-run redoes it)",
+        "temporary_file": "temporary file (a write in progress, or left by a killed writer)",
+    }
+    #: Kinds that rebuild_manifest() repairs.
+    MANIFEST_KINDS = ("invalid_manifest_line", "manifest_without_meta",
+                      "duplicate_manifest_line", "missing_from_manifest")
+
+    @property
+    def ok(self) -> bool:
+        """True when no problems were found (temporary files alone are not a problem)."""
+        return all(p.kind == "temporary_file" for p in self.problems)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for problem in self.problems:
+            out[problem.kind] = out.get(problem.kind, 0) + 1
+        return out
+
+    def to_text(self, max_items: int = 20) -> str:
+        lines = [f"dataset {self.root}: {self.accepted} accepted, {self.rejected} rejected, "
+                 f"{self.manifest_lines} manifest lines"]
+        if not self.problems:
+            lines.append("consistent: no problems found")
+        for kind, count in sorted(self.counts().items()):
+            lines.append(f"  {count} x {kind}: {self.KINDS.get(kind, '')}")
+        for problem in self.problems[:max_items]:
+            lines.append(f"    {problem.kind}: {problem.sample_id or '-'}: {problem.detail}")
+        if len(self.problems) > max_items:
+            lines.append(f"    ... and {len(self.problems) - max_items} more")
+        if self.repaired:
+            lines.append("manifest rebuilt from meta/")
+        if self.removed_temporary:
+            lines.append(f"removed {self.removed_temporary} stale temporary file(s)")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"root": self.root, "accepted": self.accepted, "rejected": self.rejected,
+                "manifest_lines": self.manifest_lines, "ok": self.ok, "counts": self.counts(),
+                "problems": [dataclasses.asdict(p) for p in self.problems],
+                "repaired": self.repaired, "removed_temporary": self.removed_temporary}
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG header without decoding; None if it is not a PNG."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _scan_names(folder: Path) -> tuple[set[str], list[str]]:
+    """(stems of visible .png/.json files, names of temporary files) in ``folder``."""
+    stems, temps = set(), []
+    if folder.is_dir():
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(_TMP_PREFIX):
+                    temps.append(name)
+                elif not name.startswith("."):
+                    stems.add(os.path.splitext(name)[0])
+    return stems, temps
+
+
+def verify(root, *, repair: bool = False, check_sizes: bool = True,
+           stale_after_s: float = 600.0) -> DatasetReport:
+    """Check a dataset root for inconsistencies; optionally rebuild the manifest.
+
+    Parameters
+    ----------
+    root : str or Path
+    repair : bool
+        Rebuild ``manifest.jsonl`` from ``meta/`` when the manifest has problems, and delete
+        temporary files older than ``stale_after_s`` seconds (left by killed writers). Image
+        or meta problems are only reported (deleting data is the curator's decision).
+    check_sizes : bool
+        Compare each image's size (read from its PNG header, no decoding) with the meta.
+
+    Returns
+    -------
+    DatasetReport
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder.")
+    report = DatasetReport(root=str(root))
+    problems = report.problems
+
+    metas: dict[str, dict] = {}
+    for rejected in (False, True):
+        base = root / REJECTED_DIR if rejected else root
+        meta_ids, temps = _scan_names(base / META_DIR)
+        problems.extend(Problem("temporary_file", None, f"{base.name}/{META_DIR}/{t}")
+                        for t in temps)
+        if rejected:
+            report.rejected = len(meta_ids)
+        else:
+            report.accepted = len(meta_ids)
+        for sample_id in sorted(meta_ids):
+            if not rejected and sample_id in metas:
+                continue
+            path = base / META_DIR / f"{sample_id}.json"
+            try:
+                meta = json.loads(path.read_text("utf-8"))
+                if meta.get("id") != sample_id:
+                    raise ValueError(f"its id is {meta.get('id')!r}")
+            except (OSError, ValueError, AttributeError) as error:
+                problems.append(Problem("invalid_meta", sample_id, f"{path.relative_to(root)}: "
+                                        f"{error}"))
+                continue
+            if rejected and sample_id in metas:
+                problems.append(Problem("accepted_and_rejected", sample_id,
+                                        "meta in both meta/ and rejected/meta/"))
+            if not rejected:
+                metas[sample_id] = meta
+            for kind, relative in (meta.get("files") or {}).items():
+                file_path = root / relative
+                if not file_path.is_file():
+                    problems.append(Problem("missing_file", sample_id, relative))
+                elif check_sizes and kind in ("fg", "alpha", "raw_alpha"):
+                    size = _png_size(file_path)
+                    if size != (meta.get("width"), meta.get("height")):
+                        problems.append(Problem(
+                            "size_mismatch", sample_id,
+                            f"{relative} is {size}, meta says {(meta.get('width'), meta.get('height'))}"))
+        for kind in IMAGE_KINDS:
+            stems, temps = _scan_names(base / kind)
+            problems.extend(Problem("temporary_file", None, f"{kind}/{t}") for t in temps)
+            for stem in sorted(stems - meta_ids):
+                problems.append(Problem("incomplete_sample", stem,
+                                        f"{'rejected/' if rejected else ''}{kind}/{stem}.png "
+                                        "has no meta"))
+
+    seen: set[str] = set()
+    manifest_path = root / MANIFEST_NAME
+    if manifest_path.is_file():
+        with open(manifest_path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                report.manifest_lines += 1
+                try:
+                    sample_id = json.loads(line)["id"]
+                except (ValueError, KeyError, TypeError):
+                    problems.append(Problem("invalid_manifest_line", None, f"line {number}"))
+                    continue
+                if sample_id in seen:
+                    problems.append(Problem("duplicate_manifest_line", sample_id,
+                                            f"line {number}"))
+                elif sample_id not in metas:
+                    problems.append(Problem("manifest_without_meta", sample_id, f"line {number}"))
+                seen.add(sample_id)
+    for sample_id in sorted(set(metas) - seen):
+        problems.append(Problem("missing_from_manifest", sample_id, "accepted meta not listed"))
+
+    if repair and any(p.kind in report.MANIFEST_KINDS for p in problems):
+        rebuild_manifest(root)
+        report.repaired = True
+    if repair:
+        report.removed_temporary = remove_stale_temporary(root, older_than_s=stale_after_s)
+    return report
+
+
+def remove_stale_temporary(root, *, older_than_s: float = 600.0) -> int:
+    """Delete temporary files left by killed writers; returns how many were removed.
+
+    Only files older than ``older_than_s`` seconds are touched, so a writer that is running
+    right now (its temporary files live for milliseconds) is never disturbed.
+    """
+    root = Path(root).resolve()
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for base in (root, root / REJECTED_DIR):
+        for kind in (*IMAGE_KINDS, META_DIR):
+            folder = base / kind
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(_TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                                os.unlink(entry.path)
+                                removed += 1
+    return removed
+
+
+@dataclasses.dataclass
+class Sample:
+    """One sample read back from a dataset (arrays float32 in 0..1)."""
+
+    sample_id: str
+    status: str
+    meta: dict
+    fg: np.ndarray | None          # [H, W, 3]
+    alpha: np.ndarray | None       # [H, W]
+    raw_alpha: np.ndarray | None   # [H, W]
+
+
+def _read_image(path: Path, gray: bool) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise DatasetError(f"{path}: not a readable PNG.")
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    image = image.astype(np.float32) / np.float32(scale)
+    if gray:
+        return image if image.ndim == 2 else image[..., 0]
+    return np.ascontiguousarray(image[..., 2::-1] if image.ndim == 3 else
+                                np.repeat(image[..., None], 3, axis=2))
+
+
+def load_sample(root, sample_id: str) -> Sample:
+    """Read a complete sample (accepted or rejected) back as arrays plus its meta."""
+    validate_id(sample_id)
+    root = Path(root)
+    for status, base in (("accepted", root), ("rejected", root / REJECTED_DIR)):
+        meta_path = base / META_DIR / f"{sample_id}.json"
+        if meta_path.is_file():
+            break
+    else:
+        raise KeyError(f"no complete sample {sample_id!r} in {root}.")
+    meta = json.loads(meta_path.read_text("utf-8"))
+    files = meta.get("files", {})
+
+    def read(kind: str, gray: bool):
+        return _read_image(root / files[kind], gray) if kind in files else None
+
+    return Sample(sample_id, status, meta, read("fg", False), read("alpha", True),
+                  read("raw_alpha", True))
+
+
+def iter_meta(root, *, rejected: bool = False) -> Iterable[dict]:
+    """Meta dicts of all complete samples (sorted by id); unreadable ones are skipped."""
+    base = Path(root) / (REJECTED_DIR if rejected else "")
+    for sample_id in list_sample_ids(root, rejected=rejected):
+        with contextlib.suppress(OSError, ValueError):
+            yield json.loads((base / META_DIR / f"{sample_id}.json").read_text("utf-8"))
