@@ -3,7 +3,14 @@
 ``ld-portrait refine INPUT_DIR OUTPUT_DIR``  folder of RGBA PNGs -> matting dataset
 ``ld-portrait demo OUTPUT_DIR``              synthetic portraits -> dataset + contact sheet
 ``ld-portrait dataset verify ROOT``          consistency check (``--repair`` rebuilds the manifest)
+``ld-portrait dataset stats ROOT``           counts, attribute histograms, coverage, reject reasons
+``ld-portrait dataset sheet ROOT OUT.png``   contact sheet: composites on varied backgrounds + mattes
 ``ld-portrait --version``
+
+Adding a command: write ``_add_<name>_command(commands)`` that creates its sub-parser and
+sets ``handler=`` (a function ``(args, stdout, stderr) -> exit code``) with ``set_defaults``,
+and call it from :func:`build_parser`; :func:`main` dispatches on ``args.handler``. Dataset
+actions are added the same way under ``dataset`` (see ``_add_dataset_command``).
 
 This module only parses arguments and prints; the work is done by
 :mod:`comfyui_ld_portrait.batch` and :mod:`comfyui_ld_portrait.dataset`.
@@ -208,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("input_dir", metavar="INPUT_DIR", help="folder of RGBA PNG files")
     refine.add_argument("output_dir", metavar="OUTPUT_DIR", help="dataset root (created if missing)")
     add_refine_options(refine, demo=False)
+    refine.set_defaults(handler=_run_refine_like)
 
     demo = commands.add_parser(
         "demo", help="synthetic portraits -> dataset + contact sheet (no models needed)",
@@ -219,10 +227,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=512, help="portrait side in pixels (default 512)")
     demo.add_argument("--seed", type=int, default=0, help="first synthesis seed (default 0)")
     add_refine_options(demo, demo=True)
+    demo.set_defaults(handler=_run_refine_like)
 
-    dataset = commands.add_parser("dataset", help="inspect a dataset root")
-    dataset_commands = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
-    verify = dataset_commands.add_parser(
+    _add_dataset_command(commands)
+    _add_queue_command(commands)
+    return parser
+
+
+def _add_queue_command(commands) -> None:
+    """``ld-portrait queue``: drive ComfyUI servers over their HTTP API (serverqueue.py)."""
+    from . import serverqueue
+
+    queue = commands.add_parser("queue", help=serverqueue.QUEUE_HELP)
+    serverqueue.add_queue_arguments(queue)
+    queue.set_defaults(handler=lambda args, stdout, stderr: serverqueue.run_queue_command(
+        args, stdout=stdout, stderr=stderr))
+
+
+def _add_dataset_command(commands) -> None:
+    """``ld-portrait dataset verify|stats|sheet``."""
+    dataset = commands.add_parser("dataset", help="inspect a dataset root: verify, stats, sheet")
+    dataset.set_defaults(handler=lambda args, stdout, stderr: _dataset_help(dataset, stdout))
+    actions = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
+
+    verify = actions.add_parser(
         "verify", help="check a dataset for missing files and manifest problems",
         description="Check that every sample's files exist and match its meta, and that "
                     "manifest.jsonl lists exactly the accepted samples. Exit 0 when consistent, "
@@ -231,7 +259,42 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--repair", action="store_true",
                         help="rebuild manifest.jsonl from meta/ when it has problems")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
+    verify.set_defaults(handler=_run_verify)
+
+    stats = actions.add_parser(
+        "stats", help="counts, attribute histograms, coverage, reject reasons, refinement",
+        description="Print statistics of a dataset: accepted / rejected / incomplete counts, "
+                    "image sizes, reject reasons, refinement measures (median changed fraction "
+                    "...), attribute histograms with per-value reject rates, distinct attribute "
+                    "combinations and prompts. Reads meta/ and the manifest; no image is opened.")
+    stats.add_argument("root", metavar="ROOT")
+    stats.add_argument("--top", type=_positive_int, default=8, metavar="N",
+                       help="entries shown per histogram (default 8; --json has all)")
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.set_defaults(handler=_run_stats)
+
+    sheet = actions.add_parser(
+        "sheet", help="contact sheet: composites on varied backgrounds beside their mattes",
+        description="Draw N accepted samples (drawn at random with --seed) as pairs: the "
+                    "foreground composited over a procedural background (bokeh, studio, "
+                    "gradient, noise, solid, checker in turn) and its alpha matte, like the "
+                    "paper's Figure 5. The same arguments give the same picture.")
+    sheet.add_argument("root", metavar="ROOT")
+    sheet.add_argument("output", metavar="OUT.png", help="PNG file to write")
+    sheet.add_argument("--count", type=_positive_int, default=12, metavar="N",
+                       help="samples on the sheet (default 12)")
+    sheet.add_argument("--seed", type=_positive_int, default=0, metavar="S",
+                       help="which samples and backgrounds (default 0)")
+    sheet.add_argument("--cell", type=_positive_int, default=256, metavar="PX",
+                       help="side of each picture in pixels (default 256, at least 32)")
+    sheet.add_argument("--columns", type=_positive_int, default=4, metavar="K",
+                       help="samples per row (default 4)")
+    sheet.set_defaults(handler=_run_sheet)
+
+
+def _dataset_help(parser, stdout) -> int:
+    parser.print_help(stdout)
+    return EXIT_USAGE
 
 
 def _options(args, *, demo: bool):
@@ -258,7 +321,7 @@ def _usage_error(stderr, message: str) -> int:
     return EXIT_USAGE
 
 
-def _run_refine_like(args, parser, stderr, stdout) -> int:
+def _run_refine_like(args, stdout, stderr) -> int:
     from .batch import refine_folder, run_demo
     from .dataset import DatasetError
     from .imagefiles import list_pngs
@@ -345,6 +408,46 @@ def _run_verify(args, stdout, stderr) -> int:
     return EXIT_OK if final.ok else EXIT_FAILED
 
 
+def _run_stats(args, stdout, stderr) -> int:
+    from .dataset import DatasetError, dataset_stats
+
+    try:
+        stats = dataset_stats(args.root)
+    except DatasetError as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    if args.json:
+        stdout.write(json.dumps(stats.to_json(), indent=1, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(stats.to_text(top=max(1, args.top)) + "\n")
+    return EXIT_OK
+
+
+def _run_sheet(args, stdout, stderr) -> int:
+    from .contactsheet import dataset_sheet
+    from .dataset import DatasetError
+    from .imagefiles import write_png_atomic
+
+    if not str(args.output).lower().endswith(".png"):
+        return _usage_error(stderr, f"OUT.png must end in .png, got {args.output!r}.")
+    try:
+        sheet = dataset_sheet(args.root, count=args.count, seed=args.seed, cell=args.cell,
+                              columns=args.columns)
+    except ValueError as error:
+        return _usage_error(stderr, str(error))
+    except (DatasetError, OSError) as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    try:
+        path = write_png_atomic(args.output, sheet)
+    except OSError as error:
+        stderr.write(f"ld-portrait: error: cannot write {args.output}: "
+                     f"{error.strerror or error}\n")
+        return EXIT_FAILED
+    stdout.write(f"contact sheet: {path} ({sheet.shape[1]}x{sheet.shape[0]})\n")
+    return EXIT_OK
+
+
 def main(argv=None, *, stdout=None, stderr=None) -> int:
     """Entry point of the ``ld-portrait`` console script; returns the exit code.
 
@@ -356,14 +459,11 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
+        handler = getattr(args, "handler", None)
+        if handler is None:
             parser.print_help(stdout)
             return EXIT_USAGE
-        if args.command == "dataset":
-            if args.dataset_command is None:
-                parser.parse_args(["dataset", "--help"])
-            return _run_verify(args, stdout, stderr)
-        return _run_refine_like(args, parser, stderr, stdout)
+        return handler(args, stdout, stderr)
     except SystemExit as exit_:  # argparse errors and --help/--version
         code = exit_.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)

@@ -1,4 +1,10 @@
-"""Contact sheet: one row per portrait, showing what refinement did at a glance.
+"""Contact sheets: what refinement did (one row per portrait) and what a dataset holds.
+
+:func:`contact_sheet` (``ld-portrait demo``) shows one row per portrait; :func:`dataset_sheet`
+(``ld-portrait dataset sheet``) shows samples of a dataset like the paper's Figure 5: each
+sample composited over a varied procedural background next to its alpha matte.
+
+Refinement sheet columns (left to right):
 
 Columns (left to right):
 
@@ -17,6 +23,8 @@ Drawn with numpy and OpenCV only; returns 8-bit RGB, which
 from __future__ import annotations
 
 import dataclasses
+import math
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -26,7 +34,9 @@ from .imagefiles import to_uint8
 from .refine.errormap import alpha_bar_error_view
 from .refine.validation import as_alpha, as_rgb, check_same_size
 
-__all__ = ["SheetRow", "contact_sheet", "checkerboard", "gradient_background", "COLUMN_TITLES"]
+__all__ = ["SheetRow", "contact_sheet", "checkerboard", "gradient_background", "COLUMN_TITLES",
+           "SheetTile", "composite_sheet", "sheet_size", "choose_samples", "dataset_sheet",
+           "SHEET_BACKGROUND_KINDS"]
 
 COLUMN_TITLES = ("raw composite", "alpha-bar_h (red = corrected)", "refined alpha",
                  "refined composite")
@@ -188,3 +198,190 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
             sheet[top + caption:top + caption + cell, x:x + cell_w] = to_uint8(_fit(
                 picture.astype(np.float32), cell, cell_w))
     return sheet
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset sheet (the paper's Figure 5: composites on varied backgrounds beside their mattes)
+# --------------------------------------------------------------------------------------------
+
+#: Procedural kinds cycled through on a dataset sheet (photo-like ones first).
+SHEET_BACKGROUND_KINDS = ("bokeh", "studio", "gradient", "noise", "solid", "checker")
+
+
+@dataclasses.dataclass
+class SheetTile:
+    """One sample for :func:`composite_sheet`.
+
+    Attributes
+    ----------
+    label : str
+        Caption above the pair (sample id and a few attributes).
+    fg : ndarray [H, W, 3]
+        Foreground colour (padded F), 0..1.
+    alpha : ndarray [H, W]
+        Alpha, 1 = opaque.
+    background : ndarray [h, w, 3]
+        Any size; cover-cropped to the sample's size.
+    """
+
+    label: str
+    fg: np.ndarray
+    alpha: np.ndarray
+    background: np.ndarray
+
+
+def _sheet_metrics(cell: int) -> tuple[float, int, int]:
+    """(text scale, header height, caption height) for a cell size (the same rule as above)."""
+    scale = max(0.35, cell / 560)
+    return scale, int(28 * scale / 0.45), int(24 * scale / 0.45)
+
+
+def sheet_size(count: int, *, cell: int = 256, columns: int = 4, gap: int = 8) -> tuple[int, int]:
+    """(height, width) in pixels of a :func:`composite_sheet` with ``count`` tiles.
+
+    Layout: a title strip of height ``header``; then rows of ``columns`` pairs, each pair two
+    ``cell x cell`` squares (composite, alpha) ``gap`` apart under a caption strip; ``gap``
+    between pairs, rows and around the edge::
+
+        width  = gap + columns' * (2 * cell + gap + gap)
+        height = header + rows * (caption + cell + gap) + gap
+
+    with ``columns' = min(columns, count)`` and ``rows = ceil(count / columns')``.
+    """
+    if count < 1:
+        raise ValueError(f"a sheet needs at least one sample, got {count}.")
+    if cell < 32:
+        raise ValueError(f"cell must be at least 32 pixels, got {cell}.")
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}.")
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    _, header, caption = _sheet_metrics(cell)
+    return header + rows * (caption + cell + gap) + gap, gap + columns * (2 * cell + 2 * gap)
+
+
+def composite_sheet(tiles: Sequence[SheetTile], *, cell: int = 256, columns: int = 4,
+                    gap: int = 8, title: str = "") -> np.ndarray:
+    """Draw samples as (composite over its background | alpha) pairs in a grid.
+
+    Parameters
+    ----------
+    tiles : sequence of SheetTile
+    cell : int
+        Side of each square picture cell; pictures are fitted inside with their aspect kept.
+    columns : int
+        Pairs per row.
+    gap : int
+        Spacing in pixels.
+    title : str
+        Printed in the strip at the top.
+
+    Returns
+    -------
+    uint8 ndarray [H, W, 3], RGB, of size :func:`sheet_size`.
+    """
+    from .refine.composite import composite_over
+
+    height, width = sheet_size(len(tiles), cell=cell, columns=columns, gap=gap)
+    columns = min(columns, len(tiles))
+    scale, header, caption = _sheet_metrics(cell)
+    sheet = np.empty((height, width, 3), np.uint8)
+    sheet[:] = to_uint8(_SHEET_BACKGROUND)
+    if title:
+        _text(sheet, _shorten(title, width - 2 * gap, scale), gap + 2, header - 8, _TEXT, scale)
+    pair_width = 2 * cell + gap
+    for number, tile in enumerate(tiles):
+        fg = as_rgb(tile.fg, "fg")
+        alpha = as_alpha(tile.alpha, "alpha")
+        check_same_size(fg, alpha, "fg", "alpha")
+        composite = composite_over(fg, alpha, tile.background)
+        row, column = divmod(number, columns)
+        left = gap + column * (pair_width + gap)
+        top = header + row * (caption + cell + gap)
+        _text(sheet, _shorten(tile.label, pair_width - 4, scale), left + 2, top + caption - 7,
+              _TEXT, scale)
+        for offset, picture in ((0, composite), (cell + gap, np.repeat(alpha[..., None], 3, axis=2))):
+            sheet[top + caption:top + caption + cell, left + offset:left + offset + cell] = \
+                to_uint8(_fit(picture, cell, cell))
+    return sheet
+
+
+def choose_samples(root, count: int, seed: int = 0) -> list[str]:
+    """``count`` accepted sample ids of ``root`` drawn without repeats from ``seed``, sorted.
+
+    All of them (sorted) when the dataset has no more than ``count``.
+    """
+    from .dataset import list_sample_ids
+
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}.")
+    return sorted(_sample_order(list_sample_ids(root), seed)[:count])
+
+
+def _sample_order(ids: list[str], seed: int) -> list[str]:
+    """All ``ids`` in an order shuffled by ``seed`` (the sheet takes them from the front)."""
+    return [ids[int(i)] for i in np.random.default_rng(seed).permutation(len(ids))]
+
+
+def _tile_label(sample_id: str, meta: dict, limit: int = 3) -> str:
+    attributes = meta.get("attributes")
+    if not isinstance(attributes, dict):
+        return sample_id
+    values = [str(v) for v in attributes.values() if v not in (None, "")][:limit]
+    return f"{sample_id}  {', '.join(values)}" if values else sample_id
+
+
+def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, columns: int = 4,
+                  gap: int = 8) -> np.ndarray:
+    """A Figure-5 style sheet of a dataset: ``count`` samples over varied backgrounds.
+
+    Samples are taken in the seeded order of :func:`choose_samples` (samples whose files
+    cannot be read are passed over) and shown sorted by id; sample ``i`` of the sheet gets the
+    procedural background ``SHEET_BACKGROUND_KINDS[i % 6]`` with seed
+    ``background_seed(seed, i)``, so the same arguments give the same picture.
+
+    Returns
+    -------
+    uint8 ndarray [H, W, 3], RGB
+
+    Raises
+    ------
+    ValueError
+        No accepted samples, or bad sizes.
+    """
+    from .dataset import DatasetError, list_sample_ids, load_sample
+    from .refine.composite import background_seed, procedural_background
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder.")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}.")
+    ids = list_sample_ids(root)
+    if not ids:
+        raise ValueError(f"{root} has no accepted samples (meta/*.json) to show.")
+    samples = []
+    for sample_id in _sample_order(ids, seed):  # unreadable samples are passed over
+        if len(samples) == count:
+            break
+        try:
+            sample = load_sample(root, sample_id)
+        except (OSError, ValueError, KeyError, DatasetError):
+            continue
+        if sample.fg is not None and sample.alpha is not None and \
+                sample.fg.shape[:2] == sample.alpha.shape:
+            samples.append(sample)
+    samples.sort(key=lambda sample: sample.sample_id)
+    tiles = []
+    for number, sample in enumerate(samples):
+        sample_id = sample.sample_id
+        h, w = sample.alpha.shape
+        kind = SHEET_BACKGROUND_KINDS[number % len(SHEET_BACKGROUND_KINDS)]
+        background = procedural_background(kind, h, w, background_seed(seed, number))
+        tiles.append(SheetTile(_tile_label(sample_id, sample.meta), sample.fg, sample.alpha,
+                               background))
+    if not tiles:
+        raise ValueError(f"none of the accepted samples in {root} could be read; run "
+                         "`ld-portrait dataset verify`.")
+    title = f"{root.name}: {len(tiles)} sample(s), composite over a procedural background | alpha"
+    return composite_sheet(tiles, cell=cell, columns=columns, gap=gap, title=title)

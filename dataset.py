@@ -70,7 +70,12 @@ __all__ = [
     "load_sample",
     "iter_meta",
     "remove_stale_temporary",
+    "validate_dataset_name",
+    "dataset_root_in",
+    "DatasetStats",
+    "dataset_stats",
     "MAX_ID_LENGTH",
+    "MAX_DATASET_NAME_LENGTH",
     "SCHEMA",
 ]
 
@@ -78,6 +83,8 @@ __all__ = [
 SCHEMA = "ld-portrait/sample@1"
 #: Longest accepted sample id (file names stay well below every file system's limit).
 MAX_ID_LENGTH = 128
+#: Longest accepted dataset folder name (see :func:`validate_dataset_name`).
+MAX_DATASET_NAME_LENGTH = 100
 
 MANIFEST_NAME = "manifest.jsonl"
 LOCK_NAME = ".lock"
@@ -182,6 +189,81 @@ def safe_id_from_filename(name: str) -> str:
     if candidate.split(".")[0].lower() in _WINDOWS_RESERVED:
         candidate = f"_{candidate}"
     return validate_id(candidate)
+
+
+_DATASET_NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_. \-]*[A-Za-z0-9_\-])?\Z")
+
+
+def validate_dataset_name(name) -> str:
+    """Return ``name`` (surrounding white space removed) if it is a safe dataset folder name.
+
+    A dataset name becomes one folder directly inside an output folder (ComfyUI's
+    ``output/``), so it must be a plain folder name: 1 to :data:`MAX_DATASET_NAME_LENGTH`
+    characters from ``A-Z a-z 0-9 _ . -`` and inner spaces, starting with a letter, digit or
+    ``_``, not ending with ``.`` or a space (Windows drops those), and not a name Windows
+    reserves. That refuses ``..``, ``../x``, absolute paths (``/x``, ``C:\\x``), separators,
+    NUL bytes, hidden folders and over-long names, each with a message that says why.
+
+    Raises
+    ------
+    ValueError
+        The message names the problem and what to type instead.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"dataset name must be text, got {type(name).__name__}.")
+    text = name.strip()
+    shown = repr(text) if len(text) <= 60 else repr(text[:57] + "...")
+    hint = "use a plain folder name such as 'ld_portrait_20k'"
+    if not text:
+        raise ValueError(f"dataset name is empty; {hint}.")
+    if "\x00" in text:
+        raise ValueError(f"dataset name {shown} contains a NUL byte; {hint}.")
+    if "/" in text or "\\" in text or os.sep in text or (os.altsep and os.altsep in text):
+        raise ValueError(
+            f"dataset name {shown} contains a path separator; it names one folder inside the "
+            f"output folder, not a path: {hint}.")
+    if text in (".", "..") or text.startswith("."):
+        raise ValueError(f"dataset name {shown} starts with '.'; {hint}.")
+    if len(text) > MAX_DATASET_NAME_LENGTH:
+        raise ValueError(f"dataset name {shown} is {len(text)} characters long; the limit is "
+                         f"{MAX_DATASET_NAME_LENGTH}.")
+    if not _DATASET_NAME_PATTERN.match(text):
+        raise ValueError(
+            f"dataset name {shown} has characters outside A-Z a-z 0-9 _ . - and inner spaces "
+            f"(or starts/ends with one that is not allowed there, such as ':' of 'C:'); {hint}.")
+    if text.split(".")[0].strip().lower() in _WINDOWS_RESERVED:
+        raise ValueError(f"dataset name {shown} is a reserved device name on Windows; {hint}.")
+    return text
+
+
+def dataset_root_in(output_dir, name) -> Path:
+    """The dataset root ``<output_dir>/<name>`` after checking that it stays inside.
+
+    ``name`` is checked with :func:`validate_dataset_name`. When the folder already exists
+    and resolves outside ``output_dir`` (a symlink), it is refused: nothing is ever written
+    outside the output folder. Nothing is created here.
+
+    Raises
+    ------
+    ValueError
+        Unsafe name.
+    DatasetError
+        ``output_dir`` is not a folder, or the root escapes it.
+    """
+    name = validate_dataset_name(name)
+    output = Path(output_dir).expanduser()
+    if output.exists() and not output.is_dir():
+        raise DatasetError(f"output folder {output} is not a folder.")
+    base = output.resolve()
+    root = base / name
+    if root.exists() or root.is_symlink():
+        resolved = root.resolve()
+        if resolved.parent != base:
+            raise DatasetError(
+                f"dataset folder {root} resolves to {resolved}, outside the output folder "
+                f"{base} (a symlink?); refusing to write there. Point the host's output "
+                "folder at the other disk instead, or remove the link.")
+    return root
 
 
 # --------------------------------------------------------------------------------------------
@@ -752,13 +834,30 @@ class DatasetReport:
                 "repaired": self.repaired, "removed_temporary": self.removed_temporary}
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG header without decoding; None if it is not a PNG."""
+_MISSING = "missing"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows only
+
+
+def _png_size(path) -> tuple[int, int] | str | None:
+    """(width, height) from a PNG header without decoding.
+
+    Returns :data:`_MISSING` when there is no such regular file and None when the file is
+    not a PNG. One ``open`` both proves existence and reads the header (no extra ``stat``).
+    """
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(24)
+        fd = os.open(path, _READ_FLAGS)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return _MISSING
     except OSError:
         return None
+    try:
+        head = os.read(fd, 24)
+    except IsADirectoryError:  # POSIX opens folders read-only; reading them fails
+        return _MISSING
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
@@ -801,10 +900,12 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
         raise DatasetError(f"{root}: no such dataset folder.")
     report = DatasetReport(root=str(root))
     problems = report.problems
+    root_text = os.fspath(root)
 
     metas: dict[str, dict] = {}
     for rejected in (False, True):
         base = root / REJECTED_DIR if rejected else root
+        meta_folder = os.fspath(base / META_DIR)
         meta_ids, temps = _scan_names(base / META_DIR)
         problems.extend(Problem("temporary_file", None, f"{base.name}/{META_DIR}/{t}")
                         for t in temps)
@@ -815,14 +916,15 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
         for sample_id in sorted(meta_ids):
             if not rejected and sample_id in metas:
                 continue
-            path = base / META_DIR / f"{sample_id}.json"
+            path = os.path.join(meta_folder, f"{sample_id}.json")
             try:
-                meta = json.loads(path.read_text("utf-8"))
+                with open(path, "rb") as handle:
+                    meta = json.loads(handle.read())
                 if meta.get("id") != sample_id:
                     raise ValueError(f"its id is {meta.get('id')!r}")
             except (OSError, ValueError, AttributeError) as error:
-                problems.append(Problem("invalid_meta", sample_id, f"{path.relative_to(root)}: "
-                                        f"{error}"))
+                problems.append(Problem("invalid_meta", sample_id,
+                                        f"{os.path.relpath(path, root_text)}: {error}"))
                 continue
             if rejected and sample_id in metas:
                 problems.append(Problem("accepted_and_rejected", sample_id,
@@ -830,15 +932,18 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
             if not rejected:
                 metas[sample_id] = meta
             for kind, relative in (meta.get("files") or {}).items():
-                file_path = root / relative
-                if not file_path.is_file():
-                    problems.append(Problem("missing_file", sample_id, relative))
-                elif check_sizes and kind in ("fg", "alpha", "raw_alpha"):
+                # Plain string joins: pathlib costs more than the file system here.
+                file_path = os.path.join(root_text, relative)
+                if check_sizes and kind in ("fg", "alpha", "raw_alpha"):
                     size = _png_size(file_path)
-                    if size != (meta.get("width"), meta.get("height")):
+                    if size == _MISSING:
+                        problems.append(Problem("missing_file", sample_id, relative))
+                    elif size != (meta.get("width"), meta.get("height")):
                         problems.append(Problem(
                             "size_mismatch", sample_id,
                             f"{relative} is {size}, meta says {(meta.get('width'), meta.get('height'))}"))
+                elif not os.path.isfile(file_path):
+                    problems.append(Problem("missing_file", sample_id, relative))
         for kind in IMAGE_KINDS:
             stems, temps = _scan_names(base / kind)
             problems.extend(Problem("temporary_file", None, f"{kind}/{t}") for t in temps)
@@ -952,3 +1057,295 @@ def iter_meta(root, *, rejected: bool = False) -> Iterable[dict]:
     for sample_id in list_sample_ids(root, rejected=rejected):
         with contextlib.suppress(OSError, ValueError):
             yield json.loads((base / META_DIR / f"{sample_id}.json").read_text("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+#: Refinement measures summarised by :func:`dataset_stats` first (others that are numeric
+#: follow in name order); pixel counts per fix kind come from ``RefineResult.stats``.
+_REFINE_KEYS = ("changed_fraction", "changed_pixels", "semi_before", "semi_after",
+                "interior_fixed", "pinholes_filled", "debris_removed", "frame_fade_fixed")
+_NOT_MEASURES = {"height", "width"}
+#: Reject reason recorded for a rejected sample whose meta has no verdict with reasons.
+NO_VERDICT_REASON = "(no verdict)"
+
+
+def _read_json_file(path: str):
+    """Parsed JSON of a small file, or None when unreadable (verify reports those)."""
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_metas(folder: Path, ids: list[str]) -> list[dict]:
+    """Meta dicts of ``ids`` in ``folder`` (unreadable or non-object files skipped).
+
+    Serial on purpose: JSON parsing holds the GIL, and a thread pool measured slower here
+    (1.1 s serial against 1.8 s with 8 threads for 20,000 files on a warm cache).
+    """
+    folder = os.fspath(folder)
+    metas = []
+    for sample_id in ids:
+        meta = _read_json_file(os.path.join(folder, f"{sample_id}.json"))
+        if isinstance(meta, dict):
+            metas.append(meta)
+    return metas
+
+
+def _value_label(value) -> str:
+    """Histogram key for an attribute value (null -> '(none)', others as compact JSON)."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _summary(values: list[float]) -> dict:
+    array = np.asarray(values, dtype=np.float64)
+    return {"count": int(array.size), "mean": float(array.mean()),
+            "median": float(np.median(array)), "p90": float(np.percentile(array, 90)),
+            "max": float(array.max()), "nonzero": int(np.count_nonzero(array))}
+
+
+def _reasons_of(meta: Mapping) -> list[str]:
+    verdict = meta.get("verdict")
+    if isinstance(verdict, Mapping) and isinstance(verdict.get("reasons"), list) \
+            and verdict["reasons"]:
+        return [str(reason) for reason in verdict["reasons"]]
+    rejected_by = meta.get("rejected_by")
+    return [str(rejected_by)] if isinstance(rejected_by, str) else [NO_VERDICT_REASON]
+
+
+@dataclasses.dataclass
+class DatasetStats:
+    """What :func:`dataset_stats` found; ``to_text()`` for people, ``to_json()`` for tools.
+
+    Attributes
+    ----------
+    root : str
+    accepted, rejected : int
+        Complete samples (meta files) in ``meta/`` and ``rejected/meta/``.
+    incomplete : int
+        Ids with image files but no meta (interrupted writes; a re-run redoes them).
+    manifest_lines : int
+        Lines in ``manifest.jsonl`` (equal to ``accepted`` in a consistent dataset).
+    unreadable_meta : int
+        Meta files that could not be parsed (``verify`` lists them).
+    sizes : dict
+        ``"WxH"`` -> number of accepted samples.
+    reject_reasons : dict
+        Reason code -> number of rejected samples giving it (a sample can give several).
+    refinement : dict
+        Measure -> ``{count, mean, median, p90, max, nonzero}`` over accepted samples whose
+        meta has ``refinement`` statistics.
+    attributes : dict
+        Attribute key -> ``{"samples": n, "distinct": k, "only_rejected": [...], "values":
+        {value: {"accepted": a, "rejected": r}}}``: ``samples`` accepted samples have the key,
+        ``distinct`` values occur among them, ``only_rejected`` values occur only in rejected
+        samples (coverage gaps); values sorted by accepted count, most common first. A null
+        value (an empty template option) is counted as ``"(none)"``.
+    combinations : dict
+        Over accepted samples with attributes: ``samples``, ``distinct`` attribute
+        combinations, ``repeated`` (samples whose combination occurred before) and
+        ``most_common`` count; ``distinct_prompts`` among samples with a prompt.
+    models : dict
+        ``models`` meta value (as compact text) -> accepted count.
+    elapsed_s : float
+        Time taken to compute the statistics.
+    """
+
+    root: str
+    accepted: int = 0
+    rejected: int = 0
+    incomplete: int = 0
+    manifest_lines: int = 0
+    unreadable_meta: int = 0
+    sizes: dict = dataclasses.field(default_factory=dict)
+    reject_reasons: dict = dataclasses.field(default_factory=dict)
+    refinement: dict = dataclasses.field(default_factory=dict)
+    attributes: dict = dataclasses.field(default_factory=dict)
+    combinations: dict = dataclasses.field(default_factory=dict)
+    models: dict = dataclasses.field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_text(self, top: int = 8) -> str:
+        """Readable report; each histogram shows its ``top`` most common entries."""
+        total = self.accepted + self.rejected
+        share = f" ({100.0 * self.rejected / total:.1f}% of {total})" if total else ""
+        lines = [f"dataset {self.root}",
+                 f"  samples: {self.accepted} accepted, {self.rejected} rejected{share}, "
+                 f"{self.incomplete} incomplete; manifest {self.manifest_lines} line(s)"]
+        if self.manifest_lines != self.accepted:
+            lines.append("  note: the manifest does not list exactly the accepted samples; run "
+                         "`ld-portrait dataset verify --repair`")
+        if self.unreadable_meta:
+            lines.append(f"  {self.unreadable_meta} unreadable meta file(s): run "
+                         "`ld-portrait dataset verify` for the list")
+
+        def histogram(counts: Mapping, indent: str = "    ") -> list[str]:
+            items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            out = [f"{indent}{key}: {count}" for key, count in items[:top]]
+            if len(items) > top:
+                rest = sum(count for _, count in items[top:])
+                out.append(f"{indent}... {len(items) - top} more ({rest} sample(s))")
+            return out
+
+        if self.sizes:
+            lines.append("image sizes (accepted):")
+            lines += histogram(self.sizes)
+        if self.reject_reasons:
+            lines.append("reject reasons:")
+            lines += histogram(self.reject_reasons)
+        if self.refinement:
+            count = max(summary["count"] for summary in self.refinement.values())
+            lines.append(f"refinement (accepted samples with statistics: {count}):")
+            lines.append(f"    {'measure':<20}{'median':>12}{'mean':>12}{'p90':>12}{'max':>12}"
+                         f"{'nonzero':>9}")
+            for key, summary in self.refinement.items():
+                lines.append(f"    {key:<20}{summary['median']:>12.4g}{summary['mean']:>12.4g}"
+                             f"{summary['p90']:>12.4g}{summary['max']:>12.4g}"
+                             f"{summary['nonzero']:>9d}")
+        combos = self.combinations
+        if self.attributes:
+            lines.append(f"attributes ({combos.get('samples', 0)} accepted sample(s) with "
+                         f"attributes, {combos.get('distinct', 0)} distinct combination(s), "
+                         f"{combos.get('repeated', 0)} repeated):")
+            for key, info in self.attributes.items():
+                lines.append(f"  {key}: {info['distinct']} value(s) in {info['samples']} "
+                             "accepted sample(s)")
+                if info["only_rejected"]:
+                    lines.append(f"    never accepted: {', '.join(info['only_rejected'][:top])}")
+                values = list(info["values"].items())
+                for value, counts in values[:top]:
+                    seen = counts["accepted"] + counts["rejected"]
+                    rate = (f"  ({100.0 * counts['rejected'] / seen:.0f}% rejected)"
+                            if self.rejected and seen else "")
+                    lines.append(f"    {value}: {counts['accepted']}{rate}")
+                if len(values) > top:
+                    lines.append(f"    ... {len(values) - top} more value(s)")
+        if "distinct_prompts" in combos:
+            lines.append(f"prompts: {combos['distinct_prompts']} distinct among "
+                         f"{combos['prompt_samples']} accepted sample(s)")
+        if self.models:
+            lines.append("models:")
+            lines += histogram(self.models)
+        lines.append(f"({self.elapsed_s:.2f} s)")
+        return "\n".join(lines)
+
+
+def dataset_stats(root) -> DatasetStats:
+    """Counts, histograms and coverage of a dataset root (read-only).
+
+    Reads every meta file once (accepted and rejected), the folder listings and the
+    manifest's line count; no image is opened. About 1.5 s for 20,000 samples on a local
+    disk (``benchmarks/bench_dataset.py``).
+
+    Parameters
+    ----------
+    root : str or Path
+
+    Returns
+    -------
+    DatasetStats
+
+    Raises
+    ------
+    DatasetError
+        ``root`` is not a folder.
+    """
+    started = time.perf_counter()
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder.")
+    stats = DatasetStats(root=str(root))
+
+    accepted_ids = list_sample_ids(root)
+    rejected_ids = list_sample_ids(root, rejected=True)
+    stats.accepted, stats.rejected = len(accepted_ids), len(rejected_ids)
+    incomplete: set[str] = set()
+    for base, ids in ((root, accepted_ids), (root / REJECTED_DIR, rejected_ids)):
+        known = set(ids)
+        for kind in IMAGE_KINDS:
+            stems, _ = _scan_names(base / kind)
+            incomplete |= {f"{base.name}/{stem}" for stem in stems - known}
+    stats.incomplete = len(incomplete)
+    manifest = root / MANIFEST_NAME
+    if manifest.is_file():
+        with open(manifest, "rb") as handle:
+            stats.manifest_lines = sum(1 for line in handle if line.strip())
+
+    accepted = _read_metas(root / META_DIR, accepted_ids)
+    rejected = _read_metas(root / REJECTED_DIR / META_DIR, rejected_ids)
+    stats.unreadable_meta = (len(accepted_ids) - len(accepted)) + (len(rejected_ids) - len(rejected))
+
+    sizes: dict[str, int] = {}
+    measures: dict[str, list[float]] = {}
+    models: dict[str, int] = {}
+    combos: dict[tuple, int] = {}
+    prompts: set[str] = set()
+    prompt_samples = 0
+    values: dict[str, dict[str, list[int]]] = {}
+    samples_per_key: dict[str, int] = {}
+
+    for status, metas in ((0, accepted), (1, rejected)):
+        for meta in metas:
+            attributes = meta.get("attributes")
+            if isinstance(attributes, Mapping):
+                for key, value in attributes.items():
+                    counts = values.setdefault(str(key), {}).setdefault(_value_label(value), [0, 0])
+                    counts[status] += 1
+                    samples_per_key.setdefault(str(key), 0)
+                    if status == 0:
+                        samples_per_key[str(key)] += 1
+            if status == 1:
+                for reason in dict.fromkeys(_reasons_of(meta)):
+                    stats.reject_reasons[reason] = stats.reject_reasons.get(reason, 0) + 1
+                continue
+            size = f"{meta.get('width')}x{meta.get('height')}"
+            sizes[size] = sizes.get(size, 0) + 1
+            if isinstance(attributes, Mapping) and attributes:
+                combo = tuple(sorted((str(k), _value_label(v)) for k, v in attributes.items()))
+                combos[combo] = combos.get(combo, 0) + 1
+            if isinstance(meta.get("prompt"), str):
+                prompts.add(meta["prompt"])
+                prompt_samples += 1
+            if meta.get("models") is not None:
+                label = _value_label(meta["models"])
+                models[label] = models.get(label, 0) + 1
+            refinement = meta.get("refinement")
+            if isinstance(refinement, Mapping):
+                for key, value in refinement.items():
+                    if key in _NOT_MEASURES or isinstance(value, bool) or \
+                            not isinstance(value, (int, float)) or not math.isfinite(value):
+                        continue
+                    measures.setdefault(key, []).append(float(value))
+
+    stats.sizes = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats.reject_reasons = dict(sorted(stats.reject_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    ordered = [key for key in _REFINE_KEYS if key in measures] + sorted(
+        key for key in measures if key not in _REFINE_KEYS)
+    stats.refinement = {key: _summary(measures[key]) for key in ordered}
+    for key in sorted(values):
+        table = values[key]
+        ordered_values = sorted(table.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        stats.attributes[key] = {
+            "samples": samples_per_key[key],
+            "distinct": sum(1 for a, _ in table.values() if a),
+            "only_rejected": sorted(value for value, (a, _) in table.items() if not a),
+            "values": {value: {"accepted": a, "rejected": r} for value, (a, r) in ordered_values}}
+    combo_samples = sum(combos.values())
+    stats.combinations = {"samples": combo_samples, "distinct": len(combos),
+                          "repeated": combo_samples - len(combos),
+                          "most_common": max(combos.values(), default=0),
+                          "distinct_prompts": len(prompts), "prompt_samples": prompt_samples}
+    stats.models = dict(sorted(models.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats.elapsed_s = time.perf_counter() - started
+    return stats

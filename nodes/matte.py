@@ -62,12 +62,24 @@ _REFINE_WIDGETS = (
     ("keep_island_fraction", "FLOAT", 0.0, 1.0, 0.001,
      "Detached islands at least this fraction of the largest one are kept (a second person or "
      "a held object; the quality gate judges those)."),
-    ("faint_region_alpha", "FLOAT", 0.0, 1.0, 0.01,
-     "An error region that continues the transition band is kept as is when its mean alpha is "
-     "below this (a very wide, faint edge)."),
+    ("strand_width", "INT", 0, 1024, 1,
+     "Opaque structures narrower than this (px), such as hair strands and curls, do not wall "
+     "off the see-through gaps behind them. 0 = automatic (0.5% of the shorter side, at least 5)."),
+    ("ramp_depth", "FLOAT", 0.0, 4096.0, 0.5,
+     "How deep (px from the true background) a steadily climbing soft edge (wide hair fringe) "
+     "is kept as genuine. 0 = automatic (6% of the shorter side)."),
+    ("speckle_level", "FLOAT", 0.0, 1.0, 0.01,
+     "Inside the transition band, a pixel at or above this alpha that is darker than all its "
+     "neighbours is speckle and is made opaque."),
+    ("speckle_passes", "INT", 0, 64, 1,
+     "How many times the band speckle test repeats (each pass exposes the next pixel of a "
+     "speckle chain). 0 disables it."),
     ("frame_fade_depth", "INT", 0, 4096, 1,
      "Rows/columns from the image border in which a fade of the body toward the frame is "
      "repaired. 0 = automatic (2.5% of the side); use fix_frame_fade to switch it off."),
+    ("fade_min_alpha", "FLOAT", 0.0, 1.0, 0.01,
+     "Only pixels at least this opaque are repaired as a frame fade; dimmer ones are a soft "
+     "edge that runs along the border."),
     ("fix_interior", "BOOLEAN", None, None, None,
      "Make semi-transparent speckle and blotches inside the body opaque."),
     ("fix_pinholes", "BOOLEAN", None, None, None,
@@ -77,7 +89,7 @@ _REFINE_WIDGETS = (
     ("fix_frame_fade", "BOOLEAN", None, None, None,
      "Repair the fade where the body leaves the frame (make it opaque up to the border)."),
 )
-_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "hole_min_area", "island_min_area", "frame_fade_depth")
+_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "strand_width", "ramp_depth", "hole_min_area", "island_min_area", "frame_fade_depth")
 
 
 def _widget(kind: str, default, low, high, step, tooltip: str) -> tuple:

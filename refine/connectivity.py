@@ -20,16 +20,23 @@ The algorithm, on the alpha alone (no colour is needed):
    near-zero holes (the gap between an arm and the torso).
 2. Gaps: pixels below ``gap_level`` that the background reaches through pixels below
    ``gap_level`` within ``reach_depth`` of ``B`` -- the see-through holes between hair strands.
+   Strands thinner than ``strand_width`` are opened away first, so a curl lying across a soft
+   edge does not wall off the gaps behind it.
 3. Band: non-opaque pixels reachable from those gaps through non-opaque pixels while staying
-   within ``band_width`` of ``B`` or within ``gap_rim`` of a gap. Every semi-transparent pixel
-   of the band is kept as it is.
-4. Everything else that is not opaque and not background is an error. Errors are filled to 1,
-   except regions that are faint on average *and* continue the band (the deep end of a very
-   wide, faint transition): there the evidence is ambiguous and the pixels are kept.
+   within ``band_width`` of ``B`` or within ``gap_rim`` of a gap, plus the steadily climbing
+   ramps of wide soft edges (pixels below ``ramp_levels[-1]`` that the background reaches
+   through pixels no more opaque than the next level, within ``ramp_depth``). The band is
+   kept as it is, except band speckle: near-opaque pixels darker than all their neighbours
+   (a genuine soft edge always has a more transparent neighbour toward the background).
+4. Everything else that is neither opaque nor background is an error and is filled to 1:
+   semi-transparent speckle and blotches (``interior``) and enclosed zero holes (``pinhole``).
+5. Frame fade: near each border, where the body continues out of the frame (an opaque
+   anchor ``frame_fade_depth`` inside), a fade toward the border is filled to 1.
+6. Debris: islands not connected to the portrait that are faint or tiny are set to 0.
 
 All sizes default to fractions of the image's shorter side, so the same defaults work from
 256 to 4096 pixels. The function is deterministic and uses OpenCV's connected components and
-distance transforms; a 1024x1024 alpha takes a few tens of milliseconds.
+distance transforms; see ``benchmarks/bench_refine.py`` for its speed.
 """
 from __future__ import annotations
 
@@ -70,8 +77,12 @@ class RefineParams:
         deep they are: the opaque half of a soft edge. Default 1.2% of the shorter side
         (12 px at 1024, at least 2).
     reach_depth : float or None
-        How deep (pixels from the true background) gaps can be reached. Default 6% of the
-        shorter side.
+        How deep (pixels from the true background) gaps can be reached. Default 4% of the
+        shorter side (41 px at 1024).
+    strand_width : int or None
+        Opaque structures narrower than this (pixels) -- hair strands, curls -- do not block
+        the background's reach into the gaps behind them. Default 0.5% of the shorter side
+        (at least 5 px); 0 or 1 makes every opaque pixel a wall.
     hole_min_area : int or None
         Enclosed near-zero regions at least this large (pixels) are genuine background holes;
         smaller ones are pinholes. Default 0.1% of the image area (at least 16).
@@ -83,11 +94,26 @@ class RefineParams:
     keep_island_fraction : float
         Islands at least this fraction of the largest one are kept (a second person or a
         held object is the quality gate's business, not the refiner's).
-    faint_region_alpha : float
-        An error region that continues the band is kept when its mean alpha is below this.
+    ramp_levels : tuple of float
+        Increasing alpha levels (0..1). A pixel below the last level is also genuine when
+        the background reaches it through pixels below the level just above its own alpha
+        (a steadily climbing soft edge, such as wide hair fringes), however deep it lies
+        within ``ramp_depth``. Empty disables this.
+    ramp_depth : float or None
+        How deep (pixels from the true background) a ramp may reach. Default 6% of the
+        shorter side (twice the default band width).
+    speckle_level : float
+        Inside the band, a pixel at or above this alpha that is darker than all 8 neighbours
+        is speckle (a genuine soft edge always has a more transparent neighbour).
+    speckle_passes : int
+        How many times the band speckle test is repeated (each pass exposes the next pixel
+        of a speckle chain). 0 disables it.
     frame_fade_depth : int or None
         Rows/columns from an image border in which a fade of the body toward the border is
         repaired. Default 2.5% of the side length (at least 2). 0 disables the repair.
+    fade_min_alpha : float
+        Only pixels at least this opaque count as a fade (0..1): a fade dims an opaque body,
+        while a dimmer pixel there is a soft edge running along the border.
     fix_interior, fix_pinholes, remove_debris, fix_frame_fade : bool
         Switch each repair on or off.
     """
@@ -98,12 +124,17 @@ class RefineParams:
     band_width: float | None = None
     gap_rim: float | None = None
     reach_depth: float | None = None
+    strand_width: int | None = None
     hole_min_area: int | None = None
     debris_max_alpha: float = 0.5
     island_min_area: int | None = None
     keep_island_fraction: float = 0.02
-    faint_region_alpha: float = 0.25
+    speckle_level: float = 0.8
+    speckle_passes: int = 3
+    ramp_levels: tuple = (0.5, 0.65, 0.8)
+    ramp_depth: float | None = None
     frame_fade_depth: int | None = None
+    fade_min_alpha: float = 0.5
     fix_interior: bool = True
     fix_pinholes: bool = True
     remove_debris: bool = True
@@ -111,7 +142,7 @@ class RefineParams:
 
     def validate(self) -> None:
         for name in ("background_level", "opaque_level", "gap_level", "debris_max_alpha",
-                     "keep_island_fraction", "faint_region_alpha"):
+                     "keep_island_fraction", "speckle_level", "fade_min_alpha"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be a number in 0..1; got {value!r}.")
@@ -120,7 +151,12 @@ class RefineParams:
                 "Need background_level < gap_level < opaque_level; got "
                 f"{self.background_level}, {self.gap_level}, {self.opaque_level}."
             )
-        for name in ("band_width", "gap_rim", "reach_depth", "hole_min_area", "island_min_area", "frame_fade_depth"):
+        if not (isinstance(self.speckle_passes, (int, np.integer)) and 0 <= self.speckle_passes <= 64):
+            raise ValueError(f"speckle_passes must be an integer in 0..64; got {self.speckle_passes!r}.")
+        levels = tuple(self.ramp_levels)
+        if any(not (isinstance(v, (int, float)) and 0.0 < v <= 1.0) for v in levels) or list(levels) != sorted(set(levels)):
+            raise ValueError(f"ramp_levels must be strictly increasing numbers in (0, 1]; got {self.ramp_levels!r}.")
+        for name in ("band_width", "gap_rim", "reach_depth", "ramp_depth", "strand_width", "hole_min_area", "island_min_area", "frame_fade_depth"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be None (scale with the image) or >= 0; got {value!r}.")
@@ -135,7 +171,13 @@ class RefineParams:
         if self.gap_rim is None:
             values["gap_rim"] = max(2.0, 0.012 * short)
         if self.reach_depth is None:
-            values["reach_depth"] = max(4.0, 0.05 * short)
+            values["reach_depth"] = max(4.0, 0.04 * short)
+        if self.ramp_depth is None:
+            values["ramp_depth"] = max(8.0, 0.06 * short)
+        values["ramp_depth"] = float(values["ramp_depth"])
+        values["ramp_levels"] = tuple(float(level) for level in self.ramp_levels)
+        if self.strand_width is None:
+            values["strand_width"] = max(5, int(round(0.005 * short)) | 1)
         if self.hole_min_area is None:
             values["hole_min_area"] = max(16, int(round(0.001 * area)))
         if self.island_min_area is None:
@@ -146,6 +188,7 @@ class RefineParams:
         values["reach_depth"] = float(values["reach_depth"])
         values["gap_rim"] = float(values["gap_rim"])
         values["hole_min_area"] = int(values["hole_min_area"])
+        values["strand_width"] = int(values["strand_width"])
         values["island_min_area"] = int(values["island_min_area"])
         values["frame_fade_depth"] = int(values["frame_fade_depth"])
         return values
@@ -337,28 +380,70 @@ def _frame_fade(alpha: np.ndarray, opaque: np.ndarray, depth: int) -> np.ndarray
     return fade
 
 
-def _keep_faint_band_continuations(alpha: np.ndarray, errors: np.ndarray, band: np.ndarray,
-                                    faint_alpha: float) -> int:
-    """Remove from ``errors`` (in place) the regions that touch the band and are faint on
-    average: the deep end of a very wide, faint transition is ambiguous, so it is kept rather
-    than turned opaque. Returns the number of pixels kept."""
-    if not np.any(errors & (alpha < faint_alpha)):
-        return 0  # a region can only be faint on average if some of its pixels are
-    count, labels = cv2.connectedComponents(errors.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    error_labels = labels[errors]
-    sums = np.bincount(error_labels, weights=alpha[errors], minlength=count)
-    sizes = np.bincount(error_labels, minlength=count)
-    band_edge = cv2.dilate(band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool) & errors
-    touches_band = np.zeros(count, bool)
-    touches_band[labels[band_edge]] = True
-    faint = touches_band & (sums < faint_alpha * sizes)
-    faint[0] = False
-    if not faint.any():
-        return 0
-    kept = np.zeros(errors.shape, bool)
-    kept[errors] = faint[error_labels]
-    errors &= ~kept
-    return int(np.count_nonzero(kept))
+def _open_thin_strands(alpha: np.ndarray, width: int) -> np.ndarray:
+    """Grey-scale opening: removes bright structures narrower than ``width`` pixels."""
+    if width <= 1:
+        return alpha
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (width, width))
+    return cv2.morphologyEx(alpha, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _band_speckle(alpha: np.ndarray, candidates: np.ndarray, level: float, passes: int) -> np.ndarray:
+    """Near-opaque ``candidates`` darker than all 8 neighbours (speckle chained to the band).
+
+    A genuine soft edge always has a more transparent neighbour toward the background, so a
+    strict local minimum at or above ``level`` is an error. Each pass fills the minima found,
+    which exposes the next pixel of a speckle chain. Works on 8-bit codes: cheap and exact
+    for the 8-bit data Layer Diffusion produces.
+    """
+    codes = cv2.convertScaleAbs(alpha, alpha=255.0)  # rounds to the nearest 8-bit code
+    level_code = int(np.ceil(level * 255.0 - 1e-6))
+    ring = np.ones((3, 3), np.uint8)
+    ring[1, 1] = 0
+    found = np.zeros(alpha.shape, bool)
+    candidates = candidates & (codes >= level_code)
+    for _ in range(passes):
+        lowest_neighbour = cv2.erode(codes, ring, borderType=cv2.BORDER_REPLICATE)
+        speck = candidates & (codes < lowest_neighbour)
+        if not speck.any():
+            break
+        found |= speck
+        candidates &= ~speck
+        codes[speck] = 255
+    return found
+
+
+def _ramp_reach(alpha: np.ndarray, background: np.ndarray, allowed: np.ndarray,
+                levels: tuple[float, ...]) -> np.ndarray:
+    """Pixels below ``levels[-1]`` that the background reaches through pixels no more opaque
+    than the level just above their own alpha: the smooth ramp of a wide soft edge.
+
+    Speckle sits in noisy near-opaque fields; a genuine wide transition climbs steadily from
+    the background. Wide ramps are smooth, so images of at least 512 pixels a side are
+    judged at half resolution (four times cheaper).
+    """
+    height, width = alpha.shape
+    if min(height, width) >= 512:
+        half = (width + 1) // 2, (height + 1) // 2
+        small_alpha = cv2.resize(alpha, half, interpolation=cv2.INTER_AREA)
+        # A coarse pixel is background only when all its fine pixels are.
+        small_background = cv2.resize(background.view(np.uint8) * np.uint8(255), half,
+                                      interpolation=cv2.INTER_AREA) == 255
+        small_allowed = cv2.resize(allowed.view(np.uint8), half, interpolation=cv2.INTER_NEAREST).view(bool)
+        small = _ramp_reach(small_alpha, small_background, small_allowed, levels)
+        genuine = cv2.resize(small.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
+        return genuine & (alpha < levels[-1])
+    genuine = np.zeros(alpha.shape, bool)
+    if not background.any():
+        return genuine
+    lower = -1.0
+    for level in levels:
+        passable = background | ((alpha < level) & allowed)
+        _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        reached = _select(labels, np.unique(labels[background]))
+        genuine |= reached & (alpha >= lower) & (alpha < level)
+        lower = level
+    return genuine
 
 
 def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> RefineResult:
@@ -381,9 +466,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         0 nor 1 at 8-bit precision), ``changed_pixels``, ``changed_fraction``, one pixel count per
         repair (``interior_fixed``, ``pinholes_filled``, ``debris_removed``,
         ``frame_fade_fixed``), ``background_fraction``, ``band_pixels`` (semi-transparent
-        pixels kept as genuine transition), ``ambiguous_kept`` (error candidates kept because
-        they were faint and continued the band), ``no_background`` (True when nothing touches
-        the border and the image was left alone) and ``params`` (the resolved thresholds).
+        pixels kept as genuine transition), ``no_background`` (True when nothing touches the
+        border, so only the frame-fade repair could apply) and ``params`` (the resolved
+        thresholds).
 
     Notes
     -----
@@ -401,32 +486,42 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     p = params.resolved(height, width)
 
     opaque = source >= p["opaque_level"]
+    semi = ~opaque & (source > _HALF_CODE)
     background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"])
     has_background = bool(seeds)
     refined = source.copy()
     fix_kind = np.zeros(source.shape, np.uint8)
-    ambiguous = 0
-    band_pixels = 0
+    band = np.zeros(source.shape, bool)
 
     if has_background:
         distance = _Proximity(background)
-        gaps = _reach(seeds, background | ((source < p["gap_level"]) & distance.within(p["reach_depth"])))
+        # Thin opaque strands (curls crossing a soft edge) must not wall off the see-through
+        # gaps behind them: judge gaps on the alpha with bright structures thinner than
+        # ``strand_width`` opened away. Thick opaque body parts are unaffected.
+        see_through = _open_thin_strands(source, p["strand_width"]) < p["gap_level"]
+        gaps = _reach(seeds, background | (see_through & distance.within(p["reach_depth"])))
         near = distance.within(p["band_width"]) | _Proximity(gaps).within(p["gap_rim"])
         band = _reach(seeds, gaps | (~opaque & near))
+        if p["ramp_levels"]:
+            band |= _ramp_reach(source, background, distance.within(p["ramp_depth"]), p["ramp_levels"])
         errors = ~opaque & ~band
-        if errors.any():
-            ambiguous = _keep_faint_band_continuations(source, errors, band, p["faint_region_alpha"])
-            is_zero = source <= p["background_level"]
-            if p["fix_pinholes"]:
-                np.copyto(fix_kind, _KIND_CODE["pinhole"], where=errors & is_zero)
-            if p["fix_interior"]:
-                np.copyto(fix_kind, _KIND_CODE["interior"], where=errors & ~is_zero)
-            np.copyto(refined, 1.0, where=fix_kind != 0)
-        band_pixels = int(np.count_nonzero(band & ~background & (source > _HALF_CODE)))
+        if p["speckle_passes"] > 0:
+            errors |= _band_speckle(source, band & semi, p["speckle_level"], p["speckle_passes"])
+        is_zero = source <= p["background_level"]
+        if p["fix_pinholes"]:
+            np.copyto(fix_kind, _KIND_CODE["pinhole"], where=errors & is_zero)
+        if p["fix_interior"]:
+            np.copyto(fix_kind, _KIND_CODE["interior"], where=errors & ~is_zero)
+        np.copyto(refined, 1.0, where=fix_kind != 0)
 
     if p["fix_frame_fade"]:
         # Anchors are judged after the interior repair: speckle must not hide an opaque body.
-        fade = _frame_fade(refined, refined >= p["opaque_level"], p["frame_fade_depth"]) & ~opaque
+        # Where the contour meets the border obliquely, the soft edge lies in the fade zone
+        # too: pixels of the genuine band are never a fade.
+        # A fade dims an opaque body; a pixel below ``fade_min_alpha`` is a soft edge that
+        # happens to run along the border, not a fade.
+        fade = (_frame_fade(refined, refined >= p["opaque_level"], p["frame_fade_depth"])
+                & ~opaque & ~band & (source >= p["fade_min_alpha"]))
         np.copyto(fix_kind, _KIND_CODE["frame_fade"], where=fade)
         np.copyto(refined, 1.0, where=fade)
     if has_background and p["remove_debris"]:
@@ -437,10 +532,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     # Every repair moves a pixel to exactly 0 or 1 from at least half a code away.
     changed = fix_kind != 0
     changed_count = int(np.count_nonzero(changed))
-    semi_before = ~opaque & (source > _HALF_CODE)
-    semi_before_count = int(np.count_nonzero(semi_before))
-    semi_after_count = semi_before_count - int(np.count_nonzero(semi_before & changed))
-    counts = [np.count_nonzero(fix_kind == code) for code in range(5)]
+    semi_before_count = int(np.count_nonzero(semi))
+    semi_after_count = semi_before_count - int(np.count_nonzero(semi & changed))
+    counts = np.bincount(fix_kind[changed], minlength=5)
     stats = {
         "height": height,
         "width": width,
@@ -453,8 +547,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         "debris_removed": int(counts[3]),
         "frame_fade_fixed": int(counts[4]),
         "background_fraction": float(np.count_nonzero(background) / background.size),
-        "band_pixels": band_pixels,
-        "ambiguous_kept": ambiguous,
+        "band_pixels": int(np.count_nonzero(band & semi & ~changed)),
         "no_background": not has_background,
         "params": p,
     }

@@ -303,3 +303,59 @@ def test_8192_square_alpha():
     assert result.alpha.shape == (size, size)
     assert np.all(result.alpha[5000:5004, 3000:3004] == 1.0)
     assert result.changed.mean() < 0.001
+
+
+# --- band speckle, wide ramps and the synthetic benchmark ---------------------------------------
+
+def test_speckle_inside_the_band_is_removed_but_the_ramp_is_not():
+    alpha = disc_portrait()
+    soft = semi(alpha)
+    # Near-opaque pixels next to the soft edge, darker than every neighbour: speckle.
+    inner_edge = soft & (alpha > 0.9)
+    inside = cv2.dilate(inner_edge.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (alpha == 1)
+    ys, xs = np.nonzero(inside)
+    pick = np.random.default_rng(1).choice(len(ys), 60, replace=False)
+    speck_rows, speck_cols = ys[pick], xs[pick]
+    alpha[speck_rows, speck_cols] = 0.86
+    result = refine_alpha(alpha)
+    # Isolated specks (no darker neighbour) are repaired; the ramp itself is left alone.
+    isolated = [
+        (r, c) for r, c in zip(speck_rows, speck_cols)
+        if alpha[r - 1:r + 2, c - 1:c + 2].min() >= 0.86 and np.count_nonzero(alpha[r - 1:r + 2, c - 1:c + 2] == 0.86) == 1
+    ]
+    assert len(isolated) >= 10
+    assert all(result.alpha[r, c] == 1.0 for r, c in isolated)
+    untouched = soft & ~inside
+    assert result.changed[untouched].mean() < 0.01
+
+
+def test_wide_smooth_ramp_is_kept_beyond_the_band_width():
+    size = 512
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    # A head whose soft edge climbs steadily over 40 px: deeper than the 15 px band width.
+    radius = np.hypot(yy - 300, xx - 256)
+    alpha = np.clip((200 - radius) / 40.0, 0, 1).astype(np.float32)
+    alpha[400:] = np.maximum(alpha[400:], (np.abs(xx[400:] - 256) < 200).astype(np.float32))
+    result = refine_alpha(alpha)
+    ramp = (alpha > 0.05) & (alpha < 0.75) & (yy < 380)
+    assert result.changed[ramp].mean() < 0.02
+    # ... while the same depth filled with noisy near-opaque speckle is repaired.
+    noisy = alpha.copy()
+    field = (alpha > 0.8) & (alpha < 1)
+    noisy[field] = np.random.default_rng(2).uniform(0.85, 0.99, field.sum())
+    assert refine_alpha(noisy).changed[field & (radius < 165)].mean() > 0.9
+
+
+def test_synthetic_benchmark_gains():
+    from comfyui_ld_portrait.refine.synthetic import evaluate_refinement, make_dataset
+
+    portraits = make_dataset(8, 384, seed=0)
+    report = evaluate_refinement(portraits, refine_alpha)
+    whole, band = report["whole"], report["band"]
+    assert whole["sad_after"] < 0.05 * whole["sad_before"]
+    assert whole["mse_after"] < 0.05 * whole["mse_before"]
+    assert band["sad_after"] <= band["sad_before"]
+    assert band["mse_after"] <= band["mse_before"]
+    assert report["band_worse_fraction"] < 0.002
+    for family, fraction in report["repaired"].items():
+        assert fraction > 0.9, family

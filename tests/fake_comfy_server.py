@@ -1,0 +1,331 @@
+"""A fake ComfyUI HTTP server on 127.0.0.1 for testing ``ld-portrait queue``.
+
+It speaks the parts of ComfyUI's API the queue uses, with ComfyUI's answer shapes:
+
+* ``POST /prompt``  validates node types against its ``/object_info`` (HTTP 400
+  ``invalid_prompt`` for an unknown type, like the host), answers configured validation errors
+  with HTTP 400 ``{"error", "node_errors"}``, otherwise queues the graph and answers
+  ``{"prompt_id", "number", "node_errors": {}}`` (using the client's ``prompt_id`` if sent);
+* ``GET /queue``  ``{"queue_running": [[number, id, prompt, extra, outputs]], "queue_pending"}``;
+* ``GET /history/<id>``  ``{}`` until done, then ``{id: {"prompt", "outputs", "status"}}``
+  with ``status_str`` ``success`` or ``error`` and an ``execution_error`` message;
+* ``POST /queue {"delete": [ids]}``  removes waiting prompts;
+* ``GET /object_info``  a minimal definition per known node type.
+
+One executor thread runs the queue in order, like ComfyUI. "Executing" a graph waits
+``exec_delay`` seconds and then writes a complete 4x4 sample with
+:class:`~comfyui_ld_portrait.dataset.DatasetWriter` to ``output_dir/<dataset_name>`` under id
+``index_id(sample_index)`` taken from the graph's ``LDPSaveDataset`` node, so resume can be
+tested against real files.
+
+Knobs (set attributes before or during a run): ``fail_times`` (sample index -> how many
+executions fail), ``validation_errors`` (sample index -> (node id, message, details)),
+``reject_indices`` (written under rejected/), ``no_write_indices`` (success, nothing written),
+``delay_for`` (sample index -> execution time), ``disconnect_on`` (1-based request numbers,
+counted over the object's life, answered by closing the socket without a response).
+:meth:`stop` loses the queue and history like a real restart; :meth:`restart` listens again
+on the same port. Recorded: ``received`` (every graph posted, in order), ``requests``,
+``executed`` (sample indices that succeeded), ``deleted``, ``max_outstanding`` (most prompts
+queued or running at once).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from comfyui_ld_portrait.dataset import DatasetWriter, index_id
+
+DEFAULT_NODE_TYPES = ("CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler",
+                      "KSamplerAdvanced", "VAEDecode", "LDPPromptTemplate", "LDPSaveDataset")
+
+
+def sample_index_of(graph: dict) -> int | None:
+    """The ``sample_index`` of the graph's LDPSaveDataset node (else the template ``index``)."""
+    for class_type, key in (("LDPSaveDataset", "sample_index"), ("LDPPromptTemplate", "index")):
+        for node in graph.values():
+            if node.get("class_type") == class_type and isinstance(node["inputs"].get(key), int):
+                return node["inputs"][key]
+    return None
+
+
+def dataset_name_of(graph: dict) -> str:
+    for node in graph.values():
+        if node.get("class_type") == "LDPSaveDataset":
+            return str(node["inputs"].get("dataset_name", "dataset"))
+    return "dataset"
+
+
+class FakeComfyServer:
+    def __init__(self, output_dir=None, *, exec_delay: float = 0.05,
+                 node_types=DEFAULT_NODE_TYPES):
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.exec_delay = exec_delay
+        self.node_types = tuple(node_types)
+        self.fail_times: dict[int, int] = {}
+        self.validation_errors: dict[int, tuple[str, str, str]] = {}
+        self.reject_indices: set[int] = set()
+        self.no_write_indices: set[int] = set()
+        self.delay_for: dict[int, float] = {}
+        self.disconnect_on: set[int] = set()
+        self.received: list[dict] = []
+        self.requests: list[tuple[str, str]] = []
+        self.executed: list[int] = []
+        self.deleted: list[str] = []
+        self.max_outstanding = 0
+        self.port = 0
+        self._lock = threading.Lock()
+        self._request_number = 0
+        self._number = 0
+        self._httpd: ThreadingHTTPServer | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._exec_thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._work = threading.Condition(self._lock)
+        self._queue: list[list] = []
+        self._running: list | None = None
+        self._history: dict[str, dict] = {}
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeComfyServer":
+        fake = self
+
+        class Handler(_Handler):
+            server_fake = fake
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._stopped = threading.Event()
+        self._serve_thread = threading.Thread(target=self._httpd.serve_forever,
+                                              kwargs={"poll_interval": 0.02}, daemon=True)
+        self._serve_thread.start()
+        self._exec_thread = threading.Thread(target=self._execute_loop, args=(self._stopped,),
+                                             daemon=True)
+        self._exec_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and forget the queue and history (a real restart loses them too)."""
+        if self._httpd is None:
+            return
+        self._stopped.set()
+        with self._work:
+            self._work.notify_all()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._serve_thread.join(5)
+        self._exec_thread.join(5)
+        self._httpd = None
+        with self._lock:
+            self._queue.clear()
+            self._running = None
+            self._history.clear()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- recorded state -----------------------------------------------------------------------
+
+    def received_indices(self) -> list[int]:
+        with self._lock:
+            return [sample_index_of(graph) for graph in self.received]
+
+    # ---- execution ----------------------------------------------------------------------------
+
+    def _execute_loop(self, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            with self._work:
+                while not self._queue and not stopped.is_set():
+                    self._work.wait(0.05)
+                if stopped.is_set():
+                    return
+                item = self._queue.pop(0)
+                self._running = item
+            graph = item[2]
+            index = sample_index_of(graph)
+            delay = self.delay_for.get(index, self.exec_delay)
+            if stopped.wait(delay):
+                return  # stopped mid-job: the job is lost, like a killed ComfyUI
+            entry = self._run_graph(item[1], graph, index)
+            with self._lock:
+                if stopped.is_set():
+                    return
+                self._running = None
+                self._history[item[1]] = dict(entry, prompt=item)
+
+    def _run_graph(self, prompt_id: str, graph: dict, index: int | None) -> dict:
+        with self._lock:
+            remaining = self.fail_times.get(index, 0)
+            if remaining:
+                self.fail_times[index] = remaining - 1
+        if remaining:
+            now = int(time.time() * 1000)
+            return {"outputs": {}, "meta": {}, "status": {
+                "status_str": "error", "completed": False,
+                "messages": [
+                    ["execution_start", {"prompt_id": prompt_id, "timestamp": now}],
+                    ["execution_error", {
+                        "prompt_id": prompt_id, "node_id": "6", "node_type": "KSampler",
+                        "executed": ["1", "2"], "exception_type": "RuntimeError",
+                        "exception_message": f"fake failure for sample {index}",
+                        "traceback": ["Traceback (most recent call last):\n", "..."],
+                        "current_inputs": {}, "current_outputs": {}, "timestamp": now}]]}}
+        if index is not None and self.output_dir is not None and index not in self.no_write_indices:
+            writer = DatasetWriter(self.output_dir / dataset_name_of(graph), durable=False)
+            fg = np.full((4, 4, 3), 0.5, np.float32)
+            alpha = np.ones((4, 4), np.float32)
+            seed = next((n["inputs"].get("seed") for n in graph.values()
+                         if n.get("class_type") == "KSampler"), None)
+            writer.write_sample(index_id(index), fg, alpha, rejected=index in self.reject_indices,
+                                meta={"seed": seed if isinstance(seed, int) else None,
+                                      "prompt": f"fake prompt {index}"})
+        with self._lock:
+            self.executed.append(index)
+        return {"outputs": {"9": {"images": []}}, "meta": {}, "status": {
+            "status_str": "success", "completed": True,
+            "messages": [["execution_start", {"prompt_id": prompt_id}],
+                         ["execution_success", {"prompt_id": prompt_id}]]}}
+
+    # ---- request handling (called by the handler) ------------------------------------------------
+
+    def _next_request(self, method: str, path: str) -> bool:
+        """Record the request; False when this one must be answered by a disconnect."""
+        with self._lock:
+            self._request_number += 1
+            self.requests.append((method, path))
+            return self._request_number not in self.disconnect_on
+
+    def _post_prompt(self, body: dict) -> tuple[int, dict]:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, dict):
+            return 400, {"error": {"type": "no_prompt", "message": "No prompt provided",
+                                   "details": "No prompt provided", "extra_info": {}},
+                         "node_errors": {}}
+        with self._lock:
+            self.received.append(copy.deepcopy(prompt))
+        for node_id, node in prompt.items():
+            if node.get("class_type") not in self.node_types:
+                return 400, {"error": {
+                    "type": "invalid_prompt",
+                    "message": f"Cannot execute because node {node.get('class_type')} does not "
+                               "exist.", "details": f"Node ID '#{node_id}'", "extra_info": {}},
+                    "node_errors": {}}
+        index = sample_index_of(prompt)
+        if index in self.validation_errors:
+            node_id, message, details = self.validation_errors[index]
+            return 400, {
+                "error": {"type": "prompt_outputs_failed_validation",
+                          "message": "Prompt outputs failed validation", "details": "",
+                          "extra_info": {}},
+                "node_errors": {node_id: {
+                    "errors": [{"type": "value_not_in_list", "message": message,
+                                "details": details, "extra_info": {}}],
+                    "dependent_outputs": ["9"],
+                    "class_type": prompt.get(node_id, {}).get("class_type", "?")}}}
+        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+        with self._work:
+            self._number += 1
+            extra = {"client_id": body.get("client_id")}
+            self._queue.append([self._number, prompt_id, prompt, extra, ["9"]])
+            outstanding = len(self._queue) + (self._running is not None)
+            self.max_outstanding = max(self.max_outstanding, outstanding)
+            self._work.notify_all()
+            return 200, {"prompt_id": prompt_id, "number": self._number, "node_errors": {}}
+
+    def _get_queue(self) -> dict:
+        with self._lock:
+            running = [self._running] if self._running is not None else []
+            return {"queue_running": copy.deepcopy(running),
+                    "queue_pending": copy.deepcopy(self._queue)}
+
+    def _get_history(self, prompt_id: str) -> dict:
+        with self._lock:
+            entry = self._history.get(prompt_id)
+            return {prompt_id: copy.deepcopy(entry)} if entry is not None else {}
+
+    def _post_queue(self, body: dict) -> None:
+        with self._lock:
+            for prompt_id in body.get("delete") or []:
+                before = len(self._queue)
+                self._queue = [item for item in self._queue if item[1] != prompt_id]
+                if len(self._queue) < before:
+                    self.deleted.append(prompt_id)
+
+    def _object_info(self) -> dict:
+        return {name: {"input": {"required": {}}, "output": [], "output_name": [], "name": name,
+                       "display_name": name, "category": "fake", "output_node": False}
+                for name in self.node_types}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_fake: FakeComfyServer
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _answer(self, status: int, payload) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        fake = self.server_fake
+        if not fake._next_request("GET", self.path):
+            self.close_connection = True
+            return
+        if self.path == "/queue":
+            self._answer(200, fake._get_queue())
+        elif self.path.startswith("/history/"):
+            self._answer(200, fake._get_history(self.path[len("/history/"):]))
+        elif self.path == "/object_info":
+            self._answer(200, fake._object_info())
+        else:
+            self._answer(404, {"error": "not found"})
+
+    def do_POST(self):
+        fake = self.server_fake
+        raw = self._body()
+        if not fake._next_request("POST", self.path):
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(raw.decode("utf-8") or "{}")
+        except ValueError:
+            self._answer(400, {"error": "bad json"})
+            return
+        if self.path == "/prompt":
+            status, payload = fake._post_prompt(body)
+            self._answer(status, payload)
+        elif self.path == "/queue":
+            fake._post_queue(body)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self._answer(404, {"error": "not found"})
