@@ -46,10 +46,10 @@ _REFINE_WIDGETS = (
      "shorter side)."),
     ("gap_rim", "FLOAT", 0.0, 4096.0, 0.5,
      "How far (px) the band may extend beyond see-through gaps between strands, however deep "
-     "they are: the opaque half of a soft edge. 0 = automatic (1.2% of the shorter side)."),
+     "they are: the opaque half of a soft edge. 0 = automatic (1% of the shorter side)."),
     ("reach_depth", "FLOAT", 0.0, 4096.0, 0.5,
      "How deep (px from the true background) see-through gaps are searched. 0 = automatic "
-     "(5% of the shorter side)."),
+     "(4% of the shorter side)."),
     ("hole_min_area", "INT", 0, 1 << 26, 1,
      "Enclosed transparent regions at least this large (px) are real background holes (the gap "
      "between arm and torso); smaller ones are pinholes and get filled. 0 = automatic (0.1% of "

@@ -74,8 +74,8 @@ class RefineParams:
         Default 3% of the shorter side (31 px at 1024, at least 4).
     gap_rim : float or None
         How far (pixels) the band may extend beyond the reachable see-through gaps, however
-        deep they are: the opaque half of a soft edge. Default 1.2% of the shorter side
-        (12 px at 1024, at least 2).
+        deep they are: the opaque half of a soft edge. Default 1% of the shorter side
+        (10 px at 1024, at least 2).
     reach_depth : float or None
         How deep (pixels from the true background) gaps can be reached. Default 4% of the
         shorter side (41 px at 1024).
@@ -169,7 +169,7 @@ class RefineParams:
         if self.band_width is None:
             values["band_width"] = max(4.0, 0.03 * short)
         if self.gap_rim is None:
-            values["gap_rim"] = max(2.0, 0.012 * short)
+            values["gap_rim"] = max(2.0, 0.010 * short)
         if self.reach_depth is None:
             values["reach_depth"] = max(4.0, 0.04 * short)
         if self.ramp_depth is None:
@@ -304,21 +304,31 @@ class _Proximity:
         height, width = mask.shape
         self.scale = 2 if min(height, width) >= 512 else 1
         if self.scale == 1:
+            self.coverage = None
             far = (~mask).view(np.uint8)
         else:
             half = (width + 1) // 2, (height + 1) // 2
-            # INTER_AREA keeps a coarse pixel "in the mask" when any of its fine pixels is.
-            far = cv2.resize(mask.view(np.uint8), half, interpolation=cv2.INTER_AREA) == 0
-            far = far.view(np.uint8)
+            # Fraction of each coarse pixel's fine pixels in the mask, 0..255: "any" keeps
+            # a coarse pixel in the mask when one fine pixel is.
+            self.coverage = cv2.resize(mask.view(np.uint8) * np.uint8(255), half, interpolation=cv2.INTER_AREA)
+            far = (self.coverage == 0).view(np.uint8)
         self.distance = cv2.distanceTransform(far, cv2.DIST_L2, cv2.DIST_MASK_5)
+
+    def coarse_within(self, radius: float) -> np.ndarray:
+        """Bool mask, at the measuring resolution, of pixels at most ``radius`` (full-resolution
+        pixels) from the mask."""
+        return self.distance <= radius / self.scale
+
+    def upsample(self, coarse: np.ndarray) -> np.ndarray:
+        """A bool mask at the measuring resolution brought back to [H, W]."""
+        if self.scale == 1:
+            return coarse
+        height, width = self.shape
+        return cv2.resize(coarse.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
 
     def within(self, radius: float) -> np.ndarray:
         """Bool mask [H, W] of pixels at most ``radius`` pixels from the mask."""
-        near = (self.distance <= radius / self.scale).view(np.uint8)
-        if self.scale == 1:
-            return near.view(bool)
-        height, width = self.shape
-        return cv2.resize(near, (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
+        return self.upsample(self.coarse_within(radius))
 
     def deepest(self, among: np.ndarray) -> tuple[int, int]:
         """The pixel of ``among`` farthest from the mask."""
@@ -337,7 +347,7 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
     The portrait is the visible component holding the pixel deepest inside (farthest from
     the background); islands big enough relative to it are kept.
     """
-    visible = (alpha > _HALF_CODE) & ~background
+    visible = np.greater(alpha > _HALF_CODE, background)  # present and not background
     count, labels = cv2.connectedComponents(visible.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if count <= 2:
         return np.zeros(alpha.shape, bool)
@@ -359,91 +369,95 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
     return debris
 
 
-def _frame_fade(alpha: np.ndarray, opaque: np.ndarray, depth: int) -> np.ndarray:
+def _frame_fade(refined: np.ndarray, eligible, opaque_level: float, depth: int) -> np.ndarray:
     """Pixels within ``depth`` of a border whose line toward the interior reaches an opaque
     anchor at ``depth`` without crossing background: the body continues out of the frame, so
-    any fade toward the border there is an error."""
-    fade = np.zeros(alpha.shape, bool)
+    any fade toward the border there is an error.
+
+    ``eligible(orient, rows)`` returns which pixels of a border strip may be repaired; only the
+    strips are ever computed, never the whole image.
+    """
+    fade = np.zeros(refined.shape, bool)
     if depth <= 0:
         return fade
-    present = alpha > _HALF_CODE
     # Views that put each border (top, bottom, left, right) at index 0 of axis 0; writes to
     # the view of ``fade`` land in ``fade``.
     for orient in (lambda m: m, lambda m: m[::-1], lambda m: m.T, lambda m: m.T[::-1]):
-        o_present, o_opaque, o_fade = orient(present), orient(opaque), orient(fade)
-        d = min(depth, o_present.shape[0] - 1)
+        strip = orient(refined)
+        d = min(depth, strip.shape[0] - 1)
         if d <= 0:
             continue
+        present = strip[:d + 1] > _HALF_CODE
         # run[i]: every pixel from row i to the anchor row d is present (not background).
-        run = np.logical_and.accumulate(o_present[d::-1], axis=0)[::-1]
-        o_fade[:d] |= run[:d] & o_opaque[d][None, :]
+        run = np.logical_and.accumulate(present[::-1], axis=0)[::-1]
+        candidates = run[:d] & (strip[d] >= opaque_level)[None, :]
+        if candidates.any():
+            orient(fade)[:d] |= candidates & eligible(orient, d)
     return fade
 
 
-def _open_thin_strands(alpha: np.ndarray, width: int) -> np.ndarray:
-    """Grey-scale opening: removes bright structures narrower than ``width`` pixels."""
+def _open_thin_strands(codes: np.ndarray, width: int) -> np.ndarray:
+    """Grey-scale opening of 8-bit codes: removes bright structures narrower than ``width``."""
     if width <= 1:
-        return alpha
+        return codes
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (width, width))
-    return cv2.morphologyEx(alpha, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(codes, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
-def _band_speckle(alpha: np.ndarray, candidates: np.ndarray, level: float, passes: int) -> np.ndarray:
+def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passes: int) -> np.ndarray:
     """Near-opaque ``candidates`` darker than all 8 neighbours (speckle chained to the band).
 
     A genuine soft edge always has a more transparent neighbour toward the background, so a
     strict local minimum at or above ``level`` is an error. Each pass fills the minima found,
-    which exposes the next pixel of a speckle chain. Works on 8-bit codes: cheap and exact
-    for the 8-bit data Layer Diffusion produces.
+    which exposes the next pixel of a speckle chain. Works on the 8-bit ``codes`` of the alpha:
+    cheap, and exact for the 8-bit data Layer Diffusion produces.
     """
-    codes = cv2.convertScaleAbs(alpha, alpha=255.0)  # rounds to the nearest 8-bit code
     level_code = int(np.ceil(level * 255.0 - 1e-6))
+    candidates = candidates & (codes >= level_code)
+    if passes <= 0 or not candidates.any():
+        return np.zeros(codes.shape, bool)
+    work = codes.copy()
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
-    found = np.zeros(alpha.shape, bool)
-    candidates = candidates & (codes >= level_code)
     for _ in range(passes):
-        lowest_neighbour = cv2.erode(codes, ring, borderType=cv2.BORDER_REPLICATE)
-        speck = candidates & (codes < lowest_neighbour)
+        lowest_neighbour = cv2.erode(work, ring, borderType=cv2.BORDER_REPLICATE)
+        speck = candidates & (work < lowest_neighbour)
         if not speck.any():
             break
-        found |= speck
-        candidates &= ~speck
-        codes[speck] = 255
-    return found
+        np.copyto(work, 255, where=speck)  # filled: 255 is never below a neighbour again
+    return work != codes  # exactly the pixels filled above
 
 
-def _ramp_reach(alpha: np.ndarray, background: np.ndarray, allowed: np.ndarray,
+def _ramp_reach(alpha: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
                 levels: tuple[float, ...]) -> np.ndarray:
     """Pixels below ``levels[-1]`` that the background reaches through pixels no more opaque
-    than the level just above their own alpha: the smooth ramp of a wide soft edge.
+    than the level just above their own alpha, within ``depth`` of the background: the
+    smooth ramp of a wide soft edge.
 
     Speckle sits in noisy near-opaque fields; a genuine wide transition climbs steadily from
-    the background. Wide ramps are smooth, so images of at least 512 pixels a side are
-    judged at half resolution (four times cheaper).
+    the background. Wide ramps are smooth, so they are judged at the resolution
+    ``proximity`` (the background's distances) measures at: half size for large images.
     """
-    height, width = alpha.shape
-    if min(height, width) >= 512:
-        half = (width + 1) // 2, (height + 1) // 2
-        small_alpha = cv2.resize(alpha, half, interpolation=cv2.INTER_AREA)
+    allowed = proximity.coarse_within(depth)
+    if proximity.scale == 1:
+        small_alpha, small_background = alpha, background
+    else:
+        small_alpha = cv2.resize(alpha, allowed.shape[::-1], interpolation=cv2.INTER_AREA)
         # A coarse pixel is background only when all its fine pixels are.
-        small_background = cv2.resize(background.view(np.uint8) * np.uint8(255), half,
-                                      interpolation=cv2.INTER_AREA) == 255
-        small_allowed = cv2.resize(allowed.view(np.uint8), half, interpolation=cv2.INTER_NEAREST).view(bool)
-        small = _ramp_reach(small_alpha, small_background, small_allowed, levels)
-        genuine = cv2.resize(small.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
-        return genuine & (alpha < levels[-1])
-    genuine = np.zeros(alpha.shape, bool)
-    if not background.any():
-        return genuine
+        small_background = proximity.coverage == 255
+    genuine = np.zeros(small_alpha.shape, bool)
+    if not small_background.any():
+        return proximity.upsample(genuine)
     lower = -1.0
     for level in levels:
-        passable = background | ((alpha < level) & allowed)
+        passable = small_background | ((small_alpha < level) & allowed)
         _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        reached = _select(labels, np.unique(labels[background]))
-        genuine |= reached & (alpha >= lower) & (alpha < level)
+        reached = _select(labels, np.unique(labels[small_background]))
+        genuine |= reached & (small_alpha >= lower) & (small_alpha < level)
         lower = level
-    return genuine
+    if proximity.scale == 1:
+        return genuine
+    return proximity.upsample(genuine) & (alpha < levels[-1])
 
 
 def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> RefineResult:
@@ -486,42 +500,54 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     p = params.resolved(height, width)
 
     opaque = source >= p["opaque_level"]
-    semi = ~opaque & (source > _HALF_CODE)
+    not_opaque = ~opaque
+    semi = not_opaque & (source > _HALF_CODE)
     background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"])
     has_background = bool(seeds)
     refined = source.copy()
     fix_kind = np.zeros(source.shape, np.uint8)
     band = np.zeros(source.shape, bool)
+    band_pixels = 0
 
     if has_background:
         distance = _Proximity(background)
+        codes = cv2.convertScaleAbs(source, alpha=255.0)  # nearest 8-bit code of each pixel
         # Thin opaque strands (curls crossing a soft edge) must not wall off the see-through
         # gaps behind them: judge gaps on the alpha with bright structures thinner than
         # ``strand_width`` opened away. Thick opaque body parts are unaffected.
-        see_through = _open_thin_strands(source, p["strand_width"]) < p["gap_level"]
+        gap_code = int(np.ceil(p["gap_level"] * 255.0 - 1e-6))
+        see_through = _open_thin_strands(codes, p["strand_width"]) < gap_code
         gaps = _reach(seeds, background | (see_through & distance.within(p["reach_depth"])))
-        near = distance.within(p["band_width"]) | _Proximity(gaps).within(p["gap_rim"])
-        band = _reach(seeds, gaps | (~opaque & near))
+        gap_distance = _Proximity(gaps)
+        near = distance.upsample(distance.coarse_within(p["band_width"])
+                                 | gap_distance.coarse_within(p["gap_rim"]))
+        band = _reach(seeds, gaps | (not_opaque & near))
         if p["ramp_levels"]:
-            band |= _ramp_reach(source, background, distance.within(p["ramp_depth"]), p["ramp_levels"])
-        errors = ~opaque & ~band
+            band |= _ramp_reach(source, background, distance, p["ramp_depth"], p["ramp_levels"])
+        errors = np.greater(not_opaque, band)  # not opaque and not band
+        band_semi = band & semi
+        band_pixels = int(np.count_nonzero(band_semi))
         if p["speckle_passes"] > 0:
-            errors |= _band_speckle(source, band & semi, p["speckle_level"], p["speckle_passes"])
+            speck = _band_speckle(codes, band_semi, p["speckle_level"], p["speckle_passes"])
+            band_pixels -= int(np.count_nonzero(speck))
+            errors |= speck
         is_zero = source <= p["background_level"]
         if p["fix_pinholes"]:
             np.copyto(fix_kind, _KIND_CODE["pinhole"], where=errors & is_zero)
         if p["fix_interior"]:
-            np.copyto(fix_kind, _KIND_CODE["interior"], where=errors & ~is_zero)
-        np.copyto(refined, 1.0, where=fix_kind != 0)
+            np.copyto(fix_kind, _KIND_CODE["interior"], where=np.greater(errors, is_zero))
+        np.copyto(refined, 1.0, where=errors if p["fix_pinholes"] and p["fix_interior"] else fix_kind != 0)
 
     if p["fix_frame_fade"]:
         # Anchors are judged after the interior repair: speckle must not hide an opaque body.
         # Where the contour meets the border obliquely, the soft edge lies in the fade zone
-        # too: pixels of the genuine band are never a fade.
-        # A fade dims an opaque body; a pixel below ``fade_min_alpha`` is a soft edge that
-        # happens to run along the border, not a fade.
-        fade = (_frame_fade(refined, refined >= p["opaque_level"], p["frame_fade_depth"])
-                & ~opaque & ~band & (source >= p["fade_min_alpha"]))
+        # too: pixels of the genuine band are never a fade. A fade dims an opaque body; a
+        # pixel below ``fade_min_alpha`` is a soft edge running along the border.
+        def eligible(orient, rows):
+            return (orient(not_opaque)[:rows] & ~orient(band)[:rows]
+                    & (orient(source)[:rows] >= p["fade_min_alpha"]))
+
+        fade = _frame_fade(refined, eligible, p["opaque_level"], p["frame_fade_depth"])
         np.copyto(fix_kind, _KIND_CODE["frame_fade"], where=fade)
         np.copyto(refined, 1.0, where=fade)
     if has_background and p["remove_debris"]:
@@ -531,10 +557,11 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
 
     # Every repair moves a pixel to exactly 0 or 1 from at least half a code away.
     changed = fix_kind != 0
-    changed_count = int(np.count_nonzero(changed))
+    kinds = fix_kind[changed]
+    changed_count = int(kinds.size)
     semi_before_count = int(np.count_nonzero(semi))
     semi_after_count = semi_before_count - int(np.count_nonzero(semi & changed))
-    counts = np.bincount(fix_kind[changed], minlength=5)
+    counts = np.bincount(kinds, minlength=5)
     stats = {
         "height": height,
         "width": width,
@@ -547,7 +574,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         "debris_removed": int(counts[3]),
         "frame_fade_fixed": int(counts[4]),
         "background_fraction": float(np.count_nonzero(background) / background.size),
-        "band_pixels": int(np.count_nonzero(band & semi & ~changed)),
+        "band_pixels": band_pixels,
         "no_background": not has_background,
         "params": p,
     }
