@@ -5,6 +5,8 @@
 ``ld-portrait dataset verify ROOT``          consistency check (``--repair`` rebuilds the manifest)
 ``ld-portrait dataset stats ROOT``           counts, attribute histograms, coverage, reject reasons
 ``ld-portrait dataset sheet ROOT OUT.png``   contact sheet: composites on varied backgrounds + mattes
+``ld-portrait queue WORKFLOW_API_JSON ...``  drive ComfyUI servers over their HTTP API (serverqueue.py)
+``ld-portrait models download``              the Layer Diffusion weight files (modeldownload.py)
 ``ld-portrait --version``
 
 Adding a command: write ``_add_<name>_command(commands)`` that creates its sub-parser and
@@ -231,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dataset_command(commands)
     _add_queue_command(commands)
+    from . import modeldownload
+
+    modeldownload.register(commands)
     return parser
 
 

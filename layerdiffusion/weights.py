@@ -1,0 +1,333 @@
+"""Reading Layer Diffusion weight files: safetensors only, strict, with errors people can act on.
+
+Nothing here unpickles: ``torch.load`` can run code hidden in a file, so pickle-based files
+(``.ckpt``, ``.pt``, ``.bin``) are refused with a message, never opened.
+
+Errors
+------
+``WeightFileError`` (a ``ValueError``) for a file that is not what it should be: not
+safetensors, truncated or corrupt, or the wrong model (with a guess of what it is, for example
+a UNet patch file given as the decoder). ``FileNotFoundError`` when the path does not exist.
+Both name the file that was expected and where upstream publishes it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .decoder import TransparentDecoderUNet, decoder_state_dict_shapes
+
+__all__ = [
+    "WeightFileError",
+    "DECODER_FILE_NAME",
+    "ENCODER_FILE_NAME",
+    "PATCH_FILE_NAMES",
+    "PUBLIC_REPOSITORY",
+    "read_safetensors",
+    "guess_weight_kind",
+    "check_state_dict",
+    "check_decoder_state_dict",
+    "load_transparent_decoder",
+]
+
+DECODER_FILE_NAME = "vae_transparent_decoder.safetensors"
+ENCODER_FILE_NAME = "vae_transparent_encoder.safetensors"
+PATCH_FILE_NAMES = (
+    "layer_xl_transparent_attn.safetensors",
+    "layer_xl_transparent_conv.safetensors",
+)
+PUBLIC_REPOSITORY = "https://huggingface.co/LayerDiffusion/layerdiffusion-v1"
+
+_LIST_LIMIT = 5  # how many names an error message shows before "... and N more"
+
+PathLike = Union[str, os.PathLike]
+
+
+class WeightFileError(ValueError):
+    """A weight file (or state dict) is unreadable or is not the model it should be."""
+
+
+def _abbreviate(items: Sequence[str], limit: int = _LIST_LIMIT) -> str:
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f", ... and {len(items) - limit} more"
+    return shown
+
+
+def _expected_hint(expected_name: Optional[str]) -> str:
+    if not expected_name:
+        return ""
+    return f" Expected {expected_name!r} (published at {PUBLIC_REPOSITORY})."
+
+
+def _sniff_pickle(path: Path) -> Optional[str]:
+    """Name the pickle-based format of a file that failed to parse as safetensors, if it is one.
+
+    Only consulted after safetensors refused the file: a safetensors header length can start
+    with any byte, so sniffing first would misjudge valid files.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head[:2] == b"PK":
+        return "a zip archive (torch.save / .ckpt format, which contains a pickle)"
+    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "a Python pickle (.pt / .bin / .ckpt format)"
+    return None
+
+
+def read_safetensors(
+    path: PathLike,
+    *,
+    expected_name: Optional[str] = None,
+    device: Union[str, torch.device] = "cpu",
+) -> Dict[str, torch.Tensor]:
+    """Read every tensor of a ``.safetensors`` file, or raise an error that says what is wrong.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    expected_name : str, optional
+        The published file name this was meant to be (used in error messages only).
+    device : str or torch.device
+        Where the tensors are created; ``"cpu"`` by default.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The tensors by name, in the file's dtypes.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist or is not a file.
+    WeightFileError
+        The file is a pickle-based checkpoint, is truncated, or is otherwise not valid
+        safetensors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    hint = _expected_hint(expected_name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Weight file not found: {str(path)!r}.{hint} Put it in ComfyUI's "
+            "models/layer_model folder (or run `ld-portrait models download`)."
+        )
+    try:
+        return load_file(str(path), device=str(device))
+    except SafetensorError as error:
+        pickle_kind = _sniff_pickle(path)
+        if pickle_kind is not None:
+            raise WeightFileError(
+                f"{str(path)!r} is {pickle_kind}. Only .safetensors files are loaded, because "
+                f"pickle files can run arbitrary code when opened.{hint}"
+            ) from error
+        size = path.stat().st_size
+        raise WeightFileError(
+            f"{str(path)!r} ({size} bytes) is not a valid safetensors file: {error}. It is "
+            f"probably truncated (an interrupted download) or corrupt; download it again.{hint}"
+        ) from error
+    except OSError as error:
+        raise WeightFileError(f"Could not read {str(path)!r}: {error}.{hint}") from error
+
+
+def guess_weight_kind(keys: Iterable[str]) -> str:
+    """Guess, from tensor names alone, what model a weight file holds.
+
+    Parameters
+    ----------
+    keys : iterable of str
+        Tensor names of the file.
+
+    Returns
+    -------
+    str
+        A short human description such as ``"a Layer Diffusion UNet patch file ..."``, or
+        ``"an unknown model"``.
+    """
+    keys = list(keys)
+    if not keys:
+        return "an empty file (no tensors)"
+
+    def share(predicate) -> float:
+        return sum(1 for k in keys if predicate(k)) / len(keys)
+
+    if share(lambda k: "::" in k) > 0.5:
+        return (
+            "a Layer Diffusion UNet patch file (keys '<model key>::<type>::<index>', like "
+            "layer_xl_transparent_attn / _conv)"
+        )
+    if share(lambda k: k.startswith("model.diffusion_model.")) > 0.1:
+        return "a full Stable Diffusion checkpoint"
+    if share(lambda k: "lora" in k.lower()) > 0.5:
+        return "a LoRA file"
+    if share(lambda k: k.startswith(("encoder.", "decoder."))) > 0.8:
+        return "an ordinary VAE (not the transparent decoder)"
+    if share(lambda k: k.startswith("blocks.")) > 0.9:
+        return "the transparent *encoder* (vae_transparent_encoder)"
+    if share(lambda k: k.startswith(("input_blocks.", "diffusion_model.", "output_blocks."))) > 0.5:
+        return "a diffusion UNet"
+    if share(lambda k: k.startswith(("down_blocks.", "up_blocks.", "mid_block."))) > 0.5:
+        return "a diffusers-style UNet (not the transparent decoder's layout)"
+    return "an unknown model"
+
+
+def check_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    expected_shapes: Mapping[str, Tuple[int, ...]],
+    *,
+    what: str,
+    expected_name: Optional[str] = None,
+    source: str = "the state dict",
+) -> None:
+    """Raise ``WeightFileError`` unless ``state_dict`` has exactly the expected names and shapes.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to torch.Tensor
+        What was read.
+    expected_shapes : mapping of str to tuple of int
+        Every required name and its shape.
+    what : str
+        What the file should hold (for the message), e.g. ``"transparent decoder"``.
+    expected_name : str, optional
+        Published file name (for the message).
+    source : str
+        Where ``state_dict`` came from (a path), for the message.
+    """
+    missing = [k for k in expected_shapes if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected_shapes]
+    misshaped = [
+        f"{k} {tuple(state_dict[k].shape)} (expected {tuple(shape)})"
+        for k, shape in expected_shapes.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(shape)
+    ]
+    not_float = [
+        f"{k} ({state_dict[k].dtype})"
+        for k in expected_shapes
+        if k in state_dict and not torch.is_floating_point(state_dict[k])
+    ]
+    if not (missing or unexpected or misshaped or not_float):
+        return
+    known = sum(1 for k in state_dict if k in expected_shapes)
+    if state_dict and known / len(state_dict) > 0.5:
+        kind = f"a modified or incomplete {what}"
+    else:
+        kind = guess_weight_kind(state_dict.keys())
+    lines = [
+        f"{source} is not a {what} file: it has {len(state_dict)} tensors "
+        f"(expected {len(expected_shapes)}) and looks like {kind}."
+    ]
+    if missing:
+        lines.append(f"Missing {len(missing)}: {_abbreviate(missing)}.")
+    if unexpected:
+        lines.append(f"Unexpected {len(unexpected)}: {_abbreviate(unexpected)}.")
+    if misshaped:
+        lines.append(f"Wrong shape {len(misshaped)}: {_abbreviate(misshaped)}.")
+    if not_float:
+        lines.append(f"Not floating point {len(not_float)}: {_abbreviate(not_float)}.")
+    hint = _expected_hint(expected_name)
+    if hint:
+        lines.append(hint.strip())
+    raise WeightFileError(" ".join(lines))
+
+
+def check_decoder_state_dict(
+    state_dict: Mapping[str, torch.Tensor], *, source: str = "the state dict"
+) -> None:
+    """Raise ``WeightFileError`` unless ``state_dict`` is the transparent decoder's layout.
+
+    The layout is that of ``vae_transparent_decoder.safetensors``: 538 tensors, diffusers key
+    names. Note that upstream's SD1.5 transparent decoder
+    (``layer_sd15_vae_transparent_decoder.safetensors``) has the same layout and passes.
+    """
+    check_state_dict(
+        state_dict,
+        decoder_state_dict_shapes(),
+        what="transparent decoder",
+        expected_name=DECODER_FILE_NAME,
+        source=source,
+    )
+
+
+def _check_dtype_for_device(device: torch.device, dtype: torch.dtype) -> None:
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating point type, got {dtype}.")
+    if device.type == "cpu" and dtype != torch.float32:
+        raise ValueError(
+            f"dtype {dtype} on CPU is not supported (half precision is slow or missing there); "
+            "use torch.float32 on CPU, float16/bfloat16 only on a GPU."
+        )
+
+
+def _own_memory(
+    state_dict: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype
+) -> Dict[str, torch.Tensor]:
+    """Copy tensors read from a file into memory of their own, on ``device`` in ``dtype``.
+
+    safetensors maps the file into memory lazily; a network left on those pages would crash
+    (SIGBUS) if the file were overwritten in place while in use, e.g. by a copy over it.
+    """
+    return {k: v.to(device=device, dtype=dtype, copy=True) for k, v in state_dict.items()}
+
+
+def load_transparent_decoder(
+    source: Union[PathLike, Mapping[str, torch.Tensor]],
+    *,
+    device: Union[str, torch.device] = "cpu",
+    dtype: torch.dtype = torch.float32,
+    channels_last: Optional[bool] = None,
+) -> TransparentDecoderUNet:
+    """Build the transparent decoder from a ``.safetensors`` file or a state dict, strictly.
+
+    Parameters
+    ----------
+    source : path or mapping of str to torch.Tensor
+        ``vae_transparent_decoder.safetensors`` (or a state dict with its layout).
+    device : str or torch.device
+        Where the network runs.
+    dtype : torch.dtype
+        ``torch.float32`` on CPU; ``float16`` or ``bfloat16`` are accepted on a GPU.
+    channels_last : bool, optional
+        Store convolution weights channels-last. ``None`` (default) means: on CUDA only, where
+        it pays; on CPU it was measured no faster.
+
+    Returns
+    -------
+    TransparentDecoderUNet
+        In eval mode, gradients off, on ``device`` in ``dtype``. When ``source`` is a state
+        dict already on ``device`` in ``dtype``, the network shares those tensors.
+
+    Raises
+    ------
+    FileNotFoundError, WeightFileError
+        See ``read_safetensors`` and ``check_decoder_state_dict``.
+    ValueError
+        A half-precision dtype on CPU.
+    """
+    device = torch.device(device)
+    _check_dtype_for_device(device, dtype)
+    if isinstance(source, Mapping):
+        state_dict, label = source, "the state dict"
+    else:
+        state_dict = read_safetensors(source, expected_name=DECODER_FILE_NAME)
+        label = repr(str(source))
+    check_decoder_state_dict(state_dict, source=label)
+    if not isinstance(source, Mapping):
+        state_dict = _own_memory(state_dict, device, dtype)
+    # Build on the meta device and adopt the loaded tensors: no random initialisation of
+    # 104M parameters that would be overwritten at once.
+    with torch.device("meta"):
+        network = TransparentDecoderUNet()
+    network.load_state_dict(dict(state_dict), strict=True, assign=True)
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    network = network.to(device=device, dtype=dtype)
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    return network.eval().requires_grad_(False)
