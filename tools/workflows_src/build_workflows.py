@@ -1,0 +1,284 @@
+"""Regenerate the shipped workflows: ``python tools/workflows_src/build_workflows.py``.
+
+Writes workflows/<name>.json (UI) and workflows/api/<name>.json (API) from the descriptions
+below and prints any problem tests/test_workflows.py would report. Re-run it after changing a
+node's inputs or a default that the UI files store.
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from graph import Graph, layout, T, REPO  # noqa: E402
+
+CUSTOM_TEMPLATE = (
+    "# Used only when preset is 'custom' (a shipped preset ignores this text).\n"
+    "# {a|b} choice, {2::a|b} weight, {slot: a|b} recorded in attributes, __list__ wildcard file,\n"
+    "# ~ empty option, # comment; the line [negative] starts the negative prompt.\n"
+    "a portrait photo of a {age: young|middle-aged|senior} {gender: woman|man} with\n"
+    "{hair_length: short|shoulder-length|long} {hair_color: black|brown|blonde|red|grey}\n"
+    "{hair_style: curly|wavy|straight} hair, {2::~|wearing glasses}, single person, centered,\n"
+    "whole head in frame, high quality, photorealistic, highly detailed hair strands\n"
+    "[negative]\n"
+    "two people, cropped head, blurry, lowres, text, watermark\n")
+
+LAYER_URL = "https://huggingface.co/LayerDiffusion/layerdiffusion-v1/resolve/main/"
+
+MODELS_JSON = json.dumps({"checkpoint": "sd_xl_base_1.0.safetensors",
+                          "layer_diffusion_patch": "layer_xl_transparent_attn.safetensors",
+                          "transparent_decoder": "vae_transparent_decoder.safetensors"}, indent=1)
+
+MODEL_NOTE = """Model files: put them here, then press R in the editor to refresh the lists.
+
+- models/checkpoints/sd_xl_base_1.0.safetensors
+  Stable Diffusion XL base 1.0 (stabilityai/stable-diffusion-xl-base-1.0). Other SDXL checkpoints work too.
+- models/layer_model/layer_xl_transparent_attn.safetensors
+  Layer Diffusion SDXL patch, attention injection (LayerDiffusion/layerdiffusion-v1).
+- models/layer_model/vae_transparent_decoder.safetensors
+  Layer Diffusion transparent decoder (same release).
+
+`ld-portrait models download` fetches the two Layer Diffusion files into models/layer_model. That folder name is the one other Layer Diffusion node packs use, so files you already downloaded for them are found.
+
+If you change a file, also update the 'models' text of Save Matting Dataset: it is recorded with every sample."""
+
+
+def generation(preview_only=False):
+    g = Graph()
+    if preview_only:
+        overview = g.note(None, [420, 520], title="Read me: LD-Portrait single-image preview", text="""Make one transparent portrait and see what the LD-Portrait pipeline does to it. Nothing is saved to a dataset.
+
+Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground + alpha) -> Pad Foreground -> Connectivity Refine -> previews.
+
+Previews:
+- 'raw decode': the decoder's result on a checkerboard, before any repair.
+- 'error map': the portrait with every pixel Connectivity Refine corrected in red.
+- 'refined composite': padded foreground + refined alpha over a background.
+
+Change the prompt by switching the template's preset to 'custom' and editing its text, or keep 'ld_portrait' and step the index. To make a dataset use ld_portrait_20k_generate.json instead.""")
+    else:
+        overview = g.note(None, [420, 700], title="Read me: LD-Portrait-20K generation", text="""One portrait matte per run, saved into a matting dataset (the LD-Portrait-20K pipeline).
+
+Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground F + alpha) -> Pad Foreground -> Connectivity Refine -> Quality Gate -> Save Matting Dataset.
+
+In the editor: the Prompt Template's index is set to 'increment', so every run makes the next prompt. Set the batch count beside Queue (for example 100) and press Queue. Samples go to ComfyUI/output/ld_portrait_20k/: fg/, alpha/, raw_alpha/, error_maps/, meta/ and manifest.jsonl; samples the gate refuses are recorded under rejected/. Ids follow the index (index 123 -> 000123), and ids already complete are skipped, so queuing a range again resumes it.
+
+Headless, on one or many servers, with retries and resume:
+ld-portrait queue workflows/api/ld_portrait_20k_generate.json --dataset ComfyUI/output/ld_portrait_20k --range 0:20051 --server 127.0.0.1:8188
+
+Keep the template's seed fixed for a whole dataset: the seed and the index decide the prompt and the sampler seed of every sample, the same on every machine.""")
+    models_note = g.note(None, [420, 430], title="Models: where to put which file", text=MODEL_NOTE)
+    ckpt = g.node("CheckpointLoaderSimple", None, {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+                  title="Load Checkpoint (SDXL base 1.0)", size=[420, 110],
+                  models=[{"name": "sd_xl_base_1.0.safetensors", "directory": "checkpoints",
+                           "url": "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"}])
+    patch = g.node("LDPLayerDiffusionPatch", None,
+                   {"patch_file": "layer_xl_transparent_attn.safetensors", "strength": 1.0}, size=[420, 90],
+                   models=[{"name": "layer_xl_transparent_attn.safetensors", "directory": "layer_model",
+                            "url": LAYER_URL + "layer_xl_transparent_attn.safetensors"}])
+    decoder = g.node("LDPTransparentDecoderLoader", None,
+                     {"decoder_file": "vae_transparent_decoder.safetensors"}, size=[420, 70],
+                     models=[{"name": "vae_transparent_decoder.safetensors", "directory": "layer_model",
+                              "url": LAYER_URL + "vae_transparent_decoder.safetensors"}])
+
+    prompt_note = g.note(None, [460, 300], title="Prompt", text="""Prompt Template makes one prompt per index.
+
+- preset ld_portrait: billions of distinct prompts varying age, ethnicity, gender, hair style, length and colour, clothing, accessories, expression, pose, framing and lighting; the chosen values come out as 'attributes' and are stored with the sample.
+- mode enumerate walks every combination once, without repeats.
+- index (increment): the sample number, one per run.
+- seed (fixed): the base seed of the whole run.
+
+Switch preset to 'custom' to use the text in the node. Your own wildcard lists go in ld_portrait_wildcards/ in the ComfyUI user or input folder and replace shipped lists of the same name.""")
+    template = g.node("LDPPromptTemplate", None,
+                      {"preset": "ld_portrait", "template": CUSTOM_TEMPLATE, "index": 0, "seed": 0,
+                       "mode": "enumerate"}, controls={"index": "increment", "seed": "fixed"},
+                      size=[460, 560])
+
+    sample_note = g.note(None, [360, 300], title="Encode and sample", text="""SDXL at 1024 x 1024 with the Layer Diffusion patched model: the latent now also carries transparency.
+
+- Text comes from the template's prompt and negative outputs.
+- KSampler: dpmpp_2m_sde / karras, 25 steps, cfg 7. Its seed is wired from the template (a different seed per index, the same on every machine): do not unplug it.
+- Keep batch_size 1: the dataset id follows the index, one sample per run.""")
+    pos_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)", size=[360, 100])
+    neg_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)", size=[360, 100])
+    latent = g.node("EmptyLatentImage", None, {"width": 1024, "height": 1024, "batch_size": 1}, size=[360, 110])
+    sampler = g.node("KSampler", None, {"seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m_sde",
+                                        "scheduler": "karras", "denoise": 1.0},
+                     controls={"seed": "fixed"}, size=[360, 270])
+    vae = g.node("VAEDecode", None, size=[360, 50])
+
+    decode_note = g.note(None, [380, 270], title="Transparent decode", text="""VAE Decode gives the colour; Transparent Decode runs the Layer Diffusion decoder on the same latent and that colour and returns the foreground F and the alpha (1 = opaque portrait).
+
+passes 8 = four rotations x flip merged by the median, as upstream (best); 4, 2 or 1 are faster. Lower sub_batch if the GPU runs out of memory.
+
+'raw decode' previews the result on a checkerboard, before any repair.""")
+    decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
+    raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
+
+    refine_note = g.note(None, [400, 330], title="Pad and refine", text="""Pad Foreground fills F where the alpha is 0 with the colour of the nearby portrait (Layer Diffusion's padding), so composites show no dark fringe.
+
+Connectivity Refine repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. Sizes at 0 scale with the image; hover a widget for its meaning.
+
+The error map shows the corrected pixels in red.""")
+    pad = g.node("LDPPadForeground", None, size=[400, 80])
+    refine = g.node("LDPConnectivityRefine", None, size=[400, 640])
+
+    gate_note = g.note(None, [400, 300], title="Quality gate", text="""Quality Gate judges each matte: it rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha (a failed transparent decode), translucent objects and tiny or off-centre subjects. It reads the refined alpha, the decoder's raw alpha and the changed pixels.
+
+'keep' and 'verdict' go to the save node, which stores accepted samples and records rejected ones with their reasons (dataset statistics: ld-portrait dataset stats).""")
+    gate = g.node("LDPQualityGate", None, size=[400, 560])
+
+    if not preview_only:
+        save_note = g.note(None, [440, 300], title="Save", text="""Save Matting Dataset writes ComfyUI/output/<dataset_name>/:
+fg/<id>.png (padded F), alpha/<id>.png (refined alpha), raw_alpha/ and error_maps/ (for audit), meta/<id>.json (prompt, negative, seed, attributes, models, refinement statistics, verdict) and manifest.jsonl.
+
+Writes are atomic, complete ids are skipped, several ComfyUI instances may fill one dataset at once. keep_rejected on also stores the images of rejected samples under rejected/.
+
+Check a dataset with: ld-portrait dataset verify | stats | sheet""")
+        save = g.node("LDPSaveDataset", None, {"dataset_name": "ld_portrait_20k", "models": MODELS_JSON},
+                      size=[440, 700], api_widgets={"models"})
+
+    composite = g.node("LDPCompositeBackground", None, {"kind": "random"}, size=[420, 220])
+    comp_preview = g.node("PreviewImage", None, title="Preview: refined composite", size=[420, 420])
+    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
+
+    # links ------------------------------------------------------------------------------
+    g.link(ckpt, 0, patch, "model")
+    g.link(ckpt, 1, pos_enc, "clip")
+    g.link(ckpt, 1, neg_enc, "clip")
+    g.link(template, 0, pos_enc, "text")
+    g.link(template, 1, neg_enc, "text")
+    g.link(patch, 0, sampler, "model")
+    g.link(template, 3, sampler, "seed")
+    g.link(pos_enc, 0, sampler, "positive")
+    g.link(neg_enc, 0, sampler, "negative")
+    g.link(latent, 0, sampler, "latent_image")
+    g.link(sampler, 0, vae, "samples")
+    g.link(ckpt, 2, vae, "vae")
+    g.link(sampler, 0, decode, "samples")
+    g.link(vae, 0, decode, "images")
+    g.link(decoder, 0, decode, "decoder")
+    g.link(decode, 3, raw_preview, "images")
+    g.link(decode, 0, pad, "image")
+    g.link(decode, 1, pad, "alpha")
+    g.link(decode, 1, refine, "alpha")
+    g.link(pad, 0, refine, "image")
+    if not preview_only:
+        g.link(refine, 0, gate, "alpha")
+        g.link(decode, 1, gate, "raw_alpha")
+        g.link(refine, 1, gate, "changed")
+        g.link(pad, 0, save, "foreground")
+        g.link(refine, 0, save, "alpha")
+        g.link(template, 4, save, "sample_index")
+        g.link(gate, 0, save, "keep")
+        g.link(decode, 1, save, "raw_alpha")
+        g.link(refine, 2, save, "error_map")
+        g.link(template, 0, save, "prompt")
+        g.link(template, 1, save, "negative")
+        g.link(template, 2, save, "attributes")
+        g.link(template, 3, save, "seed")
+        g.link(gate, 3, save, "verdict")
+        g.link(refine, 3, save, "stats")
+    g.link(pad, 0, composite, "foreground")
+    g.link(refine, 0, composite, "alpha")
+    g.link(template, 4, composite, "index")
+    g.link(composite, 0, comp_preview, "images")
+    g.link(refine, 2, err_preview, "images")
+
+    if preview_only:
+        g.nodes = [n for n in g.nodes if n["id"] not in (gate_note, gate)]
+        columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
+                   [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
+                   [decode_note, decode, raw_preview], [refine_note, pad, refine],
+                   [composite, comp_preview, err_preview]]
+        groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
+                  ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
+                  ("5. Pad and refine", columns[6]), ("6. Previews", columns[7])]
+    else:
+        columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
+                   [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
+                   [decode_note, decode, raw_preview], [refine_note, pad, refine],
+                   [gate_note, gate], [save_note, save], [composite, comp_preview, err_preview]]
+        groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
+                  ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
+                  ("5. Pad and refine", columns[6]), ("6. Quality gate and save", columns[7] + columns[8]),
+                  ("7. Previews", columns[9])]
+    layout(g, columns)
+    for title, members in groups:
+        g.group(title, members)
+    return g
+
+
+def refine_folder():
+    g = Graph()
+    overview = g.note(None, [420, 620], title="Read me: refine a folder of RGBA portraits", text="""Turn existing RGBA portraits (for example Layer Diffusion outputs) into a matting dataset: load -> Connectivity Refine -> Pad Foreground -> Quality Gate -> Save Matting Dataset.
+
+1. Put the RGBA PNG files in ComfyUI/input/ld_portrait_inputs/ (or type another folder, absolute or relative to the input folder, into Load RGBA Portrait's path).
+2. The 'sample index' counter picks the N-th PNG of the folder (sorted by name) and names the sample (index 7 -> id 000007). Its control is 'increment': every run takes the next file.
+3. Set the batch count beside Queue to the number of files (Load RGBA Portrait's count output) and press Queue once. out_of_range is 'error', so running past the last file stops with a message instead of starting again from the first file under new ids.
+4. To start over, set the counter back to 0. Ids already complete in the dataset are skipped, so repeating a range is harmless.
+
+Samples go to ComfyUI/output/ld_portrait_refined/ (fg/, alpha/, raw_alpha/, error_maps/, meta/, manifest.jsonl; rejected/ for samples the gate refuses).""")
+    counter = g.node("PrimitiveInt", None, {"value": 0}, title="sample index", controls={"value": "increment"},
+                     size=[320, 90])
+    load = g.node("LDPLoadRGBA", None, {"path": "ld_portrait_inputs", "index": 0, "out_of_range": "error"},
+                  size=[380, 190])
+    load_note = g.note(None, [380, 250], title="Load", text="""The 'sample index' counter (control: increment) drives both the file index and the dataset id.
+
+Load RGBA Portrait returns the colour and the alpha (1 = opaque portrait; unlike core Load Image, whose mask is inverted).
+
+Files without an alpha channel stop the run with a message that names the file.""")
+    refine_note = g.note(None, [400, 270], title="Refine and pad", text="""Connectivity Refine repairs the alpha with the portrait connectivity prior: speckle and blotches inside the body and pinholes become opaque, faint floating debris is removed, the fade at the frame is fixed; hair and soft edges connected to the background are kept. Sizes at 0 scale with the image.
+
+Pad Foreground then fills the colour where the refined alpha is 0 with the colour of the nearby portrait, so composites show no dark fringe.""")
+    refine = g.node("LDPConnectivityRefine", None, size=[400, 640])
+    pad = g.node("LDPPadForeground", None, size=[400, 80])
+    gate_note = g.note(None, [400, 230], title="Quality gate", text="""Quality Gate rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha, translucent objects and tiny or off-centre subjects. The file's own alpha is the raw alpha it compares against.""")
+    gate = g.node("LDPQualityGate", None, size=[400, 560])
+    save_note = g.note(None, [440, 230], title="Save", text="""Save Matting Dataset writes ComfyUI/output/ld_portrait_refined/: fg/ (padded colour), alpha/ (refined), raw_alpha/ (the file's alpha), error_maps/, meta/ and manifest.jsonl. Writes are atomic and complete ids are skipped.
+
+Check the result with: ld-portrait dataset verify | stats | sheet""")
+    save = g.node("LDPSaveDataset", None, {"dataset_name": "ld_portrait_refined",
+                                           "models": "existing RGBA files refined by LD-Portrait"},
+                  size=[440, 700], api_widgets={"models"})
+    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
+
+    g.link(counter, 0, load, "index")
+    g.link(load, 1, refine, "alpha")
+    g.link(load, 0, refine, "image")
+    g.link(load, 0, pad, "image")
+    g.link(refine, 0, pad, "alpha")
+    g.link(refine, 0, gate, "alpha")
+    g.link(load, 1, gate, "raw_alpha")
+    g.link(refine, 1, gate, "changed")
+    g.link(pad, 0, save, "foreground")
+    g.link(refine, 0, save, "alpha")
+    g.link(counter, 0, save, "sample_index")
+    g.link(gate, 0, save, "keep")
+    g.link(load, 1, save, "raw_alpha")
+    g.link(refine, 2, save, "error_map")
+    g.link(gate, 3, save, "verdict")
+    g.link(refine, 3, save, "stats")
+    g.link(refine, 2, err_preview, "images")
+    columns = [[overview], [load_note, counter, load], [refine_note, refine, pad], [gate_note, gate],
+               [save_note, save], [err_preview]]
+    layout(g, columns)
+    g.group("1. Load", columns[1])
+    g.group("2. Refine and pad", columns[2])
+    g.group("3. Quality gate and save", columns[3] + columns[4])
+    g.group("Preview", columns[5])
+    return g
+
+
+def write(name, g):
+    ui, api = g.ui(), g.api()
+    (REPO / "workflows" / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (REPO / "workflows" / "api" / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    from graph import spec_of
+    problems = T.check_ui_workflow(ui, spec_of) + T.check_api_workflow(api, spec_of) + \
+        T.compare_ui_api(ui, api, spec_of) + T.overlapping_nodes(ui)
+    print(name, "problems:", problems)
+
+
+write("ld_portrait_20k_generate", generation())
+write("ld_portrait_refine_folder", refine_folder())
+write("ld_portrait_generate_preview", generation(preview_only=True))
