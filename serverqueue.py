@@ -19,7 +19,10 @@ is never modified, and the request also carries a fresh ``prompt_id`` and the ``
    per-sample prompt and seed from them itself). A graph without one is refused unless
    ``--allow-no-template``.
 2. Every ``LDPSaveDataset`` node: ``sample_index = i`` (it saves under id ``index_id(i)``, e.g.
-   ``000123``), and ``dataset_name = NAME`` only when ``--dataset-name NAME`` is given.
+   ``000123``), and ``dataset_name = NAME`` only when ``--dataset-name NAME`` is given. When
+   ``sample_index`` is linked to a counter node (core ``PrimitiveInt``, as in the shipped
+   refine-a-folder workflow, where it also drives the loader's file index), the counter's
+   ``value`` is set to ``i`` instead, so everything it feeds follows.
 3. Unless ``--keep-sampler-seed``: in every other node, a ``seed`` or ``noise_seed`` input that
    holds a literal integer (``KSampler``, ``KSamplerAdvanced``, ``RandomNoise``, ...) becomes
    :func:`job_seed` ``(S, i)`` -- the seed the template node itself outputs for sample ``i`` --
@@ -249,6 +252,18 @@ class Rewrite:
 _MISSING = object()
 
 
+COUNTER_CLASSES = ("PrimitiveInt",)
+
+
+def _linked_counter(graph: Mapping, source) -> str | None:
+    """The id of the counter node an input is linked to (``[node_id, slot]``), if any."""
+    if isinstance(source, list) and len(source) == 2 and str(source[0]) in graph:
+        node = graph[str(source[0])]
+        if isinstance(node, Mapping) and node.get("class_type") in COUNTER_CLASSES:
+            return str(source[0])
+    return None
+
+
 def rewrite_graph(graph: Mapping, index: int, *, base_seed: int, keep_sampler_seed: bool = False,
                   dataset_name: str | None = None, allow_no_template: bool = False
                   ) -> tuple[dict, list[Rewrite]]:
@@ -296,7 +311,14 @@ def rewrite_graph(graph: Mapping, index: int, *, base_seed: int, keep_sampler_se
         set_input(node_id, "index", int(index))
         set_input(node_id, "seed", int(base_seed))
     for node_id in info.save_nodes:
-        set_input(node_id, "sample_index", int(index))
+        source = new_graph[node_id].get("inputs", {}).get("sample_index")
+        counter = _linked_counter(new_graph, source)
+        if counter is not None:
+            # A counter node (core PrimitiveInt) feeding the sample index usually feeds the
+            # loader's file index too: set the counter so that every node it feeds follows.
+            set_input(counter, "value", int(index))
+        else:
+            set_input(node_id, "sample_index", int(index))
         if dataset_name is not None:
             set_input(node_id, "dataset_name", dataset_name)
     if not keep_sampler_seed:
@@ -1408,7 +1430,8 @@ skip samples already complete in --dataset ROOT, and print a summary.
 Per job (sample index i, base seed S = --seed, else the template node's seed, else 0) the
 queue sets, in a copy of the graph:
   LDPPromptTemplate nodes:  index = i, seed = S
-  LDPSaveDataset nodes:     sample_index = i (dataset_name = NAME with --dataset-name)
+  LDPSaveDataset nodes:     sample_index = i (dataset_name = NAME with --dataset-name);
+                            a PrimitiveInt counter feeding sample_index gets value = i instead
   other nodes:              literal integer `seed` / `noise_seed` inputs -> the per-sample
                             seed the template outputs for (S, i) (not with --keep-sampler-seed;
                             linked inputs untouched)

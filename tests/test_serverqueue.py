@@ -508,3 +508,37 @@ def test_max_failures_stops_submitting(fake, root):
     assert summary.failed == 2 and summary.unfinished == 18 and summary.exit_code == 1
     assert not summary.interrupted and "--max-failures 2" in summary.stop_reason
     assert len(fake.received) == 2
+
+
+def test_counter_feeding_the_sample_index_is_set_instead_of_the_link():
+    graph = {
+        "1": {"class_type": "PrimitiveInt", "inputs": {"value": 0}},
+        "2": {"class_type": "LDPLoadRGBA", "inputs": {"path": "in", "index": ["1", 0]}},
+        "3": {"class_type": "LDPSaveDataset", "inputs": {"sample_index": ["1", 0], "dataset_name": "d"}},
+    }
+    new_graph, changes = sq.rewrite_graph(graph, 7, base_seed=0, allow_no_template=True)
+    assert new_graph["1"]["inputs"]["value"] == 7
+    assert new_graph["2"]["inputs"]["index"] == ["1", 0]
+    assert new_graph["3"]["inputs"]["sample_index"] == ["1", 0]
+    assert graph["1"]["inputs"]["value"] == 0  # the original is untouched
+    assert [(c.node_id, c.input_name) for c in changes] == [("1", "value")]
+
+
+def test_shipped_refine_workflow_walks_the_folder_under_the_queue():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "workflows" / "api" / "ld_portrait_refine_folder.json"
+    graph = json.loads(path.read_text())
+    new_graph, _ = sq.rewrite_graph(graph, 5, base_seed=0, allow_no_template=True)
+    loaders = [n for n in new_graph.values() if n["class_type"] == "LDPLoadRGBA"]
+    saves = [n for n in new_graph.values() if n["class_type"] == "LDPSaveDataset"]
+
+    def value(source):
+        if isinstance(source, list):
+            return new_graph[source[0]]["inputs"]["value"]
+        return source
+
+    assert loaders and saves
+    assert {value(n["inputs"]["index"]) for n in loaders} == {5}
+    assert {value(n["inputs"]["sample_index"]) for n in saves} == {5}
