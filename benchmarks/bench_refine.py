@@ -25,10 +25,11 @@ EIGHT = np.ones((3, 3), bool)
 
 
 def scipy_refine(alpha: np.ndarray) -> np.ndarray:
-    """The same four repairs written the obvious way with scipy.ndimage."""
+    """The same repairs written the obvious way with scipy.ndimage, at full resolution."""
     p = RefineParams().resolved(*alpha.shape)
     half = 0.5 / 255
     opaque = alpha >= p["opaque_level"]
+    semi = ~opaque & (alpha > half)
     labels, count = ndimage.label(alpha <= p["background_level"], structure=EIGHT)
     border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
     sizes = ndimage.sum_labels(np.ones_like(alpha), labels, index=np.arange(count + 1))
@@ -46,34 +47,45 @@ def scipy_refine(alpha: np.ndarray) -> np.ndarray:
         return np.isin(lab, wanted[wanted > 0])
 
     distance = ndimage.distance_transform_edt(~background)
-    gaps = reach(background, (alpha < p["gap_level"]) & (distance <= p["reach_depth"]))
+    codes = np.round(alpha * 255).astype(np.uint8)
+    width = p["strand_width"]
+    opened = ndimage.grey_opening(codes, size=(width, width), mode="nearest")
+    see_through = opened < int(np.ceil(p["gap_level"] * 255 - 1e-6))
+    gaps = reach(background, see_through & (distance <= p["reach_depth"]))
     near = (distance <= p["band_width"]) | (ndimage.distance_transform_edt(~gaps) <= p["gap_rim"])
     band = reach(background, ~opaque & near)
+    lower = -1.0
+    for level in p["ramp_levels"]:
+        reached = reach(background, (alpha < level) & (distance <= p["ramp_depth"]))
+        band |= reached & (alpha >= lower) & (alpha < level)
+        lower = level
     errors = ~opaque & ~band
-    lab, count = ndimage.label(errors, structure=EIGHT)
-    index = np.arange(count + 1)
-    means = ndimage.mean(alpha, lab, index)
-    touches = np.zeros(count + 1, bool)
-    touches[np.unique(lab[ndimage.binary_dilation(band, EIGHT) & errors])] = True
-    faint = touches & (means < p["faint_region_alpha"])
-    faint[0] = False
-    errors &= ~faint[lab]
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    candidates = band & semi & (codes >= int(np.ceil(p["speckle_level"] * 255 - 1e-6)))
+    work = codes.copy()
+    for _ in range(p["speckle_passes"]):
+        lowest = ndimage.minimum_filter(work, footprint=ring, mode="nearest")
+        speck = candidates & (work < lowest)
+        work[speck] = 255
+    errors |= work != codes
     refined[errors] = 1.0
 
     depth = p["frame_fade_depth"]
     anchor_ok = refined >= p["opaque_level"]
     present = refined > half
+    eligible = ~opaque & ~band & (alpha >= p["fade_min_alpha"])
+    fade = np.zeros(alpha.shape, bool)
     for flip in range(4):
-        a = np.rot90(present, flip)
-        o = np.rot90(anchor_ok, flip)
-        r = np.rot90(refined, flip)  # a view: writes land in ``refined``
+        a, o, e, f = (np.rot90(m, flip) for m in (present, anchor_ok, eligible, fade))
         d = min(depth, a.shape[0] - 1)
         for col in range(a.shape[1]):
             if d > 0 and o[d, col]:
                 for row in range(d - 1, -1, -1):
                     if not a[row, col]:
                         break
-                    r[row, col] = 1.0
+                    f[row, col] = e[row, col]  # a view: writes land in ``fade``
+    refined[fade] = 1.0
 
     visible = (alpha > half) & ~background
     lab, count = ndimage.label(visible, structure=EIGHT)
@@ -110,8 +122,8 @@ def main() -> None:
     ours = refine_alpha(alpha).alpha
     baseline = scipy_refine(alpha)
     differ = np.abs(ours - baseline) > 0.5 / 255
-    print(f"agreement: {100 * (1 - differ.mean()):.3f}% of pixels identical "
-          f"(the difference is the half-resolution distance transform)")
+    print(f"agreement: {100 * (1 - differ.mean()):.3f}% of pixels identical (ours measures "
+          f"distances and ramps at half resolution; the baseline at full resolution)")
 
     ours_ms = median_ms(lambda: refine_alpha(alpha), args.runs)
     base_ms = median_ms(lambda: scipy_refine(alpha), max(3, args.runs // 4))

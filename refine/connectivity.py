@@ -428,36 +428,45 @@ def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passe
     return work != codes  # exactly the pixels filled above
 
 
-def _ramp_reach(alpha: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
+def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
                 levels: tuple[float, ...]) -> np.ndarray:
     """Pixels below ``levels[-1]`` that the background reaches through pixels no more opaque
     than the level just above their own alpha, within ``depth`` of the background: the
     smooth ramp of a wide soft edge.
 
     Speckle sits in noisy near-opaque fields; a genuine wide transition climbs steadily from
-    the background. Wide ramps are smooth, so they are judged at the resolution
-    ``proximity`` (the background's distances) measures at: half size for large images.
+    the background. Wide ramps are smooth, so they are judged on the 8-bit ``codes`` at the
+    resolution ``proximity`` (the background's distances) measures at: half size for large
+    images. The background reaches in from the image border, where every border-connected
+    background component has a pixel.
     """
     allowed = proximity.coarse_within(depth)
     if proximity.scale == 1:
-        small_alpha, small_background = alpha, background
+        small_codes, small_background = codes, background
     else:
-        small_alpha = cv2.resize(alpha, allowed.shape[::-1], interpolation=cv2.INTER_AREA)
+        small_codes = cv2.resize(codes, allowed.shape[::-1], interpolation=cv2.INTER_AREA)
         # A coarse pixel is background only when all its fine pixels are.
         small_background = proximity.coverage == 255
-    genuine = np.zeros(small_alpha.shape, bool)
-    if not small_background.any():
-        return proximity.upsample(genuine)
-    lower = -1.0
-    for level in levels:
-        passable = small_background | ((small_alpha < level) & allowed)
-        _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        reached = _select(labels, np.unique(labels[small_background]))
-        genuine |= reached & (small_alpha >= lower) & (small_alpha < level)
-        lower = level
+    level_codes = [int(np.ceil(level * 255.0 - 1e-6)) for level in levels]
+    genuine = np.zeros(small_codes.shape, bool)
+    edges = np.concatenate((small_background[0], small_background[-1],
+                            small_background[:, 0], small_background[:, -1]))
+    if edges.any():
+        lower = 0
+        for level in level_codes:
+            passable = small_background | ((small_codes < level) & allowed)
+            _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+            edge_labels = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))[edges]
+            bucket = (small_codes >= lower) & (small_codes < level) & allowed
+            wanted = np.unique(edge_labels)
+            hit = np.zeros(int(labels.max()) + 1, bool)
+            hit[wanted] = True
+            # Look labels up only inside the bucket: a full-image lookup costs more.
+            genuine[bucket] = hit[labels[bucket]]
+            lower = level
     if proximity.scale == 1:
         return genuine
-    return proximity.upsample(genuine) & (alpha < levels[-1])
+    return proximity.upsample(genuine) & (codes < level_codes[-1])
 
 
 def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> RefineResult:
@@ -523,7 +532,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
                                  | gap_distance.coarse_within(p["gap_rim"]))
         band = _reach(seeds, gaps | (not_opaque & near))
         if p["ramp_levels"]:
-            band |= _ramp_reach(source, background, distance, p["ramp_depth"], p["ramp_levels"])
+            band |= _ramp_reach(codes, background, distance, p["ramp_depth"], p["ramp_levels"])
         errors = np.greater(not_opaque, band)  # not opaque and not band
         band_semi = band & semi
         band_pixels = int(np.count_nonzero(band_semi))
@@ -531,12 +540,15 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
             speck = _band_speckle(codes, band_semi, p["speckle_level"], p["speckle_passes"])
             band_pixels -= int(np.count_nonzero(speck))
             errors |= speck
-        is_zero = source <= p["background_level"]
-        if p["fix_pinholes"]:
-            np.copyto(fix_kind, _KIND_CODE["pinhole"], where=errors & is_zero)
-        if p["fix_interior"]:
-            np.copyto(fix_kind, _KIND_CODE["interior"], where=np.greater(errors, is_zero))
-        np.copyto(refined, 1.0, where=errors if p["fix_pinholes"] and p["fix_interior"] else fix_kind != 0)
+        pinholes = errors & (source <= p["background_level"])
+        if not p["fix_pinholes"]:
+            errors &= ~pinholes
+            pinholes[:] = False
+        if not p["fix_interior"]:
+            errors &= pinholes
+        # 1 (interior) for every error, plus 1 more (2, pinhole) where it is a zero hole.
+        np.add(errors.view(np.uint8), pinholes.view(np.uint8), out=fix_kind)
+        np.copyto(refined, 1.0, where=errors)
 
     if p["fix_frame_fade"]:
         # Anchors are judged after the interior repair: speckle must not hide an opaque body.
