@@ -24,7 +24,6 @@ Needs diffusers (a test extra). Run:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import os
@@ -32,7 +31,6 @@ import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -67,7 +65,10 @@ def random_state_dict(seed: int = 0) -> dict:
 
 def diffusers_reference():
     """UNet1024 assembled from diffusers' public blocks with upstream's configuration."""
-    from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
+    try:  # diffusers >= 0.26 moved the UNet blocks
+        from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
+    except ImportError:
+        from diffusers.models.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
     from torch import nn
 
     ch = (32, 32, 64, 128, 256, 512, 512)
@@ -254,7 +255,7 @@ def tta_quality(seeds=3):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--repeats", type=int, default=1, help="child runs per implementation and size")
+    parser.add_argument("--repeats", type=int, default=2, help="child runs per implementation and size")
     parser.add_argument("--impls", nargs="+", default=["upstream", "ours"],
                         choices=["upstream", "ours", "ours-batched"])
     parser.add_argument("--device", default="cpu")

@@ -21,12 +21,13 @@ passes orientations                                     merge             cost (
 How close 1/2/4 passes come to 8 was measured with **random weights only** (the real decoder
 weights are not available where this was written): three random networks, a smooth random
 128x192 image and a random latent; mean absolute difference of the alpha channel to the
-8-pass result, relative to 1 pass = 1.00: 2 passes (identity + 180 degrees) 0.57-0.61,
-2 passes (identity + flip) 0.83-0.88, 4 quarter turns 0.36-0.38, 4 passes (identity, flip,
-180 degrees, flip + 180) 0.48-0.49. So the 180-degree turn was chosen for 2 passes and the
-quarter turns for 4 (``benchmarks/bench_decoder.py --tta-quality`` reruns the measurement).
-Random weights say nothing about real alpha quality; the figures only show which subsets
-track the 8-pass median better and that more passes move towards it.
+8-pass result, relative to 1 pass = 1.00. ``benchmarks/bench_decoder.py --tta-quality``
+(its random weights): 2 passes 0.65-0.70, 4 passes 0.35-0.38. A first study with another
+random initialisation compared subsets: 2 passes as identity + 180 degrees 0.57-0.61 but
+identity + flip 0.83-0.88; 4 passes as the quarter turns 0.36-0.38 but as identity, flip, 180
+degrees and flip + 180 0.48-0.49. Hence the subsets in the table. Random weights say nothing
+about real alpha quality; the figures only show which subsets track the 8-pass median better
+and that more passes move towards it.
 
 Execution strategies (``strategy``):
 

@@ -10,7 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-diffusers_blocks = pytest.importorskip("diffusers.models.unets.unet_2d_blocks")
+# diffusers is in the `test` extra, so a missing install fails loudly instead of skipping;
+# the library itself never imports it.
+try:  # diffusers >= 0.26 moved the UNet blocks
+    from diffusers.models.unets import unet_2d_blocks as diffusers_blocks
+except ImportError:  # pragma: no cover - older diffusers
+    from diffusers.models import unet_2d_blocks as diffusers_blocks
 
 from comfyui_ld_portrait.layerdiffusion.decoder import BLOCK_CHANNELS, decoder_state_dict_shapes  # noqa: E402
 from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent  # noqa: E402
