@@ -113,6 +113,27 @@ class LDPLoadRGBA:
     @classmethod
     def IS_CHANGED(cls, path, index, out_of_range="wrap"):
         # Re-run when another file is picked or the picked file is rewritten.
+        # Host compatibility (seen on ComfyUI 0.3.64 and 0.8.0 alike): the host calls
+        # IS_CHANGED with constant inputs only; a linked input (the refine-a-folder workflow's
+        # counter feeding `index`) arrives as None, and int(None) made the host log a bare
+        # "WARNING: int() argument must be ..." on every prompt. The link's value is already
+        # part of the host's cache key, so fingerprint every PNG the link could pick instead.
+        if path is None:
+            return float("nan")  # unknown file: always run
+        if index is None:
+            import hashlib
+
+            from ..imagefiles import list_pngs
+
+            try:
+                target = resolve_path(path)
+                digest = hashlib.sha256()
+                for file in [target] if target.is_file() else list_pngs(target):
+                    stat = file.stat()
+                    digest.update(f"{file.name}|{stat.st_mtime_ns}|{stat.st_size}\n".encode())
+            except (OSError, ValueError):
+                return float("nan")
+            return f"{target}|{digest.hexdigest()}"
         try:
             file, _, count = pick_file(path, index, out_of_range)
             stat = file.stat()

@@ -341,3 +341,22 @@ def test_progress_and_interrupt_use_the_host_when_present(monkeypatch):
     interrupted["now"] = True
     with pytest.raises(Interrupted):
         LDPPadForeground().pad(_image_batch(_colour(), _colour()), alphas)
+
+
+def test_loader_is_changed_with_a_linked_index(tmp_path):
+    # The host calls IS_CHANGED with constant inputs only: a linked index arrives as None.
+    import math
+
+    import numpy as np
+
+    from comfyui_ld_portrait.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.nodes.files import LDPLoadRGBA
+
+    for name in ("a.png", "b.png"):
+        write_png_atomic(tmp_path / name, np.zeros((4, 4, 4), np.float32))
+    first = LDPLoadRGBA.IS_CHANGED(str(tmp_path), None)
+    assert first == LDPLoadRGBA.IS_CHANGED(str(tmp_path), None)
+    write_png_atomic(tmp_path / "c.png", np.zeros((4, 4, 4), np.float32))
+    assert LDPLoadRGBA.IS_CHANGED(str(tmp_path), None) != first
+    assert math.isnan(LDPLoadRGBA.IS_CHANGED(None, 0))
+    assert math.isnan(LDPLoadRGBA.IS_CHANGED(str(tmp_path / "missing"), None))

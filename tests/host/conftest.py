@@ -11,6 +11,12 @@ repository linked in as ``ComfyUI-LD-Portrait``), ``input/``, ``output/``, ``tem
 ``--base-directory`` on that folder, so nothing is written into the checkout (its SQLite
 database goes there too, where the host has ``--database-url``). The host listens on a
 free 127.0.0.1 port only; its whole log is kept for the import checks.
+
+Beside the pack, ``custom_nodes/`` gets one test-only module, ``ldp_host_test_scaffold.py``
+(the source is ``SCAFFOLD_NODES_SOURCE`` below; it is never part of the pack): a node that
+wraps a tiny torch module with SDXL-style weight names in the host's own ``ModelPatcher`` and
+one that loads a MODEL the way a sampler does and saves its weights, so the Layer Diffusion
+patch can be checked on the host's real model management without an SDXL checkpoint.
 """
 from __future__ import annotations
 
@@ -34,6 +40,100 @@ REPO_ROOT = HOST_DIR.parents[1]
 PACK_FOLDER = "ComfyUI-LD-Portrait"
 STARTUP_TIMEOUT_S = 120.0
 PROMPT_TIMEOUT_S = 120.0
+SCAFFOLD_FILE = "ldp_host_test_scaffold.py"
+SCAFFOLD_NODES_SOURCE = '''"""Test-only ComfyUI nodes for the LD-Portrait host tests (not part of the pack).
+
+Written into the temporary custom_nodes folder by tests/host/conftest.py. Node names do not
+start with LDP, so the pack's own node listing is unaffected.
+"""
+import json
+import os
+
+import comfy.model_management
+import comfy.model_patcher
+import folder_paths
+import safetensors.torch
+import torch
+from torch import nn
+
+# Leaf modules of the tiny model: dotted name under the model -> module factory.
+TINY_LAYOUT = {
+    "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn1.to_q": lambda: nn.Linear(16, 16, bias=False),
+    "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn1.to_k": lambda: nn.Linear(16, 16, bias=False),
+    "diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k": lambda: nn.Linear(24, 16, bias=False),
+    "diffusion_model.input_blocks.0.0": lambda: nn.Conv2d(4, 8, 3, padding=1),
+    "diffusion_model.output_blocks.2.1.norm": lambda: nn.GroupNorm(4, 8),
+}
+
+
+class SDXL:
+    """Stands in for the host's model config; the patch node names the class in messages."""
+
+
+def _tiny_model(seed):
+    torch.manual_seed(seed)
+    root = nn.Module()
+    for dotted, factory in TINY_LAYOUT.items():
+        parent = root
+        *path, last = dotted.split(".")
+        for part in path:
+            if part not in parent._modules:
+                parent.add_module(part, nn.Module())
+            parent = parent._modules[part]
+        parent.add_module(last, factory())
+    with torch.no_grad():  # GroupNorm starts at exactly 1/0; make every weight distinct
+        for parameter in root.parameters():
+            parameter.add_(torch.randn(parameter.shape) * 0.1)
+    root.model_config = SDXL()
+    return root
+
+
+class HostTestTinySDXLModel:
+    CATEGORY = "_ldp_host_tests"
+    FUNCTION = "build"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1})}}
+
+    def build(self, seed):
+        return (comfy.model_patcher.ModelPatcher(
+            _tiny_model(seed), load_device=comfy.model_management.get_torch_device(),
+            offload_device=comfy.model_management.unet_offload_device()),)
+
+
+class HostTestSaveLoadedWeights:
+    """Load the MODEL with the host's model management (as a sampler does: patches are applied
+    then) and save every weight, float32, to output/<filename> as safetensors."""
+    CATEGORY = "_ldp_host_tests"
+    FUNCTION = "save"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "filename": ("STRING", {"default": "weights.safetensors"})}}
+
+    def save(self, model, filename):
+        comfy.model_management.load_models_gpu([model])
+        state = {key: value.detach().to("cpu", torch.float32).contiguous().clone()
+                 for key, value in model.model.state_dict().items()}
+        safetensors.torch.save_file(state, os.path.join(folder_paths.get_output_directory(), filename))
+        # Each host patch entry is (strength, patch, strength_model, offset, function); a patch
+        # is a ("diff", (tensor,)) style tuple or a weight adapter object on newer hosts.
+        patch_types = {key: [entry[1][0] if isinstance(entry[1], tuple) else type(entry[1]).__name__
+                             for entry in entries]
+                       for key, entries in model.patches.items()}
+        return {"ui": {"ldp_weights": [filename],
+                       "ldp_patch_types": [json.dumps(patch_types, sort_keys=True)]}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "HostTestTinySDXLModel": HostTestTinySDXLModel,
+    "HostTestSaveLoadedWeights": HostTestSaveLoadedWeights,
+}
+'''
 SKIP_REASON = (
     "host tests need a ComfyUI checkout: set COMFYUI_DIR=/path/to/ComfyUI (the folder with "
     "main.py) and COMFYUI_PYTHON=/path/to/its/python (default: this Python) to run them")
@@ -252,6 +352,7 @@ def comfy_host(tmp_path_factory) -> ComfyHost:
     for name in ("custom_nodes", "input", "output", "temp", "user", "models/layer_model", "models/checkpoints"):
         (base / name).mkdir(parents=True, exist_ok=True)
     (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO_ROOT, target_is_directory=True)
+    (base / "custom_nodes" / SCAFFOLD_FILE).write_text(SCAFFOLD_NODES_SOURCE, encoding="utf-8")
     host = ComfyHost(comfy_dir=comfy_dir, python=python, base=base, port=_free_port(),
                      log_path=base / "comfyui.log")
     host.start()

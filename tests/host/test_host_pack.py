@@ -55,6 +55,12 @@ def _check_inputs(node_id: str, declared: dict, served: dict, order: dict | None
                          for path in (models_dir / folder).rglob("*") if path.is_file()}
                 assert isinstance(served_kind, list) and set(served_kind) <= files, (
                     f"{node_id}.{name}: host lists {served_kind}, declared {kind}")
+                # Its default follows the files present too: it must be one of them.
+                if "default" in served_options or "default" in options:
+                    assert served_options.get("default") in served_kind or served_options.get("default") == options.get("default"), (
+                        f"{node_id}.{name}: host default {served_options.get('default')!r} not among {served_kind}")
+                    served_options = {k: v for k, v in served_options.items() if k != "default"}
+                    options = {k: v for k, v in options.items() if k != "default"}
             else:
                 assert served_kind == kind, f"{node_id}.{name}: host type {served_kind!r}, declared {kind!r}"
             assert served_options == options, f"{node_id}.{name} options: host {served_options}, declared {options}"
