@@ -131,7 +131,7 @@ class RefineParams:
     keep_island_fraction: float = 0.02
     speckle_level: float = 0.8
     speckle_passes: int = 3
-    ramp_levels: tuple = (0.5, 0.65, 0.8)
+    ramp_levels: tuple = (0.65, 0.8)
     ramp_depth: float | None = None
     frame_fade_depth: int | None = None
     fade_min_alpha: float = 0.5
@@ -222,9 +222,26 @@ class RefineResult:
         return iter((self.alpha, self.changed, self.stats))
 
 
+def _label(mask: np.ndarray) -> tuple[int, np.ndarray]:
+    """8-connected components of a uint8 mask: (count including label 0, labels).
+
+    16-bit labels are faster to compute and to compare; images with more than 65535
+    components (noise) fall back to 32-bit. OpenCV refuses to overflow 16-bit labels, and the
+    count check also guards builds that would not.
+    """
+    try:
+        count, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_16U)
+        if count <= 65535:
+            return count, labels
+    except cv2.error:
+        pass
+    return cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+
+
 def _select(labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Boolean mask of pixels whose label is in ``wanted`` (1-D int array)."""
-    wanted = wanted[wanted > 0]
+    # Same dtype as the labels, so comparisons run on 16-bit data when the labels are 16-bit.
+    wanted = np.asarray(wanted)[np.asarray(wanted) > 0].astype(labels.dtype)
     if wanted.size == 0:
         return np.zeros(labels.shape, bool)
     if wanted.size <= 6:
@@ -241,7 +258,7 @@ def _select(labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_area: int):
     """True background and one seed pixel (row, col) per background component."""
     low = (alpha <= background_level).view(np.uint8)
-    _, labels = cv2.connectedComponents(low, connectivity=8, ltype=cv2.CV_32S)
+    _, labels = _label(low)
     border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
     background = _select(labels, border)
     enclosed = low.view(bool) & ~background
@@ -286,7 +303,7 @@ def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area:
 
 def _reach(seeds: list, passable: np.ndarray) -> np.ndarray:
     """Pixels of ``passable`` 8-connected to one of the seed pixels (which must be passable)."""
-    _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    _, labels = _label(passable.view(np.uint8))
     wanted = np.unique(np.array([labels[r, c] for r, c in seeds], dtype=np.int64))
     return _select(labels, wanted)
 
@@ -348,7 +365,7 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
     the background); islands big enough relative to it are kept.
     """
     visible = np.greater(alpha > _HALF_CODE, background)  # present and not background
-    count, labels = cv2.connectedComponents(visible.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    count, labels = _label(visible.view(np.uint8))
     if count <= 2:
         return np.zeros(alpha.shape, bool)
     deepest = depth.deepest(visible)
@@ -455,7 +472,7 @@ def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity
         lower = 0
         for level in level_codes:
             passable = small_background | ((small_codes < level) & allowed)
-            _, labels = cv2.connectedComponents(passable.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+            _, labels = _label(passable.view(np.uint8))
             edge_labels = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))[edges]
             bucket = (small_codes >= lower) & (small_codes < level) & allowed
             wanted = np.unique(edge_labels)
@@ -513,7 +530,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     semi = not_opaque & (source > _HALF_CODE)
     background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"])
     has_background = bool(seeds)
-    refined = source.copy()
+    refined = source
     fix_kind = np.zeros(source.shape, np.uint8)
     band = np.zeros(source.shape, bool)
     band_pixels = 0
@@ -548,7 +565,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
             errors &= pinholes
         # 1 (interior) for every error, plus 1 more (2, pinhole) where it is a zero hole.
         np.add(errors.view(np.uint8), pinholes.view(np.uint8), out=fix_kind)
-        np.copyto(refined, 1.0, where=errors)
+        refined = np.maximum(source, errors, dtype=np.float32)  # errors become 1
 
     if p["fix_frame_fade"]:
         # Anchors are judged after the interior repair: speckle must not hide an opaque body.
@@ -560,20 +577,21 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
                     & (orient(source)[:rows] >= p["fade_min_alpha"]))
 
         fade = _frame_fade(refined, eligible, p["opaque_level"], p["frame_fade_depth"])
-        np.copyto(fix_kind, _KIND_CODE["frame_fade"], where=fade)
-        np.copyto(refined, 1.0, where=fade)
+        # A fade pixel already classed interior is reported as a fade, its actual cause.
+        np.maximum(fix_kind, fade.view(np.uint8) * np.uint8(_KIND_CODE["frame_fade"]), out=fix_kind)
+        refined = np.maximum(refined, fade, dtype=np.float32)
     if has_background and p["remove_debris"]:
         debris = _debris(source, background, distance, p)
-        np.copyto(fix_kind, _KIND_CODE["debris"], where=debris)
-        np.copyto(refined, 0.0, where=debris)
+        if debris.any():
+            np.copyto(fix_kind, _KIND_CODE["debris"], where=debris)
+            refined = np.where(debris, np.float32(0.0), refined)
 
     # Every repair moves a pixel to exactly 0 or 1 from at least half a code away.
     changed = fix_kind != 0
-    kinds = fix_kind[changed]
-    changed_count = int(kinds.size)
+    counts = [0] + [int(np.count_nonzero(fix_kind == code)) for code in FIX_KINDS]
+    changed_count = sum(counts)
     semi_before_count = int(np.count_nonzero(semi))
     semi_after_count = semi_before_count - int(np.count_nonzero(semi & changed))
-    counts = np.bincount(kinds, minlength=5)
     stats = {
         "height": height,
         "width": width,
@@ -590,4 +608,6 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         "no_background": not has_background,
         "params": p,
     }
+    if refined is source:
+        refined = source.copy()  # never hand back (a view of) the caller's own array
     return RefineResult(alpha=refined, changed=changed, stats=stats, fix_kind=fix_kind, background=background)
