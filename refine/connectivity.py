@@ -259,26 +259,23 @@ def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_
     """True background and one seed pixel (row, col) per background component."""
     low = (alpha <= background_level).view(np.uint8)
     _, labels = _label(low)
-    border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
-    background = _select(labels, border)
-    enclosed = low.view(bool) & ~background
-    holes = np.zeros(0, np.int64)
-    if np.count_nonzero(enclosed) >= hole_min_area:
-        enclosed_labels = labels[enclosed]
-        sizes = np.bincount(enclosed_labels)
-        holes = np.flatnonzero(sizes >= hole_min_area)
-        if holes.size:
-            background |= _select(labels, holes)
     height, width = labels.shape
     edges = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))
+    border, first = np.unique(edges, return_index=True)
+    background = _select(labels, border)
+    # One seed per border component: its first pixel along the edges.
     edge_rows = np.concatenate((np.zeros(width, int), np.full(width, height - 1), np.arange(height), np.arange(height)))
     edge_cols = np.concatenate((np.arange(width), np.arange(width), np.zeros(height, int), np.full(height, width - 1)))
-    found, first = np.unique(edges, return_index=True)
-    seeds = [(int(edge_rows[i]), int(edge_cols[i])) for label, i in zip(found, first) if label > 0]
-    if holes.size:
-        flat = labels.ravel()
-        for label in holes:
-            seeds.append(divmod(int(np.argmax(flat == label)), width))
+    seeds = [(int(edge_rows[i]), int(edge_cols[i])) for label, i in zip(border, first) if label > 0]
+    enclosed = low.view(bool) & ~background
+    if np.count_nonzero(enclosed) >= max(1, hole_min_area):
+        sizes = np.bincount(labels[enclosed])
+        holes = np.flatnonzero(sizes >= max(1, hole_min_area))
+        if holes.size:
+            background |= _select(labels, holes)
+            flat = labels.ravel()
+            for label in holes:  # large holes are few
+                seeds.append(divmod(int(np.argmax(flat == label)), width))
     return background, seeds
 
 
