@@ -90,6 +90,7 @@ import bisect
 import difflib
 import hashlib
 import math
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -638,7 +639,10 @@ class Template:
         self = object.__new__(cls)
         self.name = str(name)
         self.text = text
-        self._dirs = tuple(Path(directory) for directory in wildcard_dirs)
+        if isinstance(wildcard_dirs, (str, bytes, os.PathLike)):
+            # One folder, not a sequence of one-letter folders.
+            wildcard_dirs = (wildcard_dirs,)
+        self._dirs = tuple(Path(os.fsdecode(directory)) for directory in wildcard_dirs)
         source = _Source(self.name, text)
         positive_range, negative_range = _split_sections(source)
         positive = _Parser(source, *positive_range)

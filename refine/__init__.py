@@ -6,6 +6,7 @@ One algorithm per module:
 - :mod:`.connectivity` -- ``refine_alpha``: connectivity-aware alpha refinement
 - :mod:`.errormap`     -- the paper's alpha-bar / alpha-bar_h pictures and error panels
 - :mod:`.quality`      -- ``assess_quality``: keep or reject a matte, with reasons
+- :mod:`.composite`    -- compositing over folder or procedural backgrounds
 - :mod:`.synthetic`    -- procedural portraits with ground truth and Layer Diffusion artifacts
 - :mod:`.validation`   -- input checks shared by all of them
 """

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .validation import as_alpha, as_rgb, check_same_size
+from .validation import as_alpha, as_mask, as_rgb, check_same_size
 
 __all__ = [
     "alpha_bar_view",
@@ -33,7 +33,7 @@ __all__ = [
 ERROR_RED = (1.0, 0.0, 0.0)
 
 #: Panel titles drawn by :func:`error_panel` when ``labels=True``, left to right.
-PANEL_TITLES = ("raw alpha", "alpha-bar_h (red: errors)", "error map", "refined alpha")
+PANEL_TITLES = ("raw composite", "alpha-bar_h (red: errors)", "error map", "refined composite")
 
 # 8-bit tolerance: within half a code value of 0 or 1 counts as exactly 0 or 1 (the same
 # rule refine.connectivity uses for its semi_before / semi_after counts).
@@ -63,35 +63,6 @@ def semi_transparent(alpha) -> np.ndarray:
     """
     alpha = as_alpha(alpha, "alpha")
     return (alpha > _HALF_CODE) & (alpha < 1.0 - _HALF_CODE)
-
-
-def _changed_mask(changed, height: int, width: int) -> np.ndarray:
-    """Validate ``changed`` (bool or 0/1, [H, W]) and return it as bool."""
-    array = np.asarray(changed)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(
-            f"changed must be a 2-D mask [H, W]; got shape {tuple(array.shape)}. Pass the "
-            "`changed` array of the refinement result."
-        )
-    if array.shape != (height, width):
-        raise ValueError(
-            f"changed is {array.shape[1]}x{array.shape[0]} but the image is {width}x{height} "
-            "(width x height); they must be the same size."
-        )
-    if array.dtype == np.bool_:
-        return array
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"changed has dtype {array.dtype}; pass a bool mask or 0/1 numbers.")
-    is_zero, is_one = array == 0, array == 1
-    if not (is_zero | is_one).all():
-        bad = np.unique(array[~(is_zero | is_one)])[:5]
-        raise ValueError(
-            f"changed must hold only 0/1 (or be bool); found other values such as {bad.tolist()}. "
-            "Threshold it first, e.g. changed > 0.5."
-        )
-    return is_one
 
 
 def _colour_triplet(colour, name: str) -> np.ndarray:
@@ -199,7 +170,7 @@ def error_map(rgb, alpha, changed, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
     rgb = as_rgb(rgb, "rgb")
     alpha = as_alpha(alpha, "alpha")
     check_same_size(rgb, alpha, "rgb", "alpha")
-    mask = _changed_mask(changed, *alpha.shape)
+    mask = as_mask(changed, alpha.shape)
     picture = _composite(rgb, alpha, _colour_triplet(background, "background"))
     luma = picture @ _LUMA
     picture *= np.float32(_KEEP_COLOUR)
@@ -227,7 +198,7 @@ def alpha_bar_error_view(raw_alpha, changed) -> np.ndarray:
         changed; black elsewhere.
     """
     alpha = as_alpha(raw_alpha, "raw_alpha")
-    mask = _changed_mask(changed, *alpha.shape)
+    mask = as_mask(changed, alpha.shape)
     picture = _gray(semi_transparent(alpha))
     picture[mask] = ERROR_RED
     return picture
@@ -304,7 +275,7 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
     refined = as_alpha(refined_alpha, "refined_alpha")
     check_same_size(rgb, raw, "rgb", "raw_alpha")
     check_same_size(raw, refined, "raw_alpha", "refined_alpha")
-    mask = _changed_mask(changed, *raw.shape)
+    mask = as_mask(changed, raw.shape)
     back = _colour_triplet(background, "background")
     height, width = raw.shape
     if gap is None:

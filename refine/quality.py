@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass, field, fields
 import cv2
 import numpy as np
 
-from .validation import as_alpha, check_same_size
+from .validation import as_alpha, as_mask, check_same_size
 
 __all__ = [
     "QualityThresholds",
@@ -258,26 +258,6 @@ class QualityVerdict:
         return json.dumps(self.to_dict(), **dumps_kwargs)
 
 
-def _as_changed_mask(changed, shape) -> np.ndarray:
-    array = np.asarray(changed)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"changed must be a 2-D mask [H, W]; got shape {tuple(array.shape)}.")
-    if array.shape != shape:
-        raise ValueError(
-            f"changed is {array.shape[1]}x{array.shape[0]} but alpha is {shape[1]}x{shape[0]} "
-            "(width x height); pass the changed mask refine_alpha returned for this alpha.")
-    if array.dtype == np.bool_:
-        return array
-    if not (np.issubdtype(array.dtype, np.number)):
-        raise ValueError(f"changed has dtype {array.dtype}; pass a bool or 0/1 mask.")
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise ValueError("changed contains NaN or infinite values; pass a bool or 0/1 mask.")
-    # Float masks from ComfyUI (MASK tensors) are 0/1; anything above one half is "changed".
-    return array > 0.5
-
-
 def _border_contact(alpha: np.ndarray, level: float, band: int) -> dict:
     """Fraction of each border's length where the outermost ``band`` pixels reach ``level``."""
     height, width = alpha.shape
@@ -347,7 +327,7 @@ def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> Qual
     if raw_alpha is not None:
         raw_alpha = as_alpha(raw_alpha, "raw_alpha")
         check_same_size(raw_alpha, alpha, "raw_alpha", "alpha")
-    changed_mask = None if changed is None else _as_changed_mask(changed, alpha.shape)
+    changed_mask = None if changed is None else as_mask(changed, alpha.shape)
     decoder_alpha = alpha if raw_alpha is None else raw_alpha
 
     image_pixels = height * width

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_alpha", "as_rgb", "check_same_size"]
+__all__ = ["as_alpha", "as_rgb", "as_mask", "check_same_size"]
 
 
 def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
@@ -82,3 +82,27 @@ def check_same_size(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> N
             f"{name_a} is {a.shape[1]}x{a.shape[0]} but {name_b} is {b.shape[1]}x{b.shape[0]} "
             "(width x height); they must be the same size."
         )
+
+
+def as_mask(mask, shape: tuple[int, int], name: str = "changed") -> np.ndarray:
+    """Return a bool ``[H, W]`` mask of ``shape``, or raise ``ValueError``.
+
+    Accepts bool, or numbers where anything above one half counts as set (ComfyUI MASK
+    tensors are float 0/1); a trailing channel axis of size 1 is dropped. NaN is refused.
+    """
+    array = np.asarray(mask)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D mask [H, W]; got shape {tuple(array.shape)}.")
+    if array.shape != tuple(shape):
+        raise ValueError(
+            f"{name} is {array.shape[1]}x{array.shape[0]} but the image is {shape[1]}x{shape[0]} "
+            "(width x height); they must be the same size.")
+    if array.dtype == np.bool_:
+        return array
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} has dtype {array.dtype}; pass a bool mask or 0/1 numbers.")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values; pass a bool mask or 0/1 numbers.")
+    return array > 0.5

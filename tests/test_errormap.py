@@ -201,12 +201,14 @@ def test_size_mismatch_raises(scene):
         composite(rgb[:2], alpha)
 
 
-def test_changed_must_be_boolean_or_zero_one(scene):
+def test_changed_mask_rule_is_above_one_half(scene):
     rgb, alpha, changed = scene
-    with pytest.raises(ValueError, match="0/1"):
-        error_map(rgb, alpha, changed * 2)
-    with pytest.raises(ValueError, match="0/1"):
-        alpha_bar_error_view(alpha, np.full((6, 8), 0.5, np.float32))
+    # The same rule as the quality gate: anything above one half counts as changed.
+    np.testing.assert_array_equal(error_map(rgb, alpha, changed * 0.7), error_map(rgb, alpha, changed))
+    np.testing.assert_array_equal(alpha_bar_error_view(alpha, np.full((6, 8), 0.5, np.float32)),
+                                  alpha_bar_error_view(alpha, np.zeros((6, 8), bool)))
+    with pytest.raises(ValueError, match="NaN"):
+        error_map(rgb, alpha, np.full((6, 8), np.nan, np.float32))
     with pytest.raises(ValueError, match="2-D"):
         error_map(rgb, alpha, np.zeros((6, 8, 3), bool))
     with pytest.raises(ValueError, match="dtype"):

@@ -518,3 +518,10 @@ def test_prompting_imports_only_the_standard_library():
                 continue
             for name in names:
                 assert name.split(".")[0] in sys.stdlib_module_names or name == "__future__", (path, name)
+
+
+def test_a_single_wildcard_folder_given_as_a_string(tmp_path):
+    (tmp_path / "hair.txt").write_text("red\nblack\n")
+    template = Template.parse("a __hair__ portrait", wildcard_dirs=str(tmp_path))
+    assert template.total == 2
+    assert {template.render(i).prompt for i in range(2)} == {"a red portrait", "a black portrait"}

@@ -597,8 +597,10 @@ def test_generation_graph_runs_the_pipeline_in_order():
     assert _source(graph, decode, "images") == ("VAEDecode", "IMAGE")
     assert decode["inputs"]["passes"] == "8"
     assert _source(graph, pad, "image") == ("LDPTransparentDecode", "foreground")
-    assert _source(graph, pad, "alpha") == ("LDPTransparentDecode", "alpha")
+    # Padding uses the refined alpha, as `ld-portrait refine` does.
+    assert _source(graph, pad, "alpha") == ("LDPConnectivityRefine", "alpha")
     assert _source(graph, refine, "alpha") == ("LDPTransparentDecode", "alpha")
+    assert _source(graph, refine, "image") == ("LDPTransparentDecode", "foreground")
     assert _source(graph, gate, "alpha") == ("LDPConnectivityRefine", "alpha")
     assert _source(graph, gate, "raw_alpha") == ("LDPTransparentDecode", "alpha")
     assert _source(graph, gate, "changed") == ("LDPConnectivityRefine", "changed")

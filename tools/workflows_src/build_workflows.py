@@ -47,7 +47,7 @@ def generation(preview_only=False):
     if preview_only:
         overview = g.note(None, [420, 520], title="Read me: LD-Portrait single-image preview", text="""Make one transparent portrait and see what the LD-Portrait pipeline does to it. Nothing is saved to a dataset.
 
-Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground + alpha) -> Pad Foreground -> Connectivity Refine -> previews.
+Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground + alpha) -> Connectivity Refine -> Pad Foreground (with the refined alpha) -> previews.
 
 Previews:
 - 'raw decode': the decoder's result on a checkerboard, before any repair.
@@ -58,7 +58,7 @@ Change the prompt by switching the template's preset to 'custom' and editing its
     else:
         overview = g.note(None, [420, 700], title="Read me: LD-Portrait-20K generation", text="""One portrait matte per run, saved into a matting dataset (the LD-Portrait-20K pipeline).
 
-Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground F + alpha) -> Pad Foreground -> Connectivity Refine -> Quality Gate -> Save Matting Dataset.
+Flow: Load Checkpoint (SDXL) -> Apply Layer Diffusion -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE Decode -> Transparent Decode (foreground F + alpha) -> Connectivity Refine -> Pad Foreground (with the refined alpha) -> Quality Gate -> Save Matting Dataset.
 
 In the editor: the Prompt Template's index is set to 'increment', so every run makes the next prompt. Set the batch count beside Queue (for example 100) and press Queue. Samples go to ComfyUI/output/ld_portrait_20k/: fg/, alpha/, raw_alpha/, error_maps/, meta/ and manifest.jsonl; samples the gate refuses are recorded under rejected/. Ids follow the index (index 123 -> 000123), and ids already complete are skipped, so queuing a range again resumes it.
 
@@ -114,11 +114,9 @@ passes 8 = four rotations x flip merged by the median, as upstream (best); 4, 2 
     decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
     raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
 
-    refine_note = g.note(None, [400, 330], title="Pad and refine", text="""Pad Foreground fills F where the alpha is 0 with the colour of the nearby portrait (Layer Diffusion's padding), so composites show no dark fringe.
+    refine_note = g.note(None, [400, 330], title="Refine and pad", text="""Connectivity Refine repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. Sizes at 0 scale with the image; hover a widget for its meaning. The error map shows the corrected pixels in red.
 
-Connectivity Refine repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. Sizes at 0 scale with the image; hover a widget for its meaning.
-
-The error map shows the corrected pixels in red.""")
+Pad Foreground then fills F where the refined alpha is 0 with the colour of the nearby portrait (Layer Diffusion's padding), so composites show no dark fringe; filled pinholes keep their decoded colour.""")
     pad = g.node("LDPPadForeground", None, size=[400, 80])
     refine = g.node("LDPConnectivityRefine", None, size=[400, 640])
 
@@ -158,10 +156,12 @@ Check a dataset with: ld-portrait dataset verify | stats | sheet""")
     g.link(vae, 0, decode, "images")
     g.link(decoder, 0, decode, "decoder")
     g.link(decode, 3, raw_preview, "images")
-    g.link(decode, 0, pad, "image")
-    g.link(decode, 1, pad, "alpha")
+    # Refine first, then pad with the refined alpha (as `ld-portrait refine` does): filled
+    # pinholes keep their decoded colour instead of the padding's blur.
     g.link(decode, 1, refine, "alpha")
-    g.link(pad, 0, refine, "image")
+    g.link(decode, 0, refine, "image")
+    g.link(decode, 0, pad, "image")
+    g.link(refine, 0, pad, "alpha")
     if not preview_only:
         g.link(refine, 0, gate, "alpha")
         g.link(decode, 1, gate, "raw_alpha")
@@ -188,19 +188,19 @@ Check a dataset with: ld-portrait dataset verify | stats | sheet""")
         g.nodes = [n for n in g.nodes if n["id"] not in (gate_note, gate)]
         columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
                    [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
-                   [decode_note, decode, raw_preview], [refine_note, pad, refine],
+                   [decode_note, decode, raw_preview], [refine_note, refine, pad],
                    [composite, comp_preview, err_preview]]
         groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
                   ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
-                  ("5. Pad and refine", columns[6]), ("6. Previews", columns[7])]
+                  ("5. Refine and pad", columns[6]), ("6. Previews", columns[7])]
     else:
         columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
                    [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
-                   [decode_note, decode, raw_preview], [refine_note, pad, refine],
+                   [decode_note, decode, raw_preview], [refine_note, refine, pad],
                    [gate_note, gate], [save_note, save], [composite, comp_preview, err_preview]]
         groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
                   ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
-                  ("5. Pad and refine", columns[6]), ("6. Quality gate and save", columns[7] + columns[8]),
+                  ("5. Refine and pad", columns[6]), ("6. Quality gate and save", columns[7] + columns[8]),
                   ("7. Previews", columns[9])]
     layout(g, columns)
     for title, members in groups:
