@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .dataset import (DatasetError, DatasetWriter, SampleIdError, list_sample_ids,
+from .dataset import (DatasetError, DatasetWriter, SampleIdError, is_disk_full, list_sample_ids,
                       load_sample, safe_id_from_filename)
 from .imagefiles import (ImageFileError, list_pngs, read_rgba, write_bytes_atomic,
                          write_png_atomic)
@@ -401,7 +401,7 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
             break
         except OSError as error:
             summary.fatal_error = (f"cannot write to {writer.root}: {error.strerror or error}"
-                                   f"{' (disk full?)' if error.errno == 28 else ''}; samples "
+                                   f"{' (disk full?)' if is_disk_full(error) else ''}; samples "
                                    "written so far are complete, run again once fixed.")
             break
         finally:

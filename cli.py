@@ -164,14 +164,24 @@ def _parse_assignments(pairs, what: str) -> dict:
     return values
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type for counts and seeds where 0 is meaningful (``--limit``, ``--seed``)."""
+    return _whole_number(text, 0)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type for sizes and counts that must be at least 1 (``--count``, ``--cell``)."""
+    return _whole_number(text, 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--keep-rejected", action="store_true",
                              help="write the images of samples the quality gate rejects under "
                                   "OUTPUT_DIR/rejected/ (their verdict is always recorded there)")
-            sub.add_argument("--limit", type=_positive_int, metavar="N",
+            sub.add_argument("--limit", type=_non_negative_int, metavar="N",
                              help="process at most N new files in this run (resumable)")
         sub.add_argument("--16bit", dest="sixteen_bit", action="store_true",
                          help="store alpha mattes as 16-bit PNG (default 8-bit)")
@@ -288,7 +298,7 @@ def _add_dataset_command(commands) -> None:
     sheet.add_argument("output", metavar="OUT.png", help="PNG file to write")
     sheet.add_argument("--count", type=_positive_int, default=12, metavar="N",
                        help="samples on the sheet (default 12)")
-    sheet.add_argument("--seed", type=_positive_int, default=0, metavar="S",
+    sheet.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                        help="which samples and backgrounds (default 0)")
     sheet.add_argument("--cell", type=_positive_int, default=256, metavar="PX",
                        help="side of each picture in pixels (default 256, at least 32)")
@@ -424,7 +434,7 @@ def _run_stats(args, stdout, stderr) -> int:
     if args.json:
         stdout.write(json.dumps(stats.to_json(), indent=1, ensure_ascii=False) + "\n")
     else:
-        stdout.write(stats.to_text(top=max(1, args.top)) + "\n")
+        stdout.write(stats.to_text(top=args.top) + "\n")
     return EXIT_OK
 
 

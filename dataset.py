@@ -43,12 +43,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 
-from .imagefiles import encode_png, write_bytes_atomic
+from .imagefiles import ImageFileError, encode_png, read_gray, read_rgba, write_bytes_atomic
 from .refine.validation import as_alpha, as_rgb, check_same_size
 
 __all__ = [
@@ -56,6 +55,15 @@ __all__ = [
     "SampleIdError",
     "DatasetWriter",
     "WriteOutcome",
+    "BatchOutcome",
+    "save_batch",
+    "common_meta",
+    "decide_keep",
+    "per_image",
+    "parse_json_input",
+    "models_value",
+    "is_disk_full",
+    "KEEP_INPUT_REASON",
     "Sample",
     "DatasetReport",
     "Problem",
@@ -109,6 +117,16 @@ class DatasetError(RuntimeError):
 
 class SampleIdError(ValueError):
     """A sample id that is not a safe file name; the message says what is wrong."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True when ``error`` is an OSError for a full disk or an exhausted quota.
+
+    ``ENOSPC`` (no space left on device) and ``EDQUOT`` (disk quota exceeded, where the
+    platform defines it) both mean "free space and run again", which messages suggest.
+    """
+    codes = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+    return isinstance(error, OSError) and error.errno in codes
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,6 +712,285 @@ class DatasetWriter:
 
 
 # --------------------------------------------------------------------------------------------
+# Saving a batch (what LDPSaveDataset does with a batch of B images)
+# --------------------------------------------------------------------------------------------
+
+#: Reject reason recorded when the keep input (not a per-image verdict) rejected a sample.
+KEEP_INPUT_REASON = "keep_input_false"
+
+
+def parse_json_input(text, name: str, *, kinds=(dict, list), empty=None):
+    """Parse a JSON text input (a node's STRING socket); ``empty`` for blank or None.
+
+    Parameters
+    ----------
+    text : str, dict, list or None
+        JSON text; an already parsed value of one of ``kinds`` (a script calling the node)
+        is returned as it is.
+    name : str
+        Input name used in error messages.
+    kinds : tuple of type
+        Accepted parsed types (``dict`` and/or ``list``).
+    empty : any
+        Returned for None or white space only.
+
+    Raises
+    ------
+    ValueError
+        Not valid JSON, or not one of ``kinds``; the message names the input and where the
+        parser stopped.
+    """
+    if text is None:
+        return empty
+    if not isinstance(text, str):
+        if isinstance(text, kinds):
+            return text
+        raise ValueError(f"{name} must be a JSON string, got {type(text).__name__}.")
+    if not text.strip():
+        return empty
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ValueError(
+            f"{name} is not valid JSON ({error}): {shown!r}. Connect the matching output of the "
+            "LD-Portrait node (for attributes: Prompt Template's 'attributes') or clear it."
+        ) from None
+    if not isinstance(value, kinds):
+        names = " or ".join("a JSON object" if k is dict else "a JSON list" for k in kinds)
+        raise ValueError(f"{name} must be {names}, got {type(value).__name__}.")
+    return value
+
+
+def models_value(text):
+    """Meta value for a free-text ``models`` description.
+
+    Returns None for None or blank text, the parsed value when the text is a JSON object or
+    list, and otherwise the text with surrounding white space removed.
+    """
+    if text is None or not str(text).strip():
+        return None
+    text = str(text)
+    if text.lstrip()[:1] in "{[":
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def per_image(value, count: int, name: str) -> list:
+    """Split a per-batch JSON value into one entry per image.
+
+    Parameters
+    ----------
+    value : list, object or None
+        A list of ``count`` entries is split (what the refine and gate nodes output for a
+        batch); a one-entry list or a single object applies to every image; None gives
+        ``count`` Nones.
+    count : int
+        Batch size.
+    name : str
+        Input name used in the error message.
+
+    Raises
+    ------
+    ValueError
+        A list whose length is neither 1 nor ``count``.
+    """
+    if value is None:
+        return [None] * count
+    if isinstance(value, list):
+        if len(value) == count:
+            return list(value)
+        if len(value) == 1:
+            return value * count
+        raise ValueError(
+            f"{name} holds {len(value)} entries but the batch has {count} image(s); connect the "
+            "output of the node that processed this same batch.")
+    return [value] * count
+
+
+def _own_keep(verdict):
+    """A verdict's boolean ``keep``, or None when it has none."""
+    if isinstance(verdict, Mapping) and isinstance(verdict.get("keep"), bool):
+        return verdict["keep"]
+    return None
+
+
+def decide_keep(keep: bool, verdicts: Sequence) -> list[bool]:
+    """Accept (True) or reject each image from a batch-wide keep flag and per-image verdicts.
+
+    * An image whose verdict has a boolean ``keep`` follows it, and ``keep`` is taken to be
+      the quality gate's "every image passed" flag: a batch with one reject still saves the
+      others as accepted.
+    * ``keep`` False while no verdict rejects anything is a deliberate switch: every image
+      is rejected.
+    * Images without a verdict follow ``keep``.
+    """
+    own = [_own_keep(verdict) for verdict in verdicts]
+    veto = not keep and not any(o is False for o in own)
+    return [bool(keep) if o is None else (o and not veto) for o in own]
+
+
+def common_meta(*, prompt=None, negative=None, seed=None, attributes=None, models=None,
+                tool=None) -> dict:
+    """Meta entries shared by every sample of a batch; entries that are None are left out.
+
+    ``seed`` is stored as an int; ``models`` is stored as given (see :func:`models_value`).
+    """
+    values = {"prompt": prompt, "negative": negative,
+              "seed": None if seed is None else int(seed), "attributes": attributes,
+              "models": models, "tool": tool}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOutcome:
+    """What :func:`save_batch` did with one image.
+
+    Attributes
+    ----------
+    sample_id : str
+    action : str
+        ``"skipped"`` (already complete before the call), ``"skipped_meanwhile"`` (another
+        writer completed it during the call), ``"accepted"``, ``"rejected_images"`` (rejected,
+        images kept under ``rejected/``) or ``"rejected_meta"`` (rejected, meta only).
+    line : str
+        One readable line, e.g. ``"000123: rejected, meta only: multiple_people"``.
+    """
+
+    sample_id: str
+    action: str
+    line: str
+
+    @property
+    def written(self) -> bool:
+        """True when this call wrote the sample."""
+        return self.action not in ("skipped", "skipped_meanwhile")
+
+
+def save_batch(writer: "DatasetWriter", ids: Sequence[str], foregrounds: Sequence, alphas: Sequence,
+               *, raw_alphas: Sequence | None = None, error_maps: Sequence | None = None,
+               decisions: Sequence[bool], verdicts: Sequence | None = None,
+               refinements: Sequence | None = None, common: Mapping | None = None,
+               first_index: int = 0, keep_rejected: bool = False, alpha_bits: int = 8,
+               before_each: Callable[[], None] | None = None,
+               after_each: Callable[[BatchOutcome], None] | None = None) -> list[BatchOutcome]:
+    """Write a batch of samples, skipping ids already complete; one outcome per image.
+
+    Parameters
+    ----------
+    writer : DatasetWriter
+    ids : sequence of str, length B
+        Sample ids (see :func:`index_id`).
+    foregrounds : sequence of ndarray [H, W, 3], length B
+        Padded foreground colour, float 0..1.
+    alphas : sequence of ndarray [H, W], length B
+        Refined alpha, 1 = opaque.
+    raw_alphas, error_maps : sequences of length B, optional
+        Decoder alpha ``[H, W]`` and error-map picture ``[h, w, 3]``; stored only with the
+        images (accepted, or rejected with ``keep_rejected``).
+    decisions : sequence of bool, length B
+        Accept (True) or reject each image (see :func:`decide_keep`).
+    verdicts, refinements : sequences of length B, optional
+        Per-image quality verdict and refinement statistics (entries may be None), stored
+        in meta as ``verdict`` and ``refinement``.
+    common : mapping, optional
+        Meta shared by every sample (see :func:`common_meta`).
+    first_index : int
+        Sample index of the first image; meta records ``sample_index = first_index + b``,
+        ``batch_index = b`` and ``batch_size = B``.
+    keep_rejected : bool
+        Store the images of rejected samples under ``rejected/``; otherwise only their meta.
+    alpha_bits : {8, 16}
+    before_each, after_each : callable, optional
+        Called before each image (e.g. to honour a cancel request) and with each outcome
+        (e.g. to advance a progress bar).
+
+    Returns
+    -------
+    list of BatchOutcome
+        A rejected sample's meta has ``rejected_by``: ``"verdict"`` when its own verdict said
+        no, else :data:`KEEP_INPUT_REASON`.
+
+    Raises
+    ------
+    DatasetError
+        Writing failed (disk full, permissions); the message names the sample, says which
+        samples of this call were written completely and that a re-run skips them.
+    SampleIdError, ValueError
+        Bad ids, arrays or meta (from :meth:`DatasetWriter.write_sample`).
+    """
+    count = len(ids)
+    verdicts = list(verdicts) if verdicts is not None else [None] * count
+    refinements = list(refinements) if refinements is not None else [None] * count
+    if not (len(foregrounds) == len(alphas) == len(decisions) == len(verdicts)
+            == len(refinements) == count):
+        raise ValueError("save_batch needs ids, foregrounds, alphas, decisions, verdicts and "
+                         f"refinements of one length; got {count} ids.")
+    common = dict(common or {})
+    outcomes: list[BatchOutcome] = []
+    done: list[str] = []
+    for b, sample_id in enumerate(ids):
+        if before_each is not None:
+            before_each()
+        status = writer.status(sample_id)
+        if status is not None:
+            outcome = BatchOutcome(sample_id, "skipped",
+                                   f"{sample_id}: skipped (already complete, {status})")
+        else:
+            outcome = _save_one(writer, b, sample_id, foregrounds[b], alphas[b],
+                                None if raw_alphas is None else raw_alphas[b],
+                                None if error_maps is None else error_maps[b],
+                                bool(decisions[b]), verdicts[b], refinements[b], common,
+                                first_index, count, keep_rejected, alpha_bits, done)
+            if outcome.written:
+                done.append(sample_id)
+        outcomes.append(outcome)
+        if after_each is not None:
+            after_each(outcome)
+    return outcomes
+
+
+def _save_one(writer, b, sample_id, fg, alpha, raw, error_map, accepted, verdict, refinement,
+              common, first_index, count, keep_rejected, alpha_bits, done) -> BatchOutcome:
+    """Write image ``b`` of a batch (see :func:`save_batch`) and describe what happened."""
+    store = accepted or bool(keep_rejected)
+    meta = dict(common, sample_index=int(first_index) + b, batch_index=b, batch_size=count)
+    if refinement is not None:
+        meta["refinement"] = refinement
+    if verdict is not None:
+        meta["verdict"] = verdict
+    if not accepted:
+        meta["rejected_by"] = "verdict" if _own_keep(verdict) is False else KEEP_INPUT_REASON
+    try:
+        written = writer.write_sample(
+            sample_id, fg, alpha, meta=meta, raw_alpha=raw if store else None,
+            error_map=error_map if store else None, rejected=not accepted, store_images=store,
+            alpha_bits=alpha_bits)
+    except OSError as error:
+        full = " (disk full?)" if is_disk_full(error) else ""
+        kept = f" Samples {', '.join(done)} were written completely." if done else ""
+        raise DatasetError(
+            f"cannot write sample {sample_id} to {writer.root}: {error.strerror or error}{full}. "
+            f"Nothing already in the dataset was lost and no partial file is visible.{kept} "
+            "Free space or fix the permissions and queue again: complete ids are skipped."
+        ) from error
+    if not written.written:
+        return BatchOutcome(sample_id, "skipped_meanwhile",
+                            f"{sample_id}: skipped (completed meanwhile by another writer)")
+    if accepted:
+        return BatchOutcome(sample_id, "accepted", f"{sample_id}: accepted")
+    action = "rejected_images" if store else "rejected_meta"
+    where = "rejected, images kept" if store else "rejected, meta only"
+    reasons = ""
+    if isinstance(verdict, Mapping) and verdict.get("reasons"):
+        reasons = f": {', '.join(map(str, verdict['reasons']))}"
+    return BatchOutcome(sample_id, action, f"{sample_id}: {where}{reasons}")
+
+
+# --------------------------------------------------------------------------------------------
 # Reading, rebuilding, verifying
 # --------------------------------------------------------------------------------------------
 
@@ -786,6 +1083,8 @@ class DatasetReport:
     KINDS = {
         "invalid_meta": "meta file that is not valid JSON or does not match its id",
         "missing_file": "file listed in meta that does not exist",
+        "invalid_image": "image listed in meta that is not a readable PNG (corrupt or "
+                         "another format)",
         "size_mismatch": "image whose size differs from the size recorded in meta",
         "accepted_and_rejected": "id present both as accepted and as rejected",
         "invalid_manifest_line": "manifest line that is not valid JSON with an id",
@@ -905,17 +1204,16 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
     metas: dict[str, dict] = {}
     for rejected in (False, True):
         base = root / REJECTED_DIR if rejected else root
+        prefix = f"{REJECTED_DIR}/" if rejected else ""
         meta_folder = os.fspath(base / META_DIR)
         meta_ids, temps = _scan_names(base / META_DIR)
-        problems.extend(Problem("temporary_file", None, f"{base.name}/{META_DIR}/{t}")
+        problems.extend(Problem("temporary_file", None, f"{prefix}{META_DIR}/{t}")
                         for t in temps)
         if rejected:
             report.rejected = len(meta_ids)
         else:
             report.accepted = len(meta_ids)
         for sample_id in sorted(meta_ids):
-            if not rejected and sample_id in metas:
-                continue
             path = os.path.join(meta_folder, f"{sample_id}.json")
             try:
                 with open(path, "rb") as handle:
@@ -938,6 +1236,9 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
                     size = _png_size(file_path)
                     if size == _MISSING:
                         problems.append(Problem("missing_file", sample_id, relative))
+                    elif size is None:
+                        problems.append(Problem("invalid_image", sample_id,
+                                                f"{relative} is not a readable PNG"))
                     elif size != (meta.get("width"), meta.get("height")):
                         problems.append(Problem(
                             "size_mismatch", sample_id,
@@ -946,11 +1247,11 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
                     problems.append(Problem("missing_file", sample_id, relative))
         for kind in IMAGE_KINDS:
             stems, temps = _scan_names(base / kind)
-            problems.extend(Problem("temporary_file", None, f"{kind}/{t}") for t in temps)
+            problems.extend(Problem("temporary_file", None, f"{prefix}{kind}/{t}")
+                            for t in temps)
             for stem in sorted(stems - meta_ids):
                 problems.append(Problem("incomplete_sample", stem,
-                                        f"{'rejected/' if rejected else ''}{kind}/{stem}.png "
-                                        "has no meta"))
+                                        f"{prefix}{kind}/{stem}.png has no meta"))
 
     seen: set[str] = set()
     manifest_path = root / MANIFEST_NAME
@@ -1019,16 +1320,17 @@ class Sample:
 
 
 def _read_image(path: Path, gray: bool) -> np.ndarray:
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise DatasetError(f"{path}: not a readable PNG.")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    image = image.astype(np.float32) / np.float32(scale)
-    if gray:
-        return image if image.ndim == 2 else image[..., 0]
-    return np.ascontiguousarray(image[..., 2::-1] if image.ndim == 3 else
-                                np.repeat(image[..., None], 3, axis=2))
+    """A stored image as float32 0..1: gray ``[H, W]`` or RGB ``[H, W, 3]``.
+
+    Raises
+    ------
+    DatasetError
+        Missing or unreadable file.
+    """
+    try:
+        return read_gray(path) if gray else read_rgba(path, require_alpha=False)[0]
+    except ImageFileError as error:
+        raise DatasetError(f"{path}: not a readable PNG ({error}).") from error
 
 
 def load_sample(root, sample_id: str) -> Sample:

@@ -15,7 +15,8 @@ import numpy as np
 
 from .refine.validation import as_alpha, as_rgb
 
-__all__ = ["ImageFileError", "read_rgba", "write_png_atomic", "to_uint8", "to_uint16", "list_pngs"]
+__all__ = ["ImageFileError", "read_rgba", "read_gray", "write_png_atomic", "to_uint8", "to_uint16",
+           "list_pngs"]
 
 IMAGE_SUFFIXES = (".png",)
 
@@ -45,28 +46,13 @@ def read_rgba(path, *, require_alpha: bool = True):
         Missing, unreadable or corrupt file, or no alpha channel while ``require_alpha``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(f"{path}: no such file.")
-    data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode handles non-ASCII paths
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ImageFileError(f"{path}: not a readable image (corrupt or unsupported format).")
-    if image.ndim == 2:
-        channels = 1
-    else:
-        channels = image.shape[2]
+    image = _read_unchanged(path)
+    channels = 1 if image.ndim == 2 else image.shape[2]
     if channels != 4 and require_alpha:
         raise ImageFileError(
             f"{path}: has {channels} channel(s), expected RGBA (4). Export the portrait with "
             "transparency, or use an alpha/mask input instead."
         )
-    if image.dtype == np.uint8:
-        scale = 255.0
-    elif image.dtype == np.uint16:
-        scale = 65535.0
-    else:
-        raise ImageFileError(f"{path}: unsupported sample type {image.dtype}; use 8- or 16-bit PNG.")
-    image = image.astype(np.float32) / np.float32(scale)
     if channels == 1:
         rgb = np.repeat(image[..., None], 3, axis=2)
         alpha = np.ones(image.shape, np.float32)
@@ -74,6 +60,53 @@ def read_rgba(path, *, require_alpha: bool = True):
         rgb = image[..., 2::-1]
         alpha = image[..., 3] if channels == 4 else np.ones(image.shape[:2], np.float32)
     return np.ascontiguousarray(rgb), np.ascontiguousarray(alpha)
+
+
+#: Rec. 601 luma weights for R, G, B (what OpenCV's BGR2GRAY uses).
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def read_gray(path) -> np.ndarray:
+    """Read an image file as one channel (a stored alpha matte, a mask).
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG (or any format OpenCV reads), 8 or 16 bit, any number of channels.
+
+    Returns
+    -------
+    float32 ndarray [H, W] in 0..1
+        A gray file as stored; a colour file as its Rec. 601 luma of R, G, B (an alpha
+        channel, if any, is ignored), so a matte saved as RGB reads back unchanged.
+
+    Raises
+    ------
+    ImageFileError
+        Missing, unreadable or corrupt file, or an unsupported sample type.
+    """
+    image = _read_unchanged(Path(path))
+    if image.ndim == 2:
+        return np.ascontiguousarray(image)
+    rgb = image[..., 2::-1] if image.shape[2] >= 3 else np.repeat(image[..., :1], 3, axis=2)
+    return np.ascontiguousarray(np.clip(rgb @ _LUMA, 0.0, 1.0), dtype=np.float32)
+
+
+def _read_unchanged(path: Path) -> np.ndarray:
+    """Decode ``path`` with its channels as stored (BGR order), as float32 in 0..1."""
+    if not path.is_file():
+        raise ImageFileError(f"{path}: no such file.")
+    data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode handles non-ASCII paths
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ImageFileError(f"{path}: not a readable image (corrupt or unsupported format).")
+    if image.dtype == np.uint8:
+        scale = 255.0
+    elif image.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        raise ImageFileError(f"{path}: unsupported sample type {image.dtype}; use 8- or 16-bit PNG.")
+    return image.astype(np.float32) / np.float32(scale)
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:

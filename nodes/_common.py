@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "ALPHA_TOOLTIP",
+    "INVERT_TOOLTIP",
     "image_list",
     "mask_list",
     "match_batch",
@@ -22,6 +24,13 @@ __all__ = [
     "Progress",
     "check_interrupt",
 ]
+
+#: Tooltip of every alpha socket (our alpha: 1 = opaque, unlike core's inverted MASK).
+ALPHA_TOOLTIP = "Portrait alpha matte, 1 = opaque portrait, 0 = background (MASK [B,H,W])."
+#: Tooltip of the ``invert`` switch offered where core's inverted MASK may be plugged in.
+INVERT_TOOLTIP = (
+    "Turn on when the masks come from core nodes such as Load Image, whose MASK is 1 - alpha "
+    "(1 = transparent); the node then uses 1 - mask as alpha.")
 
 
 def _as_numpy(tensor) -> np.ndarray:
@@ -85,18 +94,21 @@ def match_batch(*lists, names) -> list[list]:
     return out
 
 
-def image_tensor(frames: list[np.ndarray]):
-    """List of ``[H, W, C]`` arrays -> IMAGE float32 tensor ``[B, H, W, C]``."""
+def _stacked_tensor(frames: list[np.ndarray]):
+    """Stack equally shaped arrays into one float32 torch tensor with a leading batch axis."""
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames).astype(np.float32, copy=False)))
+
+
+def image_tensor(frames: list[np.ndarray]):
+    """List of ``[H, W, C]`` arrays -> IMAGE float32 tensor ``[B, H, W, C]``."""
+    return _stacked_tensor(frames)
 
 
 def mask_tensor(frames: list[np.ndarray]):
     """List of ``[H, W]`` arrays (float or bool) -> MASK float32 tensor ``[B, H, W]``."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(np.stack(frames).astype(np.float32, copy=False)))
+    return _stacked_tensor(frames)
 
 
 class Progress:

@@ -1,7 +1,10 @@
 """Dataset nodes: save samples into a dataset root, composite portraits over backgrounds.
 
 Thin adapters over :mod:`..dataset` (the writer with its atomicity, resume and several-writer
-guarantees) and :mod:`..refine.composite`. Alpha sockets mean 1 = opaque portrait; an
+guarantees, and :func:`..dataset.save_batch`, which decides and writes a batch) and
+:mod:`..refine.composite` (compositing, :class:`..refine.composite.BackgroundFolder`). The
+nodes convert tensors, find the output folder and build the UI result; heavy modules are
+imported when a node runs so that loading the pack stays light. Alpha sockets mean 1 = opaque portrait; an
 ``invert`` switch accepts core's inverted MASK.
 
 Where ``LDPSaveDataset`` writes
@@ -21,13 +24,12 @@ that is a symlink pointing elsewhere are refused before anything is written.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ._common import (
+    ALPHA_TOOLTIP,
+    INVERT_TOOLTIP,
     Progress,
     check_interrupt,
     image_list,
@@ -40,18 +42,10 @@ CATEGORY = "LD-Portrait/dataset"
 OUTPUT_DIR_ENV = "LDP_OUTPUT_DIR"
 DEFAULT_DATASET_NAME = "ld_portrait_20k"
 MAX_INDEX = 2 ** 53  # the frontend stores widget values as JS numbers
-#: Reject reason recorded when the keep input (not a per-image verdict) rejected a sample.
-KEEP_INPUT_REASON = "keep_input_false"
-BACKGROUND_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-_ALPHA_TOOLTIP = "Portrait alpha matte, 1 = opaque portrait, 0 = background (MASK [B,H,W])."
-_INVERT_TOOLTIP = (
-    "Turn on when the masks come from core nodes such as Load Image, whose MASK is 1 - alpha "
-    "(1 = transparent); the node then uses 1 - mask as alpha.")
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers (plain functions, tested directly)
+# Host lookup
 # --------------------------------------------------------------------------------------------
 
 def output_directory(override=None) -> Path:
@@ -76,115 +70,6 @@ def output_directory(override=None) -> Path:
     raise ValueError(
         "no output folder: this is not running inside ComfyUI. Set the environment variable "
         f"{OUTPUT_DIR_ENV} to the folder that should hold the dataset, or pass output_root=.")
-
-
-def parse_json_input(text, name: str, *, kinds=(dict, list), empty=None):
-    """Parse a JSON STRING socket; ``empty`` is returned for a blank or unconnected input.
-
-    Raises
-    ------
-    ValueError
-        Not valid JSON, or not one of ``kinds``; the message names the socket and where the
-        parser stopped.
-    """
-    if text is None:
-        return empty
-    if not isinstance(text, str):
-        if isinstance(text, kinds):  # already parsed (a script calling the node)
-            return text
-        raise ValueError(f"{name} must be a JSON string, got {type(text).__name__}.")
-    if not text.strip():
-        return empty
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise ValueError(
-            f"{name} is not valid JSON ({error}): {shown!r}. Connect the matching output of the "
-            "LD-Portrait node (for attributes: Prompt Template's 'attributes') or clear it.") from None
-    if not isinstance(value, kinds):
-        names = " or ".join("a JSON object" if k is dict else "a JSON list" for k in kinds)
-        raise ValueError(f"{name} must be {names}, got {type(value).__name__}.")
-    return value
-
-
-def per_image(value, count: int, name: str) -> list:
-    """Split a per-batch JSON value into one entry per image.
-
-    A list of ``count`` entries is split (what the refine and gate nodes output for a batch);
-    a one-entry list or a single object applies to every image; None stays None.
-    """
-    if value is None:
-        return [None] * count
-    if isinstance(value, list):
-        if len(value) == count:
-            return list(value)
-        if len(value) == 1:
-            return value * count
-        raise ValueError(
-            f"{name} holds {len(value)} entries but the batch has {count} image(s); connect the "
-            "output of the node that processed this same batch.")
-    return [value] * count
-
-
-def decide_keep(keep: bool, verdicts: list) -> list[bool]:
-    """Accept (True) or reject each image from the keep input and the per-image verdicts.
-
-    * An image whose verdict has a boolean ``keep`` follows it, and the ``keep`` input is
-      taken to be the quality gate's "every image passed" flag: a batch with one reject still
-      saves the others as accepted.
-    * ``keep`` False while no verdict rejects anything is a deliberate switch: every image
-      is rejected.
-    * Images without a verdict follow ``keep``.
-    """
-    own = [v.get("keep") if isinstance(v, dict) and isinstance(v.get("keep"), bool) else None
-           for v in verdicts]
-    veto = not keep and not any(o is False for o in own)
-    return [bool(keep) if o is None else (o and not veto) for o in own]
-
-
-def _models_value(text):
-    """``models`` socket: JSON when it parses as an object or list, else the text itself."""
-    if text is None or not str(text).strip():
-        return None
-    text = str(text)
-    if text.lstrip()[:1] in "{[":
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
-def list_background_files(folder) -> list[Path]:
-    """Image files directly inside ``folder`` (PNG, JPEG, WebP, BMP, TIFF), sorted by name."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in BACKGROUND_SUFFIXES)
-
-
-def read_background(path) -> np.ndarray:
-    """A background picture as float32 RGB [H, W, 3] in 0..1 (alpha, if any, dropped).
-
-    Raises
-    ------
-    ValueError
-        Unreadable or not an image.
-    """
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"{Path(path).name}: not a readable image.")
-    scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{Path(path).name}: unsupported sample type {image.dtype}.")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    else:
-        image = image[..., 2::-1] if image.shape[2] >= 3 else np.repeat(image[..., :1], 3, axis=2)
-    return np.ascontiguousarray(image.astype(np.float32) / np.float32(scale))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +150,7 @@ class LDPSaveDataset:
                 "models": ("STRING", {"default": "", "multiline": True, "tooltip": (
                     "Which checkpoint and Layer Diffusion files made the samples (free text, or "
                     "JSON), stored in meta.")}),
-                "invert": ("BOOLEAN", {"default": False, "tooltip": _INVERT_TOOLTIP}),
+                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
             },
         }
 
@@ -281,8 +166,9 @@ class LDPSaveDataset:
              models="", invert=False, output_root=None):
         from ..batch import tool_version
         from ..refine.validation import check_same_size
-        from ..dataset import (DatasetError, DatasetWriter, dataset_root_in, index_id,
-                               validate_dataset_name)
+        from ..dataset import (DatasetError, DatasetWriter, common_meta, dataset_root_in,
+                               decide_keep, index_id, models_value, parse_json_input, per_image,
+                               save_batch, validate_dataset_name)
 
         # Everything that can be checked is checked before the first file is written.
         name = validate_dataset_name(dataset_name)
@@ -306,7 +192,6 @@ class LDPSaveDataset:
                 check_same_size(raws[b], alphas[b], "raw_alpha", "alpha")
         verdicts = per_image(parsed_verdict, count, "verdict")
         refinements = per_image(parsed_stats, count, "stats")
-        decisions = decide_keep(bool(keep), verdicts)
         ids = [index_id(int(sample_index) + b) for b in range(count)]
 
         output = output_directory(output_root)
@@ -315,60 +200,26 @@ class LDPSaveDataset:
         if writer.root != root.resolve() or writer.root.parent != output.resolve():
             raise DatasetError(f"dataset folder {root} resolves outside {output}; refusing.")
 
-        common = {"prompt": prompt, "negative": negative, "seed": None if seed is None else int(seed),
-                  "attributes": parsed_attributes, "models": _models_value(models),
-                  "tool": {"name": "ld-portrait", "version": tool_version(),
-                           "node": "LDPSaveDataset"}}
-        common = {key: value for key, value in common.items() if value is not None}
-
         progress = Progress(count)
-        lines, images, done = [], [], []
-        for b, sample_id in enumerate(ids):
-            check_interrupt()
-            status = writer.status(sample_id)
-            if status is not None:
-                lines.append(f"{sample_id}: skipped (already complete, {status})")
-            else:
-                accepted = decisions[b]
-                store = accepted or bool(keep_rejected)
-                meta = dict(common, sample_index=int(sample_index) + b, batch_index=b,
-                            batch_size=count)
-                if refinements[b] is not None:
-                    meta["refinement"] = refinements[b]
-                if verdicts[b] is not None:
-                    meta["verdict"] = verdicts[b]
-                if not accepted:
-                    own = verdicts[b].get("keep") if isinstance(verdicts[b], dict) else None
-                    meta["rejected_by"] = "verdict" if own is False else KEEP_INPUT_REASON
-                try:
-                    outcome = writer.write_sample(
-                        sample_id, foregrounds[b], alphas[b], meta=meta,
-                        raw_alpha=raws[b] if (raws is not None and store) else None,
-                        error_map=maps[b] if (maps is not None and store) else None,
-                        rejected=not accepted, store_images=store, alpha_bits=bits)
-                except OSError as error:
-                    full = " (disk full?)" if getattr(error, "errno", None) == 28 else ""
-                    kept = f" Samples {', '.join(done)} were written completely." if done else ""
-                    raise DatasetError(
-                        f"cannot write sample {sample_id} to {writer.root}: "
-                        f"{error.strerror or error}{full}. Nothing already in the dataset was "
-                        f"lost and no partial file is visible.{kept} Free space or fix the "
-                        "permissions and queue again: complete ids are skipped.") from error
-                if not outcome.written:
-                    lines.append(f"{sample_id}: skipped (completed meanwhile by another writer)")
-                else:
-                    done.append(sample_id)
-                    where = "accepted" if accepted else (
-                        "rejected, images kept" if store else "rejected, meta only")
-                    reasons = ""
-                    if not accepted and isinstance(verdicts[b], dict) and verdicts[b].get("reasons"):
-                        reasons = f": {', '.join(map(str, verdicts[b]['reasons']))}"
-                    lines.append(f"{sample_id}: {where}{reasons}")
-            images.extend(self._previews(writer, name, sample_id))
+        images = []
+
+        def after_each(outcome):
+            images.extend(self._previews(writer, name, outcome.sample_id))
             progress.update()
-        written = len(done)
+
+        outcomes = save_batch(
+            writer, ids, foregrounds, alphas, raw_alphas=raws, error_maps=maps,
+            decisions=decide_keep(bool(keep), verdicts), verdicts=verdicts,
+            refinements=refinements, first_index=int(sample_index),
+            common=common_meta(prompt=prompt, negative=negative, seed=seed,
+                               attributes=parsed_attributes, models=models_value(models),
+                               tool={"name": "ld-portrait", "version": tool_version(),
+                                     "node": "LDPSaveDataset"}),
+            keep_rejected=bool(keep_rejected), alpha_bits=bits, before_each=check_interrupt,
+            after_each=after_each)
+        written = sum(outcome.written for outcome in outcomes)
         summary = (f"dataset {name} ({writer.root}): {written} written, {count - written} "
-                   "skipped\n" + "\n".join(lines))
+                   "skipped\n" + "\n".join(outcome.line for outcome in outcomes))
         return {"ui": {"images": images, "text": [summary]}, "result": (summary,)}
 
     @staticmethod
@@ -425,7 +276,7 @@ class LDPCompositeBackground:
                 "foreground": ("IMAGE", {"tooltip": (
                     "Foreground colour (IMAGE [B,H,W,3]); use the padded F so that soft edges "
                     "show no dark fringe.")}),
-                "alpha": ("MASK", {"tooltip": _ALPHA_TOOLTIP}),
+                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
                 "background_folder": ("STRING", {"default": "", "tooltip": (
                     "Folder of background pictures (PNG, JPEG, WebP, BMP, TIFF); relative paths "
                     "are looked up in ComfyUI's input folder. Empty = procedural backgrounds.")}),
@@ -440,21 +291,22 @@ class LDPCompositeBackground:
                     "sample index so each sample gets another background).")}),
             },
             "optional": {
-                "invert": ("BOOLEAN", {"default": False, "tooltip": _INVERT_TOOLTIP}),
+                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
             },
         }
 
     def composite(self, foreground, alpha, background_folder="", kind="random", seed=0, index=0,
                   invert=False):
-        from ..refine.composite import (RANDOM_KIND, background_seed, composite_over,
-                                        cover_crop, pick_kind, procedural_background)
+        from ..refine.composite import (BACKGROUND_SUFFIXES, RANDOM_KIND, BackgroundFolder,
+                                        background_seed, composite_over, list_background_files,
+                                        pick_kind, procedural_background)
 
         foregrounds, alphas = match_batch(image_list(foreground, "foreground"),
                                           mask_list(alpha, "alpha", invert=invert),
                                           names=("foreground", "alpha"))
         seed, index = int(seed), int(index)
         folder_text = str(background_folder or "").strip()
-        files, order = [], []
+        pictures = None
         if folder_text:
             folder = _resolve_folder(folder_text)
             if not folder.is_dir():
@@ -466,30 +318,17 @@ class LDPCompositeBackground:
                 raise ValueError(f"background_folder {folder} has no pictures "
                                  f"({', '.join(BACKGROUND_SUFFIXES)}); add some or clear the "
                                  "field for procedural backgrounds.")
-            order = list(np.random.default_rng(seed % (1 << 63)).permutation(len(files)))
+            pictures = BackgroundFolder(files, seed)
 
         progress = Progress(len(alphas))
-        composites, backgrounds, lines, skipped = [], [], [], {}
+        composites, backgrounds, lines = [], [], []
         for b, (fg, matte) in enumerate(zip(foregrounds, alphas)):
             check_interrupt()
             height, width = matte.shape
             position = index + b
-            if files:
-                picture = None
-                for attempt in range(len(files)):  # next file when one is unreadable
-                    path = files[order[(position + attempt) % len(files)]]
-                    if path.name in skipped:
-                        continue
-                    try:
-                        picture = cover_crop(read_background(path), height, width)
-                    except (ValueError, OSError) as error:
-                        skipped[path.name] = str(error)
-                        continue
-                    lines.append(f"{b}: {path.name}")
-                    break
-                if picture is None:
-                    raise ValueError(f"none of the {len(files)} picture(s) in {folder} could be "
-                                     f"read: {'; '.join(skipped.values())}")
+            if pictures is not None:
+                picture, picture_name = pictures.pick(position, height, width)
+                lines.append(f"{b}: {picture_name}")
             else:
                 image_seed = background_seed(seed % (1 << 63), position)
                 drawn = pick_kind(image_seed) if kind == RANDOM_KIND else kind
@@ -498,9 +337,9 @@ class LDPCompositeBackground:
             backgrounds.append(picture)
             composites.append(composite_over(fg, matte, picture))
             progress.update()
-        if skipped:
-            lines.append(f"skipped {len(skipped)} unreadable file(s):")
-            lines.extend(f"  {reason}" for reason in skipped.values())
+        if pictures is not None and pictures.skipped:
+            lines.append(f"skipped {len(pictures.skipped)} unreadable file(s):")
+            lines.extend(f"  {reason}" for reason in pictures.skipped.values())
         return (image_tensor(composites), image_tensor(backgrounds), "\n".join(lines))
 
 
@@ -513,6 +352,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LDPCompositeBackground": "Composite over Background (LD-Portrait)",
 }
 
-__all__ = ["LDPSaveDataset", "LDPCompositeBackground", "output_directory", "parse_json_input",
-           "per_image", "decide_keep", "list_background_files", "read_background",
+__all__ = ["LDPSaveDataset", "LDPCompositeBackground", "output_directory",
            "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "OUTPUT_DIR_ENV"]

@@ -13,6 +13,8 @@ from dataclasses import fields
 import numpy as np
 
 from ._common import (
+    ALPHA_TOOLTIP,
+    INVERT_TOOLTIP,
     Progress,
     check_interrupt,
     image_list,
@@ -23,11 +25,6 @@ from ._common import (
 )
 
 CATEGORY = "LD-Portrait/matte"
-
-_ALPHA_TOOLTIP = "Portrait alpha matte, 1 = opaque portrait, 0 = background (MASK [B,H,W])."
-_INVERT_TOOLTIP = (
-    "Turn on when the mask comes from core nodes such as Load Image, whose MASK is "
-    "1 - alpha (1 = transparent); the node then uses 1 - mask as alpha.")
 
 # Refinement parameters exposed as widgets: (name, type, min, max, step, tooltip). Defaults come
 # from refine_alpha's own RefineParams, so the widgets cannot drift from the library. Sizes
@@ -121,10 +118,10 @@ class LDPPadForeground:
             "required": {
                 "image": ("IMAGE", {"tooltip": (
                     "Foreground colour (RGB; an RGBA image's alpha channel is ignored).")}),
-                "alpha": ("MASK", {"tooltip": _ALPHA_TOOLTIP}),
+                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
             },
             "optional": {
-                "invert": ("BOOLEAN", {"default": False, "tooltip": _INVERT_TOOLTIP}),
+                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
             },
         }
 
@@ -171,14 +168,14 @@ class LDPConnectivityRefine:
         optional = {
             "image": ("IMAGE", {"tooltip": (
                 "Optional portrait colour, used only as the backdrop of the error map.")}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": _INVERT_TOOLTIP}),
+            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
         }
         for name, kind, low, high, step, tooltip in _REFINE_WIDGETS:
             default = getattr(defaults, name)
             if default is None:
                 default = 0 if kind == "INT" else 0.0
             optional[name] = _widget(kind, default, low, high, step, tooltip)
-        return {"required": {"alpha": ("MASK", {"tooltip": _ALPHA_TOOLTIP})}, "optional": optional}
+        return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
 
     def refine(self, alpha, image=None, invert=False, **params):
         from ..refine.connectivity import refine_alpha
@@ -247,7 +244,7 @@ class LDPQualityGate:
             step = 1 if kind == "INT" else 0.001
             optional[spec.name] = _widget(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
                                           step, spec.metadata["doc"])
-        return {"required": {"alpha": ("MASK", {"tooltip": _ALPHA_TOOLTIP})}, "optional": optional}
+        return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):
         from ..refine.quality import assess_quality

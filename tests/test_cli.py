@@ -222,6 +222,11 @@ def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_p
     (["refine", "IN", "OUT", "--gate", "min_side"], "NAME=VALUE"),
     (["refine", "IN", "OUT", "--param", "band_widht=3"], "unknown refinement parameter"),
     (["refine", "IN", "OUT", "--limit", "-1"], ">= 0"),
+    (["dataset", "sheet", "IN", "OUT/s.png", "--count", "0"], ">= 1"),
+    (["dataset", "sheet", "IN", "OUT/s.png", "--columns", "0"], ">= 1"),
+    (["dataset", "sheet", "IN", "OUT/s.png", "--cell", "0"], ">= 1"),
+    (["dataset", "sheet", "IN", "OUT/s.png", "--seed", "-1"], ">= 0"),
+    (["dataset", "stats", "IN", "--top", "0"], ">= 1"),
     (["demo", "OUT", "--count", "0"], "count must be"),
     (["demo", "OUT", "--size", "16"], "size must be"),
     (["frobnicate"], "invalid choice"),
@@ -361,3 +366,10 @@ def test_demo_rerun_resumes_and_refuses_other_settings(tmp_path):
     assert again.run.skipped_complete == 1 and again.run.processed == 1
     code, _, err = _run(["demo", str(tmp_path), "--count", "1", "--size", "128", "--seed", "3"])
     assert code == 2 and "already holds a demo" in err
+
+
+def test_zero_is_accepted_where_it_means_something():
+    parser = cli.build_parser()
+    assert parser.parse_args(["refine", "IN", "OUT", "--limit", "0"]).limit == 0
+    assert parser.parse_args(["dataset", "sheet", "R", "o.png", "--seed", "0"]).seed == 0
+    assert parser.parse_args(["dataset", "stats", "R", "--top", "1"]).top == 1

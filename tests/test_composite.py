@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from comfyui_ld_portrait.nodes.dataset_nodes import LDPCompositeBackground
-from comfyui_ld_portrait.refine.composite import (KINDS, background_seed, composite_over,
-                                                  cover_crop, pick_kind, procedural_background)
+from comfyui_ld_portrait.refine.composite import (KINDS, BackgroundFolder, background_seed,
+                                                  composite_over, cover_crop,
+                                                  list_background_files, pick_kind,
+                                                  procedural_background, read_background)
 
 
 def _rng_image(h, w, seed=0):
@@ -185,3 +187,42 @@ def test_node_folder_errors(tmp_path):
     (tmp_path / "x.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="could be read"):
         node.composite(fg, alpha, str(tmp_path), kind="solid", seed=0, index=0)
+
+
+def _solid_file(path, bgr, size=(12, 10)):
+    cv2.imwrite(str(path), np.full((*size, 3), bgr, np.uint8))
+
+
+def test_background_folder_order_follows_the_seed_and_skips_unreadable_files(tmp_path):
+    for i in range(5):
+        _solid_file(tmp_path / f"{i}.png", (0, 0, 50 * i))
+    (tmp_path / "5.png").write_bytes(b"broken")
+    (tmp_path / ".hidden.png").write_bytes(b"x")
+    files = list_background_files(tmp_path)
+    assert [f.name for f in files] == [f"{i}.png" for i in range(6)]
+
+    def names(seed):
+        folder = BackgroundFolder(files, seed)
+        return [folder.pick(position, 8, 6)[1] for position in range(12)], folder
+
+    first, folder = names(3)
+    assert first == names(3)[0] and first != names(4)[0]
+    assert "5.png" not in first and set(first) == {f"{i}.png" for i in range(5)}
+    assert list(folder.skipped) == ["5.png"] and "not a readable image" in folder.skipped["5.png"]
+    picture, name = folder.pick(0, 8, 6)
+    assert picture.shape == (8, 6, 3) and picture.dtype == np.float32
+    assert np.allclose(picture[..., 0], 50 * int(name[0]) / 255)  # RGB order, red channel
+
+
+def test_background_folder_with_no_readable_file_is_a_clear_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="none of the 1 picture"):
+        BackgroundFolder([tmp_path / "a.png"], 0).pick(0, 4, 4)
+    with pytest.raises(ValueError, match="at least one"):
+        BackgroundFolder([], 0)
+
+
+def test_read_background_gray_and_16_bit(tmp_path):
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((3, 4), 65535 // 5, np.uint16))
+    picture = read_background(tmp_path / "g.png")
+    assert picture.shape == (3, 4, 3) and np.allclose(picture, (65535 // 5) / 65535)

@@ -326,6 +326,38 @@ def test_verify_finds_each_kind_of_problem_and_repair_fixes_the_manifest(tmp_pat
     assert [e["id"] for e in read_manifest(tmp_path)] == ["000000", "000002", "000003"]
 
 
+def test_verify_names_the_folder_of_each_temporary_file(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    _write(writer, "a")
+    _write(writer, "b", rejected=True)
+    (tmp_path / "meta/.tmp-x.json").write_bytes(b"x")
+    (tmp_path / "fg/.tmp-w.png").write_bytes(b"x")
+    (tmp_path / "rejected/meta/.tmp-z.json").write_bytes(b"x")
+    (tmp_path / "rejected/fg/.tmp-y.png").write_bytes(b"x")
+    report = verify(tmp_path)
+    details = sorted(p.detail for p in report.problems if p.kind == "temporary_file")
+    assert details == ["fg/.tmp-w.png", "meta/.tmp-x.json", "rejected/fg/.tmp-y.png",
+                       "rejected/meta/.tmp-z.json"]
+    assert report.ok  # temporary files alone are not a problem
+
+
+def test_verify_reports_a_non_png_image_as_invalid_not_as_a_size_mismatch(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    _write(writer, "a")
+    _write(writer, "b", rejected=True)
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((24, 24, 3), np.uint8))
+    assert ok
+    (tmp_path / "fg/a.png").write_bytes(jpeg.tobytes())           # another format
+    (tmp_path / "rejected/alpha/b.png").write_bytes(b"\x89PNG")    # truncated header
+    report = verify(tmp_path)
+    assert report.counts() == {"invalid_image": 2}
+    assert {(p.sample_id, p.detail) for p in report.problems} == {
+        ("a", "fg/a.png is not a readable PNG"),
+        ("b", "rejected/alpha/b.png is not a readable PNG")}
+    assert not report.ok and "invalid_image" in report.to_text()
+    assert "invalid_image" in report.KINDS
+
+
 def test_torn_last_manifest_line_does_not_corrupt_the_next_append(tmp_path):
     writer = DatasetWriter(tmp_path)
     _write(writer, "a")
@@ -454,3 +486,102 @@ def test_sigkill_mid_run_leaves_only_complete_samples_and_rerun_finishes(tmp_pat
     final = verify(root, repair=True, stale_after_s=0)
     assert {p.kind for p in final.problems} <= {"temporary_file"}
     assert verify(root).ok and not verify(root).problems
+
+
+# ---- batch saving, disk-full detection, reading back ----------------------------------------
+
+def test_is_disk_full_knows_enospc_and_edquot_only():
+    assert ds.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    if hasattr(errno, "EDQUOT"):
+        assert ds.is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not ds.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not ds.is_disk_full(OSError("no errno"))
+    assert not ds.is_disk_full(ValueError(errno.ENOSPC))
+
+
+def test_decide_keep_per_image_and_json_inputs():
+    keep, reject = {"keep": True}, {"keep": False, "reasons": ["blurry"]}
+    assert ds.decide_keep(False, [keep, reject, None]) == [True, False, False]
+    assert ds.decide_keep(False, [keep, None]) == [False, False]  # deliberate switch: veto
+    assert ds.per_image([1, 2], 2, "stats") == [1, 2]
+    assert ds.per_image([7], 3, "stats") == [7, 7, 7]
+    assert ds.per_image({"a": 1}, 2, "stats") == [{"a": 1}, {"a": 1}]
+    with pytest.raises(ValueError, match="stats holds 2 entries but the batch has 3"):
+        ds.per_image([1, 2], 3, "stats")
+    assert ds.parse_json_input("  ", "verdict", empty="E") == "E"
+    assert ds.parse_json_input('{"a": 1}', "attributes", kinds=(dict,)) == {"a": 1}
+    with pytest.raises(ValueError, match="attributes must be a JSON object, got list"):
+        ds.parse_json_input("[1]", "attributes", kinds=(dict,))
+    with pytest.raises(ValueError, match="verdict is not valid JSON"):
+        ds.parse_json_input("{oops", "verdict")
+    assert ds.models_value(' {"ckpt": "x"} ') == {"ckpt": "x"}
+    assert ds.models_value(" sdxl base ") == "sdxl base" and ds.models_value("") is None
+    assert ds.common_meta(prompt="p", seed=np.int64(3), models=None) == {"prompt": "p", "seed": 3}
+
+
+def test_save_batch_writes_decides_and_skips(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    samples = [_sample(seed) for seed in range(3)]
+    fgs = [s[0] for s in samples]
+    alphas = [s[1] for s in samples]
+    raws = [s[2] for s in samples]
+    verdicts = [{"keep": True}, {"keep": False, "reasons": ["multiple_people"]}, None]
+    calls = []
+    outcomes = ds.save_batch(
+        writer, ["a", "b", "c"], fgs, alphas, raw_alphas=raws,
+        decisions=ds.decide_keep(False, verdicts), verdicts=verdicts,
+        refinements=[{"changed_pixels": 1}, None, None], common={"prompt": "p"},
+        first_index=10, before_each=lambda: calls.append("before"),
+        after_each=lambda outcome: calls.append(outcome.sample_id))
+    assert calls == ["before", "a", "before", "b", "before", "c"]
+    assert [(o.action, o.line) for o in outcomes] == [
+        ("accepted", "a: accepted"),
+        ("rejected_meta", "b: rejected, meta only: multiple_people"),
+        ("rejected_meta", "c: rejected, meta only")]
+    assert all(o.written for o in outcomes)
+    meta_a = load_sample(tmp_path, "a").meta
+    assert (meta_a["sample_index"], meta_a["batch_index"], meta_a["batch_size"]) == (10, 0, 3)
+    assert meta_a["refinement"] == {"changed_pixels": 1} and meta_a["prompt"] == "p"
+    assert "raw_alpha" in meta_a["files"]
+    b, c = load_sample(tmp_path, "b"), load_sample(tmp_path, "c")
+    assert b.meta["rejected_by"] == "verdict" and c.meta["rejected_by"] == ds.KEEP_INPUT_REASON
+    assert b.fg is None and b.meta["files"] == {}
+    again = ds.save_batch(writer, ["a", "d"], fgs[:2], alphas[:2], decisions=[True, False],
+                          keep_rejected=True)
+    assert [(o.action, o.written) for o in again] == [("skipped", False),
+                                                     ("rejected_images", True)]
+    assert again[0].line == "a: skipped (already complete, accepted)"
+    assert load_sample(tmp_path, "d").fg is not None
+    with pytest.raises(ValueError, match="one length"):
+        ds.save_batch(writer, ["e"], fgs, alphas, decisions=[True])
+
+
+def test_save_batch_turns_a_full_disk_into_a_dataset_error(tmp_path, monkeypatch):
+    writer = DatasetWriter(tmp_path)
+    fg, alpha, _ = _sample(0)
+    real_stage = DatasetWriter._stage
+
+    def stage(self, folder, name, payload):
+        if name.startswith("y"):
+            raise OSError(errno.EDQUOT if hasattr(errno, "EDQUOT") else errno.ENOSPC, "quota")
+        return real_stage(self, folder, name, payload)
+
+    monkeypatch.setattr(DatasetWriter, "_stage", stage)
+    with pytest.raises(DatasetError, match=r"cannot write sample y .*\(disk full\?\).* Samples x "
+                                           "were written completely"):
+        ds.save_batch(writer, ["x", "y"], [fg, fg], [alpha, alpha], decisions=[True, True])
+    assert writer.status("x") == "accepted" and writer.status("y") is None
+
+
+def test_load_sample_reads_a_colour_alpha_file_as_luma_not_blue(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    _write(writer, "a")
+    stored = load_sample(tmp_path, "a").alpha
+    height, width = stored.shape
+    bgr = np.zeros((height, width, 3), np.uint8)
+    bgr[..., 2] = 255  # a red picture: its blue channel is 0, its luma 0.299
+    cv2.imwrite(str(tmp_path / "alpha/a.png"), bgr)
+    assert np.allclose(load_sample(tmp_path, "a").alpha, 0.299, atol=1e-6)
+    (tmp_path / "alpha/a.png").write_bytes(b"junk")
+    with pytest.raises(DatasetError, match="not a readable PNG"):
+        load_sample(tmp_path, "a")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.imagefiles import ImageFileError, encode_png, list_pngs, read_rgba, write_png_atomic
+from comfyui_ld_portrait.imagefiles import (ImageFileError, encode_png, list_pngs, read_gray,
+                                            read_rgba, write_png_atomic)
 
 
 def test_roundtrip_rgba_uint8_keeps_values_and_channel_order(tmp_path):
@@ -70,3 +71,27 @@ def test_atomic_write_leaves_no_temporary_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         write_png_atomic(tmp_path / "x.png", np.zeros((2, 2), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_gray_keeps_gray_files_and_turns_colour_into_luma(tmp_path):
+    import cv2
+
+    gray = np.array([[0, 1000, 40000, 65535]], np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray)
+    assert np.allclose(read_gray(tmp_path / "g16.png"), gray / 65535.0, atol=1e-7)
+    bgr = np.zeros((1, 3, 3), np.uint8)
+    bgr[0, 0] = (255, 0, 0)      # pure blue
+    bgr[0, 1] = (0, 0, 255)      # pure red
+    bgr[0, 2] = (90, 90, 90)     # gray stored as colour reads back unchanged
+    cv2.imwrite(str(tmp_path / "c.png"), bgr)
+    values = read_gray(tmp_path / "c.png")
+    assert values.shape == (1, 3) and values.dtype == np.float32
+    assert values[0, 0] == pytest.approx(0.114, abs=1e-6)
+    assert values[0, 1] == pytest.approx(0.299, abs=1e-6)
+    assert values[0, 2] == pytest.approx(90 / 255, abs=1e-6)
+    bgra = np.dstack([bgr, np.full((1, 3), 7, np.uint8)])  # alpha is ignored
+    cv2.imwrite(str(tmp_path / "c4.png"), bgra)
+    assert np.allclose(read_gray(tmp_path / "c4.png"), values)
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(ImageFileError, match="not a readable image"):
+        read_gray(tmp_path / "bad.png")

@@ -360,3 +360,25 @@ def test_loader_is_changed_with_a_linked_index(tmp_path):
     assert LDPLoadRGBA.IS_CHANGED(str(tmp_path), None) != first
     assert math.isnan(LDPLoadRGBA.IS_CHANGED(None, 0))
     assert math.isnan(LDPLoadRGBA.IS_CHANGED(str(tmp_path / "missing"), None))
+
+
+def test_alpha_and_invert_tooltips_are_shared_by_the_node_modules():
+    from comfyui_ld_portrait.nodes import _common, dataset_nodes, matte
+
+    for module in (matte, dataset_nodes):
+        tooltips = {section[name][1]["tooltip"]
+                    for cls in module.NODE_CLASS_MAPPINGS.values()
+                    for section in cls.INPUT_TYPES().values()
+                    for name in ("alpha", "invert") if name in section}
+        assert {_common.ALPHA_TOOLTIP, _common.INVERT_TOOLTIP} <= tooltips, module.__name__
+        assert not hasattr(module, "_ALPHA_TOOLTIP") and not hasattr(module, "_INVERT_TOOLTIP")
+
+
+def test_image_and_mask_tensors_stack_as_float32():
+    from comfyui_ld_portrait.nodes._common import image_tensor, mask_tensor
+
+    image = image_tensor([np.zeros((2, 3, 3), np.uint8), np.ones((2, 3, 3), np.float64)])
+    mask = mask_tensor([np.ones((2, 3), bool)])
+    assert tuple(image.shape) == (2, 2, 3, 3) and str(image.dtype) == "torch.float32"
+    assert tuple(mask.shape) == (1, 2, 3) and str(mask.dtype) == "torch.float32"
+    assert float(mask.sum()) == 6.0 and float(image[1].mean()) == 1.0

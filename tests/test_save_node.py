@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from comfyui_ld_portrait.dataset import (DatasetError, DatasetWriter, dataset_stats, read_manifest,
-                                         verify)
+from comfyui_ld_portrait.dataset import (DatasetError, DatasetWriter, dataset_stats, decide_keep,
+                                         read_manifest, verify)
 from comfyui_ld_portrait.nodes import dataset_nodes
 from comfyui_ld_portrait.nodes.dataset_nodes import (LDPCompositeBackground, LDPSaveDataset,
-                                                     decide_keep, output_directory)
+                                                     output_directory)
 
 H, W = 40, 32
 
