@@ -40,12 +40,22 @@ Job life cycle and failure handling
   ``execution_interrupted`` message), a job that **vanishes** from a server (restarted), a job
   running longer than ``--timeout``, and unexpected HTTP answers count as a failed attempt;
   the job is retried, on another server when one is healthy, until it has failed
-  ``1 + --retries`` times.
+  ``1 + --retries`` times. A retry waits ``backoff`` seconds after the first failure, doubling
+  per further failure up to ``backoff_max`` (2 s .. 60 s by default).
+* **Hung jobs**: a job that timed out is not cancelled (``/interrupt`` could hit another
+  client's job), so its server gets no new work while it is still queued or running there.
+  If it is still there ``--give-up-after`` seconds after it timed out (``--timeout +
+  --give-up-after`` after it started), the server counts as stuck and is not used any more;
+  when no usable server is left the run ends and the remaining jobs count as failed
+  ("no usable server left ... server stuck").
 * **Unreachable servers** (refused, reset, no answer): the server is marked unhealthy with an
   exponential back-off and the job goes back to the queue for any server (this does not use
   up a retry: the job never ran). Jobs in flight on a server that stays unreachable longer than
   ``server_down_after`` are redistributed (that uses up a retry). When no server has answered
   for ``--give-up-after`` seconds the run ends and the rest counts as failed.
+* **Internal errors**: an unexpected exception in a server's worker is logged and handled like
+  a server error (the server pauses); a job it had taken goes back to the queue (at most
+  ``1 + --retries`` times). If every worker has stopped, the run ends ("gave up").
 * **Verification**: after ComfyUI reports success the sample must appear in ROOT within a few
   seconds: accepted -> done, under ``rejected/`` -> rejected (the quality gate said no), absent
   -> failed (not retried: ComfyUI would serve the same graph from its cache).
@@ -70,12 +80,13 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, urlsplit
 
-from .dataset import DatasetError, DatasetWriter, index_id, list_sample_ids
+from .dataset import META_DIR, REJECTED_DIR, DatasetError, index_id, list_sample_ids
 from .prompting import sample_seed
 
 __all__ = [
@@ -437,7 +448,7 @@ def parse_history_entry(entry: Mapping) -> tuple[bool, str]:
             node = f"node {data.get('node_id', '?')} ({data.get('node_type', '?')})"
             exc_type = data.get("exception_type") or "error"
             return False, _short(f"execution error in {node}: {exc_type}: "
-                                 f"{data.get('exception_message', '').strip()}")
+                                 f"{str(data.get('exception_message') or '').strip()}")
         if kind == "execution_interrupted":
             return False, "execution was interrupted on the server"
     if status.get("status_str") == "error":
@@ -524,10 +535,12 @@ class QueueOptions:
     poll_interval: float = 1.0
     http_timeout: float = 30.0     # one HTTP request
     grace: float = 60.0            # after stop(): how long to wait for jobs in flight
-    backoff: float = 2.0           # first pause after a server error; doubles up to backoff_max
+    backoff: float = 2.0           # first pause after a server error and before a retry;
+    #                                doubles per further error/failure up to backoff_max
     backoff_max: float = 60.0
     server_down_after: float = 30.0  # unreachable this long: its jobs in flight go elsewhere
-    give_up_after: float = 600.0   # no server answered this long: end the run
+    give_up_after: float = 600.0   # no server answered this long: end the run; a timed-out
+    #                                job still on its server this long after: server is stuck
     max_failures: int = 0          # stop submitting after this many failed jobs (0: no limit)
     verify_wait: float = 3.0       # how long a finished sample may take to appear on disk
     preflight: bool = True         # check /object_info for the graph's node types first
@@ -568,7 +581,8 @@ class _Job:
     running_since: float | None = None
     missing_polls: int = 0
     avoid: str | None = None       # server it last failed on
-    ready_at: float = 0.0
+    ready_at: float = 0.0          # not submitted before this time (back-off before a retry)
+    internal_errors: int = 0       # times a worker crashed while it held the job
     outcome: str | None = None     # done / rejected / skipped / failed / unfinished
     reason: str = ""
     verify_deadline: float = 0.0
@@ -581,7 +595,9 @@ class _Server:
         self.http = _Http(url, timeout)
         self.enabled = True
         self.inflight: dict[str, _Job] = {}
-        self.stuck: set[str] = set()  # our timed-out prompts still on the server: submit nothing
+        # Our timed-out prompts still on the server (prompt id -> (monotonic time it timed out,
+        # sample id)): while any is there the server gets no new work.
+        self.stuck: dict[str, tuple[float, str]] = {}
         self.consecutive_errors = 0
         self.unhealthy_until = 0.0
         self.last_ok = time.monotonic()
@@ -594,45 +610,30 @@ class _Server:
 
 
 class _DatasetProbe:
-    """Read-only questions about the dataset root, via :class:`DatasetWriter` when possible.
+    """Read-only questions about the dataset root; creates and locks nothing (``--dry-run``
+    included).
 
-    The writer is made only once the root exists (so a mistyped ``--dataset`` creates
-    nothing); a root that exists but cannot be written (a read-only network share) is read
-    through :func:`list_sample_ids` instead.
+    The meta file of a sample is written last and atomically by
+    :class:`~comfyui_ld_portrait.dataset.DatasetWriter`, so its presence (``meta/<id>.json``
+    or ``rejected/meta/<id>.json``) means the sample is complete. :meth:`complete_ids` lists
+    the meta folders (once, for the initial skip set); :meth:`status` checks the two paths of
+    one id directly, so asking before each submission stays cheap on a large dataset.
     """
 
     def __init__(self, root):
         self.root = Path(root).expanduser()
-        self._writer: DatasetWriter | None = None
-        self._read_only = False
-        self._lock = threading.Lock()
-
-    def _get_writer(self) -> DatasetWriter | None:
-        with self._lock:
-            if self._writer is None and not self._read_only and self.root.is_dir():
-                try:
-                    self._writer = DatasetWriter(self.root, durable=False)
-                except DatasetError:
-                    self._read_only = True
-            return self._writer
 
     def complete_ids(self) -> set[str]:
-        writer = self._get_writer()
-        if writer is not None:
-            return writer.complete_ids()
         if not self.root.is_dir():
             return set()
         return set(list_sample_ids(self.root)) | set(list_sample_ids(self.root, rejected=True))
 
     def status(self, sample_id: str) -> str | None:
-        writer = self._get_writer()
-        if writer is not None:
-            return writer.status(sample_id)
-        if not self.root.is_dir():
-            return None
-        if sample_id in list_sample_ids(self.root):
+        """``"accepted"``, ``"rejected"`` or None (not complete, or no root yet)."""
+        name = f"{sample_id}.json"
+        if (self.root / META_DIR / name).is_file():
             return "accepted"
-        if sample_id in list_sample_ids(self.root, rejected=True):
+        if (self.root / REJECTED_DIR / META_DIR / name).is_file():
             return "rejected"
         return None
 
@@ -859,6 +860,7 @@ class QueueRunner:
         self._warned: set[str] = set()
         self._open = 0          # jobs without an outcome yet
         self._give_up = False
+        self._give_up_reason = ""  # set with _give_up unless no server was reachable
         self._total = 0
         self._threads: list[threading.Thread] = []
         self._verify = bool(self.options.verify and self.probe is not None)
@@ -1031,9 +1033,23 @@ class QueueRunner:
             server.last_error = message
             key = f"{server.url}:{message}"
             if server.consecutive_errors == 1 or key not in self._warned:
-                self._warned.add(key)
+                self._warned.add(key)  # under the lock: check-and-add is atomic
                 self.console.log(f"warning: {server.url}: {message}; pausing it for {pause:g} s.")
             self._cond.notify_all()
+
+    def _warn_once(self, key: str, message: str) -> bool:
+        """Log ``message`` unless ``key`` was warned about already (any thread); True if logged."""
+        with self._cond:
+            if key in self._warned:
+                return False
+            self._warned.add(key)
+            self.console.log(message)
+            return True
+
+    def _retry_delay(self, job: _Job) -> float:
+        """Back-off before the next attempt: ``backoff * 2**(failures - 1)``, <= ``backoff_max``."""
+        failures = max(len(job.failures), 1)
+        return min(self.options.backoff * 2 ** min(failures - 1, 60), self.options.backoff_max)
 
     def _requeue_unattempted(self, job: _Job, server: _Server) -> None:
         with self._cond:
@@ -1064,10 +1080,11 @@ class QueueRunner:
             elif job.attempts <= self.options.retries:
                 self._retries += 1
                 job.avoid = server.url
-                job.ready_at = time.monotonic()
+                delay = self._retry_delay(job)
+                job.ready_at = time.monotonic() + delay
                 self._pending.insert(0, job)
-                self.console.log(f"retrying {job.sample_id} (attempt {job.attempts} failed on "
-                                 f"{server.url}: {reason})")
+                self.console.log(f"retrying {job.sample_id} in {delay:g} s (attempt "
+                                 f"{job.attempts} failed on {server.url}: {reason})")
             else:
                 suffix = f" (after {job.attempts} attempts)" if job.attempts > 1 else ""
                 self._finalize(job, "failed", reason + suffix)
@@ -1075,10 +1092,12 @@ class QueueRunner:
 
     def _take_job(self, server: _Server) -> _Job | None:
         with self._cond:
-            if self._stop_requested or self._closing:
+            if self._stop_requested or self._closing or not server.enabled:
                 return None
             now = time.monotonic()
-            others = any(other is not server and other.healthy(now) for other in self.servers)
+            # A stuck server takes no work, so it does not count as another place to run a job.
+            others = any(other is not server and other.healthy(now) and not other.stuck
+                         for other in self.servers)
             for position, job in enumerate(self._pending):
                 if job.ready_at > now or (job.avoid == server.url and others):
                     continue
@@ -1093,24 +1112,59 @@ class QueueRunner:
         self._wake.wait(max(seconds, 0.0))
 
     def _serve(self, server: _Server) -> None:
+        """Worker thread of one server: submit, poll, repeat until closing or disabled."""
+        while not self._closing and server.enabled:
+            try:
+                self._serve_step(server)
+            except Exception as error:  # a bug must not kill the worker and lose its job
+                self._worker_error(server, error)
+                self._sleep(self.options.poll_interval)
+
+    def _serve_step(self, server: _Server) -> None:
         options = self.options
-        while not self._closing:
-            now = time.monotonic()
-            if now < server.unhealthy_until:
-                self._sleep(min(server.unhealthy_until - now, options.poll_interval))
-                continue
-            if server.inflight and server.consecutive_errors and \
-                    now - server.last_ok > options.server_down_after:
-                self._redistribute(server)
-            while not self._closing and not server.stuck and \
-                    len(server.inflight) < options.in_flight:
-                job = self._take_job(server)
-                if job is None or not self._submit(server, job):
-                    break
-            if (server.inflight or server.stuck) and not self._closing and \
-                    time.monotonic() >= server.unhealthy_until:
-                self._poll(server)
-            self._sleep(options.poll_interval)
+        now = time.monotonic()
+        if now < server.unhealthy_until:
+            self._sleep(min(server.unhealthy_until - now, options.poll_interval))
+            return
+        if server.inflight and server.consecutive_errors and \
+                now - server.last_ok > options.server_down_after:
+            self._redistribute(server)
+        while not self._closing and server.enabled and not server.stuck and \
+                len(server.inflight) < options.in_flight:
+            job = self._take_job(server)
+            if job is None or not self._submit(server, job):
+                break
+        if (server.inflight or server.stuck) and not self._closing and server.enabled and \
+                time.monotonic() >= server.unhealthy_until:
+            self._poll(server)
+        self._sleep(options.poll_interval)
+
+    def _worker_error(self, server: _Server, error: Exception) -> None:
+        """An unexpected exception in ``server``'s worker: log it, pause the server, and put
+        back the jobs it had taken that are neither in flight nor settled."""
+        where = "".join(traceback.format_exception_only(type(error), error)).strip()
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames:
+            where += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+        self.console.log(f"error: {server.url}: unexpected error in the queue worker: "
+                         f"{_short(where, 300)}; treating it as a server error.")
+        self._server_error(server, f"internal error: {_short(where, 160)}", transport=False)
+        with self._cond:
+            # Only this worker moves jobs marked with its url, so none is half-way elsewhere.
+            orphans = [job for job in self._jobs
+                       if job.outcome is None and job.server == server.url
+                       and all(job is not other for other in server.inflight.values())]
+            for job in orphans:
+                job.internal_errors += 1
+        for job in orphans:
+            if job.internal_errors > self.options.retries:
+                with self._cond:
+                    job.failures.append(f"{server.url}: internal error: {where}")
+                    self._finalize(job, "failed", f"internal error in the queue worker "
+                                                  f"({_short(where, 160)}), "
+                                                  f"{job.internal_errors} time(s)")
+            else:
+                self._requeue_unattempted(job, server)
 
     def _redistribute(self, server: _Server) -> None:
         for prompt_id, job in list(server.inflight.items()):
@@ -1159,10 +1213,8 @@ class QueueRunner:
                 closing = self._closing
             if answer.get("node_errors"):
                 text = format_validation_error({"node_errors": answer["node_errors"]})
-                if text not in self._warned:
-                    self._warned.add(text)
-                    self.console.log(f"warning: {server.url} accepted the graph but dropped "
-                                     f"outputs that failed validation: {text}")
+                self._warn_once(text, f"warning: {server.url} accepted the graph but dropped "
+                                      f"outputs that failed validation: {text}")
             return not closing
         if status == 400:
             reason = "validation failed: " + format_validation_error(body)
@@ -1197,10 +1249,16 @@ class QueueRunner:
                     if isinstance(item, (list, tuple)) and len(item) > 1}
 
         running, waiting = ids("queue_running"), ids("queue_pending")
+        now = time.monotonic()
         with self._cond:
             self._server_ok(server)
-            server.stuck &= running | waiting
-        now = time.monotonic()
+            server.stuck = {pid: value for pid, value in server.stuck.items()
+                            if pid in running or pid in waiting}
+            hung = [(pid, value) for pid, value in server.stuck.items()
+                    if now - value[0] > options.give_up_after]
+        if hung:
+            self._disable_stuck(server, *hung[0])
+            return
         for prompt_id, job in list(server.inflight.items()):
             if self._closing:
                 return
@@ -1245,7 +1303,7 @@ class QueueRunner:
         with self._cond:
             server.counts["timeouts"] += 1
             server.inflight.pop(prompt_id, None)
-            server.stuck.add(prompt_id)
+            server.stuck[prompt_id] = (time.monotonic(), job.sample_id)
             queued_behind = [(pid, j) for pid, j in server.inflight.items() if pid in waiting]
             for pid, _ in queued_behind:
                 server.inflight.pop(pid, None)
@@ -1263,6 +1321,23 @@ class QueueRunner:
             self._requeue_unattempted(other, server)
         self._server_error(server, f"job {job.sample_id} timed out; no new work until it ends",
                            transport=False)
+
+    def _disable_stuck(self, server: _Server, prompt_id: str, stuck: tuple[float, str]) -> None:
+        """A timed-out prompt is still on ``server`` ``give_up_after`` s later: stop using it."""
+        bound = (self.options.timeout or 0.0) + self.options.give_up_after
+        reason = (f"server stuck: job {stuck[1]} (prompt id {prompt_id}) still queued or running "
+                  f"{bound:g} s after it started (--timeout {self.options.timeout or 0:g} + "
+                  f"--give-up-after {self.options.give_up_after:g})")
+        with self._cond:
+            server.enabled = False
+            self.disabled_reasons[server.url] = reason
+            left = list(server.inflight.items())
+            server.inflight.clear()
+            self._cond.notify_all()
+        self.console.log(f"warning: {server.url}: {reason}; not using this server any more "
+                         "(restart ComfyUI there).")
+        for _, job in left:
+            self._attempt_failed(job, server, reason)
 
     def _succeeded(self, job: _Job, server: _Server) -> None:
         with self._cond:
@@ -1356,6 +1431,14 @@ class QueueRunner:
                                               f"{self.options.grace:g} s grace")
                         break
                 enabled = [s for s in self.servers if s.enabled]
+                if not enabled:
+                    reasons = "; ".join(f"{url}: {why}" for url, why in
+                                        self.disabled_reasons.items())
+                    self._give_up_now(f"no usable server left ({reasons})")
+                    break
+                if self._threads and not any(t.is_alive() for t in self._threads):
+                    self._give_up_now("gave up: every server worker thread has stopped")
+                    break
                 latest_ok = max(s.last_ok for s in enabled)
                 if all(s.consecutive_errors for s in enabled) and \
                         now - latest_ok > self.options.give_up_after:
@@ -1366,6 +1449,13 @@ class QueueRunner:
                     self._give_up = True
                     break
         self.console.progress(self._progress_line(started), force=True)
+
+    def _give_up_now(self, reason: str) -> None:
+        """End the run (call with ``self._cond`` held): open jobs fail with ``reason``."""
+        self._stop_reason = reason
+        self._give_up_reason = reason
+        self._give_up = True
+        self.console.log(f"giving up: {reason}")
 
     def _close(self) -> None:
         with self._cond:
@@ -1381,7 +1471,10 @@ class QueueRunner:
         with self._cond:
             for server in self.servers:
                 for prompt_id, job in list(server.inflight.items()):
-                    if gave_up:
+                    if gave_up and self._give_up_reason:
+                        self._finalize(job, "failed", f"{self._give_up_reason} (was in flight "
+                                                      f"on {server.url}, prompt id {prompt_id})")
+                    elif gave_up:
                         self._finalize(job, "failed", f"server unreachable ({server.last_error})")
                     else:
                         self._finalize(job, "unfinished", f"left in flight on {server.url} "
@@ -1391,13 +1484,17 @@ class QueueRunner:
             for job in self._pending:
                 if job.outcome is None:
                     if gave_up:
-                        self._finalize(job, "failed", "no server reachable")
+                        self._finalize(job, "failed", f"not run: {self._give_up_reason}"
+                                       if self._give_up_reason else "no server reachable")
                     else:
                         self._finalize(job, "unfinished", "not started (stopped)")
             self._pending.clear()
             for job in self._jobs:  # reserved by a thread that did not finish in time
                 if job.outcome is None:
-                    self._finalize(job, "unfinished", "stopped while being submitted")
+                    if gave_up and self._give_up_reason:
+                        self._finalize(job, "failed", f"not finished: {self._give_up_reason}")
+                    else:
+                        self._finalize(job, "unfinished", "stopped while being submitted")
 
     def _summary(self, wall_s: float) -> QueueSummary:
         counts = self._counts()
@@ -1505,8 +1602,10 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     servers.add_argument("--retries", type=_non_negative_int, default=2, metavar="N",
                          help="extra attempts for a job that failed to execute (default 2)")
     servers.add_argument("--timeout", type=_seconds, metavar="S",
-                         help="a job still running after S seconds counts as failed (default: "
-                              "no limit)")
+                         help="a job still running after S seconds counts as failed and is "
+                              "retried elsewhere; if it is still on its server --give-up-after "
+                              "seconds later, that server is not used any more (default: no "
+                              "limit)")
     servers.add_argument("--seed", type=_non_negative_int, metavar="S",
                          help="base seed (default: the LDPPromptTemplate node's seed)")
     servers.add_argument("--client-id", metavar="ID",
@@ -1522,7 +1621,9 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     servers.add_argument("--grace", type=_seconds, default=60.0, metavar="S",
                          help="after Ctrl-C, wait up to S seconds for jobs in flight (default 60)")
     servers.add_argument("--give-up-after", type=_seconds, default=600.0, metavar="S",
-                         help="end the run when no server answered for S seconds (default 600)")
+                         help="end the run when no server answered for S seconds; also how "
+                              "long a timed-out job may stay on its server before the server "
+                              "counts as stuck (default 600)")
     servers.add_argument("--max-failures", type=_non_negative_int, default=0, metavar="N",
                          help="stop submitting after N failed jobs (default 0: no limit)")
     servers.add_argument("--dry-run", action="store_true",

@@ -542,3 +542,200 @@ def test_shipped_refine_workflow_walks_the_folder_under_the_queue():
     assert loaders and saves
     assert {value(n["inputs"]["index"]) for n in loaders} == {5}
     assert {value(n["inputs"]["sample_index"]) for n in saves} == {5}
+
+
+# ---- robustness: hung jobs, worker crashes, read-only probing, retry back-off ---------------
+
+def _run_bounded(runner, limit: float = 10.0):
+    """``runner.run()`` in a thread; fail (after a hard stop) if it has not ended in ``limit`` s."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=runner.run()), daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        runner.stop(now=True)
+        thread.join(10)
+        pytest.fail(f"the run did not end within {limit:g} s")
+    return result["summary"]
+
+
+def test_a_job_that_hangs_forever_disables_its_server_and_ends_the_run(output_dir, root):
+    with FakeComfyServer(output_dir, exec_delay=0.03) as server:
+        server.delay_for[0] = 3600.0  # runs "forever" (until the fake stops)
+        stream = io.StringIO()
+        runner = sq.QueueRunner(GRAPH, range(3), [server.url], dataset_root=root,
+                                options=fast_options(timeout=0.2, give_up_after=0.6, retries=1),
+                                stream=stream)
+        started = time.monotonic()
+        summary = _run_bounded(runner)
+        elapsed = time.monotonic() - started
+        assert server.executed == []  # the hung job never finished; nothing else ran
+        assert server.deleted  # the job queued behind it was taken back
+    log = stream.getvalue()
+    assert elapsed >= 0.2 + 0.6  # not before --timeout + --give-up-after
+    assert summary.exit_code == 1 and not summary.interrupted, summary.to_text() + log
+    assert (summary.done, summary.failed, summary.unfinished) == (0, 3, 0)
+    assert "no usable server left" in summary.stop_reason
+    assert "server stuck" in summary.stop_reason
+    assert all("server stuck" in reason for _, reason in summary.failures)
+    state = summary.servers[0]
+    assert state["enabled"] is False and "server stuck: job 000000" in state["disabled_reason"]
+    assert state["timeouts"] == 1
+    assert "not using this server any more" in log and "giving up" in log
+
+
+def test_stuck_server_is_not_counted_as_somewhere_else_to_run(fake, fake2):
+    # A retry avoids the server it failed on only while another server could take it; a
+    # server stuck on a timed-out job takes nothing, so the retry must not wait for it.
+    runner = sq.QueueRunner(GRAPH, range(1), [fake.url, fake2.url], options=fast_options(),
+                            stream=io.StringIO())
+    stuck, other = runner.servers
+    job = sq._Job(0, index_id(0), avoid=other.url)
+    runner._pending.append(job)
+    stuck.stuck["prompt-1"] = (time.monotonic(), index_id(5))
+    assert runner._take_job(other) is job
+    runner._pending.append(job)
+    stuck.stuck.clear()  # once it is free again, the retry prefers it
+    assert runner._take_job(other) is None and runner._take_job(stuck) is job
+
+
+def test_an_unexpected_error_in_a_worker_does_not_lose_the_job(fake, root):
+    stream = io.StringIO()
+    runner = sq.QueueRunner(GRAPH, range(4), [fake.url], dataset_root=root,
+                            options=fast_options(), stream=stream)
+    real_submit = runner._submit
+    calls = []
+
+    def submit_failing_once(server, job):
+        calls.append(job.sample_id)
+        if len(calls) == 1:
+            raise RuntimeError("injected failure")
+        return real_submit(server, job)
+
+    runner._submit = submit_failing_once
+    summary = _run_bounded(runner)
+    log = stream.getvalue()
+    assert summary.done == 4 and summary.exit_code == 0, summary.to_text() + log
+    assert calls.count(index_id(0)) == 2  # taken, lost to the crash, put back, submitted
+    assert sorted(fake.received_indices()) == [0, 1, 2, 3]
+    assert "unexpected error in the queue worker: RuntimeError: injected failure" in log
+
+
+def test_a_crash_after_a_job_left_the_in_flight_list_does_not_lose_it(fake, root):
+    stream = io.StringIO()
+    runner = sq.QueueRunner(GRAPH, range(3), [fake.url], dataset_root=root,
+                            options=fast_options(), stream=stream)
+    real_succeeded = runner._succeeded
+    crashed = []
+
+    def succeeded_failing_once(job, server):
+        if not crashed:
+            crashed.append(job.sample_id)
+            raise KeyError("injected")
+        return real_succeeded(job, server)
+
+    runner._succeeded = succeeded_failing_once
+    summary = _run_bounded(runner)
+    assert summary.done == 3 and summary.exit_code == 0, summary.to_text() + stream.getvalue()
+    # The job finished on the server; put back, it was found complete and not submitted again.
+    assert fake.received_indices().count(int(crashed[0])) == 1
+
+
+def test_a_job_that_always_crashes_the_worker_fails_after_the_retries(fake, root):
+    stream = io.StringIO()
+    runner = sq.QueueRunner(GRAPH, range(3), [fake.url], dataset_root=root,
+                            options=fast_options(retries=1), stream=stream)
+    real_submit = runner._submit
+
+    def submit(server, job):
+        if job.index == 1:
+            raise ValueError("always broken")
+        return real_submit(server, job)
+
+    runner._submit = submit
+    summary = _run_bounded(runner)
+    assert (summary.done, summary.failed) == (2, 1) and summary.exit_code == 1
+    assert summary.failures[0][0] == index_id(1)
+    assert "internal error" in summary.failures[0][1] and "always broken" in summary.failures[0][1]
+
+
+def test_run_ends_when_every_worker_thread_has_stopped(fake, root):
+    stream = io.StringIO()
+    runner = sq.QueueRunner(GRAPH, range(3), [fake.url], dataset_root=root,
+                            options=fast_options(), stream=stream)
+    runner._serve = lambda server: None  # a worker that dies at once (e.g. BaseException)
+    summary = _run_bounded(runner)
+    assert summary.failed == 3 and summary.exit_code == 1 and not summary.interrupted
+    assert "every server worker thread has stopped" in summary.stop_reason
+    assert "gave up" in summary.stop_reason
+
+
+def test_history_entry_with_null_exception_message():
+    ok, reason = sq.parse_history_entry({"status": {"status_str": "error", "messages": [
+        ["execution_error", {"node_id": "6", "node_type": "KSampler",
+                             "exception_type": "RuntimeError", "exception_message": None}]]}})
+    assert not ok and reason == "execution error in node 6 (KSampler): RuntimeError:"
+
+
+def test_dry_run_creates_nothing_in_the_dataset_root(tmp_path, root, fake):
+    import numpy as np
+
+    from comfyui_ld_portrait.dataset import LOCK_NAME
+    writer = DatasetWriter(root, durable=False)
+    writer.write_sample(index_id(11), np.zeros((4, 4, 3)), np.ones((4, 4)))
+    writer.write_sample(index_id(12), np.zeros((4, 4, 3)), np.ones((4, 4)), rejected=True)
+    (root / LOCK_NAME).unlink()  # e.g. a dataset copied from another machine
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    api = tmp_path / "api.json"
+    api.write_text(json.dumps(GRAPH))
+    code, out, err = _cli([str(api), "--range", "10:14", "--dataset", str(root), "--server",
+                           fake.url, "--dry-run"])
+    assert code == 0, out + err
+    assert "2 job(s) to queue, 2 already complete" in out
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert fake.requests == []
+    probe = sq._DatasetProbe(root)
+    assert (probe.status(index_id(11)), probe.status(index_id(12)), probe.status("000010")) == \
+        ("accepted", "rejected", None)
+    assert sq._DatasetProbe(tmp_path / "missing").status("000001") is None
+    assert not (tmp_path / "missing").exists()
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_a_retry_waits_for_the_backoff_while_other_jobs_go_on(fake, root):
+    fake.fail_times[0] = 1
+    submissions = []
+    real_post = fake._post_prompt
+
+    def recording_post(body):
+        submissions.append((time.monotonic(), fake_module.sample_index_of(body["prompt"])))
+        return real_post(body)
+
+    fake._post_prompt = recording_post
+    summary, log = run_queue([fake], range(4), root, in_flight=1, retries=1, backoff=0.4,
+                             backoff_max=0.4)
+    assert summary.done == 4 and summary.retries == 1, summary.to_text() + log
+    times = [t for t, index in submissions if index == 0]
+    assert len(times) == 2 and times[1] - times[0] >= 0.4
+    order = [index for _, index in submissions]
+    assert order[:2] == [0, 1]  # the next job went on during the back-off
+    assert "retrying 000000 in 0.4 s" in log
+
+
+def test_warn_once_is_atomic_across_threads(fake):
+    stream = io.StringIO()
+    runner = sq.QueueRunner(GRAPH, range(1), [fake.url], options=fast_options(), stream=stream)
+    barrier = threading.Barrier(16)
+    results = []
+
+    def warn():
+        barrier.wait()
+        results.append(runner._warn_once("same key", "warning: said once"))
+
+    threads = [threading.Thread(target=warn) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results.count(True) == 1 and len(results) == 16
+    assert stream.getvalue().count("warning: said once") == 1
