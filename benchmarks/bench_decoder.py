@@ -24,7 +24,6 @@ Needs diffusers (a test extra). Run:
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import os
 import resource
@@ -34,7 +33,7 @@ import time
 
 import torch
 
-from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
+from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
 from comfyui_ld_portrait.layerdiffusion.tta import (
     PASS_ORIENTATIONS,
     UPSTREAM_ORIENTATIONS,
@@ -47,18 +46,7 @@ from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
 
 
 def random_state_dict(seed: int = 0) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in decoder_state_dict_shapes().items():
-        tensor = torch.empty(shape)
-        if "norm" in name and name.endswith("weight"):
-            tensor.normal_(1.0, 0.1, generator=generator)
-        elif name.endswith("bias"):
-            tensor.normal_(0.0, 0.02, generator=generator)
-        else:
-            bound = 1.0 / math.sqrt(math.prod(shape[1:]))
-            tensor.uniform_(-bound, bound, generator=generator)
-        state[name] = tensor
+    state = random_decoder_state_dict(seed)
     state["conv_out.bias"][0] = 0.5
     return state
 

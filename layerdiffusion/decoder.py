@@ -28,6 +28,7 @@ The module here holds no device or dtype policy and no test-time augmentation; s
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Tuple
 
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "EXPECTED_PARAMETER_COUNT",
     "TransparentDecoderUNet",
     "decoder_state_dict_shapes",
+    "random_decoder_state_dict",
 ]
 
 BLOCK_CHANNELS: Tuple[int, ...] = (32, 32, 64, 128, 256, 512, 512)
@@ -294,3 +296,36 @@ def decoder_state_dict_shapes() -> Dict[str, Tuple[int, ...]]:
     with torch.device("meta"):
         network = TransparentDecoderUNet()
     return {name: tuple(t.shape) for name, t in network.state_dict().items()}
+
+
+def random_decoder_state_dict(seed: int = 0, dtype: torch.dtype = torch.float32) -> Dict[str, torch.Tensor]:
+    """Random weights in the published decoder layout, at initialisation-like scales.
+
+    For tests, benchmarks and checking an installation without the real file: the network
+    runs and gives structured (not constant) output, but it is not a trained decoder.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of a private generator; the same seed gives the same tensors everywhere.
+    dtype : torch.dtype
+        Dtype of the returned tensors (the published file is float16).
+
+    Returns
+    -------
+    dict
+        ``{name: tensor}`` for all 538 tensors, on the CPU.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    state = {}
+    for name, shape in decoder_state_dict_shapes().items():
+        tensor = torch.empty(shape)
+        if "norm" in name and name.endswith("weight"):
+            tensor.normal_(1.0, 0.1, generator=generator)
+        elif name.endswith("bias"):
+            tensor.normal_(0.0, 0.02, generator=generator)
+        else:
+            bound = 1.0 / math.sqrt(math.prod(shape[1:]))
+            tensor.uniform_(-bound, bound, generator=generator)
+        state[name] = tensor.to(dtype)
+    return state

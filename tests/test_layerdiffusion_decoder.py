@@ -10,6 +10,7 @@ from comfyui_ld_portrait.layerdiffusion.decoder import (
     EXPECTED_TENSOR_COUNT,
     TransparentDecoderUNet,
     decoder_state_dict_shapes,
+    random_decoder_state_dict,
 )
 from comfyui_ld_portrait.layerdiffusion.weights import (
     DECODER_FILE_NAME,
@@ -28,23 +29,6 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def random_decoder_state_dict(seed=0):
-    """Random weights in the published layout, at initialisation-like scales."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in decoder_state_dict_shapes().items():
-        tensor = torch.empty(shape)
-        if "norm" in name and name.endswith("weight"):
-            tensor.normal_(1.0, 0.1, generator=generator)
-        elif name.endswith("bias"):
-            tensor.normal_(0.0, 0.02, generator=generator)
-        else:
-            bound = 1.0 / math.sqrt(math.prod(shape[1:]))
-            tensor.uniform_(-bound, bound, generator=generator)
-        state[name] = tensor
-    return state
 
 
 @pytest.fixture(scope="module")

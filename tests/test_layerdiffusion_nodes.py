@@ -4,7 +4,6 @@ A random-weight decoder file in the published layout (built once per module) sta
 ``vae_transparent_decoder.safetensors``; patch files are generated for a small module with
 SDXL-style key names; a fake ModelPatcher records what the patch node adds.
 """
-import math
 import os
 import sys
 import types
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 from comfyui_ld_portrait.layerdiffusion import weights as ld_weights
-from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
+from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
 from comfyui_ld_portrait.layerdiffusion.patches import (
     apply_patches_to_state_dict,
     patches_from_state_dict,
@@ -51,22 +50,6 @@ def single_torch_thread():
 
 
 # --- files -------------------------------------------------------------------------------------
-
-def random_decoder_state_dict(seed=0):
-    """Random weights in the published decoder layout, at initialisation-like scales."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in decoder_state_dict_shapes().items():
-        tensor = torch.empty(shape)
-        if "norm" in name and name.endswith("weight"):
-            tensor.normal_(1.0, 0.1, generator=generator)
-        elif name.endswith("bias"):
-            tensor.normal_(0.0, 0.02, generator=generator)
-        else:
-            tensor.uniform_(-1.0, 1.0, generator=generator).mul_(1.0 / math.sqrt(math.prod(shape[1:])))
-        state[name] = tensor.half()  # half precision like the published file (208 MB)
-    return state
-
 
 def _build(parent: nn.Module, dotted: str, module: nn.Module) -> None:
     *path, last = dotted.split(".")

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import cv2
 import numpy as np
@@ -24,7 +23,7 @@ import safetensors.torch
 import torch
 
 from comfyui_ld_portrait.imagefiles import read_rgba, write_png_atomic
-from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
+from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
 from comfyui_ld_portrait.layerdiffusion.preview import checkerboard_preview
 from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent
 from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
@@ -74,23 +73,6 @@ def _cached_nodes(entry: dict) -> set[str]:
 
 # --- transparent decode -------------------------------------------------------------------------
 
-def _random_decoder_state(seed: int = 7) -> dict:
-    """Random weights in the published decoder layout at initialisation-like scales, half
-    precision like the published file."""
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in decoder_state_dict_shapes().items():
-        tensor = torch.empty(shape)
-        if "norm" in name and name.endswith("weight"):
-            tensor.normal_(1.0, 0.1, generator=generator)
-        elif name.endswith("bias"):
-            tensor.normal_(0.0, 0.02, generator=generator)
-        else:
-            tensor.uniform_(-1.0, 1.0, generator=generator).mul_(1.0 / math.sqrt(math.prod(shape[1:])))
-        state[name] = tensor.half()
-    return state
-
-
 @pytest.fixture(scope="module")
 def decode_inputs(comfy_host, layerdiffuse_dir):
     """Decoder file, two 64x64 RGBA portraits and a seeded latent in the host's folders.
@@ -99,7 +81,7 @@ def decode_inputs(comfy_host, layerdiffuse_dir):
     them to the graph, and the latent ``[B, 4, H/8, W/8]``.
     """
     decoder_path = comfy_host.models_dir / "layer_model" / DECODER_FILE
-    safetensors.torch.save_file(_random_decoder_state(), str(decoder_path))
+    safetensors.torch.save_file(random_decoder_state_dict(seed=7, dtype=torch.float16), str(decoder_path))
 
     folder = comfy_host.input_dir / IMAGE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)

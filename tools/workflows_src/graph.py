@@ -3,7 +3,8 @@
 The node specs and the checks come from tests/test_workflows.py, so the generator and the test
 can never disagree about what a valid workflow is.
 """
-import importlib.util, json, sys
+import importlib.util
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
