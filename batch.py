@@ -34,19 +34,11 @@ from .imagefiles import (ImageFileError, list_pngs, read_rgba, write_bytes_atomi
 from .refine.connectivity import refine_alpha
 from .refine.padding import pad_foreground
 from .refine.quality import assess_quality
+from .version import tool_version
 
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "DemoSummary",
            "run_demo", "tool_version"]
-
-def tool_version() -> str:
-    """Installed version of the distribution (``0+unknown`` when run from a bare checkout)."""
-    try:
-        from importlib.metadata import version
-        return version("comfyui-ld-portrait")
-    except Exception:  # not installed (PackageNotFoundError) or broken metadata
-        return "0+unknown"
-
 
 @dataclasses.dataclass(frozen=True)
 class RefineOptions:

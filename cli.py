@@ -185,7 +185,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .batch import tool_version
+    from .version import tool_version
 
     parser = argparse.ArgumentParser(
         prog="ld-portrait",

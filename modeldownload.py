@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
+from .version import tool_version
+
 __all__ = [
     "MODEL_FILES",
     "DEFAULT_FILES",
@@ -627,7 +629,7 @@ class Downloader:
         transient trouble, ``DownloadError`` for the rest.
         """
         have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": f"ld-portrait/{_tool_version()}", "Accept-Encoding": "identity"}
+        headers = {"User-Agent": f"ld-portrait/{tool_version()}", "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
         linked = _LinkedHeaders()
@@ -788,15 +790,6 @@ class _FolderLock:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
             self.fd = None
-
-
-def _tool_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("comfyui-ld-portrait")
-    except Exception:  # not installed: a bare checkout
-        return "0+unknown"
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ class LDPSaveDataset:
              keep=True, keep_rejected=False, alpha_bits="8", raw_alpha=None, error_map=None,
              prompt=None, negative=None, attributes=None, seed=None, verdict=None, stats=None,
              models="", invert=False, output_root=None):
-        from ..batch import tool_version
+        from ..version import tool_version
         from ..refine.validation import check_same_size
         from ..dataset import (DatasetError, DatasetWriter, common_meta, dataset_root_in,
                                decide_keep, index_id, models_value, parse_json_input, per_image,
