@@ -33,7 +33,10 @@ import time
 
 import torch
 
-from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
+
+# The upstream reference and random weights are the ones the tests check against.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+from ldp_testing import build_diffusers_reference, random_network_state, upstream_augmented  # noqa: E402
 from comfyui_ld_portrait.layerdiffusion.tta import (
     PASS_ORIENTATIONS,
     UPSTREAM_ORIENTATIONS,
@@ -43,80 +46,6 @@ from comfyui_ld_portrait.layerdiffusion.tta import (
     unorient,
 )
 from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
-
-
-def random_state_dict(seed: int = 0) -> dict:
-    state = random_decoder_state_dict(seed)
-    state["conv_out.bias"][0] = 0.5
-    return state
-
-
-def diffusers_reference():
-    """UNet1024 assembled from diffusers' public blocks with upstream's configuration."""
-    try:  # diffusers >= 0.26 moved the UNet blocks
-        from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
-    except ImportError:
-        from diffusers.models.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
-    from torch import nn
-
-    ch = (32, 32, 64, 128, 256, 512, 512)
-    common = dict(temb_channels=None, resnet_eps=1e-5, resnet_act_fn="silu", resnet_groups=4,
-                  attention_head_dim=8, resnet_time_scale_shift="default", dropout=0.0)
-
-    class Reference(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv_in = nn.Conv2d(3, 32, 3, padding=1)
-            self.latent_conv_in = nn.Conv2d(4, 64, 1)
-            self.down_blocks = nn.ModuleList(
-                get_down_block("AttnDownBlock2D" if i >= 4 else "DownBlock2D", num_layers=2,
-                               in_channels=ch[max(i - 1, 0)], out_channels=ch[i],
-                               add_downsample=i < 6, downsample_padding=1,
-                               downsample_type="conv", **common)
-                for i in range(7))
-            self.mid_block = UNetMidBlock2D(
-                in_channels=512, temb_channels=None, dropout=0.0, resnet_eps=1e-5,
-                resnet_act_fn="silu", output_scale_factor=1, resnet_time_scale_shift="default",
-                attention_head_dim=8, resnet_groups=4, attn_groups=None, add_attention=True)
-            rc = ch[::-1]
-            self.up_blocks = nn.ModuleList(
-                get_up_block("AttnUpBlock2D" if i < 3 else "UpBlock2D", num_layers=3,
-                             in_channels=rc[min(i + 1, 6)], out_channels=rc[i],
-                             prev_output_channel=rc[max(i - 1, 0)], add_upsample=i < 6,
-                             upsample_type="conv", **common)
-                for i in range(7))
-            self.conv_norm_out = nn.GroupNorm(4, 32, eps=1e-5)
-            self.conv_out = nn.Conv2d(32, 4, 3, padding=1)
-
-        def forward(self, x, latent):
-            sample_latent = self.latent_conv_in(latent)
-            sample = self.conv_in(x)
-            skips = (sample,)
-            for i, block in enumerate(self.down_blocks):
-                if i == 3:
-                    sample = sample + sample_latent
-                sample, res = block(hidden_states=sample, temb=None)
-                skips += res
-            sample = self.mid_block(sample, None)
-            for block in self.up_blocks:
-                res, skips = skips[-len(block.resnets):], skips[: -len(block.resnets)]
-                sample = block(sample, res, None)
-            return self.conv_out(torch.nn.functional.silu(self.conv_norm_out(sample)))
-
-    return Reference()
-
-
-def upstream_augmented(network, pixel, latent):
-    """Upstream's estimate_augmented procedure: 8 passes one by one, clip, median."""
-    results = []
-    for flip, turns in UPSTREAM_ORIENTATIONS:
-        p, l = pixel.clone(), latent.clone()
-        if flip:
-            p, l = torch.flip(p, dims=(3,)), torch.flip(l, dims=(3,))
-        p, l = torch.rot90(p, k=turns, dims=(2, 3)), torch.rot90(l, k=turns, dims=(2, 3))
-        y = torch.rot90(network(p, l).clip(0, 1), k=-turns, dims=(2, 3))
-        results.append(torch.flip(y, dims=(3,)) if flip else y)
-    return torch.median(torch.stack(results, dim=0), dim=0).values
 
 
 def _reset_peak_rss() -> bool:
@@ -151,7 +80,7 @@ def _child(impl, size, weights_path, device, dtype_name, threads, queue):
 
         state = safetensors.torch.load_file(weights_path)
         if impl == "upstream":
-            network = diffusers_reference()
+            network = build_diffusers_reference()
             network.load_state_dict(state, strict=True)
             network = network.to(dev, dtype).eval().requires_grad_(False)
         else:
@@ -218,7 +147,7 @@ def tta_quality(seeds=3):
     print("TTA subsets vs 8 passes, RANDOM weights (not real decoder quality), 128x192 input:")
     rel = {p: [] for p in (1, 2, 4)}
     for seed in range(seeds):
-        network = load_transparent_decoder(random_state_dict(seed))
+        network = load_transparent_decoder(random_network_state(seed))
         generator = torch.Generator().manual_seed(seed)
         image = F.interpolate(torch.rand(1, 3, 8, 12, generator=generator), size=(128, 192),
                               mode="bilinear", align_corners=False)
@@ -268,7 +197,7 @@ def main(argv=None):
         import safetensors.torch
 
         weights_path = os.path.join(tmp, "vae_transparent_decoder.safetensors")
-        safetensors.torch.save_file(random_state_dict(), weights_path)
+        safetensors.torch.save_file(random_network_state(0), weights_path)
         rows = []
         for size in args.sizes:
             runs = {impl: [] for impl in args.impls}

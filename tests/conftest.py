@@ -1,10 +1,12 @@
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Shared helpers (tests/ldp_testing.py) import as a plain module under --import-mode=importlib.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _shared_data_dir() -> Path:
@@ -25,12 +27,13 @@ def layerdiffuse_dir() -> Path:
     return path
 
 
-def read_rgba_unit(path: Path):
-    """Test helper: (rgb float32 [H,W,3], alpha float32 [H,W]) from an RGBA PNG."""
-    import cv2
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for a test module: on the shared 2-core machine two OpenMP threads were
+    measured up to 10x slower from oversubscription."""
+    import torch
 
-    bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4, path
-    rgb = bgra[..., 2::-1].astype(np.float32) / 255.0
-    alpha = bgra[..., 3].astype(np.float32) / 255.0
-    return np.ascontiguousarray(rgb), np.ascontiguousarray(alpha)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -21,14 +21,7 @@ from comfyui_ld_portrait.layerdiffusion.weights import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    # The test machine's 2 cores are shared with other test processes; with 2 OpenMP threads
-    # a forward pass was measured up to 10x slower from oversubscription than with 1.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,7 @@ SD15_PATCH_NAME = "layer_sd15_transparent_attn.safetensors"
 DECODER_NAME = "vae_transparent_decoder.safetensors"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    # Two cores shared with other test processes: one thread avoids oversubscription.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # --- files -------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 """Test-time augmentation, padding, batching, strategies and hooks of the transparent decoder."""
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
 from comfyui_ld_portrait.layerdiffusion.tta import (
     PASS_ORIENTATIONS,
     UPSTREAM_ORIENTATIONS,
@@ -17,34 +15,15 @@ from comfyui_ld_portrait.layerdiffusion.tta import (
     unorient,
 )
 from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
+from ldp_testing import random_network_state, upstream_augmented
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    # The test machine's 2 cores are shared with other test processes; with 2 OpenMP threads
-    # a forward pass was measured up to 10x slower from oversubscription than with 1.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def network():
-    generator = torch.Generator().manual_seed(1)
-    state = {}
-    for name, shape in decoder_state_dict_shapes().items():
-        tensor = torch.empty(shape)
-        if "norm" in name and name.endswith("weight"):
-            tensor.normal_(1.0, 0.1, generator=generator)
-        elif name.endswith("bias"):
-            tensor.normal_(0.0, 0.02, generator=generator)
-        else:
-            bound = 1.0 / math.sqrt(math.prod(shape[1:]))
-            tensor.uniform_(-bound, bound, generator=generator)
-        state[name] = tensor
-    # Bias alpha towards 0.5 so that clipping does not flatten most of the output.
-    state["conv_out.bias"][0] = 0.5
+    state = random_network_state(1)
     return load_transparent_decoder(state)
 
 
@@ -54,23 +33,6 @@ def inputs(batch, height, width, seed=0):
     image = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
     latent = torch.randn(batch, 4, height // 8, width // 8, generator=generator)
     return image, latent
-
-
-def upstream_style_augmented(network, pixel, latent):
-    """Re-statement of upstream's estimate_augmented: 8 orientations, clip, median."""
-    results = []
-    with torch.inference_mode():
-        for flip in (False, True):
-            for turns in range(4):
-                p, l = pixel, latent
-                if flip:
-                    p, l = torch.flip(p, dims=(3,)), torch.flip(l, dims=(3,))
-                p, l = torch.rot90(p, k=turns, dims=(2, 3)), torch.rot90(l, k=turns, dims=(2, 3))
-                y = torch.rot90(network(p, l).clip(0, 1), k=-turns, dims=(2, 3))
-                if flip:
-                    y = torch.flip(y, dims=(3,))
-                results.append(y)
-    return torch.median(torch.stack(results), dim=0).values
 
 
 def test_orientations_round_trip_and_upstream_order():
@@ -96,7 +58,7 @@ def test_merge_passes_rules():
 def test_eight_passes_equal_upstream_procedure(network):
     image, latent = inputs(1, 64, 128)
     ours = decode_transparent(network, image, latent, passes=8, strategy="sequential")
-    reference = upstream_style_augmented(network, image, latent)
+    reference = upstream_augmented(network, image, latent)
     assert ours.shape == (1, 4, 64, 128) and ours.dtype == torch.float32
     assert (ours - reference).abs().max().item() <= 1e-6
     assert 0.0 <= ours.min() and ours.max() <= 1.0

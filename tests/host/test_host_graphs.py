@@ -10,31 +10,14 @@ from __future__ import annotations
 import copy
 import json
 
-import cv2
 import numpy as np
 import pytest
+
+from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
 
 from comfyui_ld_portrait.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
 from comfyui_ld_portrait.refine.padding import pad_foreground
-
-
-def _saved(value: np.ndarray) -> np.ndarray:
-    """What core SaveImage writes for float values in 0..1."""
-    return np.clip(255.0 * value, 0, 255).astype(np.uint8)
-
-
-def _read_rgb(path) -> np.ndarray:
-    picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert picture is not None, f"{path} does not decode as an image"
-    assert picture.ndim == 3 and picture.shape[2] == 3, (path, picture.shape)
-    return picture[..., ::-1]
-
-
-def _assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
-    diff = np.abs(actual.astype(np.int16) - expected.astype(np.int16))
-    assert diff.max() <= 1, f"{what}: {int((diff > 1).sum())} values differ by more than one step"
 
 
 def _single_graph(path: str, prefix: str) -> dict:
@@ -79,7 +62,7 @@ def _cached_nodes(entry: dict) -> set[str]:
 def single_expected(host_images):
     rgb, alpha = read_rgba(host_images["single"])
     refined = refine_alpha(alpha).alpha
-    return {"alpha": _saved(refined), "fg": _saved(pad_foreground(rgb, refined))}
+    return {"alpha": saved_8bit(refined), "fg": saved_8bit(pad_foreground(rgb, refined))}
 
 
 def test_refine_graph_runs_end_to_end_and_matches_library(comfy_host, host_images, single_expected):
@@ -89,11 +72,11 @@ def test_refine_graph_runs_end_to_end_and_matches_library(comfy_host, host_image
     (fg_file,) = comfy_host.output_files(entry, "4")
     (alpha_file,) = comfy_host.output_files(entry, "6")
     (errors_file,) = comfy_host.output_files(entry, "7")
-    _assert_close(_read_rgb(fg_file), single_expected["fg"], "padded foreground")
-    alpha_picture = _read_rgb(alpha_file)
+    assert_within_one_step(read_rgb(fg_file), single_expected["fg"], "padded foreground")
+    alpha_picture = read_rgb(alpha_file)
     assert (alpha_picture == alpha_picture[..., :1]).all(), "the alpha picture should be grey"
-    _assert_close(alpha_picture[..., 0], single_expected["alpha"], "refined alpha")
-    errors = _read_rgb(errors_file)
+    assert_within_one_step(alpha_picture[..., 0], single_expected["alpha"], "refined alpha")
+    errors = read_rgb(errors_file)
     assert errors.shape == single_expected["fg"].shape and errors.std() > 0
 
     log = comfy_host.log_since(offset)
@@ -110,7 +93,7 @@ def test_second_queue_is_served_from_the_host_cache(comfy_host, host_images, sin
         files = comfy_host.output_files(second, node)
         assert files == comfy_host.output_files(first, node) and all(path.is_file() for path in files)
     (alpha_file,) = comfy_host.output_files(second, "6")
-    _assert_close(_read_rgb(alpha_file)[..., 0], single_expected["alpha"], "cached alpha")
+    assert_within_one_step(read_rgb(alpha_file)[..., 0], single_expected["alpha"], "cached alpha")
 
     # A changed widget re-runs refinement (and what follows) but not the loader.
     changed = copy.deepcopy(graph)
@@ -120,9 +103,9 @@ def test_second_queue_is_served_from_the_host_cache(comfy_host, host_images, sin
     cached = _cached_nodes(third)
     assert "1" in cached and "2" not in cached and "3" not in cached, third["status"]
     rgb, alpha = read_rgba(host_images["single"])
-    expected = _saved(refine_alpha(alpha, remove_debris=False, fix_interior=False).alpha)
+    expected = saved_8bit(refine_alpha(alpha, remove_debris=False, fix_interior=False).alpha)
     (alpha_file,) = comfy_host.output_files(third, "6")
-    _assert_close(_read_rgb(alpha_file)[..., 0], expected, "re-run alpha")
+    assert_within_one_step(read_rgb(alpha_file)[..., 0], expected, "re-run alpha")
 
 
 def test_batch_of_three_images(comfy_host, host_images):
@@ -135,8 +118,8 @@ def test_batch_of_three_images(comfy_host, host_images):
         # SplitImageWithAlpha gives 1 - alpha and the node inverts it back, in float32 as here.
         alpha = (np.float32(1.0) - (np.float32(1.0) - alpha)).astype(np.float32)
         refined = refine_alpha(alpha).alpha
-        _assert_close(_read_rgb(alpha_file)[..., 0], _saved(refined), f"{source.name} alpha")
-        _assert_close(_read_rgb(fg_file), _saved(pad_foreground(rgb, refined)), f"{source.name} foreground")
+        assert_within_one_step(read_rgb(alpha_file)[..., 0], saved_8bit(refined), f"{source.name} alpha")
+        assert_within_one_step(read_rgb(fg_file), saved_8bit(pad_foreground(rgb, refined)), f"{source.name} foreground")
 
 
 # --- bad graphs: the host's validation answers 400 and names our node and input -------------

@@ -22,6 +22,8 @@ import pytest
 import safetensors.torch
 import torch
 
+from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
+
 from comfyui_ld_portrait.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
 from comfyui_ld_portrait.layerdiffusion.preview import checkerboard_preview
@@ -43,25 +45,6 @@ CONV_W = PREFIX + "input_blocks.0.0.weight"
 CONV_B = PREFIX + "input_blocks.0.0.bias"
 NORM_W = PREFIX + "output_blocks.2.1.norm.weight"
 NORM_B = PREFIX + "output_blocks.2.1.norm.bias"  # not patched
-
-
-def _saved(value: np.ndarray) -> np.ndarray:
-    """What core SaveImage writes for float values in 0..1."""
-    return np.clip(255.0 * value, 0, 255).astype(np.uint8)
-
-
-def _read_rgb(path) -> np.ndarray:
-    picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert picture is not None, f"{path} does not decode as an image"
-    assert picture.ndim == 3 and picture.shape[2] == 3, (path, picture.shape)
-    return picture[..., ::-1]
-
-
-def _assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
-    diff = np.abs(actual.astype(np.int16) - expected.astype(np.int16))
-    assert diff.max() <= 1, (f"{what}: {int((diff > 1).sum())} values differ by more than one "
-                             f"step (max {int(diff.max())})")
 
 
 def _cached_nodes(entry: dict) -> set[str]:
@@ -141,9 +124,9 @@ def _check_decode_outputs(comfy_host, entry, expected: torch.Tensor, what: str) 
         assert len(files) == BATCH, f"{what} {name}: {len(files)} files saved, expected {BATCH}"
         for index, path in enumerate(files):
             assert path.is_file(), f"{what} {name}: {path} was reported but not written"
-            saved = _read_rgb(path)
+            saved = read_rgb(path)
             assert saved.shape == (SIZE, SIZE, 3), f"{what} {name} {path.name}: shape {saved.shape}"
-            _assert_close(saved, _saved(wanted[index]), f"{what} {name} #{index}")
+            assert_within_one_step(saved, saved_8bit(wanted[index]), f"{what} {name} #{index}")
 
 
 def _problems_logged(comfy_host, offset: int) -> list[str]:
