@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from comfyui_ld_portrait.imagefiles import read_rgba
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import RefineParams, refine_alpha
 
 EIGHT = np.ones((3, 3), bool)

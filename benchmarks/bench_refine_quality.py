@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from comfyui_ld_portrait.refine.synthetic import ARTIFACT_FAMILIES, evaluate_refinement, make_dataset
+from comfyui_ld_portrait.pipeline.synthetic import ARTIFACT_FAMILIES, evaluate_refinement, make_dataset
 
 
 def identity(alpha: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Thin adapters over :mod:`..dataset` (the writer with its atomicity, resume and several-writer
 guarantees, and :func:`..dataset.save_batch`, which decides and writes a batch) and
-:mod:`..refine.composite` (compositing, :class:`..refine.composite.BackgroundFolder`). The
+:mod:`..refine.composite` (compositing) and :mod:`..dataset.backgrounds` (picture folders). The
 nodes convert tensors, find the output folder and build the UI result; heavy modules are
 imported when a node runs so that loading the pack stays light. Alpha sockets mean 1 = opaque portrait; an
 ``invert`` switch accepts core's inverted MASK.
@@ -164,7 +164,7 @@ class LDPSaveDataset:
              keep=True, keep_rejected=False, alpha_bits="8", raw_alpha=None, error_map=None,
              prompt=None, negative=None, attributes=None, seed=None, verdict=None, stats=None,
              models="", invert=False, output_root=None):
-        from ..version import tool_version
+        from ..dataset.version import tool_version
         from ..refine.validation import check_same_size
         from ..dataset import (DatasetError, DatasetWriter, common_meta, dataset_root_in,
                                decide_keep, index_id, models_value, parse_json_input, per_image,
@@ -297,8 +297,9 @@ class LDPCompositeBackground:
 
     def composite(self, foreground, alpha, background_folder="", kind="random", seed=0, index=0,
                   invert=False):
-        from ..refine.composite import (BACKGROUND_SUFFIXES, RANDOM_KIND, BackgroundFolder,
-                                        background_seed, composite_over, list_background_files,
+        from ..dataset.backgrounds import BackgroundFolder, list_background_files
+        from ..refine.composite import (BACKGROUND_SUFFIXES, RANDOM_KIND,
+                                        background_seed, composite_over,
                                         pick_kind, procedural_background)
 
         foregrounds, alphas = match_batch(image_list(foreground, "foreground"),

@@ -47,7 +47,7 @@ def pick_file(path: str, index: int, out_of_range: str = "wrap") -> tuple[Path, 
     count : int
         Number of PNG files in the folder (1 for a single file).
     """
-    from ..imagefiles import list_pngs
+    from ..dataset.imagefiles import list_pngs
 
     if out_of_range not in OUT_OF_RANGE_MODES:
         raise ValueError(f"out_of_range must be one of {OUT_OF_RANGE_MODES}, got {out_of_range!r}.")
@@ -123,7 +123,7 @@ class LDPLoadRGBA:
         if index is None:
             import hashlib
 
-            from ..imagefiles import list_pngs
+            from ..dataset.imagefiles import list_pngs
 
             try:
                 target = resolve_path(path)
@@ -144,7 +144,7 @@ class LDPLoadRGBA:
     def load(self, path, index, out_of_range="wrap"):
         import numpy as np
 
-        from ..imagefiles import read_rgba
+        from ..dataset.imagefiles import read_rgba
 
         file, _, count = pick_file(path, index, out_of_range)
         rgb, alpha = read_rgba(file)  # ImageFileError (a ValueError) names the file

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait import batch, cli
+from comfyui_ld_portrait.cli import app as cli
+from comfyui_ld_portrait.pipeline import folder as batch
 from comfyui_ld_portrait.dataset import read_manifest, verify
 
 REAL_IMAGES = ("i2i_0_transparent.png", "causal_cut.png")
@@ -129,8 +130,8 @@ def test_limit_and_resume_in_steps(tmp_path, layerdiffuse_dir):
     input_dir.mkdir()
     shutil.copyfile(layerdiffuse_dir / "causal_cut.png", input_dir / "b.png")
     # A small synthetic portrait keeps this test fast; it is refined like any other file.
-    from comfyui_ld_portrait.refine.synthetic import make_portrait
-    from comfyui_ld_portrait.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.pipeline.synthetic import make_portrait
+    from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
     portrait = make_portrait(1, 256)
     write_png_atomic(input_dir / "a.png", np.dstack([portrait.rgb, portrait.alpha_artifacts]))
     output_dir = tmp_path / "out"
@@ -192,8 +193,8 @@ def test_unwritable_output_is_a_clear_error(tmp_path, layerdiffuse_dir):
 def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_path,
                                                                           monkeypatch):
     from comfyui_ld_portrait.dataset import DatasetWriter
-    from comfyui_ld_portrait.imagefiles import write_png_atomic
-    from comfyui_ld_portrait.refine.synthetic import make_portrait
+    from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     input_dir = tmp_path / "in"
     for seed in range(3):
         portrait = make_portrait(seed, 96)
@@ -254,8 +255,8 @@ def test_input_folder_inside_dataset_folders_is_refused(tmp_path):
 
 
 def test_output_inside_input_is_not_scanned(tmp_path):
-    from comfyui_ld_portrait.imagefiles import write_png_atomic
-    from comfyui_ld_portrait.refine.synthetic import make_portrait
+    from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     portrait = make_portrait(2, 96)
     write_png_atomic(tmp_path / "p.png", np.dstack([portrait.rgb, portrait.alpha_artifacts]))
     options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
@@ -266,8 +267,8 @@ def test_output_inside_input_is_not_scanned(tmp_path):
 
 
 def test_stop_request_ends_cleanly_after_the_current_file_and_rerun_continues(tmp_path):
-    from comfyui_ld_portrait.imagefiles import write_png_atomic
-    from comfyui_ld_portrait.refine.synthetic import make_portrait
+    from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     for seed in range(3):
         portrait = make_portrait(seed, 96)
         write_png_atomic(tmp_path / "in" / f"p{seed}.png",

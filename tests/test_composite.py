@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from comfyui_ld_portrait.nodes.dataset_nodes import LDPCompositeBackground
-from comfyui_ld_portrait.refine.composite import (KINDS, BackgroundFolder, background_seed,
+from comfyui_ld_portrait.dataset.backgrounds import BackgroundFolder, list_background_files, read_background
+from comfyui_ld_portrait.refine.composite import (KINDS, background_seed,
                                                   composite_over, cover_crop,
-                                                  list_background_files, pick_kind,
-                                                  procedural_background, read_background)
+                                                  pick_kind,
+                                                  procedural_background)
 
 
 def _rng_image(h, w, seed=0):

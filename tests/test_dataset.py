@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait import dataset as ds
+from comfyui_ld_portrait.dataset import store as ds
 from comfyui_ld_portrait.dataset import (DatasetError, DatasetWriter, SampleIdError, index_id,
                                          load_sample, read_manifest, rebuild_manifest,
                                          safe_id_from_filename, validate_id, verify)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait import cli
-from comfyui_ld_portrait.contactsheet import (SheetTile, choose_samples, composite_sheet,
+from comfyui_ld_portrait.cli import app as cli
+from comfyui_ld_portrait.dataset.sheet import (SheetTile, choose_samples, composite_sheet,
                                               dataset_sheet, sheet_size)
 from comfyui_ld_portrait.dataset import DatasetError, DatasetWriter, dataset_stats
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.imagefiles import read_rgba
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.errormap import (
     ERROR_RED,
     PANEL_TITLES,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.imagefiles import (ImageFileError, encode_png, list_pngs, read_gray,
+from comfyui_ld_portrait.dataset.imagefiles import (ImageFileError, encode_png, list_pngs, read_gray,
                                             read_rgba, write_png_atomic)
 
 

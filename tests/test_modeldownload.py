@@ -18,7 +18,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from comfyui_ld_portrait import modeldownload as md
+from comfyui_ld_portrait.layerdiffusion import download as md
 from comfyui_ld_portrait.layerdiffusion import weights as ld_weights
 from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
 from comfyui_ld_portrait.layerdiffusion.encoder import encoder_state_dict_shapes

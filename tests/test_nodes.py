@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from comfyui_ld_portrait import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from comfyui_ld_portrait.imagefiles import read_rgba, write_png_atomic
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.nodes.files import LDPLoadRGBA
 from comfyui_ld_portrait.nodes.matte import LDPConnectivityRefine, LDPPadForeground, LDPQualityGate
 
@@ -349,7 +349,7 @@ def test_loader_is_changed_with_a_linked_index(tmp_path):
 
     import numpy as np
 
-    from comfyui_ld_portrait.imagefiles import write_png_atomic
+    from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
     from comfyui_ld_portrait.nodes.files import LDPLoadRGBA
 
     for name in ("a.png", "b.png"):

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.imagefiles import read_rgba
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.quality import (
     DEFAULT_THRESHOLDS,
     REASON_CODES,

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.imagefiles import read_rgba
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import FIX_KINDS, RefineParams, refine_alpha, true_background
 
 HALF = 0.5 / 255
@@ -347,7 +347,7 @@ def test_wide_smooth_ramp_is_kept_beyond_the_band_width():
 
 
 def test_synthetic_benchmark_gains():
-    from comfyui_ld_portrait.refine.synthetic import evaluate_refinement, make_dataset
+    from comfyui_ld_portrait.pipeline.synthetic import evaluate_refinement, make_dataset
 
     portraits = make_dataset(8, 384, seed=0)
     report = evaluate_refinement(portraits, refine_alpha)

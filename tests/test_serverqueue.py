@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_ld_portrait import serverqueue as sq
+from comfyui_ld_portrait.cli import queue as sq
 from comfyui_ld_portrait.dataset import DatasetWriter, index_id, read_manifest, verify
 
 
@@ -448,7 +448,7 @@ def test_sigint_subprocess_exits_130_with_summary(tmp_path, output_dir, root):
     with FakeComfyServer(output_dir, exec_delay=0.1) as server:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         process = subprocess.Popen(
-            [sys.executable, "-m", "comfyui_ld_portrait.serverqueue", str(api), "--count", "40",
+            [sys.executable, "-m", "comfyui_ld_portrait.cli.queue", str(api), "--count", "40",
              "--dataset", str(root), "--server", server.url, "--poll", "0.02", "--grace", "5"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             cwd=repo_parent)

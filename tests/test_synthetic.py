@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from comfyui_ld_portrait.refine.synthetic import (
+from comfyui_ld_portrait.pipeline.synthetic import (
     ARTIFACT_FAMILIES,
     POSES,
     REPAIR_TOLERANCE,

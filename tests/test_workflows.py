@@ -24,7 +24,7 @@ import pytest
 
 from comfyui_ld_portrait import NODE_CLASS_MAPPINGS
 from comfyui_ld_portrait.nodes.prompt import build_template
-from comfyui_ld_portrait.serverqueue import check_api_graph, inspect_graph, rewrite_graph
+from comfyui_ld_portrait.cli.queue import check_api_graph, inspect_graph, rewrite_graph
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
 UI_WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))

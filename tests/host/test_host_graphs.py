@@ -15,7 +15,7 @@ import pytest
 
 from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
 
-from comfyui_ld_portrait.imagefiles import read_rgba
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
 from comfyui_ld_portrait.refine.padding import pad_foreground
 

@@ -24,7 +24,7 @@ import torch
 
 from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
 
-from comfyui_ld_portrait.imagefiles import read_rgba, write_png_atomic
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
 from comfyui_ld_portrait.layerdiffusion.preview import checkerboard_preview
 from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent

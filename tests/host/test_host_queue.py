@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait import serverqueue
+from comfyui_ld_portrait.cli import queue as serverqueue
 from comfyui_ld_portrait.dataset import DatasetWriter, index_id, list_sample_ids, read_manifest, verify
-from comfyui_ld_portrait.imagefiles import read_rgba, write_png_atomic
+from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "api" / "ld_portrait_refine_folder.json"

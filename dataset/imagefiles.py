@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .refine.validation import as_alpha, as_rgb
+from ..refine.validation import as_alpha, as_rgb
 
 __all__ = ["ImageFileError", "read_rgba", "read_gray", "write_png_atomic", "to_uint8", "to_uint16",
            "list_pngs"]

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .validation import as_alpha, check_same_size
+from ..refine.validation import as_alpha, check_same_size
 
 __all__ = [
     "ARTIFACT_FAMILIES",

@@ -27,14 +27,14 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .dataset import (DatasetError, DatasetWriter, SampleIdError, is_disk_full, list_sample_ids,
+from ..dataset import (DatasetError, DatasetWriter, SampleIdError, is_disk_full, list_sample_ids,
                       load_sample, safe_id_from_filename)
-from .imagefiles import (ImageFileError, list_pngs, read_rgba, write_bytes_atomic,
+from ..dataset.imagefiles import (ImageFileError, list_pngs, read_rgba, write_bytes_atomic,
                          write_png_atomic)
-from .refine.connectivity import refine_alpha
-from .refine.padding import pad_foreground
-from .refine.quality import assess_quality
-from .version import tool_version
+from ..refine.connectivity import refine_alpha
+from ..refine.padding import pad_foreground
+from ..refine.quality import assess_quality
+from ..dataset.version import tool_version
 
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "DemoSummary",
@@ -80,9 +80,9 @@ class RefineOptions:
                 self.limit, int) or self.limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {self.limit!r}.")
         # Fail on a misspelt threshold before any file is touched, not on the first image.
-        from .refine.quality import QualityThresholds
+        from ..refine.quality import QualityThresholds
         QualityThresholds.from_kwargs(**dict(self.gate))
-        from .refine.connectivity import RefineParams
+        from ..refine.connectivity import RefineParams
         try:
             RefineParams(**dict(self.refine_params)).validate()
         except TypeError as error:
@@ -138,7 +138,7 @@ def process_portrait(rgb, alpha, *, refine_params: Mapping | None = None,
                              **dict(gate or {}))
     panel = None
     if error_map:
-        from .refine.errormap import error_panel
+        from ..refine.errormap import error_panel
         panel = error_panel(rgb, alpha, result.alpha, result.changed)
     return ProcessedPortrait(fg=fg, raw_alpha=np.asarray(alpha, np.float32), alpha=result.alpha,
                              changed=result.changed, stats=result.stats, verdict=verdict,
@@ -468,8 +468,8 @@ def run_demo(output_dir, *, count: int = 8, size: int = 512, seed: int = 0,
     options : RefineOptions, optional
         Defaults to error maps and kept rejects.
     """
-    from .contactsheet import SheetRow, contact_sheet
-    from .refine.synthetic import make_portrait
+    from ..dataset.sheet import SheetRow, contact_sheet
+    from .synthetic import make_portrait
 
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
         raise ValueError(f"count must be a whole number in 1..1000, got {count!r}.")

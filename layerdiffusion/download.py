@@ -61,7 +61,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
-from .version import tool_version
 
 __all__ = [
     "MODEL_FILES",
@@ -240,10 +239,10 @@ def read_safetensors_header(path) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
 def _expected_shapes(kind: str) -> Mapping[str, Tuple[int, ...]]:
     # The layouts come from the library's networks (which import torch; only needed here).
     if kind == "decoder":
-        from .layerdiffusion.decoder import decoder_state_dict_shapes
+        from .decoder import decoder_state_dict_shapes
 
         return decoder_state_dict_shapes()
-    from .layerdiffusion.encoder import encoder_state_dict_shapes
+    from .encoder import encoder_state_dict_shapes
 
     return encoder_state_dict_shapes()
 
@@ -489,17 +488,21 @@ class Downloader:
         Seconds without an answer or data before a connection counts as failed.
     progress_stream : file-like, optional
         Where progress is drawn (``None``: silent).
+    user_agent : str
+        HTTP User-Agent (the command line sends ``ld-portrait/<version>``).
     """
 
     def __init__(self, *, base_url: Optional[str] = None, verify_sha256: bool = True,
                  retries: int = 4, retry_wait: float = 2.0, timeout: float = 60.0,
-                 chunk_size: int = _MIB, progress_stream: Optional[TextIO] = None):
+                 chunk_size: int = _MIB, progress_stream: Optional[TextIO] = None,
+                 user_agent: str = "ld-portrait"):
         base = base_url or os.environ.get(ENDPOINT_ENV, "").strip() or DEFAULT_ENDPOINT
         self.base_url = base.rstrip("/")
         self.verify_sha256 = verify_sha256
         self.retries, self.retry_wait, self.timeout = retries, retry_wait, timeout
         self.chunk_size = chunk_size
         self.progress_stream = progress_stream
+        self.user_agent = user_agent
 
     def url_for(self, spec: ModelFile) -> str:
         return f"{self.base_url}/{REPOSITORY}/resolve/{REVISION}/{spec.file_name}"
@@ -629,7 +632,7 @@ class Downloader:
         transient trouble, ``DownloadError`` for the rest.
         """
         have = part.stat().st_size if part.exists() else 0
-        headers = {"User-Agent": f"ld-portrait/{tool_version()}", "Accept-Encoding": "identity"}
+        headers = {"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
         linked = _LinkedHeaders()
@@ -853,7 +856,10 @@ def run_download_command(args, stdout: Optional[TextIO] = None, stderr: Optional
         stderr.write(f"ld-portrait: error: {error}\n")
         return EXIT_USAGE
     if downloader is None:
-        downloader = Downloader(verify_sha256=not args.no_sha256, progress_stream=stderr)
+        from ..dataset.version import tool_version  # the command-line part; moves to cli/
+
+        downloader = Downloader(verify_sha256=not args.no_sha256, progress_stream=stderr,
+                                user_agent=f"ld-portrait/{tool_version()}")
     failed = 0
     for key in args.files:
         spec = MODEL_FILES[key]

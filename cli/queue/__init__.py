@@ -86,8 +86,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, urlsplit
 
-from .dataset import META_DIR, REJECTED_DIR, DatasetError, index_id, list_sample_ids
-from .prompting import sample_seed
+from ...dataset import META_DIR, REJECTED_DIR, DatasetError, index_id, list_sample_ids
+from ...prompting import sample_seed
 
 __all__ = [
     "TEMPLATE_CLASS",

@@ -185,7 +185,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .version import tool_version
+    from ..dataset.version import tool_version
 
     parser = argparse.ArgumentParser(
         prog="ld-portrait",
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dataset_command(commands)
     _add_queue_command(commands)
-    from . import modeldownload
+    from ..layerdiffusion import download as modeldownload
 
     modeldownload.register(commands)
     return parser
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_queue_command(commands) -> None:
     """``ld-portrait queue``: drive ComfyUI servers over their HTTP API (serverqueue.py)."""
-    from . import serverqueue
+    from . import queue as serverqueue
 
     queue = commands.add_parser("queue", help=serverqueue.QUEUE_HELP)
     serverqueue.add_queue_arguments(queue)
@@ -313,7 +313,7 @@ def _dataset_help(parser, stdout) -> int:
 
 
 def _options(args, *, demo: bool):
-    from .batch import RefineOptions
+    from ..pipeline.folder import RefineOptions
 
     try:
         gate = _parse_assignments(args.gate, "--gate")
@@ -337,9 +337,9 @@ def _usage_error(stderr, message: str) -> int:
 
 
 def _run_refine_like(args, stdout, stderr) -> int:
-    from .batch import refine_folder, run_demo
-    from .dataset import DatasetError
-    from .imagefiles import list_pngs
+    from ..pipeline.folder import refine_folder, run_demo
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import list_pngs
 
     demo = args.command == "demo"
     try:
@@ -403,7 +403,7 @@ def _run_refine_like(args, stdout, stderr) -> int:
 
 
 def _run_verify(args, stdout, stderr) -> int:
-    from .dataset import DatasetError, verify
+    from ..dataset import DatasetError, verify
 
     try:
         report = verify(args.root, repair=args.repair)
@@ -424,7 +424,7 @@ def _run_verify(args, stdout, stderr) -> int:
 
 
 def _run_stats(args, stdout, stderr) -> int:
-    from .dataset import DatasetError, dataset_stats
+    from ..dataset import DatasetError, dataset_stats
 
     try:
         stats = dataset_stats(args.root)
@@ -439,9 +439,9 @@ def _run_stats(args, stdout, stderr) -> int:
 
 
 def _run_sheet(args, stdout, stderr) -> int:
-    from .contactsheet import dataset_sheet
-    from .dataset import DatasetError
-    from .imagefiles import write_png_atomic
+    from ..dataset.sheet import dataset_sheet
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import write_png_atomic
 
     if not str(args.output).lower().endswith(".png"):
         return _usage_error(stderr, f"OUT.png must end in .png, got {args.output!r}.")

@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 
 from .imagefiles import to_uint8
-from .refine.errormap import alpha_bar_error_view
-from .refine.validation import as_alpha, as_rgb, check_same_size
+from ..refine.errormap import alpha_bar_error_view
+from ..refine.validation import as_alpha, as_rgb, check_same_size
 
 __all__ = ["SheetRow", "contact_sheet", "checkerboard", "gradient_background", "COLUMN_TITLES",
            "SheetTile", "composite_sheet", "sheet_size", "choose_samples", "dataset_sheet",
@@ -280,7 +280,7 @@ def composite_sheet(tiles: Sequence[SheetTile], *, cell: int = 256, columns: int
     -------
     uint8 ndarray [H, W, 3], RGB, of size :func:`sheet_size`.
     """
-    from .refine.composite import composite_over
+    from ..refine.composite import composite_over
 
     height, width = sheet_size(len(tiles), cell=cell, columns=columns, gap=gap)
     columns = min(columns, len(tiles))
@@ -311,7 +311,7 @@ def choose_samples(root, count: int, seed: int = 0) -> list[str]:
 
     All of them (sorted) when the dataset has no more than ``count``.
     """
-    from .dataset import list_sample_ids
+    from . import list_sample_ids
 
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
@@ -349,8 +349,8 @@ def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, colu
     ValueError
         No accepted samples, or bad sizes.
     """
-    from .dataset import DatasetError, list_sample_ids, load_sample
-    from .refine.composite import background_seed, procedural_background
+    from . import DatasetError, list_sample_ids, load_sample
+    from ..refine.composite import background_seed, procedural_background
 
     root = Path(root)
     if not root.is_dir():

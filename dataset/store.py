@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .imagefiles import ImageFileError, encode_png, read_gray, read_rgba, write_bytes_atomic
-from .refine.validation import as_alpha, as_rgb, check_same_size
+from ..refine.validation import as_alpha, as_rgb, check_same_size
 
 __all__ = [
     "DatasetError",

@@ -1,0 +1,1 @@
+"""Jobs composed from the libraries: folder refinement, the demo and synthetic portraits."""
