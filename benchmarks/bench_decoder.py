@@ -36,7 +36,7 @@ import torch
 
 # The upstream reference and random weights are the ones the tests check against.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from ldp_testing import build_diffusers_reference, random_network_state, upstream_augmented  # noqa: E402
+from helpers.decoder_reference import build_diffusers_reference, random_network_state, upstream_augmented  # noqa: E402
 from comfyui_ld_portrait.layerdiffusion.tta import (
     PASS_ORIENTATIONS,
     UPSTREAM_ORIENTATIONS,

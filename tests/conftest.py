@@ -1,12 +1,9 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Shared helpers (tests/ldp_testing.py) import as a plain module under --import-mode=importlib.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _shared_data_dir() -> Path:

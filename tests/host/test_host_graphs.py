@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
+from helpers.host_images import assert_within_one_step, read_rgb, saved_8bit
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import refine_alpha

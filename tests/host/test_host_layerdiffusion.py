@@ -22,7 +22,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from ldp_testing import assert_within_one_step, read_rgb, saved_8bit
+from helpers.host_images import assert_within_one_step, read_rgb, saved_8bit
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict

@@ -26,7 +26,7 @@ from comfyui_ld_portrait import NODE_CLASS_MAPPINGS
 from comfyui_ld_portrait.nodes.prompt import build_template
 from comfyui_ld_portrait.cli.queue import check_api_graph, inspect_graph, rewrite_graph
 
-WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOW_DIR = Path(__file__).resolve().parents[2] / "workflows"
 UI_WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
 API_WORKFLOWS = sorted((WORKFLOW_DIR / "api").glob("*.json"))
 GENERATION = "ld_portrait_20k_generate"

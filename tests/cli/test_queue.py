@@ -1,4 +1,4 @@
-"""ld-portrait queue against a fake ComfyUI server on 127.0.0.1 (tests/fake_comfy_server.py)."""
+"""ld-portrait queue against a fake ComfyUI server on 127.0.0.1 (tests/helpers/fake_comfy_server.py)."""
 from __future__ import annotations
 
 import copy
@@ -19,17 +19,8 @@ from comfyui_ld_portrait.cli import queue as sq
 from comfyui_ld_portrait.dataset import DatasetWriter, index_id, read_manifest, verify
 
 
-def _load_fake_module():
-    path = Path(__file__).with_name("fake_comfy_server.py")
-    spec = importlib.util.spec_from_file_location("ldp_fake_comfy_server", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_module = _load_fake_module()
-FakeComfyServer = fake_module.FakeComfyServer
+from helpers import fake_comfy_server as fake_module
+from helpers.fake_comfy_server import FakeComfyServer
 
 DATASET = "ldp_test"
 
@@ -528,7 +519,7 @@ def test_shipped_refine_workflow_walks_the_folder_under_the_queue():
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "workflows" / "api" / "ld_portrait_refine_folder.json"
+    path = Path(__file__).resolve().parents[2] / "workflows" / "api" / "ld_portrait_refine_folder.json"
     graph = json.loads(path.read_text())
     new_graph, _ = sq.rewrite_graph(graph, 5, base_seed=0, allow_no_template=True)
     loaders = [n for n in new_graph.values() if n["class_type"] == "LDPLoadRGBA"]

@@ -15,7 +15,7 @@ from comfyui_ld_portrait.layerdiffusion.tta import (
     unorient,
 )
 from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
-from ldp_testing import random_network_state, upstream_augmented
+from helpers.decoder_reference import random_network_state, upstream_augmented
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -1,12 +1,12 @@
 """The native decoder is numerically the same network as upstream's diffusers-built UNet1024.
 
 The reference is assembled from diffusers' public UNet blocks with upstream's
-configuration (tests/ldp_testing.py). diffusers is in the `test` extra, so a missing install
+configuration (tests/helpers). diffusers is in the `test` extra, so a missing install
 fails loudly instead of skipping; the library itself never imports it.
 """
 import pytest
 import torch
-from ldp_testing import build_diffusers_reference, random_network_state, upstream_augmented
+from helpers.decoder_reference import build_diffusers_reference, random_network_state, upstream_augmented
 
 from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent
 from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
