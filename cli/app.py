@@ -25,163 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 __all__ = ["main", "build_parser", "ProgressBar"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class ProgressBar:
-    """A one-line progress bar on a stream: count, rate and ETA.
-
-    Redrawn in place at most ~10 times a second when the stream is a terminal; when it is not
-    (a log file, CI) nothing is printed until :meth:`finish` writes one final line.
-    """
-
-    def __init__(self, total: int, *, stream=None, label: str = "refine", enabled=None,
-                 width: int = 24):
-        self.total = max(int(total), 0)
-        self.stream = stream if stream is not None else sys.stderr
-        self.label = label
-        self.width = width
-        if enabled is None:
-            enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled = enabled
-        self.done = 0
-        self.worked = 0  # files that took real work (skips are instant and would skew the rate)
-        self.counts: dict[str, int] = {}
-        self.started = time.monotonic()
-        self._last_draw = 0.0
-        self._drawn = False
-
-    def update(self, done: int, outcome: str, name: str = "") -> None:
-        self.done = done
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        if outcome != "skipped":
-            self.worked += 1
-        now = time.monotonic()
-        if self.enabled and (now - self._last_draw >= 0.1 or done >= self.total):
-            self._last_draw = now
-            self._draw(name)
-
-    def _rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.worked / elapsed if elapsed > 0 else 0.0
-
-    def _draw(self, name: str) -> None:
-        fraction = self.done / self.total if self.total else 1.0
-        filled = int(round(fraction * self.width))
-        bar = "#" * filled + "-" * (self.width - filled)
-        rate = self._rate()
-        remaining = self.total - self.done
-        eta = _format_seconds(remaining / rate) if rate > 0 and remaining else "--:--"
-        if not remaining:
-            eta = "0:00"
-        name = name if len(name) <= 28 else name[:25] + "..."
-        line = (f"{self.label} [{bar}] {self.done}/{self.total} {rate:5.2f}/s ETA {eta}  "
-                f"{name}")
-        self.stream.write("\r" + line.ljust(96)[:110])
-        self.stream.flush()
-        self._drawn = True
-
-    def finish(self) -> None:
-        """End the bar and print one final line (also when the stream is not a terminal)."""
-        if self._drawn:
-            self.stream.write("\n")
-        elapsed = time.monotonic() - self.started
-        parts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.counts.items()))
-        self.stream.write(f"{self.label}: {self.done}/{self.total} file(s) in "
-                          f"{_format_seconds(elapsed)}" + (f" ({parts})" if parts else "") + "\n")
-        self.stream.flush()
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-class _StopFlag:
-    """Ctrl-C handling: the first press asks the run to stop after the current file, a second
-    press interrupts at once (writes are atomic, so that is safe too)."""
-
-    def __init__(self, stream):
-        self.requested = False
-        self.stream = stream
-        self._previous = None
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (embedded use): keep the default behaviour
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.stream.write("\nstopping after the current file (Ctrl-C again to stop now)...\n")
-        self.stream.flush()
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-
-def _parse_assignments(pairs, what: str) -> dict:
-    """``['min_side=128', 'fix_pinholes=false']`` -> ``{'min_side': 128, 'fix_pinholes': False}``."""
-    values = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"{what} must look like NAME=VALUE, got {pair!r}.")
-        text = raw.strip()
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            value = lowered == "true"
-        elif lowered in ("none", "null", "auto"):
-            value = None
-        else:
-            try:
-                value = int(text)
-            except ValueError:
-                try:
-                    value = float(text)
-                except ValueError:
-                    raise argparse.ArgumentTypeError(
-                        f"{what} {key.strip()}: {raw!r} is not a number, true/false or auto.") from None
-        values[key.strip()] = value
-    return values
-
-
-def _whole_number(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    """argparse type for counts and seeds where 0 is meaningful (``--limit``, ``--seed``)."""
-    return _whole_number(text, 0)
-
-
-def _positive_int(text: str) -> int:
-    """argparse type for sizes and counts that must be at least 1 (``--count``, ``--cell``)."""
-    return _whole_number(text, 1)
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar,  # noqa: F401
+                     StopFlag, non_negative_int, parse_assignments, positive_int, usage_error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--keep-rejected", action="store_true",
                              help="write the images of samples the quality gate rejects under "
                                   "OUTPUT_DIR/rejected/ (their verdict is always recorded there)")
-            sub.add_argument("--limit", type=_non_negative_int, metavar="N",
+            sub.add_argument("--limit", type=non_negative_int, metavar="N",
                              help="process at most N new files in this run (resumable)")
         sub.add_argument("--16bit", dest="sixteen_bit", action="store_true",
                          help="store alpha mattes as 16-bit PNG (default 8-bit)")
@@ -283,7 +133,7 @@ def _add_dataset_command(commands) -> None:
                     "...), attribute histograms with per-value reject rates, distinct attribute "
                     "combinations and prompts. Reads meta/ and the manifest; no image is opened.")
     stats.add_argument("root", metavar="ROOT")
-    stats.add_argument("--top", type=_positive_int, default=8, metavar="N",
+    stats.add_argument("--top", type=positive_int, default=8, metavar="N",
                        help="entries shown per histogram (default 8; --json has all)")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     stats.set_defaults(handler=_run_stats)
@@ -296,13 +146,13 @@ def _add_dataset_command(commands) -> None:
                     "paper's Figure 5. The same arguments give the same picture.")
     sheet.add_argument("root", metavar="ROOT")
     sheet.add_argument("output", metavar="OUT.png", help="PNG file to write")
-    sheet.add_argument("--count", type=_positive_int, default=12, metavar="N",
+    sheet.add_argument("--count", type=positive_int, default=12, metavar="N",
                        help="samples on the sheet (default 12)")
-    sheet.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+    sheet.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                        help="which samples and backgrounds (default 0)")
-    sheet.add_argument("--cell", type=_positive_int, default=256, metavar="PX",
+    sheet.add_argument("--cell", type=positive_int, default=256, metavar="PX",
                        help="side of each picture in pixels (default 256, at least 32)")
-    sheet.add_argument("--columns", type=_positive_int, default=4, metavar="K",
+    sheet.add_argument("--columns", type=positive_int, default=4, metavar="K",
                        help="samples per row (default 4)")
     sheet.set_defaults(handler=_run_sheet)
 
@@ -316,8 +166,8 @@ def _options(args, *, demo: bool):
     from ..pipeline.folder import RefineOptions
 
     try:
-        gate = _parse_assignments(args.gate, "--gate")
-        params = _parse_assignments(args.param, "--param")
+        gate = parse_assignments(args.gate, "--gate")
+        params = parse_assignments(args.param, "--param")
     except argparse.ArgumentTypeError as error:
         raise ValueError(str(error)) from None
     return RefineOptions(
@@ -330,12 +180,6 @@ def _options(args, *, demo: bool):
         gate=gate)
 
 
-def _usage_error(stderr, message: str) -> int:
-    """Report a bad argument the way argparse does (exit code 2), on the given stream."""
-    stderr.write(f"ld-portrait: error: {message}\n")
-    return EXIT_USAGE
-
-
 def _run_refine_like(args, stdout, stderr) -> int:
     from ..pipeline.folder import refine_folder, run_demo
     from ..dataset import DatasetError
@@ -345,14 +189,14 @@ def _run_refine_like(args, stdout, stderr) -> int:
     try:
         options = _options(args, demo=demo)
     except ValueError as error:
-        return _usage_error(stderr, str(error))
+        return usage_error(stderr, str(error))
 
     if demo:
         total = args.count
     else:
         input_dir = Path(args.input_dir)
         if not input_dir.is_dir():
-            return _usage_error(stderr, f"input folder {input_dir} does not exist or is not a "
+            return usage_error(stderr, f"input folder {input_dir} does not exist or is not a "
                                         "folder.")
         total = len(list_pngs(input_dir))
     bar = ProgressBar(total, stream=stderr, label="demo" if demo else "refine")
@@ -366,7 +210,7 @@ def _run_refine_like(args, stdout, stderr) -> int:
             stderr.write(f"skipped {event.file}: {event.detail}\n")
 
     try:
-        with _StopFlag(stderr) as stop:
+        with StopFlag(stderr) as stop:
             if demo:
                 result = run_demo(args.output_dir, count=args.count, size=args.size,
                                   seed=args.seed, options=options, progress=on_progress,
@@ -379,7 +223,7 @@ def _run_refine_like(args, stdout, stderr) -> int:
     except ValueError as error:  # includes bad demo arguments and input-inside-output
         if bar._drawn:
             stderr.write("\n")
-        return _usage_error(stderr, str(error))
+        return usage_error(stderr, str(error))
     except (DatasetError, FileNotFoundError, OSError) as error:
         bar.finish()
         stderr.write(f"ld-portrait: error: {error}\n")
@@ -444,12 +288,12 @@ def _run_sheet(args, stdout, stderr) -> int:
     from ..dataset.imagefiles import write_png_atomic
 
     if not str(args.output).lower().endswith(".png"):
-        return _usage_error(stderr, f"OUT.png must end in .png, got {args.output!r}.")
+        return usage_error(stderr, f"OUT.png must end in .png, got {args.output!r}.")
     try:
         sheet = dataset_sheet(args.root, count=args.count, seed=args.seed, cell=args.cell,
                               columns=args.columns)
     except ValueError as error:
-        return _usage_error(stderr, str(error))
+        return usage_error(stderr, str(error))
     except (DatasetError, OSError) as error:
         stderr.write(f"ld-portrait: error: {error}\n")
         return EXIT_FAILED

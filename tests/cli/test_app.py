@@ -287,7 +287,7 @@ def test_stop_request_ends_cleanly_after_the_current_file_and_rerun_continues(tm
 
 def test_ctrl_c_handler_stops_softly_then_hard():
     stream = io.StringIO()
-    flag = cli._StopFlag(stream)
+    flag = cli.StopFlag(stream)
     assert not flag()
     flag._handle(2, None)
     assert flag() and "stopping after the current file" in stream.getvalue()
