@@ -96,7 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     from ..layerdiffusion import download as modeldownload
 
     modeldownload.register(commands)
+    for module in _command_modules():
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(commands)
     return parser
+
+
+def _command_modules():
+    """The sub-command modules of this package, by name: each module ``cli/<name>.py`` (or
+    package) that defines ``register(commands)`` adds its sub-command(s); one that defines
+    ``register_dataset_action(actions)`` adds an action under ``ld-portrait dataset``."""
+    import importlib
+    import pkgutil
+
+    from . import __path__ as package_path
+
+    skip = {"app", "common", "__main__"}
+    for info in sorted(pkgutil.iter_modules(package_path), key=lambda info: info.name):
+        if info.name not in skip and not info.name.startswith("_"):
+            yield importlib.import_module(f"{__package__}.{info.name}")
 
 
 def _add_queue_command(commands) -> None:
@@ -155,6 +174,10 @@ def _add_dataset_command(commands) -> None:
     sheet.add_argument("--columns", type=positive_int, default=4, metavar="K",
                        help="samples per row (default 4)")
     sheet.set_defaults(handler=_run_sheet)
+    for module in _command_modules():
+        register_action = getattr(module, "register_dataset_action", None)
+        if register_action is not None:
+            register_action(actions)
 
 
 def _dataset_help(parser, stdout) -> int:
