@@ -1,7 +1,7 @@
 """Regenerate the shipped workflows: ``python tools/workflows_src/build_workflows.py``.
 
 Writes workflows/<name>.json (UI) and workflows/api/<name>.json (API) from the descriptions
-below and prints any problem tests/test_workflows.py would report. Re-run it after changing a
+below and prints any problem tests/workflows/test_workflows.py would report. Re-run it after changing a
 node's inputs or a default that the UI files store.
 """
 import json
@@ -282,3 +282,11 @@ def write(name, g):
 write("ld_portrait_20k_generate", generation())
 write("ld_portrait_refine_folder", refine_folder())
 write("ld_portrait_generate_preview", generation(preview_only=True))
+
+# More graphs live beside this file in graphs_<topic>.py modules, each with
+# WORKFLOWS = {"<workflow name>": <function returning a Graph>}.
+import importlib  # noqa: E402
+
+for _path in sorted(Path(__file__).resolve().parent.glob("graphs_*.py")):
+    for _name, _build in importlib.import_module(_path.stem).WORKFLOWS.items():
+        write(_name, _build())

@@ -1,6 +1,6 @@
 """Graph model shared by build_workflows.py: one description -> UI and API workflow JSON.
 
-The node specs and the checks come from tests/test_workflows.py, so the generator and the test
+The node specs and the checks come from tests/workflows/test_workflows.py, so the generator and the test
 can never disagree about what a valid workflow is.
 """
 import importlib.util
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("ldp_test_workflows", REPO / "tests" / "test_workflows.py")
+spec = importlib.util.spec_from_file_location("ldp_test_workflows", REPO / "tests" / "workflows" / "test_workflows.py")
 T = importlib.util.module_from_spec(spec); sys.modules[spec.name] = T; spec.loader.exec_module(T)
 from comfyui_ld_portrait.nodes import layerdiffusion_nodes as LDN
 
