@@ -45,15 +45,13 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from .validation import as_alpha
+from .validation import HALF_CODE, as_alpha
 
 __all__ = ["RefineParams", "RefineResult", "FIX_KINDS", "refine_alpha", "true_background"]
 
 FIX_KINDS = {1: "interior", 2: "pinhole", 3: "debris", 4: "frame_fade"}
 _KIND_CODE = {name: code for code, name in FIX_KINDS.items()}
 
-# 8-bit tolerance: a float alpha within half a code value of 0 or 1 counts as exactly 0 or 1.
-_HALF_CODE = 0.5 / 255.0
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ class RefineParams:
     """
 
     background_level: float = 2.0 / 255.0
-    opaque_level: float = 1.0 - _HALF_CODE
+    opaque_level: float = 1.0 - HALF_CODE
     gap_level: float = 0.5
     band_width: float | None = None
     gap_rim: float | None = None
@@ -361,7 +359,7 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
     The portrait is the visible component holding the pixel deepest inside (farthest from
     the background); islands big enough relative to it are kept.
     """
-    visible = np.greater(alpha > _HALF_CODE, background)  # present and not background
+    visible = np.greater(alpha > HALF_CODE, background)  # present and not background
     count, labels = _label(visible.view(np.uint8))
     if count <= 2:
         return np.zeros(alpha.shape, bool)
@@ -401,7 +399,7 @@ def _frame_fade(refined: np.ndarray, eligible, opaque_level: float, depth: int) 
         d = min(depth, strip.shape[0] - 1)
         if d <= 0:
             continue
-        present = strip[:d + 1] > _HALF_CODE
+        present = strip[:d + 1] > HALF_CODE
         # run[i]: every pixel from row i to the anchor row d is present (not background).
         run = np.logical_and.accumulate(present[::-1], axis=0)[::-1]
         candidates = run[:d] & (strip[d] >= opaque_level)[None, :]
@@ -524,7 +522,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
 
     opaque = source >= p["opaque_level"]
     not_opaque = ~opaque
-    semi = not_opaque & (source > _HALF_CODE)
+    semi = not_opaque & (source > HALF_CODE)
     background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"])
     has_background = bool(seeds)
     refined = source

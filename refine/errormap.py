@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .validation import as_alpha, as_mask, as_rgb, check_same_size
+from .validation import HALF_CODE, as_alpha, as_mask, as_rgb, check_same_size
 
 __all__ = [
     "alpha_bar_view",
@@ -35,9 +35,6 @@ ERROR_RED = (1.0, 0.0, 0.0)
 #: Panel titles drawn by :func:`error_panel` when ``labels=True``, left to right.
 PANEL_TITLES = ("raw composite", "alpha-bar_h (red: errors)", "error map", "refined composite")
 
-# 8-bit tolerance: within half a code value of 0 or 1 counts as exactly 0 or 1 (the same
-# rule refine.connectivity uses for its semi_before / semi_after counts).
-_HALF_CODE = 0.5 / 255.0
 
 # Error map: how much of the colour is kept (the rest becomes gray luminance) and the overall
 # brightness, so that no portrait colour competes with the pure red marks.
@@ -62,7 +59,7 @@ def semi_transparent(alpha) -> np.ndarray:
         would be neither 0 nor 255.
     """
     alpha = as_alpha(alpha, "alpha")
-    return (alpha > _HALF_CODE) & (alpha < 1.0 - _HALF_CODE)
+    return (alpha > HALF_CODE) & (alpha < 1.0 - HALF_CODE)
 
 
 def _colour_triplet(colour, name: str) -> np.ndarray:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_alpha", "as_rgb", "as_mask", "check_same_size"]
+__all__ = ["HALF_CODE", "as_alpha", "as_rgb", "as_mask", "check_same_size"]
+
+#: Half an 8-bit code value: a float alpha within this of 0 or 1 counts as exactly 0 or 1
+#: (it is written as code 0 or 255).
+HALF_CODE = 0.5 / 255.0
 
 
 def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
