@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from comfyui_ld_portrait import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.nodes.files import LDPLoadRGBA
 from comfyui_ld_portrait.nodes.matte import LDPConnectivityRefine, LDPPadForeground, LDPQualityGate
 
-OUR_NODES = ("LDPPadForeground", "LDPConnectivityRefine", "LDPQualityGate", "LDPLoadRGBA")
 SIZE = 256
 
 
@@ -47,34 +45,6 @@ def _mask_batch(*frames):
 
 
 # --- declarations -------------------------------------------------------------------------
-
-def test_pack_lists_our_nodes_with_display_names():
-    for node_id in OUR_NODES:
-        assert node_id in NODE_CLASS_MAPPINGS
-        assert NODE_DISPLAY_NAME_MAPPINGS[node_id]
-    assert all(node_id.startswith("LDP") for node_id in NODE_CLASS_MAPPINGS)
-
-
-@pytest.mark.parametrize("node_id", OUR_NODES)
-def test_node_declaration(node_id):
-    cls = NODE_CLASS_MAPPINGS[node_id]
-    spec = cls.INPUT_TYPES()
-    assert set(spec) <= {"required", "optional", "hidden"} and spec["required"]
-    for section in ("required", "optional"):
-        for name, declaration in spec.get(section, {}).items():
-            assert isinstance(declaration, tuple) and 1 <= len(declaration) <= 2, name
-            kind = declaration[0]
-            assert isinstance(kind, (str, list)), name
-            options = declaration[1]
-            assert isinstance(options.get("tooltip"), str) and len(options["tooltip"]) > 10, name
-            if kind in ("INT", "FLOAT"):
-                assert options["min"] <= options["default"] <= options["max"], name
-    assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
-    assert all(isinstance(tip, str) and tip for tip in cls.OUTPUT_TOOLTIPS)
-    assert cls.CATEGORY.startswith("LD-Portrait/")
-    assert len(cls.DESCRIPTION) > 50
-    assert callable(getattr(cls(), cls.FUNCTION))
-
 
 def test_alpha_sockets_say_one_is_opaque_and_offer_invert():
     for cls in (LDPPadForeground, LDPConnectivityRefine, LDPQualityGate):

@@ -1,0 +1,103 @@
+"""The shape of the repository: layers between packages, the package list, the root."""
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from helpers.layers import LAYERS, NOT_PACK, crossings, pack_modules
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_NAME = "comfyui_ld_portrait"
+
+
+def _package_folders():
+    """Folders of the pack that are Python packages (have an __init__.py), as dotted names."""
+    names = {PACK_NAME}
+    for init in REPO.rglob("__init__.py"):
+        relative = init.parent.relative_to(REPO)
+        if relative.parts and relative.parts[0] not in NOT_PACK and not relative.parts[0].startswith("."):
+            names.add(".".join((PACK_NAME,) + relative.parts))
+    return names
+
+
+def test_no_import_crosses_a_layer():
+    found = crossings(REPO)
+    assert not found, "imports that cross the layers:\n" + "\n".join(map(str, found))
+
+
+def test_every_package_of_the_pack_has_a_layer():
+    tops = {name.split(".")[1] for name in _package_folders() if name != PACK_NAME}
+    assert tops <= set(LAYERS), f"packages missing from helpers/layers.py LAYERS: {sorted(tops - set(LAYERS))}"
+
+
+@pytest.mark.parametrize("source, importer, message", [
+    ("from ..dataset import DatasetWriter\n", "refine/bad.py", "refine/ (layer 0) imports dataset"),
+    ("from ...cli.common import EXIT_OK\n", "layerdiffusion/sub/bad.py", "imports cli.common"),
+    ("import folder_paths\n", "dataset/bad.py", "imports the host (folder_paths)"),
+    ("import comfy.utils\n", "pipeline/bad.py", "imports the host (comfy.utils)"),
+    ("import torch\n", "refine/bad.py", "refine/ is numpy-only"),
+    ("from comfyui_ld_portrait.refine import refine_alpha\n", "dataset/bad.py", "absolute import"),
+    ("from ..nodes import files\n", "cli/bad.py", "the front ends stay apart"),
+    ("from ..pipeline.folder import refine_folder\n", "dataset/bad.py", "a higher layer"),
+    ("from .dataset import store\n", "__init__.py", "may import only nodes"),
+])
+def test_the_layer_check_names_a_crossing(tmp_path, source, importer, message):
+    (tmp_path / "__init__.py").write_text("from .nodes import NODE_CLASS_MAPPINGS\n")
+    target = tmp_path / importer
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("import numpy\n" + source)
+    found = crossings(tmp_path)
+    assert len(found) == 1, found
+    assert found[0].path == importer and found[0].line == 2 and message in found[0].message
+
+
+def test_allowed_imports_pass_the_layer_check(tmp_path):
+    (tmp_path / "__init__.py").write_text("from .nodes import NODE_CLASS_MAPPINGS\n")
+    for importer, source in {
+        "nodes/a.py": "import comfy.utils\nfrom ..pipeline.folder import x\nfrom ..refine import y\n",
+        "pipeline/b.py": "from ..dataset import z\nfrom ..refine.connectivity import w\n",
+        "dataset/c.py": "from ..refine.validation import as_alpha\nfrom .store import q\n",
+        "layerdiffusion/d.py": "import torch\nfrom .decoder import n\n",
+    }.items():
+        (tmp_path / importer).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / importer).write_text(source)
+    assert crossings(tmp_path) == []
+
+
+def test_pyproject_lists_exactly_the_package_folders():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    folders = _package_folders()
+    assert listed == folders, (f"in pyproject but no package folder: {sorted(listed - folders)}; "
+                               f"package folder not in pyproject: {sorted(folders - listed)}")
+
+
+def test_the_root_holds_only_the_entry_files_and_folders():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if tracked.returncode != 0:  # not a git checkout (an sdist): look at the folder instead
+        names = [p.name for p in REPO.iterdir() if p.is_file()]
+    else:
+        names = [line for line in tracked.stdout.splitlines() if "/" not in line]
+    python_files = [name for name in names if name.endswith(".py")]
+    assert python_files == ["__init__.py"], f"loose modules at the root: {python_files}"
+
+
+def test_no_library_module_is_over_900_lines():
+    long = []
+    for relative, _ in pack_modules(REPO):
+        lines = (REPO / relative).read_text(encoding="utf-8").count("\n")
+        if lines > 900:
+            long.append(f"{relative}: {lines} lines")
+    assert not long, "split these modules: " + "; ".join(long)
+
+
+def test_importing_the_pack_loads_neither_torch_nor_the_host():
+    code = ("import sys, comfyui_ld_portrait as p; "
+            "print(len(p.NODE_CLASS_MAPPINGS), sorted(m for m in ('torch', 'comfy', 'folder_paths', 'cv2', "
+            "'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, loaded = re.match(r"(\d+) (.*)", out.stdout.strip()).groups()
+    assert int(count) >= 10 and loaded == "[]", out.stdout
