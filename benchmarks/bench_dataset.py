@@ -12,6 +12,9 @@ temporary folder with ``DatasetWriter(durable=False)``, then times, on the same 
 * ``stats (naive)``    the baseline: ``iter_meta`` (one file at a time) plus a per-sample
                        ``load_sample`` image read, as a script that "looks at each sample" does
 * ``rebuild_manifest`` and ``read_manifest``
+* resume check: ``DatasetWriter.is_complete`` of every id (ours parses each meta file, so an
+  empty or broken one is not taken for a finished sample) against the bare existence check
+  it replaced (``Path.is_file`` of both meta paths)
 
 Figures are medians of ``--runs`` runs (warm page cache: the dataset was just written). Run
 from the repository root::
@@ -101,6 +104,12 @@ def naive_stats(root: Path) -> dict:
     return {"hair": hair, "median_changed": float(np.median(changed))}
 
 
+def exists_check(root: Path, ids: list[str]) -> int:
+    """The old resume check: a sample is done when either meta path exists."""
+    return sum((root / "meta" / f"{i}.json").is_file() or
+               (root / "rejected" / "meta" / f"{i}.json").is_file() for i in ids)
+
+
 def timed(function, runs: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(runs):
@@ -147,6 +156,11 @@ def main(argv=None) -> int:
         t_rebuild, lines = timed(lambda: rebuild_manifest(root), args.runs)
         t_read, entries = timed(lambda: read_manifest(root), args.runs)
         assert lines == len(entries) == report.accepted
+        ids = [index_id(index) for index in range(args.count)]
+        writer = DatasetWriter(root, durable=False)
+        t_resume, complete = timed(lambda: sum(writer.is_complete(i) for i in ids), args.runs)
+        t_exists, existing = timed(lambda: exists_check(root, ids), args.runs)
+        assert complete == existing == args.count
 
         per = 1e6 / args.count
         print(f"  accepted {report.accepted}, rejected {report.rejected}; stats: "
@@ -154,16 +168,22 @@ def main(argv=None) -> int:
               f"{len(stats.reject_reasons)} reject reasons")
         rows = [("verify (ours: PNG headers)", t_verify), ("verify (naive: cv2.imread)", t_naive_verify),
                 ("dataset_stats (ours)", t_stats), ("stats (naive: iter_meta + load)", t_naive_stats),
-                ("rebuild_manifest", t_rebuild), ("read_manifest", t_read)]
+                ("rebuild_manifest", t_rebuild), ("read_manifest", t_read),
+                ("resume check (ours: parse meta)", t_resume),
+                ("resume check (old: exists)", t_exists)]
         for name, seconds in rows:
             print(f"  {name:<34}{seconds:8.3f} s  {seconds * per:8.1f} us/sample")
         print(f"  ratio verify naive/ours: {t_naive_verify / t_verify:.1f}x")
         print(f"  ratio stats  naive/ours: {t_naive_stats / t_stats:.1f}x")
+        print(f"  ratio resume ours/old:   {t_resume / t_exists:.1f}x (the price of not trusting "
+              "an empty meta file)")
         print(json.dumps({"count": args.count, "verify_s": round(t_verify, 4),
                           "verify_naive_s": round(t_naive_verify, 4),
                           "stats_s": round(t_stats, 4), "stats_naive_s": round(t_naive_stats, 4),
                           "rebuild_manifest_s": round(t_rebuild, 4),
-                          "read_manifest_s": round(t_read, 4)}))
+                          "read_manifest_s": round(t_read, 4),
+                          "resume_check_s": round(t_resume, 4),
+                          "resume_exists_s": round(t_exists, 4)}))
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

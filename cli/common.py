@@ -1,5 +1,5 @@
 """Plumbing every ``ld-portrait`` sub-command shares: exit codes, argument types, the progress
-bar with ETA, and Ctrl-C handling."""
+bar with ETA, Ctrl-C handling, and the image size limit options."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ import time
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "ProgressBar", "StopFlag",
            "format_seconds", "parse_assignments", "whole_number", "non_negative_int",
-           "positive_int", "usage_error"]
+           "positive_int", "positive_float", "usage_error", "add_image_limit_options",
+           "image_limit_kwargs"]
 
 #: 0 done; 1 failures or an unrecoverable error; 2 bad arguments; 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -23,7 +24,7 @@ class ProgressBar:
     """
 
     def __init__(self, total: int, *, stream=None, label: str = "refine", enabled=None,
-                 width: int = 24):
+                 width: int = 24, labels=None):
         self.total = max(int(total), 0)
         self.stream = stream if stream is not None else sys.stderr
         self.label = label
@@ -31,6 +32,9 @@ class ProgressBar:
         if enabled is None:
             enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.enabled = enabled
+        # Outcome -> the word printed for it, in the order listed (others follow by name), so
+        # a command prints its counts with the same words as its summary.
+        self.labels = dict(labels or {})
         self.done = 0
         self.worked = 0  # files that took real work (skips are instant and would skew the rate)
         self.counts: dict[str, int] = {}
@@ -53,6 +57,13 @@ class ProgressBar:
         return self.worked / elapsed if elapsed > 0 else 0.0
 
     def _draw(self, name: str) -> None:
+        self.stream.write("\r" + self.line(name).ljust(96)[:110])
+        self.stream.flush()
+        self._drawn = True
+
+    def line(self, name: str = "") -> str:
+        """The bar as text (label, bar, count, rate, ETA, ``name``), for callers that draw it
+        themselves, e.g. between log lines written by several threads (``ld-portrait queue``)."""
         fraction = self.done / self.total if self.total else 1.0
         filled = int(round(fraction * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
@@ -62,18 +73,28 @@ class ProgressBar:
         if not remaining:
             eta = "0:00"
         name = name if len(name) <= 28 else name[:25] + "..."
-        line = (f"{self.label} [{bar}] {self.done}/{self.total} {rate:5.2f}/s ETA {eta}  "
+        return (f"{self.label} [{bar}] {self.done}/{self.total} {rate:5.2f}/s ETA {eta}  "
                 f"{name}")
-        self.stream.write("\r" + line.ljust(96)[:110])
-        self.stream.flush()
-        self._drawn = True
 
-    def finish(self) -> None:
-        """End the bar and print one final line (also when the stream is not a terminal)."""
+    def counts_text(self) -> str:
+        """``"3 accepted, 1 failed"``: counts in :attr:`labels` order, then the rest by name."""
+        ordered = [o for o in self.labels if o in self.counts] + sorted(
+            o for o in self.counts if o not in self.labels)
+        return ", ".join(f"{self.counts[o]} {self.labels.get(o, o)}" for o in ordered)
+
+    def finish(self, *, final_line: bool = True) -> None:
+        """End the bar and print one final line (also when the stream is not a terminal).
+
+        ``final_line=False`` only ends the redrawn line: for commands whose summary already
+        gives the counts and the duration (one duration, not two that disagree)."""
         if self._drawn:
             self.stream.write("\n")
+            self._drawn = False
+        if not final_line:
+            self.stream.flush()
+            return
         elapsed = time.monotonic() - self.started
-        parts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.counts.items()))
+        parts = self.counts_text()
         self.stream.write(f"{self.label}: {self.done}/{self.total} file(s) in "
                           f"{format_seconds(elapsed)}" + (f" ({parts})" if parts else "") + "\n")
         self.stream.flush()
@@ -162,6 +183,51 @@ def non_negative_int(text: str) -> int:
 def positive_int(text: str) -> int:
     """argparse type for sizes and counts that must be at least 1 (``--count``, ``--cell``)."""
     return whole_number(text, 1)
+
+
+def add_image_limit_options(parser) -> None:
+    """``--max-pixels`` and ``--max-file-mb``: the limits every input image is checked against
+    before decoding (:func:`..dataset.imagefiles.check_image_file`)."""
+    from ..dataset.imagefiles import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MAX_BYTES_ENV,
+                                      MAX_PIXELS_ENV)
+
+    parser.add_argument("--max-pixels", type=positive_int, metavar="N",
+                        help=f"refuse images whose header declares more than N pixels, before "
+                             f"decoding (default {DEFAULT_MAX_PIXELS}, 8192x8192, or "
+                             f"${MAX_PIXELS_ENV})")
+    parser.add_argument("--max-file-mb", type=positive_float, metavar="MB",
+                        help=f"refuse image files larger than MB mebibytes (default "
+                             f"{DEFAULT_MAX_BYTES >> 20}, or ${MAX_BYTES_ENV} in bytes)")
+
+
+def image_limit_kwargs(args) -> dict:
+    """``{"max_pixels": ..., "max_bytes": ...}`` from :func:`add_image_limit_options`'s options
+    (None where not given: the environment variable or the default applies)."""
+    megabytes = getattr(args, "max_file_mb", None)
+    return {"max_pixels": getattr(args, "max_pixels", None),
+            "max_bytes": None if megabytes is None else max(1, int(megabytes * (1 << 20)))}
+
+
+def positive_float(text: str) -> float:
+    """argparse type for sizes that must be above 0 (``--max-file-mb 0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def non_negative_seconds(text: str) -> float:
+    """argparse type for durations where 0 is meaningful (``--grace 0``, ``--poll 0.5``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def usage_error(stderr, message: str) -> int:

@@ -22,17 +22,22 @@ def list_background_files(folder) -> list[Path]:
                   and p.suffix.lower() in BACKGROUND_SUFFIXES)
 
 
-def read_background(path) -> np.ndarray:
+def read_background(path, *, max_pixels: int | None = None,
+                    max_bytes: int | None = None) -> np.ndarray:
     """A background picture as float32 RGB ``[H, W, 3]`` in 0..1 (alpha, if any, dropped).
 
-    Gray pictures are repeated into three channels; 8- and 16-bit files are accepted.
+    Gray pictures are repeated into three channels; 8- and 16-bit files are accepted. The
+    file's size and declared dimensions are checked before decoding (limits as in
+    :func:`.imagefiles.check_image_file`: None takes the environment or the default).
 
     Raises
     ------
     ImageFileError (a ValueError)
         Missing, unreadable or not an image.
+    ImageTooLargeError (an ImageFileError)
+        Over the byte or pixel limit (a decompression bomb is never decoded).
     """
-    return read_rgba(path, require_alpha=False)[0]
+    return read_rgba(path, require_alpha=False, max_pixels=max_pixels, max_bytes=max_bytes)[0]
 
 
 class BackgroundFolder:
@@ -48,6 +53,9 @@ class BackgroundFolder:
         Picture files (see :func:`list_background_files`); at least one.
     seed : int
         Seed of the order (any non-negative int; reduced modulo 2**63).
+    max_pixels, max_bytes : int, optional
+        Size limits checked before decoding each picture (see :func:`read_background`); a
+        picture over them is skipped like an unreadable one.
 
     Attributes
     ----------
@@ -55,8 +63,10 @@ class BackgroundFolder:
         File name -> reason, for each file that could not be read so far.
     """
 
-    def __init__(self, files, seed: int = 0):
+    def __init__(self, files, seed: int = 0, *, max_pixels: int | None = None,
+                 max_bytes: int | None = None):
         self.files = [Path(f) for f in files]
+        self.limits = {"max_pixels": max_pixels, "max_bytes": max_bytes}
         if not self.files:
             raise ValueError("BackgroundFolder needs at least one picture file.")
         self.order = [int(i) for i in
@@ -83,7 +93,7 @@ class BackgroundFolder:
             if path.name in self.skipped:
                 continue
             try:
-                return cover_crop(read_background(path), height, width), path.name
+                return cover_crop(read_background(path, **self.limits), height, width), path.name
             except (ValueError, OSError) as error:
                 self.skipped[path.name] = str(error)
         folder = self.files[0].parent

@@ -3,29 +3,154 @@
 OpenCV stores channels as BGR(A); everything returned here is RGB(A) float32 in 0..1 so that
 callers never see the channel swap. Writes are atomic: a temporary file in the target folder
 is renamed into place, so an interrupted run never leaves a half-written PNG behind.
+
+Every read is checked first (:func:`check_image_file`): the file size against a byte limit and
+the dimensions its header declares against a pixel limit, before any byte of pixel data is
+decoded. Defaults: :data:`DEFAULT_MAX_PIXELS` and :data:`DEFAULT_MAX_BYTES`, overridden by the
+environment variables ``LDP_MAX_IMAGE_PIXELS`` / ``LDP_MAX_IMAGE_BYTES`` and by the
+``max_pixels`` / ``max_bytes`` arguments (CLI ``--max-pixels`` / ``--max-file-mb``).
 """
 from __future__ import annotations
 
 import os
-import tempfile
+import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..refine.validation import as_alpha, as_rgb
+from .imageheader import ImageHeaderError, declared_size
 
-__all__ = ["ImageFileError", "read_rgba", "read_gray", "write_png_atomic", "to_uint8", "to_uint16",
-           "list_pngs"]
+__all__ = ["ImageFileError", "ImageTooLargeError", "read_rgba", "read_gray", "write_png_atomic",
+           "to_uint8", "to_uint16", "list_pngs", "scan_pngs", "check_image_file", "image_limits",
+           "printable_name", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "MAX_PIXELS_ENV",
+           "MAX_BYTES_ENV"]
 
 IMAGE_SUFFIXES = (".png",)
+
+#: 64 megapixels (8192 x 8192): four times a 4K frame; one such image decodes to 1 GiB as
+#: float32 RGBA, which is about what one file may cost a batch.
+DEFAULT_MAX_PIXELS = 1 << 26
+#: 512 MiB: a PNG at the pixel limit compresses far below this.
+DEFAULT_MAX_BYTES = 512 << 20
+MAX_PIXELS_ENV = "LDP_MAX_IMAGE_PIXELS"
+MAX_BYTES_ENV = "LDP_MAX_IMAGE_BYTES"
 
 
 class ImageFileError(ValueError):
     """A file could not be read as the image the caller needs (the message says why)."""
 
 
-def read_rgba(path, *, require_alpha: bool = True):
+class ImageTooLargeError(ImageFileError):
+    """A file is over the byte limit or declares more pixels than the pixel limit."""
+
+
+def printable_name(name) -> str:
+    """``name`` safe to print and to store as JSON text: bytes that are not UTF-8 (a file name
+    from another system's encoding, kept by Python as lone surrogates) become ``\\xNN``."""
+    text = str(name)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _limit_from_env(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"environment variable {variable}={raw!r} must be a whole number >= 1 "
+                         f"(default {default}); fix or unset it.")
+    return value
+
+
+def image_limits(max_pixels: int | None = None, max_bytes: int | None = None) -> tuple[int, int]:
+    """The limits in force: each argument, or its environment variable, or the default.
+
+    Returns
+    -------
+    (max_pixels, max_bytes) : (int, int)
+
+    Raises
+    ------
+    ValueError
+        A limit below 1, or an environment variable that is not a whole number >= 1.
+    """
+    pixels = _limit_from_env(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS) if max_pixels is None \
+        else int(max_pixels)
+    size = _limit_from_env(MAX_BYTES_ENV, DEFAULT_MAX_BYTES) if max_bytes is None \
+        else int(max_bytes)
+    if pixels < 1 or size < 1:
+        raise ValueError(f"image limits must be >= 1, got max_pixels={pixels}, max_bytes={size}.")
+    return pixels, size
+
+
+def _format_bytes(count: int) -> str:
+    return f"{count} bytes" if count < 1 << 20 else f"{count / 2**20:.1f} MiB"
+
+
+def _format_pixels(count: int) -> str:
+    return f"{count} pixels" if count < 1_000_000 else f"{count / 1e6:.1f} megapixels"
+
+
+def check_image_file(path, max_pixels: int | None = None,
+                     max_bytes: int | None = None) -> tuple[int, int]:
+    """Check an image file before decoding it: size on disk, then the header's dimensions.
+
+    Reads at most a few hundred bytes (the header), never the pixel data.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_pixels, max_bytes : int, optional
+        Limits; None takes ``LDP_MAX_IMAGE_PIXELS`` / ``LDP_MAX_IMAGE_BYTES`` from the
+        environment, else :data:`DEFAULT_MAX_PIXELS` / :data:`DEFAULT_MAX_BYTES`.
+
+    Returns
+    -------
+    (width, height) : (int, int)
+        As the header declares them.
+
+    Raises
+    ------
+    ImageTooLargeError
+        Over a limit (the message gives the figures and how to raise the limit).
+    ImageFileError
+        Missing, not a regular file, unreadable, or not a header of a supported format.
+    """
+    path = Path(path)
+    pixel_limit, byte_limit = image_limits(max_pixels, max_bytes)
+    if not path.is_file():
+        raise ImageFileError(f"{path}: no such file.")
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > byte_limit:
+                raise ImageTooLargeError(
+                    f"{path}: file is {_format_bytes(size)}, over the limit of "
+                    f"{_format_bytes(byte_limit)} (raise it with --max-file-mb or "
+                    f"{MAX_BYTES_ENV}=BYTES if the file is genuine).")
+            try:
+                width, height = declared_size(handle)
+            except (ImageHeaderError, struct.error) as error:
+                raise ImageFileError(f"{path}: not a readable image: {error}") from None
+    except OSError as error:
+        raise ImageFileError(f"{path}: cannot be read: {error.strerror or error}.") from None
+    if width < 1 or height < 1:
+        raise ImageFileError(f"{path}: not a readable image (header declares {width}x{height}).")
+    if width * height > pixel_limit:
+        raise ImageTooLargeError(
+            f"{path}: declares {width}x{height} = {_format_pixels(width * height)}, over the "
+            f"limit of {_format_pixels(pixel_limit)} (a decompression bomb, or raise "
+            f"the limit with --max-pixels or {MAX_PIXELS_ENV}=PIXELS if the image is genuine).")
+    return width, height
+
+
+def read_rgba(path, *, require_alpha: bool = True, max_pixels: int | None = None,
+              max_bytes: int | None = None):
     """Read an RGBA image file.
 
     Parameters
@@ -34,6 +159,8 @@ def read_rgba(path, *, require_alpha: bool = True):
         PNG (or any format OpenCV reads) with 4 channels, 8 or 16 bit.
     require_alpha : bool
         When False, files without an alpha channel are accepted and get alpha = 1.
+    max_pixels, max_bytes : int, optional
+        Limits checked before decoding (see :func:`check_image_file`).
 
     Returns
     -------
@@ -44,14 +171,16 @@ def read_rgba(path, *, require_alpha: bool = True):
     ------
     ImageFileError
         Missing, unreadable or corrupt file, or no alpha channel while ``require_alpha``.
+    ImageTooLargeError
+        Over the byte or pixel limit (checked before decoding).
     """
     path = Path(path)
-    image = _read_unchanged(path)
+    image = _read_unchanged(path, max_pixels, max_bytes)
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels != 4 and require_alpha:
         raise ImageFileError(
-            f"{path}: has {channels} channel(s), expected RGBA (4). Export the portrait with "
-            "transparency, or use an alpha/mask input instead."
+            f"{path}: has {channels} channel(s), expected RGBA (4): export the portrait as a "
+            "PNG with its transparency (alpha channel)."
         )
     if channels == 1:
         rgb = np.repeat(image[..., None], 3, axis=2)
@@ -66,13 +195,15 @@ def read_rgba(path, *, require_alpha: bool = True):
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def read_gray(path) -> np.ndarray:
+def read_gray(path, *, max_pixels: int | None = None, max_bytes: int | None = None) -> np.ndarray:
     """Read an image file as one channel (a stored alpha matte, a mask).
 
     Parameters
     ----------
     path : str or Path
         PNG (or any format OpenCV reads), 8 or 16 bit, any number of channels.
+    max_pixels, max_bytes : int, optional
+        Limits checked before decoding (see :func:`check_image_file`).
 
     Returns
     -------
@@ -84,20 +215,25 @@ def read_gray(path) -> np.ndarray:
     ------
     ImageFileError
         Missing, unreadable or corrupt file, or an unsupported sample type.
+    ImageTooLargeError
+        Over the byte or pixel limit (checked before decoding).
     """
-    image = _read_unchanged(Path(path))
+    image = _read_unchanged(Path(path), max_pixels, max_bytes)
     if image.ndim == 2:
         return np.ascontiguousarray(image)
     rgb = image[..., 2::-1] if image.shape[2] >= 3 else np.repeat(image[..., :1], 3, axis=2)
     return np.ascontiguousarray(np.clip(rgb @ _LUMA, 0.0, 1.0), dtype=np.float32)
 
 
-def _read_unchanged(path: Path) -> np.ndarray:
+def _read_unchanged(path: Path, max_pixels=None, max_bytes=None) -> np.ndarray:
     """Decode ``path`` with its channels as stored (BGR order), as float32 in 0..1."""
-    if not path.is_file():
-        raise ImageFileError(f"{path}: no such file.")
+    check_image_file(path, max_pixels, max_bytes)
     data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode handles non-ASCII paths
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as error:  # OpenCV's own limits and decoder failures
+        raise ImageFileError(f"{path}: not a readable image: {str(error).strip()[-160:]}") \
+            from None
     if image is None:
         raise ImageFileError(f"{path}: not a readable image (corrupt or unsupported format).")
     if image.dtype == np.uint8:
@@ -142,23 +278,13 @@ def encode_png(image: np.ndarray, *, bits: int = 8) -> bytes:
 
 
 def write_bytes_atomic(path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    """Write ``payload`` to ``path`` through a temporary file and a rename (the folder is
+    created when missing; the file gets the umask's permissions, like any new file)."""
+    from .safeio import write_file_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_file_atomic(path, payload)
 
 
 def write_png_atomic(path, image: np.ndarray, *, bits: int = 8) -> Path:
@@ -168,8 +294,58 @@ def write_png_atomic(path, image: np.ndarray, *, bits: int = 8) -> Path:
 
 def list_pngs(folder) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (deterministic order)."""
+    return scan_pngs(folder)[0]
+
+
+def scan_pngs(folder) -> tuple[list[Path], list[tuple[str, str]]]:
+    """PNG files directly inside ``folder``, and the ``*.png`` entries that are not files.
+
+    Hidden names (starting with ``.``, such as the writers' temporary files) are left out.
+
+    Returns
+    -------
+    files : list of Path
+        Regular files (or links to one) named ``*.png`` (any case), sorted by name.
+    skipped : list of (str, str)
+        ``(printable name, reason)`` for each ``*.png`` entry that is a folder, a dangling or
+        looping symbolic link, or something else that is not a regular file.
+
+    Raises
+    ------
+    ImageFileError
+        ``folder`` is not a folder or cannot be listed.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageFileError(f"{folder}: not a folder.")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+    files, skipped = [], []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as error:
+        raise ImageFileError(f"{folder}: cannot be listed: {error.strerror or error}.") from None
+    for entry in entries:
+        if entry.name.startswith(".") or entry.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        reason = _not_a_file_reason(entry)
+        if reason is None:
+            files.append(entry)
+        else:
+            skipped.append((printable_name(entry.name), reason))
+    return files, skipped
+
+
+def _not_a_file_reason(entry: Path) -> str | None:
+    """None when ``entry`` is (a link to) a regular file, else why it is not."""
+    try:
+        entry.stat()
+    except OSError as error:
+        if entry.is_symlink():
+            loop = getattr(error, "errno", None) == 40  # ELOOP
+            return ("symbolic link loop" if loop else "dangling symbolic link (its target is "
+                    "missing)")
+        return f"cannot be read: {error.strerror or error}"
+    if entry.is_dir():
+        return "a folder, not a file"
+    if not entry.is_file():
+        return "not a regular file"
+    return None

@@ -6,19 +6,22 @@ sample composited over a varied procedural background next to its alpha matte.
 
 Refinement sheet columns (left to right):
 
-Columns (left to right):
-
-1. **raw composite**: the decoded foreground over a checkerboard with the decoder's alpha, so
-   speckle, pinholes and debris show as checkerboard where the portrait should be solid;
-2. **alpha-bar_h**: the paper's error view (``refine.errormap.alpha_bar_error_view``): raw
-   semi-transparent pixels (alpha-bar) in white on black, the pixels refinement corrected
-   (alpha-bar_h) in red;
-3. **refined alpha**: the matte that goes into the dataset;
-4. **refined composite**: the padded foreground with the refined alpha over a coloured
+1. **raw composite**: the decoded foreground over the checkerboard of
+   ``refine.errormap.checker_composite`` with the decoder's alpha, so speckle, pinholes and
+   debris show as checkerboard where the portrait should be solid (the error-map panel's first
+   picture is the same);
+2. **raw alpha**: the decoder's alpha as it came out, before refinement;
+3. **alpha-bar_h**: the paper's error view (``refine.errormap.alpha_bar_error_view``): raw
+   semi-transparent pixels (alpha-bar) in white on black, the pixels refinement corrected in
+   red; under its title the legend ``refine.errormap.RED_LEGEND`` is written in that red (the
+   error-map panel's titles carry the same legend in the same red);
+4. **refined alpha**: the matte that goes into the dataset;
+5. **refined composite**: the padded foreground with the refined alpha over a coloured
    gradient, the way a training pipeline composites it.
 
-Drawn with numpy and OpenCV only; returns 8-bit RGB, which
-:func:`comfyui_ld_portrait.imagefiles.write_png_atomic` accepts as it is.
+Sheet sizes are bounded (:data:`MAX_CELL`, :data:`MAX_SHEET_PIXELS`) and checked before any
+memory is allocated. Drawn with numpy and OpenCV only; returns 8-bit RGB, which
+:func:`..dataset.imagefiles.write_png_atomic` accepts as it is.
 """
 from __future__ import annotations
 
@@ -31,23 +34,25 @@ import cv2
 import numpy as np
 
 from .imagefiles import to_uint8
-from ..refine.errormap import alpha_bar_error_view
-from ..refine.validation import as_alpha, as_rgb, check_same_size
+from ..refine.errormap import ERROR_RED, RED_LEGEND, alpha_bar_error_view, checker_composite
+from ..refine.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
 
-__all__ = ["SheetRow", "contact_sheet", "checkerboard", "gradient_background", "COLUMN_TITLES",
-           "SheetTile", "composite_sheet", "sheet_size", "choose_samples", "dataset_sheet",
-           "SHEET_BACKGROUND_KINDS"]
+__all__ = ["SheetRow", "contact_sheet", "gradient_background", "COLUMN_TITLES",
+           "COLUMN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size", "check_sheet_size", "choose_samples",
+           "dataset_sheet", "SHEET_BACKGROUND_KINDS", "MAX_CELL", "MAX_SHEET_PIXELS"]
 
-COLUMN_TITLES = ("raw composite", "alpha-bar_h (red = corrected)", "refined alpha",
+COLUMN_TITLES = ("raw composite", "raw alpha", "alpha-bar_h", "refined alpha",
                  "refined composite")
+#: Second header line under a column title: the legend for red under alpha-bar_h (the panel
+#: of ``refine.errormap`` writes the same legend, in the same red, in its titles).
+COLUMN_LEGENDS = ("", "", RED_LEGEND, "", "")
 
 _SHEET_BACKGROUND = np.array([0.11, 0.11, 0.13], np.float32)
 # Text colours in 8-bit RGB: OpenCV draws text on uint8 images only.
 _TEXT = (235, 235, 235)
 _KEEP = (115, 217, 115)
 _REJECT = (242, 115, 102)
-# Half an 8-bit step: the tolerance below which two alphas are "the same" (files are 8-bit).
-_HALF_CODE = 0.5 / 255.0
+_LEGEND = tuple(int(round(255 * c)) for c in ERROR_RED)
 
 
 @dataclasses.dataclass
@@ -79,14 +84,6 @@ class SheetRow:
     alpha: np.ndarray
     note: str = ""
     kept: bool | None = None
-
-
-def checkerboard(height: int, width: int, square: int = 16) -> np.ndarray:
-    """Light grey checkerboard, float32 [height, width, 3]."""
-    y, x = np.indices((height, width))
-    light = ((y // square + x // square) % 2).astype(np.float32)
-    value = 0.62 + 0.18 * light
-    return np.repeat(value[..., None], 3, axis=2)
 
 
 def gradient_background(height: int, width: int, index: int = 0) -> np.ndarray:
@@ -143,32 +140,39 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
     rows : sequence of SheetRow
         One entry per portrait; images may have different sizes.
     cell : int
-        Height of each picture cell in pixels; the width follows the first row's aspect.
+        Height of each picture cell in pixels (32..:data:`MAX_CELL`); the width follows the
+        first row's aspect.
     gap : int
         Spacing between cells in pixels.
 
     Returns
     -------
     uint8 ndarray [H, W, 3], RGB
+
+    Raises
+    ------
+    ValueError
+        No rows, sizes out of bounds, or a sheet over :data:`MAX_SHEET_PIXELS`.
     """
     if not rows:
         raise ValueError("contact_sheet needs at least one row.")
-    if cell < 32:
-        raise ValueError(f"cell must be at least 32 pixels, got {cell}.")
+    _check_layout(cell, gap)
     first_h, first_w = np.asarray(rows[0].raw_alpha).shape[:2]
-    cell_w = max(32, int(round(cell * first_w / first_h)))
+    cell_w = min(MAX_CELL, max(32, int(round(cell * first_w / first_h))))
     columns = len(COLUMN_TITLES)
-    scale = max(0.35, cell / 560)
-    header = int(28 * scale / 0.45)
-    caption = int(24 * scale / 0.45)
+    scale, title_line, caption = _sheet_metrics(cell)
+    header = title_line + caption  # titles, then the legend line
     width = gap + columns * (cell_w + gap)
     height = header + len(rows) * (caption + cell + gap) + gap
+    check_sheet_size(height, width)
     sheet = np.empty((height, width, 3), np.uint8)
     sheet[:] = to_uint8(_SHEET_BACKGROUND)
 
-    for column, title in enumerate(COLUMN_TITLES):
-        x = gap + column * (cell_w + gap)
-        _text(sheet, _shorten(title, cell_w, scale), x + 2, header - 8, _TEXT, scale)
+    for column, (title, legend) in enumerate(zip(COLUMN_TITLES, COLUMN_LEGENDS)):
+        x = gap + column * (cell_w + gap) + 2
+        _text(sheet, _shorten(title, cell_w, scale), x, title_line - 8, _TEXT, scale)
+        if legend:
+            _text(sheet, _shorten(legend, cell_w, scale), x, header - 8, _LEGEND, scale)
 
     for index, row in enumerate(rows):
         rgb = as_rgb(row.rgb, "rgb")
@@ -179,12 +183,11 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
         check_same_size(fg, alpha, "fg", "alpha")
         check_same_size(raw, alpha, "raw_alpha", "alpha")
         h, w = alpha.shape
-        raw_composite = rgb * raw[..., None] + checkerboard(h, w, max(4, min(h, w) // 24)) * (
-            1.0 - raw[..., None])
         refined = fg * alpha[..., None] + gradient_background(h, w, index) * (1.0 - alpha[..., None])
-        corrected = np.abs(alpha - raw) > _HALF_CODE  # the stored files are 8-bit
-        pictures = (raw_composite, alpha_bar_error_view(raw, corrected),
-                    np.repeat(alpha[..., None], 3, axis=2), refined)
+        corrected = np.abs(alpha - raw) > HALF_CODE  # the stored files are 8-bit
+        pictures = (checker_composite(rgb, raw), np.repeat(raw[..., None], 3, axis=2),
+                    alpha_bar_error_view(raw, corrected), np.repeat(alpha[..., None], 3, axis=2),
+                    refined)
 
         top = header + index * (caption + cell + gap)
         x_text = _text(sheet, _shorten(row.label, cell_w * 2, scale), gap + 2,
@@ -236,6 +239,44 @@ def _sheet_metrics(cell: int) -> tuple[float, int, int]:
     return scale, int(28 * scale / 0.45), int(24 * scale / 0.45)
 
 
+#: Largest picture cell in pixels (a 4K portrait fits; --cell 100000 would need 67 GiB).
+MAX_CELL = 2048
+#: Largest sheet in pixels (100 megapixels: 300 MB as 8-bit RGB).
+MAX_SHEET_PIXELS = 100_000_000
+
+
+def check_sheet_size(height: int, width: int) -> None:
+    """Refuse a sheet over :data:`MAX_SHEET_PIXELS` before any memory is allocated.
+
+    Raises
+    ------
+    ValueError
+        The message gives the size and what to reduce.
+    """
+    pixels = int(height) * int(width)
+    if pixels > MAX_SHEET_PIXELS:
+        raise ValueError(
+            f"the sheet would be {width} x {height} pixels ({pixels / 1e6:.0f} megapixels); the "
+            f"limit is {MAX_SHEET_PIXELS // 1_000_000} megapixels. Use a smaller cell, fewer "
+            "samples (--count) or fewer columns.")
+
+
+def _check_layout(cell: int, gap: int, columns: int | None = None) -> None:
+    """Cell, gap and column counts within bounds (whole numbers, not absurd)."""
+    for name, value, low, high in (("cell", cell, 32, MAX_CELL), ("gap", gap, 0, 256),
+                                   ("columns", columns, 1, 64)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be a whole number, got {value!r}.")
+        if value < low:
+            raise ValueError(f"{name} must be at least {low} pixels, got {value}."
+                             if name != "columns" else f"columns must be at least 1, got {value}.")
+        if value > high:
+            unit = "" if name == "columns" else " pixels"
+            raise ValueError(f"{name} {value} is too large: the limit is {high}{unit}.")
+
+
 def sheet_size(count: int, *, cell: int = 256, columns: int = 4, gap: int = 8) -> tuple[int, int]:
     """(height, width) in pixels of a :func:`composite_sheet` with ``count`` tiles.
 
@@ -250,10 +291,7 @@ def sheet_size(count: int, *, cell: int = 256, columns: int = 4, gap: int = 8) -
     """
     if count < 1:
         raise ValueError(f"a sheet needs at least one sample, got {count}.")
-    if cell < 32:
-        raise ValueError(f"cell must be at least 32 pixels, got {cell}.")
-    if columns < 1:
-        raise ValueError(f"columns must be at least 1, got {columns}.")
+    _check_layout(cell, gap, columns)
     columns = min(columns, count)
     rows = math.ceil(count / columns)
     _, header, caption = _sheet_metrics(cell)
@@ -283,6 +321,7 @@ def composite_sheet(tiles: Sequence[SheetTile], *, cell: int = 256, columns: int
     from ..refine.composite import composite_over
 
     height, width = sheet_size(len(tiles), cell=cell, columns=columns, gap=gap)
+    check_sheet_size(height, width)
     columns = min(columns, len(tiles))
     scale, header, caption = _sheet_metrics(cell)
     sheet = np.empty((height, width, 3), np.uint8)
@@ -357,6 +396,7 @@ def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, colu
         raise DatasetError(f"{root}: no such dataset folder.")
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
+    check_sheet_size(*sheet_size(count, cell=cell, columns=columns, gap=gap))  # before reading
     ids = list_sample_ids(root)
     if not ids:
         raise ValueError(f"{root} has no accepted samples (meta/*.json) to show.")

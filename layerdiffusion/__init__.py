@@ -9,24 +9,35 @@
   patches, with a check against the target model.
 - ``encoder``: the transparent encoder (RGBA -> latent offset) for img2img.
 
-Nothing here imports ComfyUI; ``nodes/`` adapts it.
-"""
-from .decoder import TransparentDecoderUNet
-from .encoder import latent_offset, load_transparent_encoder, regulate_latent
-from .patches import check_patch_targets, load_patches, patches_from_state_dict
-from .tta import DecodeInterrupted, decode_transparent
-from .weights import WeightFileError, load_transparent_decoder
+Also: ``model_files`` (the torch-free table of published files), ``download``, ``convert``
+(pickled ``TransparentVAE.pth`` -> safetensors, weights only) and ``attention_sharing`` (the SD1.5
+transparent attention).
 
-__all__ = [
-    "TransparentDecoderUNet",
-    "DecodeInterrupted",
-    "WeightFileError",
-    "check_patch_targets",
-    "decode_transparent",
-    "latent_offset",
-    "load_patches",
-    "load_transparent_decoder",
-    "load_transparent_encoder",
-    "patches_from_state_dict",
-    "regulate_latent",
-]
+Nothing here imports ComfyUI; ``nodes/`` adapts it. The names below are imported on first use,
+so that ``model_files`` can be read without loading torch.
+"""
+import importlib
+
+_EXPORTS = {
+    "TransparentDecoderUNet": "decoder",
+    "DecodeInterrupted": "tta",
+    "NonFiniteDecodeError": "tta",
+    "WeightFileError": "weights",
+    "check_patch_targets": "patches",
+    "decode_transparent": "tta",
+    "latent_offset": "encoder",
+    "load_patches": "patches",
+    "load_transparent_decoder": "weights",
+    "load_transparent_encoder": "encoder",
+    "patches_from_state_dict": "patches",
+    "regulate_latent": "encoder",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

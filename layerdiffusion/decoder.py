@@ -16,12 +16,16 @@ Architecture (the facts; see ``DESIGN.md``):
   (input concatenated with a skip tensor), attention in the first three, nearest x2 upsampling
   plus a 3x3 convolution in all but the last.
 - GroupNorm with 4 groups and eps 1e-5, SiLU, no time embedding, attention heads of 8 channels.
-- The latent (4 channels, 1/8 resolution) goes through a 1x1 convolution to 64 channels and is
-  added to the features before down block 3 (which works at 1/8 resolution).
+- The latent (4 channels for SD1.5/SDXL, 16 for Flux; 1/8 resolution) goes through a 1x1
+  convolution to 64 channels and is added to the features before down block 3 (which works at
+  1/8 resolution). The number of latent channels is the only difference between the SD and
+  the Flux decoder (upstream's ``latent_c``); ``latent_channels_of`` reads it from weights.
 
 Inputs and outputs are as upstream: the image is the VAE decode in 0..1 (not -1..1), the latent
 is the *unscaled* VAE latent (what ComfyUI's ``LATENT["samples"]`` holds, i.e. diffusers'
-latent divided by ``vae.config.scaling_factor``), and the raw output is unbounded; upstream
+latent divided by ``vae.config.scaling_factor``, plus ``shift_factor`` for Flux: ComfyUI's
+sampler returns ``latent_format.process_out(x) = x / scale_factor + shift_factor``, the same
+expression upstream's Flux code applies before decoding), and the raw output is unbounded; upstream
 clips every pass to 0..1, which ``tta.decode_transparent`` does.
 
 The module here holds no device or dtype policy and no test-time augmentation; see ``tta``.
@@ -41,8 +45,10 @@ __all__ = [
     "LATENT_FACTOR",
     "EXPECTED_TENSOR_COUNT",
     "EXPECTED_PARAMETER_COUNT",
+    "SUPPORTED_LATENT_CHANNELS",
     "TransparentDecoderUNet",
     "decoder_state_dict_shapes",
+    "latent_channels_of",
     "random_decoder_state_dict",
 ]
 
@@ -60,7 +66,8 @@ _LATENT_LEVEL = 3
 SIZE_MULTIPLE = 2 ** (len(BLOCK_CHANNELS) - 1)  # 64: six stride-2 downsamplings
 LATENT_FACTOR = 8  # SD VAE: one latent pixel per 8x8 image pixels
 EXPECTED_TENSOR_COUNT = 538
-EXPECTED_PARAMETER_COUNT = 104_104_804
+EXPECTED_PARAMETER_COUNT = 104_104_804  # with 4 latent channels (SD1.5 / SDXL)
+SUPPORTED_LATENT_CHANNELS = (4, 16)  # SD1.5 / SDXL, Flux (same as model_files)
 
 
 class _ResnetBlock(nn.Module):
@@ -216,7 +223,8 @@ class TransparentDecoderUNet(nn.Module):
         ``[B, 3, H, W]`` RGB decoded by the ordinary VAE, in 0..1; ``H`` and ``W`` multiples
         of 64 (``SIZE_MULTIPLE``).
     latent : torch.Tensor
-        ``[B, 4, H/8, W/8]`` unscaled VAE latent of the same images.
+        ``[B, C, H/8, W/8]`` unscaled VAE latent of the same images, ``C`` =
+        ``latent_channels`` (4 for SD1.5 / SDXL, 16 for Flux).
 
     Returns
     -------
@@ -225,13 +233,17 @@ class TransparentDecoderUNet(nn.Module):
         (upstream clips to 0..1 after every pass).
     """
 
-    def __init__(self):
+    def __init__(self, latent_channels: int = 4):
         super().__init__()
+        if latent_channels not in SUPPORTED_LATENT_CHANNELS:
+            raise ValueError(f"latent_channels must be one of {SUPPORTED_LATENT_CHANNELS}; got "
+                             f"{latent_channels!r}.")
+        self.latent_channels = int(latent_channels)
         ch = BLOCK_CHANNELS
         levels = len(ch)
         self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
         # Zero-initialised upstream so that training started from an image-only network.
-        self.latent_conv_in = nn.Conv2d(4, ch[_LATENT_LEVEL - 1], 1)
+        self.latent_conv_in = nn.Conv2d(latent_channels, ch[_LATENT_LEVEL - 1], 1)
         nn.init.zeros_(self.latent_conv_in.weight)
         nn.init.zeros_(self.latent_conv_in.bias)
 
@@ -283,10 +295,15 @@ class TransparentDecoderUNet(nn.Module):
         return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True))
 
 
-def decoder_state_dict_shapes() -> Dict[str, Tuple[int, ...]]:
+def decoder_state_dict_shapes(latent_channels: int = 4) -> Dict[str, Tuple[int, ...]]:
     """Names and shapes of every tensor the published decoder file must contain.
 
     Built on the ``meta`` device, so it costs no memory and no initialisation time.
+
+    Parameters
+    ----------
+    latent_channels : {4, 16}
+        4 for the SD1.5 / SDXL decoders, 16 for the Flux one.
 
     Returns
     -------
@@ -294,11 +311,26 @@ def decoder_state_dict_shapes() -> Dict[str, Tuple[int, ...]]:
         ``{name: shape}`` for all 538 tensors, in module order.
     """
     with torch.device("meta"):
-        network = TransparentDecoderUNet()
+        network = TransparentDecoderUNet(latent_channels)
     return {name: tuple(t.shape) for name, t in network.state_dict().items()}
 
 
-def random_decoder_state_dict(seed: int = 0, dtype: torch.dtype = torch.float32) -> Dict[str, torch.Tensor]:
+def latent_channels_of(state_dict, key: str = "latent_conv_in.weight") -> int:
+    """Latent channels a decoder state dict was made for (dimension 1 of ``key``).
+
+    Returns 4 when the key is missing, so that the layout check reports what is wrong with the
+    file against the usual layout. A count outside ``SUPPORTED_LATENT_CHANNELS`` is returned as
+    is: the layout check then names the mismatching shape.
+    """
+    tensor = state_dict.get(key) if hasattr(state_dict, "get") else None
+    shape = getattr(tensor, "shape", None)
+    if shape is None or len(shape) != 4:
+        return 4
+    return int(shape[1])
+
+
+def random_decoder_state_dict(seed: int = 0, dtype: torch.dtype = torch.float32,
+                              latent_channels: int = 4) -> Dict[str, torch.Tensor]:
     """Random weights in the published decoder layout, at initialisation-like scales.
 
     For tests, benchmarks and checking an installation without the real file: the network
@@ -310,6 +342,8 @@ def random_decoder_state_dict(seed: int = 0, dtype: torch.dtype = torch.float32)
         Seed of a private generator; the same seed gives the same tensors everywhere.
     dtype : torch.dtype
         Dtype of the returned tensors (the published file is float16).
+    latent_channels : {4, 16}
+        SD layout (4) or Flux layout (16).
 
     Returns
     -------
@@ -318,7 +352,7 @@ def random_decoder_state_dict(seed: int = 0, dtype: torch.dtype = torch.float32)
     """
     generator = torch.Generator().manual_seed(int(seed))
     state = {}
-    for name, shape in decoder_state_dict_shapes().items():
+    for name, shape in decoder_state_dict_shapes(latent_channels).items():
         tensor = torch.empty(shape)
         if "norm" in name and name.endswith("weight"):
             tensor.normal_(1.0, 0.1, generator=generator)

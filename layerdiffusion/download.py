@@ -1,27 +1,9 @@
-"""``ld-portrait models download``: fetch the SDXL Layer Diffusion weight files, when asked.
+"""Fetch the published Layer Diffusion files, when asked (``ld-portrait models download``).
 
 Nothing in the pack downloads anything by itself: the nodes read ``models/layer_model`` and
-say which file is missing. This command fetches the published files from the Hugging Face
-repository ``LayerDiffusion/layerdiffusion-v1`` (standard library only: ``urllib``)::
-
-    ld-portrait models download [--dest DIR] [--files attn,decoder] [--force]
-
-Files (``--files``, comma-separated, or ``all``; default ``attn,decoder``, what the shipped
-workflows need):
-
-=========  =========================================  =======================================
-key        file                                       what it is
-=========  =========================================  =======================================
-attn       layer_xl_transparent_attn.safetensors      SDXL UNet patch, attention injection
-conv       layer_xl_transparent_conv.safetensors      SDXL UNet patch, conv injection (large)
-decoder    vae_transparent_decoder.safetensors        transparent decoder (alpha + colour)
-encoder    vae_transparent_encoder.safetensors        transparent encoder (RGBA img2img)
-=========  =========================================  =======================================
-
-Where: ``--dest`` may be a ComfyUI folder (with ``main.py``), its ``models`` folder or the
-``layer_model`` folder itself. Without it: ``$COMFYUI_DIR/models/layer_model``, else the
-ComfyUI this pack is installed in (``ComfyUI/custom_nodes/<pack>``), else the current folder
-when it is a ComfyUI folder; otherwise the command asks for ``--dest``.
+say which file is missing. The files, their repositories, hashes and kinds are the table in
+``model_files`` (one source of truth); the command line is ``cli/models.py``. Standard library
+only (``urllib``).
 
 How (every file):
 
@@ -31,12 +13,15 @@ How (every file):
 - Atomic: the ``.part`` file is renamed onto the final name only after every check passed, so
   ComfyUI never sees a half-written model.
 - Checked: the safetensors header must parse and index the whole file exactly; the tensors
-  must be the expected model (decoder: the 538 tensors of the published layout; encoder: its
-  18; patch files: only ``diffusion_model.<key>::lora|diff::<n>`` entries); the SHA-256 must
-  equal the published one (for the files whose hash is recorded below) and the one the server
-  reports (Hugging Face sends it for large files). A file that fails is deleted, not installed.
-- Up front: a file already present and structurally valid is skipped (``--verify-existing``
-  also checks its hash; ``--force`` downloads it again); a destination without room for the
+  must be the expected model (decoder: the 538 tensors of the published layout with 4 or 16
+  latent channels as the table says; encoder: its 18; patch files: only
+  ``diffusion_model.<key>::lora|diff::<n>`` entries; the SD1.5 attention-sharing file: its
+  module set; the Flux LoRA: LoRA tensors only). The pickled Flux VAE is checked as a torch
+  zip archive without being unpickled (``convert`` reads it with ``weights_only=True``). The
+  SHA-256 must equal the published one (for the files whose hash is recorded) and the one the
+  server reports (Hugging Face sends it for large files). A file that fails is deleted.
+- Up front: a file already present and structurally valid is skipped (``verify_existing``
+  also checks its hash; ``force`` downloads it again); a destination without room for the
   rest of a file is refused before anything is written.
 
 ``HF_ENDPOINT`` (as for the Hugging Face tools) points at a mirror; HTTP(S) proxies come from
@@ -44,7 +29,6 @@ the usual environment variables.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import hashlib
 import http.client
@@ -53,13 +37,15 @@ import math
 import os
 import re
 import shutil
-import sys
 import time
+import zipfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
+
+from .model_files import LAYER_MODEL_FOLDER, MODEL_FILES, ModelFile
 
 
 __all__ = [
@@ -75,69 +61,23 @@ __all__ = [
     "file_sha256",
     "resolve_layer_model_dir",
     "parse_file_keys",
-    "register",
-    "run_download_command",
+    "downloadable_keys",
 ]
 
-REPOSITORY = "LayerDiffusion/layerdiffusion-v1"
-REVISION = "main"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENDPOINT_ENV = "HF_ENDPOINT"
 COMFYUI_DIR_ENV = "COMFYUI_DIR"
-LAYER_MODEL_FOLDER = "layer_model"
 PART_SUFFIX = ".part"
-# The SHA-256 values below are those of revision e337e9d7a0f2a6fee6c3580374327380f88d065b of
-# the repository, as recorded by a public ComfyUI integration that pins that revision; no
-# published hash for the encoder was found. Upstream has not changed these files since 2024.
+# The SHA-256 values in model_files are those of revision e337e9d7a0f2a6fee6c3580374327380f88d065b
+# of LayerDiffusion/layerdiffusion-v1, as recorded by a public ComfyUI integration that pins
+# that revision; no published hash for the other files was found (the server's is checked).
 HASHED_REVISION = "e337e9d7a0f2a6fee6c3580374327380f88d065b"
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _MIB = 1024 * 1024
 _MAX_HEADER_BYTES = 100 * _MIB  # safetensors' own limit
 _DISK_MARGIN_BYTES = 16 * _MIB  # leave some room for everything else on the disk
 
 
-@dataclass(frozen=True)
-class ModelFile:
-    """One downloadable file.
-
-    Attributes
-    ----------
-    key : str
-        Short name used by ``--files``.
-    file_name : str
-        Published name (and the name in ``models/layer_model``).
-    kind : {"patch", "decoder", "encoder"}
-        Which content check applies (see :func:`check_model_file`).
-    sha256 : str or None
-        Published SHA-256 (lower-case hex), when known.
-    summary : str
-        One line for humans.
-    """
-
-    key: str
-    file_name: str
-    kind: str
-    sha256: Optional[str]
-    summary: str
-
-
-MODEL_FILES: Dict[str, ModelFile] = {
-    spec.key: spec
-    for spec in (
-        ModelFile("attn", "layer_xl_transparent_attn.safetensors", "patch",
-                  "b7919c5b4837fb64f24c97a7abdf1a9c6e8d60de080a5dae089dde098266df95",
-                  "SDXL UNet patch, attention injection (the usual choice)"),
-        ModelFile("conv", "layer_xl_transparent_conv.safetensors", "patch",
-                  "5ee958d80dcd515fa7ac915274c536fadd3db5d919adeb5ff45107b6169aacc7",
-                  "SDXL UNet patch, conv injection (an alternative to attn; large)"),
-        ModelFile("decoder", "vae_transparent_decoder.safetensors", "decoder",
-                  "59dc8feefe40d26b6cb7186aed7af70c60d94ac4f9db8ebe7f121a01ba27a2fc",
-                  "transparent decoder: alpha and foreground colour from a VAE decode"),
-        ModelFile("encoder", "vae_transparent_encoder.safetensors", "encoder", None,
-                  "transparent encoder: RGBA to latent offset, for img2img"),
-    )
-}
 DEFAULT_FILES: Tuple[str, ...] = ("attn", "decoder")
 
 
@@ -236,15 +176,31 @@ def read_safetensors_header(path) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
     return tensors
 
 
-def _expected_shapes(kind: str) -> Mapping[str, Tuple[int, ...]]:
+def _expected_shapes(kind: str, latent_channels: Optional[int]) -> Mapping[str, Tuple[int, ...]]:
     # The layouts come from the library's networks (which import torch; only needed here).
+    channels = latent_channels or 4
     if kind == "decoder":
         from .decoder import decoder_state_dict_shapes
 
-        return decoder_state_dict_shapes()
+        return decoder_state_dict_shapes(channels)
     from .encoder import encoder_state_dict_shapes
 
-    return encoder_state_dict_shapes()
+    return encoder_state_dict_shapes(channels)
+
+
+def check_pickle_archive(path) -> None:
+    """Check that ``path`` is a complete torch zip archive holding a pickle, *without*
+    unpickling anything (``convert`` later reads it with ``weights_only=True``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise IntegrityError(f"not a complete torch archive (zip): {error}") from None
+    if broken is not None:
+        raise IntegrityError(f"the archive member {broken!r} is corrupt")
+    if not any(name.endswith("data.pkl") for name in names):
+        raise IntegrityError("the archive holds no data.pkl: not a torch.save file")
 
 
 def _abbreviate(items: Sequence[str], limit: int = 3) -> str:
@@ -270,6 +226,9 @@ def check_model_file(path, spec: ModelFile) -> Dict[str, Tuple[str, Tuple[int, .
     IntegrityError
         What is wrong, for a message.
     """
+    if spec.kind == "pickle_vae":
+        check_pickle_archive(path)
+        return {}
     tensors = read_safetensors_header(path)
     not_float = [n for n, (dtype, _) in tensors.items() if dtype not in _FLOAT_DTYPES]
     if not_float:
@@ -282,9 +241,23 @@ def check_model_file(path, spec: ModelFile) -> Dict[str, Tuple[str, Tuple[int, .
                 f"not a Layer Diffusion UNet patch file: {len(wrong)} of {len(tensors)} tensor "
                 f"names are not 'diffusion_model.<key>::lora|diff::<n>' ({_abbreviate(wrong)})")
         return tensors
+    if spec.kind == "lora":
+        wrong = [n for n in tensors if "lora" not in n.lower() and not n.endswith(".alpha")]
+        if not tensors or wrong:
+            raise IntegrityError(f"not a LoRA file: {len(wrong)} of {len(tensors)} tensor names "
+                                 f"are not LoRA weights ({_abbreviate(wrong)})")
+        return tensors
+    if spec.kind == "attn_sharing":
+        from .attention_sharing import check_attention_sharing_keys
+
+        try:
+            check_attention_sharing_keys(list(tensors))
+        except ValueError as error:
+            raise IntegrityError(str(error)) from None
+        return tensors
     if spec.kind not in ("decoder", "encoder"):
         raise ValueError(f"unknown file kind {spec.kind!r}")
-    expected = _expected_shapes(spec.kind)
+    expected = _expected_shapes(spec.kind, spec.latent_channels)
     missing = [n for n in expected if n not in tensors]
     unexpected = [n for n in tensors if n not in expected]
     misshaped = [n for n in expected if n in tensors and tensors[n][1] != tuple(expected[n])]
@@ -362,16 +335,22 @@ def resolve_layer_model_dir(dest: Optional[str] = None, *, environ: Optional[Map
         f"folder), or set {COMFYUI_DIR_ENV}.")
 
 
+def downloadable_keys() -> Tuple[str, ...]:
+    """Keys of :data:`MODEL_FILES` that have a download address (not the converted files)."""
+    return tuple(key for key, spec in MODEL_FILES.items() if spec.repository is not None)
+
+
 def parse_file_keys(text: str) -> Tuple[str, ...]:
     """``"attn,decoder"`` / ``"all"`` -> keys of :data:`MODEL_FILES` (order kept, no repeats)."""
     words = [w.strip().lower() for w in str(text).split(",") if w.strip()]
+    known = downloadable_keys()
     if not words:
-        raise ValueError(f"no files named; choose from {', '.join(MODEL_FILES)} or all")
+        raise ValueError(f"no files named; choose from {', '.join(known)} or all")
     keys = []
     for word in words:
-        for key in (MODEL_FILES if word == "all" else [word]):
-            if key not in MODEL_FILES:
-                raise ValueError(f"unknown file {word!r}; choose from {', '.join(MODEL_FILES)} or all")
+        for key in (known if word == "all" else [word]):
+            if key not in known:
+                raise ValueError(f"unknown file {word!r}; choose from {', '.join(known)} or all")
             if key not in keys:
                 keys.append(key)
     return tuple(keys)
@@ -505,7 +484,11 @@ class Downloader:
         self.user_agent = user_agent
 
     def url_for(self, spec: ModelFile) -> str:
-        return f"{self.base_url}/{REPOSITORY}/resolve/{REVISION}/{spec.file_name}"
+        url = spec.url(self.base_url)
+        if url is None:
+            raise DownloadError(f"{spec.file_name} is not published; it is made by "
+                                "`ld-portrait models convert`.")
+        return url
 
     # -- one file --
 
@@ -650,7 +633,7 @@ class Downloader:
             if error.code == 404:
                 raise DownloadError(
                     f"{spec.file_name} was not found at {url} (HTTP 404). Upstream may have "
-                    f"moved it: see https://huggingface.co/{REPOSITORY}.") from None
+                    f"moved it: see {DEFAULT_ENDPOINT}/{spec.repository}.") from None
             if error.code in (401, 403):
                 raise DownloadError(
                     f"access to {url} was refused (HTTP {error.code}); check {ENDPOINT_ENV} and "
@@ -793,88 +776,3 @@ class _FolderLock:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
             self.fd = None
-
-
-# --- command line ------------------------------------------------------------------------------
-
-def _file_keys_argument(text: str) -> Tuple[str, ...]:
-    try:
-        return parse_file_keys(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def register(commands) -> argparse.ArgumentParser:
-    """Add ``models download`` to the ``ld-portrait`` sub-command set ``commands``.
-
-    Each action sets ``handler=(args, stdout, stderr) -> exit code`` like the other commands.
-    Returns the ``models`` parser.
-    """
-    models = commands.add_parser("models", help="download the Layer Diffusion weight files",
-                                 description="Manage the Layer Diffusion weight files in "
-                                             "ComfyUI/models/layer_model.")
-    models.set_defaults(handler=lambda args, stdout, stderr: (models.print_help(stdout), EXIT_USAGE)[1])
-    actions = models.add_subparsers(dest="models_command", metavar="ACTION")
-    table = "; ".join(f"{spec.key}: {spec.file_name} ({spec.summary})" for spec in MODEL_FILES.values())
-    download = actions.add_parser(
-        "download", help="download the SDXL Layer Diffusion files (resumable, verified)",
-        description=(
-            f"Download Layer Diffusion files from https://huggingface.co/{REPOSITORY} into "
-            "ComfyUI/models/layer_model. Interrupted downloads resume; files are checked "
-            "(safetensors structure, expected tensors, SHA-256) before they are put in place. "
-            f"Files: {table}. {ENDPOINT_ENV} selects a mirror."),
-        epilog="Exit codes: 0 every file present and valid, 1 a file failed (the message says "
-               "why; partial downloads are kept for a resume), 2 bad arguments.")
-    download.add_argument("--dest", metavar="DIR",
-                          help="a ComfyUI folder, its models folder or models/layer_model "
-                               f"(default: ${COMFYUI_DIR_ENV}, the ComfyUI this pack is "
-                               "installed in, or the current folder)")
-    download.add_argument("--files", type=_file_keys_argument, default=DEFAULT_FILES,
-                          metavar="LIST",
-                          help=f"comma-separated: {','.join(MODEL_FILES)} or all "
-                               f"(default: {','.join(DEFAULT_FILES)})")
-    download.add_argument("--force", action="store_true",
-                          help="download again even when a valid file is present")
-    download.add_argument("--verify-existing", action="store_true",
-                          help="also check the SHA-256 of files already present (reads them)")
-    download.add_argument("--no-sha256", action="store_true",
-                          help="accept files whose SHA-256 differs from the one recorded in "
-                               "this tool (after an upstream update); structure and the "
-                               "server's checksum are still checked")
-    download.set_defaults(handler=run_download_command)
-    return models
-
-
-def run_download_command(args, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
-                         *, downloader: Optional[Downloader] = None) -> int:
-    """Handler of ``ld-portrait models download``; returns the exit code."""
-    stdout = stdout if stdout is not None else sys.stdout
-    stderr = stderr if stderr is not None else sys.stderr
-    try:
-        folder = resolve_layer_model_dir(args.dest)
-    except ValueError as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_USAGE
-    if downloader is None:
-        from ..dataset.version import tool_version  # the command-line part; moves to cli/
-
-        downloader = Downloader(verify_sha256=not args.no_sha256, progress_stream=stderr,
-                                user_agent=f"ld-portrait/{tool_version()}")
-    failed = 0
-    for key in args.files:
-        spec = MODEL_FILES[key]
-        try:
-            result = downloader.fetch(spec, folder, force=args.force,
-                                      verify_existing=args.verify_existing)
-        except DownloadError as error:
-            stderr.write(f"ld-portrait: error: {error}\n")
-            failed += 1
-            continue
-        checked = "SHA-256 checked" if result.sha256 else "structure checked"
-        stdout.write(f"{key}: {result.status} {result.path} ({result.size / _MIB:.1f} MiB, "
-                     f"{checked})\n")
-    if failed:
-        stderr.write(f"ld-portrait: {failed} of {len(args.files)} file(s) failed.\n")
-        return EXIT_FAILED
-    stdout.write(f"{len(args.files)} file(s) ready in {folder}\n")
-    return EXIT_OK

@@ -10,26 +10,37 @@ encodes the RGBA image flattened on grey with the ordinary VAE, then uses
 ``latent = posterior.mean + posterior.std * offset`` instead of a random sample
 (``regulate_latent``). Forge uses the offset of the ``layerdiffusion-v1`` file as is; the
 diffusers CLI multiplies the offset of its own converted file by 300 (``offset_scale``).
+
+Flux (RedAIGC/Flux-version-LayerDiffuse ``LatentTransparencyOffsetEncoder(latent_c=16)``): the
+same 9 convolutions with a 16-channel last one; its input is the padded RGB *first*, then
+alpha, and its offset is multiplied by 300. The network infers the channel count from the
+weights (``blocks.16.weight``) and, with it, the input order and default scale
+(``FAMILY_CONVENTIONS``).
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
+from .decoder import SUPPORTED_LATENT_CHANNELS
 from .weights import (
+    _ENCODER_NAMES,
     ENCODER_FILE_NAME,
     _check_dtype_for_device,
     _own_memory,
+    check_finite,
     check_state_dict,
     read_safetensors,
 )
 
 __all__ = [
     "TransparentEncoderNet",
+    "FAMILY_CONVENTIONS",
     "encoder_state_dict_shapes",
+    "encoder_latent_channels_of",
     "load_transparent_encoder",
     "latent_offset",
     "regulate_latent",
@@ -42,17 +53,31 @@ _CONVS = (
 )
 
 
+#: latent channels -> (input order, default offset scale), facts of the published files:
+#: layerdiffusion-v1 (4): alpha first, offset as is (Forge); Flux (16): RGB first, x 300.
+FAMILY_CONVENTIONS = {4: ("alpha_rgb", 1.0), 16: ("rgb_alpha", 300.0)}
+_LAST_CONV_KEY = f"blocks.{2 * (len(_CONVS) - 1)}.weight"
+
+
 class TransparentEncoderNet(nn.Module):
     """Weight-compatible with ``vae_transparent_encoder.safetensors`` (keys ``blocks.<i>.*``).
 
-    ``forward(x)``: ``x`` is ``[B, 4, H, W]`` (alpha, then padded RGB, all 0..1), H and W
-    multiples of 8; returns the ``[B, 4, H/8, W/8]`` latent offset.
+    ``forward(x)``: ``x`` is ``[B, 4, H, W]`` in the order ``input_order`` says (SD: alpha then
+    padded RGB; Flux: padded RGB then alpha), all 0..1, H and W multiples of 8; returns the
+    ``[B, latent_channels, H/8, W/8]`` latent offset.
     """
 
-    def __init__(self):
+    def __init__(self, latent_channels: int = 4):
         super().__init__()
+        if latent_channels not in SUPPORTED_LATENT_CHANNELS:
+            raise ValueError(f"latent_channels must be one of {SUPPORTED_LATENT_CHANNELS}; got "
+                             f"{latent_channels!r}.")
+        self.latent_channels = int(latent_channels)
+        self.input_order, self.default_offset_scale = FAMILY_CONVENTIONS[self.latent_channels]
         layers = []
         for i, (cin, cout, stride) in enumerate(_CONVS):
+            if i == len(_CONVS) - 1:
+                cout = latent_channels
             layers.append(nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
             if i < len(_CONVS) - 1:
                 layers.append(nn.SiLU())
@@ -64,11 +89,18 @@ class TransparentEncoderNet(nn.Module):
         return self.blocks(x)
 
 
-def encoder_state_dict_shapes() -> Dict[str, Tuple[int, ...]]:
-    """Names and shapes of the 18 tensors of the published encoder file."""
+def encoder_state_dict_shapes(latent_channels: int = 4) -> Dict[str, Tuple[int, ...]]:
+    """Names and shapes of the 18 tensors of the published encoder file (4 or 16 channels)."""
     with torch.device("meta"):
-        network = TransparentEncoderNet()
+        network = TransparentEncoderNet(latent_channels)
     return {name: tuple(t.shape) for name, t in network.state_dict().items()}
+
+
+def encoder_latent_channels_of(state_dict) -> int:
+    """Output channels of an encoder state dict's last convolution (4 when it is missing)."""
+    tensor = state_dict.get(_LAST_CONV_KEY) if hasattr(state_dict, "get") else None
+    shape = getattr(tensor, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) == 4 else 4
 
 
 def load_transparent_encoder(
@@ -88,17 +120,19 @@ def load_transparent_encoder(
     else:
         state_dict = read_safetensors(source, expected_name=ENCODER_FILE_NAME)
         label = repr(str(source))
+    channels = encoder_latent_channels_of(state_dict)
     check_state_dict(
         state_dict,
-        encoder_state_dict_shapes(),
+        encoder_state_dict_shapes(channels if channels in SUPPORTED_LATENT_CHANNELS else 4),
         what="transparent encoder",
-        expected_name=ENCODER_FILE_NAME,
+        expected_name=_ENCODER_NAMES,
         source=label,
     )
+    check_finite(state_dict, what="transparent encoder", source=label)
     if not isinstance(source, Mapping):
         state_dict = _own_memory(state_dict, device, dtype)
     with torch.device("meta"):
-        network = TransparentEncoderNet()
+        network = TransparentEncoderNet(channels)
     network.load_state_dict(dict(state_dict), strict=True, assign=True)
     return network.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
@@ -108,7 +142,7 @@ def latent_offset(
     alpha: torch.Tensor,
     padded_rgb: torch.Tensor,
     *,
-    offset_scale: float = 1.0,
+    offset_scale: Optional[float] = None,
 ) -> torch.Tensor:
     """Latent offset for RGBA images.
 
@@ -120,13 +154,16 @@ def latent_offset(
     padded_rgb : torch.Tensor
         ``[B, 3, H, W]`` foreground colour in 0..1 with transparent areas padded
         (``refine.padding.pad_foreground``).
-    offset_scale : float
-        1 for the ``layerdiffusion-v1`` file (as Forge); 300 for the diffusers CLI's file.
+    offset_scale : float, optional
+        Multiplies the offset. Default: the network's family convention, 1 for the
+        ``layerdiffusion-v1`` file (as Forge), 300 for the Flux file (as its reference); the
+        diffusers CLI's converted SD file also wants 300.
 
     Returns
     -------
     torch.Tensor
-        ``[B, 4, H/8, W/8]`` float32 offset on ``alpha``'s device.
+        ``[B, C, H/8, W/8]`` float32 offset on ``alpha``'s device, ``C`` the network's latent
+        channels.
     """
     if alpha.ndim == 3:
         alpha = alpha[:, None]
@@ -145,8 +182,11 @@ def latent_offset(
         raise ValueError(
             f"image size {height}x{width} must be a positive multiple of 8 (latent = 1/8)."
         )
+    if offset_scale is None:
+        offset_scale = getattr(network, "default_offset_scale", 1.0)
     weight = network.blocks[0].weight
-    feed = torch.cat([alpha, padded_rgb], dim=1).to(device=weight.device, dtype=weight.dtype)
+    parts = [padded_rgb, alpha] if getattr(network, "input_order", "") == "rgb_alpha" else [alpha, padded_rgb]
+    feed = torch.cat(parts, dim=1).to(device=weight.device, dtype=weight.dtype)
     with torch.inference_mode():
         offset = network(feed.clamp(0.0, 1.0))
     return (offset.float() * offset_scale).to(alpha.device)

@@ -62,6 +62,7 @@ __all__ = [
     "PASS_ORIENTATIONS",
     "STRATEGIES",
     "DecodeInterrupted",
+    "NonFiniteDecodeError",
     "orient",
     "unorient",
     "merge_passes",
@@ -86,6 +87,23 @@ PAD_MODES = ("reflect", "replicate")
 
 class DecodeInterrupted(RuntimeError):
     """Raised when ``interrupt_check`` returned a true value."""
+
+
+class NonFiniteDecodeError(ValueError):
+    """The decoder produced NaN or infinite values from finite inputs: its weights (or a
+    half-precision overflow) are at fault, not the image. The message names the weight file."""
+
+
+def _check_finite_output(predicted: torch.Tensor, network: nn.Module, dtype: torch.dtype) -> None:
+    if bool(torch.isfinite(predicted).all()):
+        return
+    source = getattr(network, "weight_source", None) or "the decoder's weights"
+    hint = (" In half precision this can also be an overflow: start ComfyUI with --fp32-vae."
+            if dtype in (torch.float16, torch.bfloat16) else "")
+    raise NonFiniteDecodeError(
+        f"the transparent decoder produced NaN or infinite values from a finite image and latent: "
+        f"the weight file {source} is damaged (download or convert it again), not the input."
+        f"{hint}")
 
 
 def orient(x: torch.Tensor, orientation: Orientation) -> torch.Tensor:
@@ -126,7 +144,7 @@ def choose_strategy(device: torch.device) -> str:
     return "sequential" if torch.device(device).type == "cpu" else "batched"
 
 
-def _check_inputs(image: torch.Tensor, latent: torch.Tensor) -> None:
+def _check_inputs(image: torch.Tensor, latent: torch.Tensor, latent_channels: int = 4) -> None:
     if not isinstance(image, torch.Tensor) or not isinstance(latent, torch.Tensor):
         raise ValueError("image and latent must be torch tensors.")
     if image.ndim != 4 or image.shape[1] != 3:
@@ -134,10 +152,12 @@ def _check_inputs(image: torch.Tensor, latent: torch.Tensor) -> None:
             f"image must be [B, 3, H, W] RGB in 0..1; got shape {tuple(image.shape)}. A ComfyUI "
             "IMAGE [B, H, W, 3] needs image.movedim(-1, 1) first."
         )
-    if latent.ndim != 4 or latent.shape[1] != 4:
+    if latent.ndim != 4 or latent.shape[1] != latent_channels:
+        family = "a Flux latent" if latent_channels == 16 else "an SD1.5/SDXL latent"
         raise ValueError(
-            f"latent must be [B, 4, H/8, W/8] (an SD/SDXL latent); got shape "
-            f"{tuple(latent.shape)}."
+            f"latent must be [B, {latent_channels}, H/8, W/8] ({family}: this decoder was made "
+            f"for {latent_channels} latent channels); got shape {tuple(latent.shape)}. Use the "
+            "decoder of the model family that made the latent."
         )
     if not image.is_floating_point() or not latent.is_floating_point():
         raise ValueError(
@@ -253,7 +273,8 @@ def decode_transparent(
         ``[B, 3, H, W]`` RGB decoded by the ordinary VAE, in 0..1 (values outside are clipped,
         as upstream's diffusers pipeline does). Any H and W that are 8x the latent's.
     latent : torch.Tensor
-        ``[B, 4, H/8, W/8]`` unscaled VAE latent (ComfyUI's ``LATENT["samples"]``).
+        ``[B, C, H/8, W/8]`` unscaled VAE latent (ComfyUI's ``LATENT["samples"]``); ``C`` is the
+        network's ``latent_channels``: 4 (SD1.5 / SDXL) or 16 (Flux).
     passes : {1, 2, 4, 8}
         Number of orientations decoded and merged; 8 reproduces upstream. See module docs.
     strategy : {"auto", "sequential", "batched"}
@@ -284,6 +305,8 @@ def decode_transparent(
         half-precision network on CPU.
     DecodeInterrupted
         ``interrupt_check`` returned a true value.
+    NonFiniteDecodeError
+        The network output NaN or infinity (damaged weights); names the weight file.
     """
     if passes not in PASS_ORIENTATIONS:
         raise ValueError(f"passes must be one of {sorted(PASS_ORIENTATIONS)}; got {passes!r}.")
@@ -293,7 +316,7 @@ def decode_transparent(
         raise ValueError(f"sub_batch_size must be an integer >= 1; got {sub_batch_size!r}.")
     if pad_mode not in PAD_MODES:
         raise ValueError(f"pad_mode must be one of {PAD_MODES}; got {pad_mode!r}.")
-    _check_inputs(image, latent)
+    _check_inputs(image, latent, getattr(network, "latent_channels", 4))
     device, dtype, channels_last = _network_device_dtype(network)
     if strategy == "auto":
         strategy = choose_strategy(device)
@@ -331,7 +354,11 @@ def decode_transparent(
                 predicted = network(
                     feed_pixels.contiguous(memory_format=memory_format),
                     feed_latent.contiguous(memory_format=memory_format),
-                ).clamp_(0.0, 1.0)
+                )
+                # Inputs were checked finite: NaN here comes from the weights; clamping
+                # would hide nothing (NaN stays NaN) but later stages would blame the image.
+                _check_finite_output(predicted, network, dtype)
+                predicted = predicted.clamp_(0.0, 1.0)
                 for row, (i, o) in enumerate(call):
                     results[o, i] = unorient(predicted[row], orientations[o])
                 done += len(call)

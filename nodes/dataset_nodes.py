@@ -1,7 +1,8 @@
 """Dataset nodes: save samples into a dataset root, composite portraits over backgrounds.
 
 Thin adapters over :mod:`..dataset` (the writer with its atomicity, resume and several-writer
-guarantees, and :func:`..dataset.save_batch`, which decides and writes a batch) and
+guarantees, and :mod:`..dataset.records`, the one record -> meta -> keep/reject path that
+``ld-portrait refine`` uses too) and
 :mod:`..refine.composite` (compositing) and :mod:`..dataset.backgrounds` (picture folders). The
 nodes convert tensors, find the output folder and build the UI result; heavy modules are
 imported when a node runs so that loading the pack stays light. Alpha sockets mean 1 = opaque portrait; an
@@ -166,9 +167,10 @@ class LDPSaveDataset:
              models="", invert=False, output_root=None):
         from ..dataset.version import tool_version
         from ..refine.validation import check_same_size
-        from ..dataset import (DatasetError, DatasetWriter, common_meta, dataset_root_in,
-                               decide_keep, index_id, models_value, parse_json_input, per_image,
-                               save_batch, validate_dataset_name)
+        from ..dataset import (BatchInput, DatasetError, DatasetWriter, SavePolicy,
+                               batch_records, common_meta, dataset_root_in, decide_keep,
+                               index_id, models_value, parse_json_input, per_image, save_batch,
+                               validate_dataset_name)
 
         # Everything that can be checked is checked before the first file is written.
         name = validate_dataset_name(dataset_name)
@@ -193,6 +195,14 @@ class LDPSaveDataset:
         verdicts = per_image(parsed_verdict, count, "verdict")
         refinements = per_image(parsed_stats, count, "stats")
         ids = [index_id(int(sample_index) + b) for b in range(count)]
+        records = batch_records(BatchInput(
+            ids, foregrounds, alphas, decide_keep(bool(keep), verdicts), raw_alphas=raws,
+            error_maps=maps, verdicts=verdicts, refinements=refinements,
+            first_index=int(sample_index),
+            common=common_meta(prompt=prompt, negative=negative, seed=seed,
+                               attributes=parsed_attributes, models=models_value(models),
+                               tool={"name": "ld-portrait", "version": tool_version(),
+                                     "node": "LDPSaveDataset"})))
 
         output = output_directory(output_root)
         root = dataset_root_in(output, name)
@@ -207,16 +217,9 @@ class LDPSaveDataset:
             images.extend(self._previews(writer, name, outcome.sample_id))
             progress.update()
 
-        outcomes = save_batch(
-            writer, ids, foregrounds, alphas, raw_alphas=raws, error_maps=maps,
-            decisions=decide_keep(bool(keep), verdicts), verdicts=verdicts,
-            refinements=refinements, first_index=int(sample_index),
-            common=common_meta(prompt=prompt, negative=negative, seed=seed,
-                               attributes=parsed_attributes, models=models_value(models),
-                               tool={"name": "ld-portrait", "version": tool_version(),
-                                     "node": "LDPSaveDataset"}),
-            keep_rejected=bool(keep_rejected), alpha_bits=bits, before_each=check_interrupt,
-            after_each=after_each)
+        outcomes = save_batch(writer, records,
+                              SavePolicy(keep_rejected=bool(keep_rejected), alpha_bits=bits),
+                              before_each=check_interrupt, after_each=after_each)
         written = sum(outcome.written for outcome in outcomes)
         summary = (f"dataset {name} ({writer.root}): {written} written, {count - written} "
                    "skipped\n" + "\n".join(outcome.line for outcome in outcomes))

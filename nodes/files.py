@@ -79,7 +79,10 @@ class LDPLoadRGBA:
         "Load an RGBA PNG (for example an existing Layer Diffusion output) or the N-th PNG of "
         "a folder, sorted by name, and split it into colour and alpha. Unlike core Load Image, "
         "the alpha output is 1 = opaque portrait. Relative paths are looked up in ComfyUI's "
-        "input folder. Files without an alpha channel are an error that names the file.")
+        "input folder. Files without an alpha channel are an error that names the file. "
+        "Images over 64 megapixels or 512 MiB are refused before decoding (a decompression "
+        "bomb would take the whole server down); set LDP_MAX_IMAGE_PIXELS / "
+        "LDP_MAX_IMAGE_BYTES in ComfyUI's environment to change the limits.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING", "INT")
@@ -147,7 +150,9 @@ class LDPLoadRGBA:
         from ..dataset.imagefiles import read_rgba
 
         file, _, count = pick_file(path, index, out_of_range)
-        rgb, alpha = read_rgba(file)  # ImageFileError (a ValueError) names the file
+        # Header and size are checked before decoding (ImageTooLargeError); every
+        # ImageFileError is a ValueError that names the file.
+        rgb, alpha = read_rgba(file)
         rgba = np.concatenate([rgb, alpha[..., None]], axis=2)
         return (image_tensor([rgb]), mask_tensor([alpha]), image_tensor([rgba]), file.name, count)
 

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..layerdiffusion import model_files
 from ._common import Progress, check_interrupt
 
 CATEGORY = "LD-Portrait/layer diffusion"
@@ -31,15 +32,15 @@ LAYER_MODEL_FOLDER = "layer_model"
 LAYER_MODEL_EXTENSIONS = frozenset({".safetensors"})
 LAYER_MODEL_DIR_ENV = "LDP_LAYER_MODEL_DIR"
 DECODER_TYPE = "LDP_TRANSPARENT_DECODER"
-# Published names (layerdiffusion/weights.py holds the same; kept here so that listing files
-# does not import torch).
-DEFAULT_PATCH_FILE = "layer_xl_transparent_attn.safetensors"
-DEFAULT_DECODER_FILE = "vae_transparent_decoder.safetensors"
-KNOWN_PATCH_FILES = (DEFAULT_PATCH_FILE, "layer_xl_transparent_conv.safetensors")
+# Published names from the one torch-free table (listing files must not import torch).
+DEFAULT_PATCH_FILE = model_files.MODEL_FILES["attn"].file_name
+DEFAULT_DECODER_FILE = model_files.MODEL_FILES["decoder"].file_name
+KNOWN_PATCH_FILES = tuple(spec.file_name for spec in model_files.files_of_kind("patch", "attn_sharing"))
+KNOWN_DECODER_FILES = tuple(spec.file_name for spec in model_files.files_of_kind("decoder"))
 PASSES = ("8", "4", "2", "1")
-_DOWNLOAD_HINT = ("Download the Layer Diffusion files with `ld-portrait models download` (or from "
-                  "https://huggingface.co/LayerDiffusion/layerdiffusion-v1) into "
-                  "ComfyUI/models/layer_model.")
+_DOWNLOAD_HINT = ("Download the Layer Diffusion files with `ld-portrait models download --family "
+                  "sdxl|sd15|flux` (or from https://huggingface.co/LayerDiffusion/layerdiffusion-v1) "
+                  "into ComfyUI/models/layer_model.")
 
 
 # --- model folder ------------------------------------------------------------------------------
@@ -148,31 +149,47 @@ def _model_kind(model) -> str:
 _FOLDED_CACHE: dict = {}
 
 
-def _folded_patches(path: Path, label: str, targets: dict, model_kind: str) -> dict:
-    """``("diff", (delta,))`` patches at strength 1 for the target model, checked against it."""
+def _folded_patches(path: Path, label: str, targets: dict, model_kind: str) -> tuple:
+    """``(patches, residuals)`` at strength 1 for the target model, checked against it.
+
+    ``patches``: ``{weight key: ("diff", (delta,))}``; ``residuals``: ``{module key: temporal
+    weights}`` for the SD1.5 attention-sharing file (empty for the SDXL patch files).
+    """
+    from ..layerdiffusion.attention_sharing import is_attention_sharing_file, split_attention_sharing
     from ..layerdiffusion.patches import patches_from_state_dict, read_patch_file
-    from ..layerdiffusion.weights import WeightFileError
+    from ..layerdiffusion.weights import WeightFileError, read_safetensors
 
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns, hash(frozenset(targets.items())))
     if key in _FOLDED_CACHE:
         return _FOLDED_CACHE[key]
-    entries = read_patch_file(path)
+    entries = read_safetensors(path, expected_name=" or ".join(KNOWN_PATCH_FILES))
+    residuals = {}
     try:
-        # Strength 1 here; the host multiplies by the strength given to add_patches.
-        patches = patches_from_state_dict(entries, 1.0, target_shapes=targets, source=repr(label))
+        if is_attention_sharing_file(entries):
+            try:
+                deltas, residuals = split_attention_sharing(entries, targets, source=repr(label))
+            except ValueError as error:
+                raise WeightFileError(str(error)) from None
+            half = next(iter(entries.values())).dtype
+            patches = {k: ("diff", (v.to(half),)) for k, v in deltas.items()}
+        else:
+            entries = read_patch_file(path)
+            # Strength 1 here; the host multiplies by the strength given to add_patches.
+            patches = patches_from_state_dict(entries, 1.0, target_shapes=targets, source=repr(label))
     except WeightFileError as error:
         raise WeightFileError(f"{error} The connected model is {model_kind}.") from error
     _FOLDED_CACHE.clear()
-    _FOLDED_CACHE[key] = patches
-    return patches
+    _FOLDED_CACHE[key] = (patches, residuals)
+    return patches, residuals
 
 
 class LDPLayerDiffusionPatch:
     DESCRIPTION = (
-        "Turn an SDXL model into a transparent-image generator with a Layer Diffusion patch "
-        "file (layer_xl_transparent_attn or layer_xl_transparent_conv from "
-        "models/layer_model). Works on a copy of the model: the original stays unpatched. "
+        "Turn an SDXL or SD1.5 model into a transparent-image generator with a Layer Diffusion "
+        "file from models/layer_model: layer_xl_transparent_attn or layer_xl_transparent_conv "
+        "for SDXL, layer_sd15_transparent_attn for SD1.5 (Flux uses the layerlora LoRA through "
+        "core Load LoRA instead). Works on a copy of the model: the original stays unpatched. "
         "Sample with the patched model, decode with VAE Decode, then feed the latent and the "
         "decoded image to Transparent Decode to get alpha. A patch made for another base model "
         "(an SD1.5 file on SDXL) is refused with a message naming the mismatch.")
@@ -186,11 +203,13 @@ class LDPLayerDiffusionPatch:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": ("MODEL", {"tooltip": "The SDXL model to patch (from Load Checkpoint)."}),
+                "model": ("MODEL", {"tooltip": "The SDXL or SD1.5 model to patch (from Load "
+                                               "Checkpoint)."}),
                 "patch_file": _file_combo(KNOWN_PATCH_FILES, (
-                    "Layer Diffusion UNet patch in models/layer_model: "
+                    "Layer Diffusion UNet patch in models/layer_model: for SDXL "
                     "layer_xl_transparent_attn (attention injection, the usual choice) or "
-                    "layer_xl_transparent_conv (conv injection).")),
+                    "layer_xl_transparent_conv (conv injection); for SD1.5 "
+                    "layer_sd15_transparent_attn. Checked against the connected model.")),
                 "strength": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
                                        "tooltip": "How strongly the patch is applied; 1.0 as "
                                                   "trained. Lower values give weaker transparency."}),
@@ -205,9 +224,16 @@ class LDPLayerDiffusionPatch:
     def patch(self, model, patch_file, strength=1.0):
         path = resolve_layer_model(patch_file)
         targets = {key: tuple(value.shape) for key, value in model.model.state_dict().items()}
-        patches = _folded_patches(path, str(patch_file), targets, _model_kind(model))
+        patches, residuals = _folded_patches(path, str(patch_file), targets, _model_kind(model))
         patched = model.clone()
         added = patched.add_patches(patches, float(strength))
+        if residuals:
+            from ..layerdiffusion.attention_sharing import TemporalResidual
+
+            for module_key, weights in residuals.items():
+                original = patched.get_model_object(module_key)
+                patched.add_object_patch(
+                    module_key, TemporalResidual(original, weights, scale=float(strength)))
         if len(added) != len(patches):
             skipped = sorted(set(patches) - {k if isinstance(k, str) else k[0] for k in added})
             raise RuntimeError(
@@ -271,7 +297,7 @@ def decoder_device_and_dtype():
 
 class LDPTransparentDecoderLoader:
     DESCRIPTION = (
-        "Load the Layer Diffusion transparent decoder (vae_transparent_decoder.safetensors from "
+        "Load a Layer Diffusion transparent decoder (SDXL, SD1.5 or Flux, from "
         "models/layer_model), which turns an ordinary VAE decode plus its latent into "
         "foreground colour and alpha. Only safetensors files are read; a wrong, truncated or "
         "incomplete file is refused with a message that says what it is. Runs where the host "
@@ -286,9 +312,11 @@ class LDPTransparentDecoderLoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "decoder_file": _file_combo((DEFAULT_DECODER_FILE,), (
-                    "Transparent decoder weights in models/layer_model "
-                    "(vae_transparent_decoder.safetensors for SDXL).")),
+                "decoder_file": _file_combo(KNOWN_DECODER_FILES, (
+                    "Transparent decoder weights in models/layer_model: "
+                    "vae_transparent_decoder (SDXL), layer_sd15_vae_transparent_decoder (SD1.5) "
+                    "or flux_vae_transparent_decoder (Flux, made by `ld-portrait models "
+                    "convert`). The latent channels (4 or 16) are read from the file.")),
             }
         }
 
@@ -317,10 +345,14 @@ def _check_decode_inputs(samples, images, decoder) -> tuple:
     latent = samples.get("samples") if isinstance(samples, dict) else None
     if not isinstance(latent, torch.Tensor) or latent.ndim != 4:
         raise ValueError("samples must be a LATENT (connect the sampler's output).")
-    if latent.shape[1] != 4:
+    wanted = getattr(decoder.network, "latent_channels", 4)
+    if latent.shape[1] != wanted:
+        made_for = "Flux (16 channels)" if wanted == 16 else "SD1.5/SDXL (4 channels)"
+        got = {16: "a Flux latent", 4: "an SD1.5/SDXL latent"}.get(latent.shape[1], "a latent")
         raise ValueError(
-            f"samples has {latent.shape[1]} channels; the transparent decoder works on SD1.5/SDXL "
-            "latents with 4 channels. Use an SDXL checkpoint with the Layer Diffusion patch.")
+            f"samples has {latent.shape[1]} channels ({got}) but {decoder.file_name!r} decodes "
+            f"{made_for} latents. Load the transparent decoder of the model family that made the "
+            "latent.")
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] < 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be an IMAGE [B, H, W, 3]; got {shape}.")

@@ -1,6 +1,8 @@
 """Matte nodes: foreground padding, connectivity refinement and the quality gate.
 
-Thin adapters: each node converts ComfyUI tensors to numpy, loops over the batch, calls the
+Refinement and gate come in two forms, as core's KSampler / KSampler (Advanced): a simple node
+with one choice (strength, strictness) for artists, and an advanced node with every parameter
+(the original ids, so saved workflows keep working). Thin adapters: each node converts ComfyUI tensors to numpy, loops over the batch, calls the
 library in ``refine/`` and converts back. Alpha sockets are named ``alpha`` and mean
 1 = opaque portrait; an ``invert`` switch accepts core's inverted MASK (LoadImage gives
 1 - alpha). Library modules are imported inside the methods so importing the pack stays light.
@@ -26,67 +28,31 @@ from ._common import (
 
 CATEGORY = "LD-Portrait/matte"
 
-# Refinement parameters exposed as widgets: (name, type, min, max, step, tooltip). Defaults come
-# from refine_alpha's own RefineParams, so the widgets cannot drift from the library. Sizes
-# whose library default is None ("scale with the image") use 0 in the widget for "automatic".
-_REFINE_WIDGETS = (
-    ("background_level", "FLOAT", 0.0, 1.0, 0.001,
-     "Alpha at or below which a pixel can be true background (connected to the border)."),
-    ("gap_level", "FLOAT", 0.0, 1.0, 0.01,
-     "Alpha below which a pixel is a see-through gap (between hair strands) the background "
-     "can cross; must lie between background_level and opaque_level."),
-    ("opaque_level", "FLOAT", 0.0, 1.0, 0.001,
-     "Alpha at or above which a pixel is opaque and blocks the background's reach."),
-    ("band_width", "FLOAT", 0.0, 4096.0, 0.5,
-     "How deep (px from the true background) the genuine transition band (hair, soft edges) "
-     "may reach; semi-transparency deeper than this is an error. 0 = automatic (3% of the "
-     "shorter side)."),
-    ("gap_rim", "FLOAT", 0.0, 4096.0, 0.5,
-     "How far (px) the band may extend beyond see-through gaps between strands, however deep "
-     "they are: the opaque half of a soft edge. 0 = automatic (1% of the shorter side)."),
-    ("reach_depth", "FLOAT", 0.0, 4096.0, 0.5,
-     "How deep (px from the true background) see-through gaps are searched. 0 = automatic "
-     "(4% of the shorter side)."),
-    ("hole_min_area", "INT", 0, 1 << 26, 1,
-     "Enclosed transparent regions at least this large (px) are real background holes (the gap "
-     "between arm and torso); smaller ones are pinholes and get filled. 0 = automatic (0.1% of "
-     "the image)."),
-    ("island_min_area", "INT", 0, 1 << 26, 1,
-     "Detached islands smaller than this (px) are background debris and are removed. "
-     "0 = automatic (0.01% of the image)."),
-    ("debris_max_alpha", "FLOAT", 0.0, 1.0, 0.01,
-     "Detached islands whose strongest alpha is below this are faint debris and are removed."),
-    ("keep_island_fraction", "FLOAT", 0.0, 1.0, 0.001,
-     "Detached islands at least this fraction of the largest one are kept (a second person or "
-     "a held object; the quality gate judges those)."),
-    ("strand_width", "INT", 0, 1024, 1,
-     "Opaque structures narrower than this (px), such as hair strands and curls, do not wall "
-     "off the see-through gaps behind them. 0 = automatic (0.5% of the shorter side, at least 5)."),
-    ("ramp_depth", "FLOAT", 0.0, 4096.0, 0.5,
-     "How deep (px from the true background) a steadily climbing soft edge (wide hair fringe) "
-     "is kept as genuine. 0 = automatic (6% of the shorter side)."),
-    ("speckle_level", "FLOAT", 0.0, 1.0, 0.01,
-     "Inside the transition band, a pixel at or above this alpha that is darker than all its "
-     "neighbours is speckle and is made opaque."),
-    ("speckle_passes", "INT", 0, 64, 1,
-     "How many times the band speckle test repeats (each pass exposes the next pixel of a "
-     "speckle chain). 0 disables it."),
-    ("frame_fade_depth", "INT", 0, 4096, 1,
-     "Rows/columns from the image border in which a fade of the body toward the frame is "
-     "repaired. 0 = automatic (2.5% of the side); use fix_frame_fade to switch it off."),
-    ("fade_min_alpha", "FLOAT", 0.0, 1.0, 0.01,
-     "Only pixels at least this opaque are repaired as a frame fade; dimmer ones are a soft "
-     "edge that runs along the border."),
-    ("fix_interior", "BOOLEAN", None, None, None,
-     "Make semi-transparent speckle and blotches inside the body opaque."),
-    ("fix_pinholes", "BOOLEAN", None, None, None,
-     "Fill small fully transparent holes inside the body (specular highlights in the eyes)."),
-    ("remove_debris", "BOOLEAN", None, None, None,
-     "Remove faint floating islands in the background."),
-    ("fix_frame_fade", "BOOLEAN", None, None, None,
-     "Repair the fade where the body leaves the frame (make it opaque up to the border)."),
+# Refinement parameters shown by the advanced node, in widget order. The order is fixed (saved
+# UI workflows store widget values by position: new fields go at the end); types, ranges,
+# defaults and tooltips come from RefineParams' field metadata, so widgets cannot drift from
+# the library. Sizes whose library default is None ("scale with the image") show 0 for
+# "automatic".
+_REFINE_WIDGET_ORDER = (
+    "background_level", "gap_level", "opaque_level", "band_width", "gap_rim", "reach_depth",
+    "hole_min_area", "island_min_area", "debris_max_alpha", "keep_island_fraction", "strand_width",
+    "ramp_depth", "speckle_level", "speckle_passes", "frame_fade_depth", "fade_min_alpha",
+    "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade", "shelf_level", "shelf_rise", "faint_level",
+    "taper_width",
 )
-_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "strand_width", "ramp_depth", "hole_min_area", "island_min_area", "frame_fade_depth")
+_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "strand_width", "ramp_depth", "taper_width", "hole_min_area",
+                    "island_min_area", "frame_fade_depth")
+_REFINE_WIDGET_MAX = 4096  # lengths in px; an alpha's side rarely exceeds it
+
+STRENGTH_TOOLTIP = (
+    "How hard to repair: 'standard' suits Layer Diffusion portraits; 'gentle' keeps more "
+    "semi-transparency (only clear errors are fixed); 'strong' also fills dimmer blotches along "
+    "the outline and longer speckle chains. Every parameter is in Connectivity Refine Alpha, "
+    "Advanced.")
+STRICTNESS_TOOLTIP = (
+    "How strict the gate is: 'standard' suits Layer Diffusion portrait datasets; 'lenient' lets "
+    "more through (busts cut at the sides, more corrections); 'strict' keeps only clean, centred, "
+    "soft-edged mattes of at least 512 px. Every threshold is in Matte Quality Gate, Advanced.")
 
 
 def _widget(kind: str, default, low, high, step, tooltip: str) -> tuple:
@@ -98,6 +64,118 @@ def _widget(kind: str, default, low, high, step, tooltip: str) -> tuple:
         # such as 2/255 must reach the library unchanged.
         options["round"] = False
     return (kind, options)
+
+
+def _refine_widgets() -> dict:
+    """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
+    from dataclasses import fields as dataclass_fields
+
+    from ..refine.refine_params import RefineParams
+
+    specs = {spec.name: spec for spec in dataclass_fields(RefineParams)}
+    widgets = {}
+    for name in _REFINE_WIDGET_ORDER:
+        spec = specs[name]
+        low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
+        if isinstance(spec.default, bool):
+            widgets[name] = _widget("BOOLEAN", spec.default, None, None, None, doc)
+            continue
+        is_int = str(spec.type).startswith("int")
+        if name in _AUTOMATIC_SIZES:
+            doc += " In this widget 0 = automatic."
+            if not name.endswith("_area"):
+                high = min(high, _REFINE_WIDGET_MAX)
+        default = spec.default if spec.default is not None else 0
+        if is_int:
+            widgets[name] = _widget("INT", int(default), int(low), int(high), 1, doc)
+        else:
+            step = 0.5 if name in _AUTOMATIC_SIZES else (0.001 if name in ("background_level", "opaque_level",
+                                                                          "keep_island_fraction") else 0.01)
+            widgets[name] = _widget("FLOAT", float(default), float(low), float(high), step, doc)
+    return widgets
+
+
+def _refine_batch(alpha, image, invert: bool, params) -> tuple:
+    """Refine every alpha of a batch with ``params`` (a RefineParams); the node outputs."""
+    from ..refine.connectivity import refine_alpha
+    from ..refine.errormap import error_map
+
+    alphas, images = match_batch(
+        mask_list(alpha, invert=invert), None if image is None else image_list(image),
+        names=("alpha", "image"))
+    progress = Progress(len(alphas))
+    refined, changed, maps, stats = [], [], [], []
+    for index, matte in enumerate(alphas):
+        check_interrupt()
+        result = refine_alpha(matte, params)
+        # Without colour, a white silhouette over the map's grey background stands in.
+        colour = images[index] if images is not None else np.ones(matte.shape + (3,), np.float32)
+        refined.append(result.alpha)
+        changed.append(result.changed)
+        maps.append(error_map(colour, result.alpha, result.changed))
+        stats.append(result.stats)
+        progress.update()
+    return (mask_tensor(refined), mask_tensor(changed), image_tensor(maps), json.dumps(stats))
+
+
+def _judge_batch(alpha, raw_alpha, changed, invert: bool, thresholds) -> tuple:
+    """Judge every alpha of a batch with ``thresholds`` (QualityThresholds); the node outputs."""
+    from ..refine.quality import judge_quality, measure_quality
+
+    alphas, raws, changes = match_batch(
+        mask_list(alpha, invert=invert),
+        None if raw_alpha is None else mask_list(raw_alpha, "raw_alpha", invert=invert),
+        None if changed is None else mask_list(changed, "changed"),
+        names=("alpha", "raw_alpha", "changed"))
+    verdicts, lines = [], []
+    for index, matte in enumerate(alphas):
+        check_interrupt()
+        measures = measure_quality(matte, raw_alpha=None if raws is None else raws[index],
+                                   changed=None if changes is None else changes[index], thresholds=thresholds)
+        verdict = judge_quality(measures, thresholds)
+        verdicts.append(verdict.to_dict())
+        if verdict.keep:
+            lines.append(f"{index}: keep")
+        else:
+            details = "; ".join(verdict.messages)
+            lines.append(f"{index}: reject: {', '.join(verdict.reasons)} ({details})")
+    kept = sum(1 for verdict in verdicts if verdict["keep"])
+    return (kept == len(verdicts), kept, "\n".join(lines), json.dumps(verdicts))
+
+
+_REFINE_OUTPUTS = dict(
+    RETURN_TYPES=("MASK", "MASK", "IMAGE", "STRING"),
+    RETURN_NAMES=("alpha", "changed", "error_map", "stats"),
+    OUTPUT_TOOLTIPS=(
+        "Refined alpha, 1 = opaque portrait (MASK [B,H,W]).",
+        "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality gate.",
+        "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
+        "figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in.",
+        "Refinement statistics as a JSON list, one object per image of the batch (pixel counts "
+        "per repair kind, changed fraction, parameters used).",
+    ),
+)
+_GATE_OUTPUTS = dict(
+    RETURN_TYPES=("BOOLEAN", "INT", "STRING", "STRING"),
+    RETURN_NAMES=("keep", "kept_count", "reasons", "verdict"),
+    OUTPUT_TOOLTIPS=(
+        "True when every image of the batch passes the gate (drive a switch or a save node).",
+        "How many images of the batch pass the gate.",
+        "One line per image: its index and 'keep', or 'reject:' with the reason codes and readable messages.",
+        "JSON list, one verdict per image: keep, reasons, messages, measures (all measured "
+        "values) and thresholds.",
+    ),
+)
+_GATE_INPUTS = {
+    "raw_alpha": ("MASK", {"tooltip": (
+        "Optional decoder alpha before refinement (1 = opaque). The soft-edge "
+        "('nearly_binary') and translucency checks use it, since refinement hides both.")}),
+    "changed": ("MASK", {"tooltip": (
+        "Optional 'changed' output of the refine node; enables the 'too_many_corrections' check.")}),
+    "invert": ("BOOLEAN", {"default": False, "tooltip": (
+        "Turn on when alpha and raw_alpha are core's inverted MASK (1 = transparent, as "
+        "from Load Image); both are then used as 1 - mask. 'changed' is never inverted.")}),
+}
 
 
 class LDPPadForeground:
@@ -139,106 +217,128 @@ class LDPPadForeground:
         return (image_tensor(padded),)
 
 
-class LDPConnectivityRefine:
+class LDPRefineAlpha:
     DESCRIPTION = (
         "Repair a Layer Diffusion alpha with the portrait connectivity prior: semi-transparent "
-        "speckle inside the body and transparent pinholes (eye highlights) become opaque, faint "
-        "floating debris is removed, the fade at the frame is fixed, while the genuine "
-        "transition band along the outline (hair strands, soft edges) and large background "
-        "holes are kept. Outputs the refined alpha, the changed pixels, an error-map picture "
-        "(corrected pixels in red) and statistics.")
+        "speckle and blotches inside the body and transparent pinholes (eye highlights) become "
+        "opaque, faint floating debris is removed and the fade at the frame is fixed, while hair "
+        "strands, soft edges and large background holes are kept. Pick a strength; every "
+        "parameter is in Connectivity Refine Alpha, Advanced. Outputs the refined alpha, the "
+        "changed pixels, an error map (corrections in red) and statistics.")
     CATEGORY = CATEGORY
     FUNCTION = "refine"
-    RETURN_TYPES = ("MASK", "MASK", "IMAGE", "STRING")
-    RETURN_NAMES = ("alpha", "changed", "error_map", "stats")
-    OUTPUT_TOOLTIPS = (
-        "Refined alpha, 1 = opaque portrait (MASK [B,H,W]).",
-        "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality gate.",
-        "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
-        "figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in.",
-        "Refinement statistics as a JSON list, one object per image of the batch (pixel counts "
-        "per repair kind, changed fraction, parameters used).",
-    )
+    RETURN_TYPES = _REFINE_OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _REFINE_OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _REFINE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..refine.connectivity import RefineParams
+        from ..refine.refine_params import REFINE_PRESETS
 
-        defaults = RefineParams()
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The portrait's colour (backdrop of the error map)."}),
+                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "strength": (list(REFINE_PRESETS), {"default": "standard", "tooltip": STRENGTH_TOOLTIP}),
+            },
+            "optional": {
+                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+            },
+        }
+
+    def refine(self, image, alpha, strength="standard", invert=False):
+        from ..refine.refine_params import preset_params
+
+        return _refine_batch(alpha, image, invert, preset_params(strength))
+
+
+class LDPConnectivityRefine:
+    DESCRIPTION = (
+        "Connectivity refinement with every parameter exposed (the simple form is Refine Alpha). "
+        "Semi-transparent speckle, blotches and shelves inside the body and transparent "
+        "pinholes become opaque, faint floating debris is removed, the fade at the frame is "
+        "fixed, while the genuine transition band along the outline (hair strands, soft edges) "
+        "and large background holes are kept. Sizes at 0 scale with the image; hover a widget "
+        "for its meaning. Outputs the refined alpha, the changed pixels, an error map "
+        "(corrected pixels in red) and statistics.")
+    CATEGORY = CATEGORY
+    FUNCTION = "refine"
+    RETURN_TYPES = _REFINE_OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _REFINE_OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _REFINE_OUTPUTS["OUTPUT_TOOLTIPS"]
+
+    @classmethod
+    def INPUT_TYPES(cls):
         optional = {
             "image": ("IMAGE", {"tooltip": (
                 "Optional portrait colour, used only as the backdrop of the error map.")}),
             "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
         }
-        for name, kind, low, high, step, tooltip in _REFINE_WIDGETS:
-            default = getattr(defaults, name)
-            if default is None:
-                default = 0 if kind == "INT" else 0.0
-            optional[name] = _widget(kind, default, low, high, step, tooltip)
+        optional.update(_refine_widgets())
         return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
 
     def refine(self, alpha, image=None, invert=False, **params):
-        from ..refine.connectivity import refine_alpha
-        from ..refine.errormap import error_map
+        from ..refine.refine_params import RefineParams
 
         overrides = {}
         for name, value in params.items():
             if name in _AUTOMATIC_SIZES and value == 0:
                 value = None  # widget 0 = let the library scale it with the image
             overrides[name] = value
-        alphas, images = match_batch(
-            mask_list(alpha, invert=invert), None if image is None else image_list(image),
-            names=("alpha", "image"))
-        progress = Progress(len(alphas))
-        refined, changed, maps, stats = [], [], [], []
-        for index, matte in enumerate(alphas):
-            check_interrupt()
-            result = refine_alpha(matte, **overrides)
-            # Without colour, a white silhouette over the map's grey background stands in.
-            colour = images[index] if images is not None else np.ones(matte.shape + (3,), np.float32)
-            refined.append(result.alpha)
-            changed.append(result.changed)
-            maps.append(error_map(colour, result.alpha, result.changed))
-            stats.append(result.stats)
-            progress.update()
-        return (mask_tensor(refined), mask_tensor(changed), image_tensor(maps), json.dumps(stats))
+        return _refine_batch(alpha, image, invert, RefineParams.from_kwargs(**overrides))
+
+
+class LDPQualityGateSimple:
+    DESCRIPTION = (
+        "Judge whether portrait mattes belong in a dataset, at a chosen strictness: rejects empty "
+        "mattes, several people, subjects cut off at the top or sides, mattes that needed too "
+        "many corrections, nearly binary alpha (a failed transparent decode), translucent "
+        "objects, tiny or off-centre subjects. Every threshold is in Matte Quality Gate, "
+        "Advanced. Outputs keep (True only when every image of the batch passes), the number "
+        "kept, readable reasons and the full verdicts as JSON.")
+    CATEGORY = CATEGORY
+    FUNCTION = "judge"
+    RETURN_TYPES = _GATE_OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _GATE_OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _GATE_OUTPUTS["OUTPUT_TOOLTIPS"]
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..refine.quality import QUALITY_PRESETS
+
+        return {
+            "required": {
+                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "strictness": (list(QUALITY_PRESETS), {"default": "standard", "tooltip": STRICTNESS_TOOLTIP}),
+            },
+            "optional": dict(_GATE_INPUTS),
+        }
+
+    def judge(self, alpha, strictness="standard", raw_alpha=None, changed=None, invert=False):
+        from ..refine.quality import quality_preset
+
+        return _judge_batch(alpha, raw_alpha, changed, invert, quality_preset(strictness))
 
 
 class LDPQualityGate:
     DESCRIPTION = (
-        "Judge whether portrait mattes belong in a dataset: rejects empty mattes, several "
-        "people, subjects cut off at the top or sides, mattes that needed too many corrections, "
-        "nearly binary alpha (a failed transparent decode), translucent objects, tiny or "
-        "off-centre subjects. Outputs keep (True only when every image of the batch passes), "
-        "the number kept, readable reasons and the full verdicts with all measured values as "
-        "JSON. Every threshold is a widget; hover it for its meaning.")
+        "The quality gate with every threshold exposed (the simple form is Matte Quality Gate): "
+        "rejects empty mattes, several people, subjects cut off at the top or sides, mattes that "
+        "needed too many corrections, nearly binary alpha (a failed transparent decode), "
+        "translucent objects, tiny or off-centre subjects. Outputs keep (True only when every "
+        "image of the batch passes), the number kept, readable reasons and the full verdicts "
+        "with all measured values as JSON. Hover a threshold for its meaning.")
     CATEGORY = CATEGORY
     FUNCTION = "judge"
-    RETURN_TYPES = ("BOOLEAN", "INT", "STRING", "STRING")
-    RETURN_NAMES = ("keep", "kept_count", "reasons", "verdict")
-    OUTPUT_TOOLTIPS = (
-        "True when every image of the batch passes the gate (drive a switch or a save node).",
-        "How many images of the batch pass the gate.",
-        "One line per image: its index and 'keep', or 'reject:' with the reason codes and readable messages.",
-        "JSON list, one verdict per image: keep, reasons, messages, measures (all measured "
-        "values) and thresholds.",
-    )
+    RETURN_TYPES = _GATE_OUTPUTS["RETURN_TYPES"]
+    RETURN_NAMES = _GATE_OUTPUTS["RETURN_NAMES"]
+    OUTPUT_TOOLTIPS = _GATE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
         from ..refine.quality import QualityThresholds
 
-        optional = {
-            "raw_alpha": ("MASK", {"tooltip": (
-                "Optional decoder alpha before refinement (1 = opaque). The soft-edge "
-                "('nearly_binary') and translucency checks use it, since refinement hides both.")}),
-            "changed": ("MASK", {"tooltip": (
-                "Optional 'changed' output of Connectivity Refine; enables the "
-                "'too_many_corrections' check.")}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": (
-                "Turn on when alpha and raw_alpha are core's inverted MASK (1 = transparent, as "
-                "from Load Image); both are then used as 1 - mask. 'changed' is never inverted.")}),
-        }
+        optional = dict(_GATE_INPUTS)
         for spec in fields(QualityThresholds):
             kind = "INT" if spec.type in ("int", int) else "FLOAT"
             step = 1 if kind == "INT" else 0.001
@@ -247,35 +347,22 @@ class LDPQualityGate:
         return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):
-        from ..refine.quality import assess_quality
+        from ..refine.quality import QualityThresholds
 
-        alphas, raws, changes = match_batch(
-            mask_list(alpha, invert=invert),
-            None if raw_alpha is None else mask_list(raw_alpha, "raw_alpha", invert=invert),
-            None if changed is None else mask_list(changed, "changed"),
-            names=("alpha", "raw_alpha", "changed"))
-        verdicts, lines = [], []
-        for index, matte in enumerate(alphas):
-            check_interrupt()
-            verdict = assess_quality(matte, raw_alpha=None if raws is None else raws[index],
-                                     changed=None if changes is None else changes[index], **thresholds)
-            verdicts.append(verdict.to_dict())
-            if verdict.keep:
-                lines.append(f"{index}: keep")
-            else:
-                details = "; ".join(verdict.messages)
-                lines.append(f"{index}: reject: {', '.join(verdict.reasons)} ({details})")
-        kept = sum(1 for verdict in verdicts if verdict["keep"])
-        return (kept == len(verdicts), kept, "\n".join(lines), json.dumps(verdicts))
+        return _judge_batch(alpha, raw_alpha, changed, invert, QualityThresholds.from_kwargs(**thresholds))
 
 
 NODE_CLASS_MAPPINGS = {
     "LDPPadForeground": LDPPadForeground,
+    "LDPRefineAlpha": LDPRefineAlpha,
     "LDPConnectivityRefine": LDPConnectivityRefine,
+    "LDPQualityGateSimple": LDPQualityGateSimple,
     "LDPQualityGate": LDPQualityGate,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LDPPadForeground": "Pad Foreground Colour (LD-Portrait)",
-    "LDPConnectivityRefine": "Connectivity Refine Alpha (LD-Portrait)",
-    "LDPQualityGate": "Matte Quality Gate (LD-Portrait)",
+    "LDPRefineAlpha": "Refine Alpha (LD-Portrait)",
+    "LDPConnectivityRefine": "Connectivity Refine Alpha, Advanced (LD-Portrait)",
+    "LDPQualityGateSimple": "Matte Quality Gate (LD-Portrait)",
+    "LDPQualityGate": "Matte Quality Gate, Advanced (LD-Portrait)",
 }

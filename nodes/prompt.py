@@ -86,6 +86,21 @@ def _parsed(preset: str, text: str, directories: tuple[Path, ...], fingerprint: 
     return Template.from_file(preset_path(preset), wildcard_dirs=directories, name=f"{preset}.txt")
 
 
+def check_encodable(text: str, what: str = "template") -> str:
+    """Return ``text`` when it can be encoded as UTF-8; else a ValueError naming the line and
+    column of the first lone surrogate (half of a UTF-16 pair, left by a broken paste or an
+    API client), instead of a UnicodeEncodeError deep in the text encoder or the JSON writer."""
+    for offset, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            line = text.count("\n", 0, offset) + 1
+            column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+            raise ValueError(
+                f"{what} has an invalid character at line {line}, column {column}: "
+                f"U+{ord(char):04X} is half of a UTF-16 surrogate pair, not a character. "
+                "Delete it and type or paste that text again.")
+    return text
+
+
 def build_template(preset: str, template: str = ""):
     """The Template the node uses: a shipped preset, or the custom text when preset is 'custom'."""
     from ..prompting import list_presets
@@ -96,6 +111,8 @@ def build_template(preset: str, template: str = ""):
     if preset == CUSTOM and not str(template).strip():
         raise ValueError("preset is 'custom' but the template text is empty: write a template or "
                          "choose a shipped preset.")
+    if preset == CUSTOM:
+        check_encodable(str(template))
     directories = wildcard_dirs()
     return _parsed(preset, str(template) if preset == CUSTOM else "", directories,
                    wildcard_fingerprint(directories))
@@ -186,5 +203,5 @@ class LDPPromptTemplate:
 NODE_CLASS_MAPPINGS = {"LDPPromptTemplate": LDPPromptTemplate}
 NODE_DISPLAY_NAME_MAPPINGS = {"LDPPromptTemplate": "Prompt Template (LD-Portrait)"}
 
-__all__ = ["LDPPromptTemplate", "build_template", "user_wildcard_dirs", "wildcard_dirs",
+__all__ = ["LDPPromptTemplate", "build_template", "check_encodable", "user_wildcard_dirs", "wildcard_dirs",
            "wildcard_fingerprint", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

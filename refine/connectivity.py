@@ -21,22 +21,35 @@ The algorithm, on the alpha alone (no colour is needed):
 2. Gaps: pixels below ``gap_level`` that the background reaches through pixels below
    ``gap_level`` within ``reach_depth`` of ``B`` -- the see-through holes between hair strands.
    Strands thinner than ``strand_width`` are opened away first, so a curl lying across a soft
-   edge does not wall off the gaps behind it.
+   edge does not wall off the gaps behind it. Pixels below ``faint_level`` that the background
+   reaches through pixels below ``faint_level`` are gaps however deep they lie: a soft valley
+   between a raised hand and the head is background seen through soft edges, not a dip.
 3. Band: non-opaque pixels reachable from those gaps through non-opaque pixels while staying
    within ``band_width`` of ``B`` or within ``gap_rim`` of a gap, plus the steadily climbing
    ramps of wide soft edges (pixels below ``ramp_levels[-1]`` that the background reaches
    through pixels no more opaque than the next level, within ``ramp_depth``). The band is
    kept as it is, except band speckle: near-opaque pixels darker than all their neighbours
-   (a genuine soft edge always has a more transparent neighbour toward the background).
+   (a genuine soft edge always has a more transparent neighbour toward the background), and
+   shelves: patches that hardly climb above their darkest neighbour (a blotch dimming the body
+   where it meets the outline is flat; a genuine soft edge climbs steeply toward the body).
 4. Everything else that is neither opaque nor background is an error and is filled to 1:
    semi-transparent speckle and blotches (``interior``) and enclosed zero holes (``pinhole``).
+   Where pixels filled because the band stops meet the kept band, they rise to 1 over
+   ``taper_width`` pixels instead of jumping (no stair step along the band's inner limit).
 5. Frame fade: near each border, where the body continues out of the frame (an opaque
-   anchor ``frame_fade_depth`` inside), a fade toward the border is filled to 1.
-6. Debris: islands not connected to the portrait that are faint or tiny are set to 0.
+   anchor ``frame_fade_depth`` inside) and the border pixel is still at least
+   ``fade_min_alpha``, a fade toward the border is filled to 1. (Ramps may run along the
+   frame at any length: a soft edge that runs along the border is kept.)
+6. Debris: islands not connected to the portrait that are faint or tiny are set to 0, except
+   wisps within a few pixels of the portrait (hair fringe parted from it by near-zero pixels).
+
+Calibration: the defaults were tuned on the calibration halves of the two benchmark families in
+``pipeline/synthetic_families`` and checked on the real images the tests use; the families'
+evaluation halves are only reported (``benchmarks/bench_refine_quality.py``).
 
 All sizes default to fractions of the image's shorter side, so the same defaults work from
 256 to 4096 pixels. The function is deterministic and uses OpenCV's connected components and
-distance transforms; see ``benchmarks/bench_refine.py`` for its speed.
+distance transforms; ``benchmarks/bench_refine.py`` prints its speed against the issue-9 yardstick.
 """
 from __future__ import annotations
 
@@ -45,151 +58,28 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from .refine_params import REFINE_PRESETS, RefineParams, preset_params
 from .validation import HALF_CODE, as_alpha
 
-__all__ = ["RefineParams", "RefineResult", "FIX_KINDS", "refine_alpha", "true_background"]
+__all__ = ["RefineParams", "RefineResult", "FIX_KINDS", "REFINE_PRESETS", "preset_params", "refine_alpha",
+           "true_background"]
+#: Images whose shorter side is at least this are measured at quarter resolution (0: never).
+PROXIMITY_SCALE_4_FROM = 1024
+#: Islands within this many pixels of the portrait are fringe, not debris.
+ISLAND_KEEP_GAP = 3
+#: Shelves are measured at a resolution whose shorter side is 1 to 2 times this.
+SHELF_WORKING_SIDE = 256
+#: A pixel climbing this many 8-bit codes above its darkest neighbour is never a shelf.
+SHELF_MAX_CLIMB = 15
+#: Shelves grow into rims at most this many times as steep as a shelf may be ...
+SHELF_GROW_STEEPER = 1.5
+#: ... for this many pixels (at the measuring resolution).
+SHELF_GROW_PASSES = 2
+#: A shelf pixel needs at least this many shelf pixels among its 8 neighbours.
+SHELF_MIN_NEIGHBOURS = 2
 
 FIX_KINDS = {1: "interior", 2: "pinhole", 3: "debris", 4: "frame_fade"}
 _KIND_CODE = {name: code for code, name in FIX_KINDS.items()}
-
-
-
-@dataclass(frozen=True)
-class RefineParams:
-    """Thresholds of :func:`refine_alpha`. Sizes given as ``None`` scale with the image.
-
-    Attributes
-    ----------
-    background_level : float
-        Alpha at or below which a pixel can be true background (0..1). Default 2/255: LD's
-        background is exactly 0 up to faint noise.
-    opaque_level : float
-        Alpha at or above which a pixel is opaque and blocks the background's reach (0..1).
-    gap_level : float
-        Alpha below which a pixel is a see-through gap the background can cross (0..1).
-    band_width : float or None
-        How deep (pixels from the true background) the genuine transition band may reach.
-        Default 3% of the shorter side (31 px at 1024, at least 4).
-    gap_rim : float or None
-        How far (pixels) the band may extend beyond the reachable see-through gaps, however
-        deep they are: the opaque half of a soft edge. Default 1% of the shorter side
-        (10 px at 1024, at least 2).
-    reach_depth : float or None
-        How deep (pixels from the true background) gaps can be reached. Default 4% of the
-        shorter side (41 px at 1024).
-    strand_width : int or None
-        Opaque structures narrower than this (pixels) -- hair strands, curls -- do not block
-        the background's reach into the gaps behind them. Default 0.5% of the shorter side
-        (at least 5 px); 0 or 1 makes every opaque pixel a wall.
-    hole_min_area : int or None
-        Enclosed near-zero regions at least this large (pixels) are genuine background holes;
-        smaller ones are pinholes. Default 0.1% of the image area (at least 16).
-    debris_max_alpha : float
-        Islands disconnected from the portrait whose peak alpha is below this are debris.
-    island_min_area : int or None
-        Disconnected islands smaller than this (pixels) are debris whatever their peak.
-        Default 0.01% of the image area (at least 4).
-    keep_island_fraction : float
-        Islands at least this fraction of the largest one are kept (a second person or a
-        held object is the quality gate's business, not the refiner's).
-    ramp_levels : tuple of float
-        Increasing alpha levels (0..1). A pixel below the last level is also genuine when
-        the background reaches it through pixels below the level just above its own alpha
-        (a steadily climbing soft edge, such as wide hair fringes), however deep it lies
-        within ``ramp_depth``. Empty disables this.
-    ramp_depth : float or None
-        How deep (pixels from the true background) a ramp may reach. Default 6% of the
-        shorter side (twice the default band width).
-    speckle_level : float
-        Inside the band, a pixel at or above this alpha that is darker than all 8 neighbours
-        is speckle (a genuine soft edge always has a more transparent neighbour).
-    speckle_passes : int
-        How many times the band speckle test is repeated (each pass exposes the next pixel
-        of a speckle chain). 0 disables it.
-    frame_fade_depth : int or None
-        Rows/columns from an image border in which a fade of the body toward the border is
-        repaired. Default 2.5% of the side length (at least 2). 0 disables the repair.
-    fade_min_alpha : float
-        Only pixels at least this opaque count as a fade (0..1): a fade dims an opaque body,
-        while a dimmer pixel there is a soft edge running along the border.
-    fix_interior, fix_pinholes, remove_debris, fix_frame_fade : bool
-        Switch each repair on or off.
-    """
-
-    background_level: float = 2.0 / 255.0
-    opaque_level: float = 1.0 - HALF_CODE
-    gap_level: float = 0.5
-    band_width: float | None = None
-    gap_rim: float | None = None
-    reach_depth: float | None = None
-    strand_width: int | None = None
-    hole_min_area: int | None = None
-    debris_max_alpha: float = 0.5
-    island_min_area: int | None = None
-    keep_island_fraction: float = 0.02
-    speckle_level: float = 0.8
-    speckle_passes: int = 3
-    ramp_levels: tuple = (0.65, 0.8)
-    ramp_depth: float | None = None
-    frame_fade_depth: int | None = None
-    fade_min_alpha: float = 0.5
-    fix_interior: bool = True
-    fix_pinholes: bool = True
-    remove_debris: bool = True
-    fix_frame_fade: bool = True
-
-    def validate(self) -> None:
-        for name in ("background_level", "opaque_level", "gap_level", "debris_max_alpha",
-                     "keep_island_fraction", "speckle_level", "fade_min_alpha"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and 0.0 <= value <= 1.0):
-                raise ValueError(f"{name} must be a number in 0..1; got {value!r}.")
-        if not self.background_level < self.gap_level < self.opaque_level:
-            raise ValueError(
-                "Need background_level < gap_level < opaque_level; got "
-                f"{self.background_level}, {self.gap_level}, {self.opaque_level}."
-            )
-        if not (isinstance(self.speckle_passes, (int, np.integer)) and 0 <= self.speckle_passes <= 64):
-            raise ValueError(f"speckle_passes must be an integer in 0..64; got {self.speckle_passes!r}.")
-        levels = tuple(self.ramp_levels)
-        if any(not (isinstance(v, (int, float)) and 0.0 < v <= 1.0) for v in levels) or list(levels) != sorted(set(levels)):
-            raise ValueError(f"ramp_levels must be strictly increasing numbers in (0, 1]; got {self.ramp_levels!r}.")
-        for name in ("band_width", "gap_rim", "reach_depth", "ramp_depth", "strand_width", "hole_min_area", "island_min_area", "frame_fade_depth"):
-            value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be None (scale with the image) or >= 0; got {value!r}.")
-
-    def resolved(self, height: int, width: int) -> dict:
-        """Concrete values for an image of ``height`` x ``width`` pixels."""
-        short = min(height, width)
-        area = height * width
-        values = asdict(self)
-        if self.band_width is None:
-            values["band_width"] = max(4.0, 0.03 * short)
-        if self.gap_rim is None:
-            values["gap_rim"] = max(2.0, 0.010 * short)
-        if self.reach_depth is None:
-            values["reach_depth"] = max(4.0, 0.04 * short)
-        if self.ramp_depth is None:
-            values["ramp_depth"] = max(8.0, 0.06 * short)
-        values["ramp_depth"] = float(values["ramp_depth"])
-        values["ramp_levels"] = tuple(float(level) for level in self.ramp_levels)
-        if self.strand_width is None:
-            values["strand_width"] = max(5, int(round(0.005 * short)) | 1)
-        if self.hole_min_area is None:
-            values["hole_min_area"] = max(16, int(round(0.001 * area)))
-        if self.island_min_area is None:
-            values["island_min_area"] = max(4, int(round(0.0001 * area)))
-        if self.frame_fade_depth is None:
-            values["frame_fade_depth"] = max(2, int(round(0.025 * short)))
-        values["band_width"] = float(values["band_width"])
-        values["reach_depth"] = float(values["reach_depth"])
-        values["gap_rim"] = float(values["gap_rim"])
-        values["hole_min_area"] = int(values["hole_min_area"])
-        values["strand_width"] = int(values["strand_width"])
-        values["island_min_area"] = int(values["island_min_area"])
-        values["frame_fade_depth"] = int(values["frame_fade_depth"])
-        return values
 
 
 @dataclass(frozen=True)
@@ -296,11 +186,19 @@ def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area:
     return _background_with_seeds(as_alpha(alpha), background_level, hole_min_area)[0]
 
 
-def _reach(seeds: list, passable: np.ndarray) -> np.ndarray:
-    """Pixels of ``passable`` 8-connected to one of the seed pixels (which must be passable)."""
+def _edges(image: np.ndarray) -> np.ndarray:
+    """The four border lines of ``image`` concatenated (top, bottom, left, right)."""
+    return np.concatenate((image[0], image[-1], image[:, 0], image[:, -1]))
+
+
+def _reach(seeds: list, passable: np.ndarray, border_seeds: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of ``passable`` 8-connected to one of the seed pixels (which must be passable),
+    or to a border pixel where ``border_seeds`` (bool [H, W]) is set."""
     _, labels = _label(passable.view(np.uint8))
-    wanted = np.unique(np.array([labels[r, c] for r, c in seeds], dtype=np.int64))
-    return _select(labels, wanted)
+    wanted = np.array([labels[r, c] for r, c in seeds], dtype=np.int64)
+    if border_seeds is not None:
+        wanted = np.concatenate((wanted, _edges(labels)[_edges(border_seeds)]))
+    return _select(labels, np.unique(wanted))
 
 
 class _Proximity:
@@ -314,12 +212,13 @@ class _Proximity:
     def __init__(self, mask: np.ndarray):
         self.shape = mask.shape
         height, width = mask.shape
-        self.scale = 2 if min(height, width) >= 512 else 1
+        short = min(height, width)
+        self.scale = PROXIMITY_SCALE_4_FROM and short >= PROXIMITY_SCALE_4_FROM and 4 or (2 if short >= 512 else 1)
         if self.scale == 1:
             self.coverage = None
             far = (~mask).view(np.uint8)
         else:
-            half = (width + 1) // 2, (height + 1) // 2
+            half = (width + self.scale - 1) // self.scale, (height + self.scale - 1) // self.scale
             # Fraction of each coarse pixel's fine pixels in the mask, 0..255: "any" keeps
             # a coarse pixel in the mask when one fine pixel is.
             self.coverage = cv2.resize(mask.view(np.uint8) * np.uint8(255), half, interpolation=cv2.INTER_AREA)
@@ -357,31 +256,37 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
     """Islands of non-background pixels that are not part of the portrait.
 
     The portrait is the visible component holding the pixel deepest inside (farthest from
-    the background); islands big enough relative to it are kept.
+    the background); islands big enough relative to it are kept, and so are wisps within
+    ``ISLAND_KEEP_GAP`` pixels of it (hair fringe parted from it by near-zero pixels only).
     """
     visible = np.greater(alpha > HALF_CODE, background)  # present and not background
     count, labels = _label(visible.view(np.uint8))
     if count <= 2:
         return np.zeros(alpha.shape, bool)
     deepest = depth.deepest(visible)
-    islands = visible & (labels != labels[deepest])
+    portrait = labels == labels[deepest]
+    islands = visible & ~portrait
     island_labels = labels[islands]
     if island_labels.size == 0:
         return np.zeros(alpha.shape, bool)
     areas = np.bincount(island_labels, minlength=count)
+    reach = 2 * ISLAND_KEEP_GAP + 1
+    near_portrait = cv2.dilate(portrait.view(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
+    wisp = np.zeros(count, bool)
+    wisp[labels[islands & near_portrait]] = True
     strong = np.zeros(count, bool)
     strong[labels[islands & (alpha >= p["debris_max_alpha"])]] = True
     portrait_area = np.count_nonzero(visible) - island_labels.size
     small = areas < p["island_min_area"]
     minor = areas < max(1.0, p["keep_island_fraction"] * portrait_area)
-    is_debris = (areas > 0) & minor & (small | ~strong)
+    is_debris = (areas > 0) & minor & (small | ~strong) & ~wisp
     debris = np.zeros(alpha.shape, bool)
     # Look labels up only where islands are: a full-image lookup costs more than all the rest.
     debris[islands] = is_debris[island_labels]
     return debris
 
 
-def _frame_fade(refined: np.ndarray, eligible, opaque_level: float, depth: int) -> np.ndarray:
+def _frame_fade(refined: np.ndarray, eligible, opaque_level: float, depth: int, min_alpha: float) -> np.ndarray:
     """Pixels within ``depth`` of a border whose line toward the interior reaches an opaque
     anchor at ``depth`` without crossing background: the body continues out of the frame, so
     any fade toward the border there is an error.
@@ -402,10 +307,52 @@ def _frame_fade(refined: np.ndarray, eligible, opaque_level: float, depth: int) 
         present = strip[:d + 1] > HALF_CODE
         # run[i]: every pixel from row i to the anchor row d is present (not background).
         run = np.logical_and.accumulate(present[::-1], axis=0)[::-1]
-        candidates = run[:d] & (strip[d] >= opaque_level)[None, :]
+        # A fade dims an opaque body a little, so it is brightest inside and still at least
+        # ``min_alpha`` on the border row; a line whose border pixel is dimmer is a soft edge
+        # running along the frame.
+        candidates = run[:d] & ((strip[d] >= opaque_level) & (strip[0] >= min_alpha))[None, :]
         if candidates.any():
             orient(fade)[:d] |= candidates & eligible(orient, d)
     return fade
+
+
+def _coarse_rim(mask: np.ndarray, scale: int, radius: float) -> np.ndarray:
+    """Bool mask at 1/``scale`` resolution of pixels within ``radius`` (full-resolution
+    pixels, Euclidean) of ``mask``: a dilation by a disc, cheaper than a distance transform
+    for the small radii it is used with."""
+    if scale == 1:
+        coarse = mask.view(np.uint8)
+    else:
+        height, width = mask.shape
+        coarse = cv2.resize(mask.view(np.uint8), ((width + scale - 1) // scale, (height + scale - 1) // scale),
+                            interpolation=cv2.INTER_AREA)
+        coarse = (coarse > 0).view(np.uint8)
+    r = int(radius / scale)
+    if r <= 0:
+        return coarse.view(bool)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(coarse, disc).view(bool)
+
+
+def _faint_valleys(opened: np.ndarray, proximity: _Proximity, level: float) -> np.ndarray:
+    """Pixels below ``level`` that the border-connected background reaches through pixels below
+    ``level``, at any depth, judged at the resolution ``proximity`` measures at (on the mean
+    code of each coarse pixel, so a valley must be wider than a coarse pixel to count)."""
+    code = int(np.ceil(level * 255.0 - 1e-6))
+    faint = opened < code
+    if proximity.scale == 1:
+        coarse = faint
+        background = proximity.distance == 0
+    else:
+        coarse = cv2.resize(opened, proximity.distance.shape[::-1], interpolation=cv2.INTER_AREA) < code
+        background = proximity.coverage == 255
+    count, labels = _label((coarse | background).view(np.uint8))
+    edges = _edges(background)
+    if not edges.any():
+        return np.zeros(opened.shape, bool)
+    hit = np.zeros(count, bool)
+    hit[_edges(labels)[edges]] = True
+    return proximity.upsample(hit[labels]) & faint
 
 
 def _open_thin_strands(codes: np.ndarray, width: int) -> np.ndarray:
@@ -414,6 +361,16 @@ def _open_thin_strands(codes: np.ndarray, width: int) -> np.ndarray:
         return codes
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (width, width))
     return cv2.morphologyEx(codes, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _box(mask: np.ndarray, pad: int) -> tuple[slice, slice] | None:
+    """Slices of the bounding box of ``mask`` grown by ``pad`` pixels, or None when empty:
+    local filters then run on that box only."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    height, width = mask.shape
+    return (slice(max(0, y - pad), min(height, y + h + pad)), slice(max(0, x - pad), min(width, x + w + pad)))
 
 
 def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passes: int) -> np.ndarray:
@@ -425,10 +382,13 @@ def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passe
     cheap, and exact for the 8-bit data Layer Diffusion produces.
     """
     level_code = int(np.ceil(level * 255.0 - 1e-6))
+    speckle = np.zeros(codes.shape, bool)
     candidates = candidates & (codes >= level_code)
-    if passes <= 0 or not candidates.any():
-        return np.zeros(codes.shape, bool)
-    work = codes.copy()
+    box = _box(candidates, 2) if passes > 0 else None
+    if box is None:
+        return speckle
+    own, candidates = codes[box], candidates[box]
+    work = own.copy()
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
     for _ in range(passes):
@@ -437,11 +397,87 @@ def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passe
         if not speck.any():
             break
         np.copyto(work, 255, where=speck)  # filled: 255 is never below a neighbour again
-    return work != codes  # exactly the pixels filled above
+    speckle[box] = work != own  # exactly the pixels filled above
+    return speckle
+
+
+def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: float) -> np.ndarray:
+    """Semi-transparent ``candidates`` at or above ``level`` that rise above their darkest
+    8-neighbour by less than ``rise`` times their own transparency, measured at a resolution
+    whose shorter side is 384 to 767 pixels, in patches (a lone pixel is not a shelf).
+
+    A genuine soft edge climbs steeply from the background toward the body, so each of its
+    pixels is clearly more opaque than its neighbour on the background side. A blotch that
+    dims the body where it meets the contour is a flat shelf at its own level: its pixels
+    have neighbours at the same level. Soft edges wider than about ``2 / rise`` pixels at the
+    measuring resolution look like shelves above ``level``. ``rise`` 0 disables the test.
+    """
+    if rise <= 0:
+        return np.zeros(codes.shape, bool)
+    level_code = int(np.ceil(level * 255.0 - 1e-6))
+    candidates = candidates & (codes >= level_code)
+    if not candidates.any():
+        return candidates
+    height, width = codes.shape
+    # Measure at a fixed relative scale, so the test means the same at 512 and at 8192.
+    factor = max(1, min(height, width) // SHELF_WORKING_SIDE)
+    work = codes if factor == 1 else cv2.resize(
+        codes, ((width + factor - 1) // factor, (height + factor - 1) // factor), interpolation=cv2.INTER_AREA)
+    own = work.astype(np.float32)
+    climb = own - cv2.erode(work, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    # Nearly flat relative to the transparency left, and flat in absolute terms: a soft edge
+    # climbing SHELF_MAX_CLIMB codes per pixel or more is genuine whatever its level.
+    flat = (climb < np.float32(rise) * (255.0 - own)) & (climb < SHELF_MAX_CLIMB)
+    # A shelf is an area; a lone pixel or a short line is a strand climbing slowly.
+    neighbours = cv2.boxFilter(flat.view(np.uint8), cv2.CV_8U, (3, 3), normalize=False,
+                               borderType=cv2.BORDER_CONSTANT)
+    flat &= neighbours >= SHELF_MIN_NEIGHBOURS + 1
+    if SHELF_GROW_PASSES and flat.any():
+        # A shelf's rim climbs a little more than its middle: grow the shelves into slightly
+        # steeper pixels, a few pixels at most (a genuine soft edge is steeper still).
+        inside = candidates if factor == 1 else candidates[::factor, ::factor]
+        loose = ((climb < np.float32(SHELF_GROW_STEEPER * rise) * (255.0 - own))
+                 & (climb < SHELF_GROW_STEEPER * SHELF_MAX_CLIMB)
+                 & inside[:work.shape[0], :work.shape[1]]).view(np.uint8)
+        grown = flat.view(np.uint8)
+        for _ in range(SHELF_GROW_PASSES):
+            grown = cv2.dilate(grown, np.ones((3, 3), np.uint8)) & loose | grown
+        flat = grown.view(bool)
+    if factor > 1:
+        flat = cv2.resize(flat.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
+    return candidates & flat
+
+
+def _taper(refined: np.ndarray, source: np.ndarray, codes: np.ndarray, kept: np.ndarray,
+           filled: np.ndarray, fix_kind: np.ndarray, width: float) -> None:
+    """Where filled pixels meet the kept band, let them rise to 1 over ``width`` pixels
+    instead of jumping (no stair step along the band's inner limit). In place.
+
+    Each ``filled`` pixel is capped at the nearest kept band value plus ``1 / width`` per
+    pixel of (chessboard) distance, never below its own alpha; a pixel the cap leaves at its
+    own value is no longer reported as changed (``fix_kind`` 0).
+    """
+    # 255 outside the kept band (kept - 1 wraps to 255 where kept is 0).
+    passes = int(np.ceil(width))
+    square = np.ones((3, 3), np.uint8)
+    box = _box(filled & cv2.dilate(kept.view(np.uint8), square).view(bool), passes + 1)
+    if box is None:
+        return
+    cap = cv2.bitwise_or(codes[box], kept[box].view(np.uint8) - np.uint8(1))
+    step = int(np.ceil(255.0 / width))
+    for _ in range(passes):
+        cap = cv2.min(cap, cv2.add(cv2.erode(cap, square), step))
+    limited = filled[box] & (cap < 255)
+    own = source[box]
+    value = np.maximum(own[limited], cap[limited].astype(np.float32) / np.float32(255.0))
+    refined[box][limited] = value
+    kinds = fix_kind[box][limited]
+    kinds[value - own[limited] < HALF_CODE] = 0
+    fix_kind[box][limited] = kinds
 
 
 def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
-                levels: tuple[float, ...]) -> np.ndarray:
+                levels: tuple[float, ...], border_depth: int = 0) -> np.ndarray:
     """Pixels below ``levels[-1]`` that the background reaches through pixels no more opaque
     than the level just above their own alpha, within ``depth`` of the background: the
     smooth ramp of a wide soft edge.
@@ -453,6 +489,11 @@ def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity
     background component has a pixel.
     """
     allowed = proximity.coarse_within(depth)
+    rim = int(border_depth / proximity.scale)
+    if rim > 0:
+        # A soft edge that runs along the frame is far from the visible background but climbs
+        # from the background beyond the frame: near the border, ramps may run any length.
+        allowed[:rim] = allowed[-rim:] = allowed[:, :rim] = allowed[:, -rim:] = True
     if proximity.scale == 1:
         small_codes, small_background = codes, background
     else:
@@ -461,21 +502,20 @@ def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity
         small_background = proximity.coverage == 255
     level_codes = [int(np.ceil(level * 255.0 - 1e-6)) for level in levels]
     genuine = np.zeros(small_codes.shape, bool)
-    edges = np.concatenate((small_background[0], small_background[-1],
-                            small_background[:, 0], small_background[:, -1]))
+    edges = _edges(small_background)
     if edges.any():
-        lower = 0
+        # Codes outside the allowed depth become 255: never below a level, never in a bucket.
+        near_codes = np.where(allowed, small_codes, np.uint8(255))
+        below_lower = np.zeros(small_codes.shape, bool)
         for level in level_codes:
-            passable = small_background | ((small_codes < level) & allowed)
-            _, labels = _label(passable.view(np.uint8))
-            edge_labels = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))[edges]
-            bucket = (small_codes >= lower) & (small_codes < level) & allowed
-            wanted = np.unique(edge_labels)
-            hit = np.zeros(int(labels.max()) + 1, bool)
-            hit[wanted] = True
+            below = near_codes < level
+            count, labels = _label((small_background | below).view(np.uint8))
+            bucket = below & ~below_lower
+            hit = np.zeros(count, bool)
+            hit[_edges(labels)[edges]] = True
             # Look labels up only inside the bucket: a full-image lookup costs more.
             genuine[bucket] = hit[labels[bucket]]
-            lower = level
+            below_lower = below
     if proximity.scale == 1:
         return genuine
     return proximity.upsample(genuine) & (codes < level_codes[-1])
@@ -528,6 +568,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     refined = source
     fix_kind = np.zeros(source.shape, np.uint8)
     band = np.zeros(source.shape, bool)
+    fade_guard = band
     band_pixels = 0
 
     if has_background:
@@ -537,21 +578,35 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # gaps behind them: judge gaps on the alpha with bright structures thinner than
         # ``strand_width`` opened away. Thick opaque body parts are unaffected.
         gap_code = int(np.ceil(p["gap_level"] * 255.0 - 1e-6))
-        see_through = _open_thin_strands(codes, p["strand_width"]) < gap_code
+        opened = _open_thin_strands(codes, p["strand_width"])
+        see_through = opened < gap_code
         gaps = _reach(seeds, background | (see_through & distance.within(p["reach_depth"])))
-        gap_distance = _Proximity(gaps)
+        if p["faint_level"] > p["background_level"]:
+            # A nearly transparent valley that the background reaches through nearly
+            # transparent pixels is background seen through soft edges, however deep.
+            gaps |= _faint_valleys(opened, distance, p["faint_level"])
         near = distance.upsample(distance.coarse_within(p["band_width"])
-                                 | gap_distance.coarse_within(p["gap_rim"]))
+                                 | _coarse_rim(gaps, distance.scale, p["gap_rim"]))
         band = _reach(seeds, gaps | (not_opaque & near))
+        del opened, see_through, gaps, near  # keep the peak memory (and page faults) low
+        # A fade near a corner climbs like a ramp from the side edge: only the band proper
+        # protects pixels from the frame-fade repair.
+        fade_guard = band.copy() if p["ramp_levels"] else band
         if p["ramp_levels"]:
-            band |= _ramp_reach(codes, background, distance, p["ramp_depth"], p["ramp_levels"])
+            np.logical_or(band, _ramp_reach(codes, background, distance, p["ramp_depth"], p["ramp_levels"],
+                                            p["frame_fade_depth"]), out=band)
         errors = np.greater(not_opaque, band)  # not opaque and not band
+        beyond_band = errors.copy()  # cut off by the band's reach, not by a local test
         band_semi = band & semi
         band_pixels = int(np.count_nonzero(band_semi))
         if p["speckle_passes"] > 0:
             speck = _band_speckle(codes, band_semi, p["speckle_level"], p["speckle_passes"])
             band_pixels -= int(np.count_nonzero(speck))
             errors |= speck
+            band_semi &= ~speck
+        shelf = _shelves(codes, band_semi, p["shelf_level"], p["shelf_rise"])
+        band_pixels -= int(np.count_nonzero(shelf))
+        errors |= shelf
         pinholes = errors & (source <= p["background_level"])
         if not p["fix_pinholes"]:
             errors &= ~pinholes
@@ -561,6 +616,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # 1 (interior) for every error, plus 1 more (2, pinhole) where it is a zero hole.
         np.add(errors.view(np.uint8), pinholes.view(np.uint8), out=fix_kind)
         refined = np.maximum(source, errors, dtype=np.float32)  # errors become 1
+        if p["taper_width"] > 0:
+            _taper(refined, source, codes, band_semi, beyond_band & ~pinholes, fix_kind, p["taper_width"])
 
     if p["fix_frame_fade"]:
         # Anchors are judged after the interior repair: speckle must not hide an opaque body.
@@ -568,25 +625,31 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # too: pixels of the genuine band are never a fade. A fade dims an opaque body; a
         # pixel below ``fade_min_alpha`` is a soft edge running along the border.
         def eligible(orient, rows):
-            return (orient(not_opaque)[:rows] & ~orient(band)[:rows]
+            return (orient(not_opaque)[:rows] & ~orient(fade_guard)[:rows]
                     & (orient(source)[:rows] >= p["fade_min_alpha"]))
 
-        fade = _frame_fade(refined, eligible, p["opaque_level"], p["frame_fade_depth"])
+        fade = _frame_fade(refined, eligible, p["opaque_level"], p["frame_fade_depth"], p["fade_min_alpha"])
         # A fade pixel already classed interior is reported as a fade, its actual cause.
-        np.maximum(fix_kind, fade.view(np.uint8) * np.uint8(_KIND_CODE["frame_fade"]), out=fix_kind)
-        refined = np.maximum(refined, fade, dtype=np.float32)
+        if fade.any():
+            np.copyto(fix_kind, np.uint8(_KIND_CODE["frame_fade"]), where=fade)
+            if refined is source:
+                refined = source.copy()
+            np.copyto(refined, np.float32(1.0), where=fade)
     if has_background and p["remove_debris"]:
         debris = _debris(source, background, distance, p)
         if debris.any():
             np.copyto(fix_kind, _KIND_CODE["debris"], where=debris)
-            refined = np.where(debris, np.float32(0.0), refined)
+            if refined is source:
+                refined = source.copy()
+            np.copyto(refined, np.float32(0.0), where=debris)
 
     # Every repair moves a pixel to exactly 0 or 1 from at least half a code away.
     changed = fix_kind != 0
     counts = [0] + [int(np.count_nonzero(fix_kind == code)) for code in FIX_KINDS]
     changed_count = sum(counts)
     semi_before_count = int(np.count_nonzero(semi))
-    semi_after_count = semi_before_count - int(np.count_nonzero(semi & changed))
+    # Counted on the result: the taper leaves some changed pixels semi-transparent.
+    semi_after_count = int(np.count_nonzero((refined > HALF_CODE) & (refined < 1.0 - HALF_CODE)))
     stats = {
         "height": height,
         "width": width,

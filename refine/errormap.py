@@ -5,7 +5,9 @@ illustrates Layer Diffusion's alpha errors with two kinds of picture: ``alpha-ba
 pixels whose 8-bit alpha is neither 0 nor 255 (white on black), and ``alpha-bar_h``, the same
 with the erroneous ones in red. This module draws those, an error map (the portrait, dimmed
 and desaturated, with the changed pixels in pure red) and a four-up panel for reports and the
-ComfyUI preview.
+ComfyUI preview. It also holds the pack's one transparency checkerboard (:func:`checkerboard`,
+:func:`checker_composite`) and the one legend for red (:data:`RED_LEGEND` in
+:data:`ERROR_RED`), which the contact sheets of ``dataset/sheet.py`` use too.
 
 Every function returns float32 RGB ``[H, W, 3]`` in 0..1 (the panel is wider) and never
 modifies its inputs.
@@ -18,6 +20,12 @@ import numpy as np
 from .validation import HALF_CODE, as_alpha, as_mask, as_rgb, check_same_size
 
 __all__ = [
+    "checkerboard",
+    "checker_cell",
+    "checker_composite",
+    "CHECKER_SHADES",
+    "RED_LEGEND",
+    "ALPHA_BAR_H_TITLE",
     "alpha_bar_view",
     "inverse_alpha_view",
     "semi_transparent",
@@ -32,8 +40,18 @@ __all__ = [
 #: Colour of erroneous / changed pixels (pure red, RGB).
 ERROR_RED = (1.0, 0.0, 0.0)
 
+#: Legend for :data:`ERROR_RED` on every picture that marks pixels in red; it is written in
+#: that red (error panel labels and contact sheet column titles alike).
+RED_LEGEND = "red: corrected"
+#: Title of the paper's alpha-bar_h view, with the legend.
+ALPHA_BAR_H_TITLE = f"alpha-bar_h ({RED_LEGEND})"
+
 #: Panel titles drawn by :func:`error_panel` when ``labels=True``, left to right.
-PANEL_TITLES = ("raw composite", "alpha-bar_h (red: errors)", "error map", "refined composite")
+PANEL_TITLES = ("raw composite", ALPHA_BAR_H_TITLE, f"error map ({RED_LEGEND})",
+                "refined composite")
+
+#: The checkerboard's two grey shades (cell with even ``row // cell + col // cell`` first).
+CHECKER_SHADES = (0.62, 0.80)
 
 
 # Error map: how much of the colour is kept (the rest becomes gray luminance) and the overall
@@ -60,6 +78,64 @@ def semi_transparent(alpha) -> np.ndarray:
     """
     alpha = as_alpha(alpha, "alpha")
     return (alpha > HALF_CODE) & (alpha < 1.0 - HALF_CODE)
+
+
+def checkerboard(height: int, width: int, cell: int = 16) -> np.ndarray:
+    """Grey transparency checkerboard.
+
+    Parameters
+    ----------
+    height, width : int
+        Size in pixels (>= 1).
+    cell : int
+        Side of each square in pixels (>= 1).
+
+    Returns
+    -------
+    ndarray, float32 [height, width, 3] in 0..1
+        ``CHECKER_SHADES[0]`` where ``(row // cell + col // cell)`` is even, else
+        ``CHECKER_SHADES[1]``; grey (all three channels equal).
+    """
+    for name, value in (("height", height), ("width", width), ("cell", cell)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"checkerboard {name} must be a whole number >= 1, got {value!r}.")
+    rows = (np.arange(height) // cell)[:, None]
+    cols = (np.arange(width) // cell)[None, :]
+    shades = np.asarray(CHECKER_SHADES, np.float32)
+    return np.repeat(shades[(rows + cols) % 2][..., None], 3, axis=2)
+
+
+def checker_cell(height: int, width: int) -> int:
+    """Checker square size for a picture: 1/24 of its short side, at least 4 pixels."""
+    return max(4, min(int(height), int(width)) // 24)
+
+
+def checker_composite(rgb, alpha, *, cell: int | None = None) -> np.ndarray:
+    """The foreground over :func:`checkerboard` with ``alpha``: holes and speckle in the
+    alpha show as checkerboard where the portrait should be solid.
+
+    Parameters
+    ----------
+    rgb : ndarray [H, W, 3]
+        Foreground colour, float 0..1 or uint8/uint16.
+    alpha : ndarray [H, W]
+        Alpha in 0..1, 1 = opaque.
+    cell : int or None
+        Checker square size; default :func:`checker_cell` of the picture.
+
+    Returns
+    -------
+    ndarray, float32 [H, W, 3] in 0..1
+    """
+    rgb = as_rgb(rgb, "rgb")
+    alpha = as_alpha(alpha, "alpha")
+    check_same_size(rgb, alpha, "rgb", "alpha")
+    height, width = alpha.shape
+    board = checkerboard(height, width, checker_cell(height, width) if cell is None else cell)
+    weight = alpha[..., None]
+    out = rgb * weight
+    out += board * (np.float32(1.0) - weight)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _colour_triplet(colour, name: str) -> np.ndarray:
@@ -213,8 +289,9 @@ def _text_coverage(shape: tuple[int, int], text: str, origin: tuple[int, int], s
 
 def _draw_label(picture: np.ndarray, text: str) -> None:
     """Write ``text`` in the top-left corner of a float RGB picture, in place: white letters
-    with a black outline over a darkened box, so it reads on any content. The size follows
-    the picture width; pictures too small to hold legible text get no label."""
+    with a black outline over a darkened box, so it reads on any content; the
+    :data:`RED_LEGEND` part of a title is written in :data:`ERROR_RED`. The size follows the
+    picture width; pictures too small to hold legible text get no label."""
     height, width = picture.shape[:2]
     scale = float(np.clip(width / 640.0, 0.3, 1.5))
     thickness = max(1, int(round(scale * 1.5)))
@@ -227,10 +304,16 @@ def _draw_label(picture: np.ndarray, text: str) -> None:
     origin = (margin, margin + text_h)
     outline = _text_coverage((box_h, box_w), text, origin, scale, thickness + 2)
     letters = _text_coverage((box_h, box_w), text, origin, scale, thickness)
+    colour = np.ones((box_h, box_w, 3), np.float32)
+    start = text.find(RED_LEGEND)
+    if start >= 0:  # colour the legend's letters: everything right of the text before it
+        before_w = cv2.getTextSize(text[:start], cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+        legend_w = cv2.getTextSize(RED_LEGEND, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+        colour[:, margin + before_w: margin + before_w + legend_w] = ERROR_RED
     box *= np.float32(0.45)
     box *= np.float32(1.0) - outline
     box *= np.float32(1.0) - letters
-    box += letters
+    box += letters * colour
 
 
 def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
@@ -250,14 +333,15 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
     labels : bool
         Write a short title in the top-left corner of each picture (``PANEL_TITLES``).
     background : sequence of 3 floats in 0..1
-        Background colour of the composites and the error map.
+        Background colour of the refined composite and the error map.
     gap : int or None
         Width in pixels of the white separators between pictures; default ``max(2, W // 128)``.
 
     Returns
     -------
     ndarray, float32 [H, 4 * W + 3 * gap, 3] in 0..1
-        Left to right: ``rgb`` over ``background`` with ``raw_alpha``;
+        Left to right: :func:`checker_composite` of ``rgb`` with ``raw_alpha`` (as on the
+        contact sheet: holes show as checkerboard);
         :func:`alpha_bar_error_view` of ``raw_alpha``; :func:`error_map` with ``raw_alpha``
         (the errors shown on the portrait they came from); ``rgb`` over ``background`` with
         ``refined_alpha``.
@@ -281,7 +365,7 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
         raise ValueError(f"gap must be a non-negative whole number of pixels; got {gap!r}.")
 
     pictures = (
-        _composite(rgb, raw, back),
+        checker_composite(rgb, raw),
         alpha_bar_error_view(raw, mask),
         error_map(rgb, raw, mask, background=back),
         _composite(rgb, refined, back),

@@ -8,7 +8,8 @@ a subject far too small or far off-centre. :func:`assess_quality` measures each 
 compares the measures with thresholds (all keyword parameters with documented defaults, see
 :class:`QualityThresholds`) and returns a :class:`QualityVerdict` that keeps the measured
 values, so a curator can re-judge a dataset later with other thresholds without re-running
-anything.
+anything. It is :func:`measure_quality` (the measures, no decision) followed by
+:func:`judge_quality` (measures + thresholds -> verdict); call the two separately to re-judge.
 
 Which alpha is measured
 -----------------------
@@ -67,8 +68,12 @@ __all__ = [
     "QualityThresholds",
     "QualityVerdict",
     "assess_quality",
+    "measure_quality",
+    "judge_quality",
     "REASON_CODES",
     "DEFAULT_THRESHOLDS",
+    "QUALITY_PRESETS",
+    "quality_preset",
 ]
 
 #: Every reason code :func:`assess_quality` can emit, in the order reasons are listed.
@@ -218,6 +223,24 @@ class QualityThresholds:
 #: Default thresholds as a plain dict (name -> value).
 DEFAULT_THRESHOLDS = QualityThresholds().to_dict()
 
+#: Strictness choices of the simple gate node: overrides of :class:`QualityThresholds`.
+QUALITY_PRESETS = {
+    "lenient": {"max_top_contact": 0.06, "max_side_contact": 0.4, "max_center_offset": 0.4,
+                "max_fragment_fraction": 0.1, "max_changed_fraction": 0.6, "min_semi_per_contour": 0.3,
+                "max_translucent_fraction": 0.65},
+    "standard": {},
+    "strict": {"min_side": 512, "max_top_contact": 0.01, "max_side_contact": 0.2, "max_center_offset": 0.2,
+               "max_fragment_fraction": 0.02, "max_changed_fraction": 0.25, "min_semi_per_contour": 1.0,
+               "max_translucent_fraction": 0.35},
+}
+
+
+def quality_preset(name: str, **overrides) -> QualityThresholds:
+    """The thresholds of strictness ``name`` (see :data:`QUALITY_PRESETS`) with overrides."""
+    if name not in QUALITY_PRESETS:
+        raise ValueError(f"unknown strictness {name!r}; choose one of {sorted(QUALITY_PRESETS)}.")
+    return QualityThresholds.from_kwargs(**{**QUALITY_PRESETS[name], **overrides})
+
 
 @dataclass(frozen=True)
 class QualityVerdict:
@@ -289,8 +312,8 @@ def _ratio(numerator, denominator):
     return float(numerator) / float(denominator) if denominator else None
 
 
-def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> QualityVerdict:
-    """Decide whether a portrait matte belongs in a matting dataset.
+def measure_quality(alpha, *, raw_alpha=None, changed=None, thresholds: QualityThresholds | None = None) -> dict:
+    """Measure everything the quality gate judges (no decision is taken here).
 
     Parameters
     ----------
@@ -302,26 +325,23 @@ def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> Qual
     changed : ndarray [H, W] of bool, optional
         Pixels refinement changed (``refine_alpha(...).changed``); float masks count values
         above 0.5. Without it the ``too_many_corrections`` check is skipped.
-    **thresholds
-        Any field of :class:`QualityThresholds` (see there for meanings and defaults).
+    thresholds : QualityThresholds, optional
+        Only the measuring parameters are used: ``opaque_level``, ``person_area_ratio``,
+        ``min_person_fraction``, ``border_band`` and ``translucency_margin``. Defaults when
+        omitted.
 
     Returns
     -------
-    QualityVerdict
-        ``keep``, reason codes with messages, all measures and the thresholds used.
+    dict
+        JSON-serialisable measures (ints, floats, strings, None where a measure does not
+        apply); :func:`judge_quality` turns them into a verdict.
 
     Raises
     ------
     ValueError
-        Wrong shape, dtype, NaN/inf, mismatched sizes, or an unknown / out-of-range threshold.
-
-    Notes
-    -----
-    An all-zero alpha gives ``empty_matte``; an all-one alpha gives ``no_background`` and cut-off
-    reasons. Deterministic; one pass of connected components plus a few reductions, so a
-    1024x1024 matte takes a few milliseconds.
+        Wrong shape, dtype, NaN/inf or mismatched sizes.
     """
-    limits = QualityThresholds.from_kwargs(**thresholds)
+    limits = QualityThresholds() if thresholds is None else thresholds
     alpha = as_alpha(alpha, "alpha")
     height, width = alpha.shape
     if raw_alpha is not None:
@@ -391,7 +411,28 @@ def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> Qual
         "mean_support_alpha": (
             float(decoder_alpha[support].mean(dtype=np.float64)) if support_pixels else None),
     })
+    return measures
 
+
+def judge_quality(measures: dict, thresholds: QualityThresholds | None = None) -> QualityVerdict:
+    """Compare measures from :func:`measure_quality` with thresholds: the keep/reject decision.
+
+    A curator can re-judge stored measures with other decision thresholds without the images
+    (the measuring parameters listed in :func:`measure_quality` must stay the same).
+
+    Parameters
+    ----------
+    measures : dict
+        As returned by :func:`measure_quality` (or stored in a verdict's ``measures``).
+    thresholds : QualityThresholds, optional
+        Defaults when omitted.
+
+    Returns
+    -------
+    QualityVerdict
+    """
+    limits = QualityThresholds() if thresholds is None else thresholds
+    height, width = measures["height"], measures["width"]
     found: dict[str, str] = {}
 
     def check(code: str, failed: bool, message: str) -> None:
@@ -450,6 +491,44 @@ def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> Qual
         keep=not reasons,
         reasons=reasons,
         messages=[found[code] for code in reasons],
-        measures=measures,
+        measures=dict(measures),
         thresholds=limits.to_dict(),
     )
+
+
+def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> QualityVerdict:
+    """Decide whether a portrait matte belongs in a matting dataset: :func:`measure_quality`
+    then :func:`judge_quality`.
+
+    Parameters
+    ----------
+    alpha : ndarray [H, W]
+        The matte to judge (normally refined), 1 = opaque; float in 0..1, uint8, uint16 or bool.
+    raw_alpha : ndarray [H, W], optional
+        The decoder's alpha before refinement, same size. Used for the soft-edge
+        ("nearly_binary") and translucency checks; ``alpha`` is used when omitted.
+    changed : ndarray [H, W] of bool, optional
+        Pixels refinement changed (``refine_alpha(...).changed``); float masks count values
+        above 0.5. Without it the ``too_many_corrections`` check is skipped.
+    **thresholds
+        Any field of :class:`QualityThresholds` (see there for meanings and defaults).
+
+    Returns
+    -------
+    QualityVerdict
+        ``keep``, reason codes with messages, all measures and the thresholds used.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, dtype, NaN/inf, mismatched sizes, or an unknown / out-of-range threshold.
+
+    Notes
+    -----
+    An all-zero alpha gives ``empty_matte``; an all-one alpha gives ``no_background`` and cut-off
+    reasons. Deterministic; one pass of connected components plus a few reductions, so a
+    1024x1024 matte takes a few milliseconds.
+    """
+    limits = QualityThresholds.from_kwargs(**thresholds)
+    measures = measure_quality(alpha, raw_alpha=raw_alpha, changed=changed, thresholds=limits)
+    return judge_quality(measures, limits)

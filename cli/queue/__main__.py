@@ -1,6 +1,6 @@
 """``python -m comfyui_ld_portrait.cli.queue``: the queue command on its own."""
 import sys
 
-from . import main
+from .command import main
 
 sys.exit(main())

@@ -14,6 +14,7 @@ import pytest
 
 from comfyui_ld_portrait.cli import app as cli
 from comfyui_ld_portrait.pipeline import folder as batch
+from comfyui_ld_portrait.pipeline.demo import run_demo
 from comfyui_ld_portrait.dataset import read_manifest, verify
 
 REAL_IMAGES = ("i2i_0_transparent.png", "causal_cut.png")
@@ -54,13 +55,19 @@ def test_refine_writes_the_dataset_and_skips_bad_files(refined):
     # Bad files are reported on stderr as they happen and in the summary, and did not stop
     # the run.
     for name in ("corrupt.png", "rgb_only.png"):
-        assert f"skipped {name}" in err
+        assert f"failed {name}: " in err
         assert f"    {name}: " in out
     assert "expected RGBA" in out and "not a readable image" in out
-    assert "4 PNG file(s)" in out and "processed 2" in out
+    assert "alpha/mask input" not in out  # the CLI has no such input to suggest
+    kept = sum(1 for _ in (refined["output"] / "meta").glob("*.json"))
+    assert "4 PNG file(s)" in out
+    counts = ", ".join(part for part in (f"{kept} accepted" if kept else "",
+                                         f"{2 - kept} rejected" if kept < 2 else "",
+                                         "2 failed") if part)
+    assert f"  {counts} in " in out
     assert "Traceback" not in err
-    # Not a TTY: no progress bar redraws, only the final line.
-    assert "\r" not in err and "refine: 4/4 file(s)" in err
+    # Not a TTY: no progress bar redraws; the summary on stdout is the one report.
+    assert "\r" not in err and "refine: " not in err
 
     ids = {Path(name).stem for name in REAL_IMAGES}
     complete = {p.stem for p in (root / "meta").glob("*.json")} | {
@@ -77,8 +84,12 @@ def test_refine_writes_the_dataset_and_skips_bad_files(refined):
         meta = json.loads((root / "meta" / f"{entry['id']}.json").read_text())
         assert meta["source_file"] == entry["id"] + ".png"
         assert meta["verdict"]["keep"] is True
-        assert meta["refinement"]["changed_pixels"] >= 0
-        assert len(meta["source_sha256"]) == 64
+        raw = cv2.imread(str(root / entry["raw_alpha"]), cv2.IMREAD_UNCHANGED)
+        # Every stored 8-bit difference is a pixel refinement changed (smaller changes round away).
+        assert int((raw != alpha).sum()) <= meta["refinement"]["changed_pixels"]
+        import hashlib
+        source = refined["input"] / meta["source_file"]
+        assert meta["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     report = verify(root)
     assert report.ok, report.to_text()
     assert report.accepted + report.rejected == 2
@@ -100,7 +111,7 @@ def test_second_run_resumes_and_changes_nothing(refined):
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
     code, out, err = _run(["refine", str(refined["input"]), str(root), "--error-maps"])
     assert code == 0, err
-    assert "skipped 2 already complete" in out and "processed 0" in out
+    assert "  2 failed, 2 already complete in " in out
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == before
     assert len(read_manifest(root)) == len(list((root / "meta").glob("*.json")))
 
@@ -136,9 +147,12 @@ def test_limit_and_resume_in_steps(tmp_path, layerdiffuse_dir):
     write_png_atomic(input_dir / "a.png", np.dstack([portrait.rgb, portrait.alpha_artifacts]))
     output_dir = tmp_path / "out"
     code, out, _ = _run(["refine", str(input_dir), str(output_dir), "--limit", "1", "--16bit"])
-    assert code == 0 and "processed 1" in out and "stopped at --limit" in out
+    summary = json.loads(_run(["refine", str(input_dir), str(tmp_path / "o2"), "--limit", "1",
+                               "--json"])[1])
+    assert summary["processed"] == 1 and summary["limit_reached"]
+    assert code == 0 and "stopped at --limit" in out
     code, out, _ = _run(["refine", str(input_dir), str(output_dir), "--limit", "1", "--16bit"])
-    assert code == 0 and "processed 1" in out and "skipped 1 already complete" in out
+    assert code == 0 and "1 already complete" in out
     assert "stopped at --limit" not in out
     alphas = list(output_dir.rglob("alpha/*.png"))
     assert len(alphas) == 2
@@ -165,12 +179,13 @@ def test_demo_writes_inputs_dataset_and_contact_sheet(tmp_path):
     assert sheet.shape[0] > 2 * 128 and sheet.shape[1] > 4 * 128
     assert len(np.unique(sheet.reshape(-1, 3), axis=0)) > 100  # real pictures, not a blank
     meta = json.loads(next(dataset_dir.rglob("meta/portrait_000.json")).read_text())
-    assert meta["seed"] == 0 and meta["attributes"]["pose"]
+    from comfyui_ld_portrait.pipeline.synthetic import pose_for_seed
+    assert meta["seed"] == 0 and meta["attributes"]["pose"] == pose_for_seed(0)
     assert str(out_dir / "contact_sheet.png") in out and "SAD" in out
 
 
 def test_demo_refinement_improves_on_the_synthetic_truth(tmp_path):
-    summary = batch.run_demo(tmp_path, count=2, size=192, seed=5,
+    summary = run_demo(tmp_path, count=2, size=192, seed=5,
                              options=batch.RefineOptions(gate={"min_side": 64},
                                                          keep_rejected=True))
     assert summary.run.processed == 2
@@ -181,6 +196,7 @@ def test_demo_refinement_improves_on_the_synthetic_truth(tmp_path):
 def test_unwritable_output_is_a_clear_error(tmp_path, layerdiffuse_dir):
     input_dir = tmp_path / "in"
     input_dir.mkdir()
+    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", input_dir / "a.png")
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     code, out, err = _run(["refine", str(input_dir), str(blocker / "out")])
@@ -219,9 +235,14 @@ def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_p
 
 @pytest.mark.parametrize("argv, message", [
     (["refine", "/no/such/folder", "/tmp/whatever"], "does not exist"),
-    (["refine", "IN", "OUT", "--gate", "min_sidee=3"], "unknown quality threshold"),
+    (["refine", "IN", "OUT", "--gate", "min_sidee=3"], "unknown --gate quality threshold"),
     (["refine", "IN", "OUT", "--gate", "min_side"], "NAME=VALUE"),
-    (["refine", "IN", "OUT", "--param", "band_widht=3"], "unknown refinement parameter"),
+    (["refine", "IN", "OUT", "--param", "band_widht=3"], "band_width  ("),
+    (["refine", "IN", "OUT", "--gate", "min_side=-3"], "out of range 0..16384"),
+    (["refine", "IN", "OUT", "--max-pixels", "0"], ">= 1"),
+    (["refine", "IN", "OUT", "--max-file-mb", "-1"], "> 0"),
+    (["refine", "IN", "IN"], "is the input folder"),
+    (["refine", "IN", "IN/sub"], "inside the input folder"),
     (["refine", "IN", "OUT", "--limit", "-1"], ">= 0"),
     (["dataset", "sheet", "IN", "OUT/s.png", "--count", "0"], ">= 1"),
     (["dataset", "sheet", "IN", "OUT/s.png", "--columns", "0"], ">= 1"),
@@ -236,7 +257,9 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys, tmp_path):
     (tmp_path / "in").mkdir()
     places = {"IN": str(tmp_path / "in"), "OUT": str(tmp_path / "out")}
     err = io.StringIO()
-    code = cli.main([places.get(a, a) for a in argv], stdout=io.StringIO(), stderr=err)
+    argv = [places[a.split("/")[0]] + a[len(a.split("/")[0]):] if a.split("/")[0] in places
+            else a for a in argv]
+    code = cli.main(argv, stdout=io.StringIO(), stderr=err)
     assert code == 2
     # argparse's own errors go to sys.stderr, the command's checks to the given stream.
     assert message in capsys.readouterr().err + err.getvalue()
@@ -254,16 +277,21 @@ def test_input_folder_inside_dataset_folders_is_refused(tmp_path):
         batch.refine_folder(tmp_path / "out" / "fg", tmp_path / "out")
 
 
-def test_output_inside_input_is_not_scanned(tmp_path):
+def test_output_inside_or_equal_to_input_is_refused_before_anything_is_written(tmp_path):
+    # Issue 13 item 10: the dataset's fg/ and meta/ used to be mixed into the source folder.
     from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
     from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     portrait = make_portrait(2, 96)
     write_png_atomic(tmp_path / "p.png", np.dstack([portrait.rgb, portrait.alpha_artifacts]))
     options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
-    first = batch.refine_folder(tmp_path, tmp_path / "dataset", options)
-    second = batch.refine_folder(tmp_path, tmp_path / "dataset", options)
-    assert first.found == second.found == 1
-    assert second.skipped_complete == 1 and second.processed == 0
+    for output, words in ((tmp_path / "dataset", "inside the input folder"),
+                          (tmp_path, "is the input folder"),
+                          (tmp_path / "a" / ".." / "dataset", "inside the input folder")):
+        with pytest.raises(ValueError, match=words):
+            batch.refine_folder(tmp_path, output, options)
+        code, _, err = _run(["refine", str(tmp_path), str(output)])
+        assert code == 2 and words in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
 
 
 def test_stop_request_ends_cleanly_after_the_current_file_and_rerun_continues(tmp_path):
@@ -355,15 +383,15 @@ def test_sigint_stops_the_console_script_after_the_current_file(tmp_path, layerd
     report = verify(output_dir)
     assert report.ok and 1 <= report.accepted + report.rejected < 8
     code, out, _ = _run(["refine", str(input_dir), str(output_dir)])
-    assert code == 0 and f"skipped {report.accepted + report.rejected} already complete" in out
+    assert code == 0 and f"{report.accepted + report.rejected} already complete in" in out
     assert verify(output_dir).accepted + verify(output_dir).rejected == 8
 
 
 def test_demo_rerun_resumes_and_refuses_other_settings(tmp_path):
     options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True, error_maps=True)
-    first = batch.run_demo(tmp_path, count=1, size=96, seed=3, options=options)
+    first = run_demo(tmp_path, count=1, size=96, seed=3, options=options)
     assert first.run.processed == 1
-    again = batch.run_demo(tmp_path, count=2, size=96, seed=3, options=options)
+    again = run_demo(tmp_path, count=2, size=96, seed=3, options=options)
     assert again.run.skipped_complete == 1 and again.run.processed == 1
     code, _, err = _run(["demo", str(tmp_path), "--count", "1", "--size", "128", "--seed", "3"])
     assert code == 2 and "already holds a demo" in err

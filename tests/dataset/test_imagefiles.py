@@ -95,3 +95,153 @@ def test_read_gray_keeps_gray_files_and_turns_colour_into_luma(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(ImageFileError, match="not a readable image"):
         read_gray(tmp_path / "bad.png")
+
+
+# ---- issue 13 item 1: size limits checked before decoding ----------------------------------
+
+def test_bomb_headers_are_refused_before_decoding(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from helpers.bombs import write_png_bomb
+
+    from comfyui_ld_portrait.dataset.imagefiles import (ImageTooLargeError, check_image_file,
+                                                        read_gray)
+
+    for side in (20000, 60000):
+        bomb = write_png_bomb(tmp_path / f"bomb{side}.png", side, side)
+        assert bomb.stat().st_size < 100  # a few dozen bytes
+        assert check_image_file(bomb, max_pixels=side * side) == (side, side)
+        tracemalloc.start()
+        for reader in (read_rgba, read_gray):
+            with pytest.raises(ImageTooLargeError, match=f"{side}x{side}") as caught:
+                reader(bomb)
+            assert bomb.name in str(caught.value) and "--max-pixels" in str(caught.value)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 10 << 20  # nothing near the declared size was allocated
+    # The environment variable sets the default; an argument overrides both.
+    small = write_png_atomic(tmp_path / "small.png", np.zeros((10, 20, 4), np.float32))
+    monkeypatch.setenv("LDP_MAX_IMAGE_PIXELS", "199")
+    with pytest.raises(ImageTooLargeError, match="20x10 = 200 pixels"):  # width x height
+        check_image_file(small)
+    assert check_image_file(small, max_pixels=200) == (20, 10)
+    monkeypatch.setenv("LDP_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(ValueError, match="LDP_MAX_IMAGE_PIXELS"):
+        check_image_file(small)
+
+
+def test_files_over_the_byte_limit_are_refused_without_being_read(tmp_path, monkeypatch):
+    from comfyui_ld_portrait.dataset.imagefiles import ImageTooLargeError, check_image_file
+
+    path = write_png_atomic(tmp_path / "noise.png",
+                            np.random.default_rng(0).random((64, 64, 4)).astype(np.float32))
+    size = path.stat().st_size
+    assert check_image_file(path, max_bytes=size) == (64, 64)
+    with pytest.raises(ImageTooLargeError, match="--max-file-mb"):
+        read_rgba(path, max_bytes=size - 1)
+    monkeypatch.setenv("LDP_MAX_IMAGE_BYTES", str(size - 1))
+    with pytest.raises(ImageTooLargeError, match=f"{size} bytes"):
+        read_rgba(path)
+    # A sparse 3 GiB file: refused from its size alone (reading it whole would take minutes).
+    sparse = tmp_path / "huge.png"
+    with open(sparse, "wb") as handle:
+        handle.truncate(3 << 30)
+    monkeypatch.delenv("LDP_MAX_IMAGE_BYTES")
+    with pytest.raises(ImageTooLargeError, match="3072.0 MiB"):
+        read_rgba(sparse)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".bmp", ".tif"])
+def test_header_sizes_match_what_opencv_decodes(tmp_path, suffix):
+    import cv2
+
+    from comfyui_ld_portrait.dataset.imagefiles import check_image_file
+
+    image = np.random.default_rng(1).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    path = tmp_path / f"picture{suffix}"
+    assert cv2.imwrite(str(path), image)
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert check_image_file(path) == (decoded.shape[1], decoded.shape[0]) == (53, 37)
+
+
+def test_unknown_or_truncated_headers_are_clear_errors(tmp_path):
+    from comfyui_ld_portrait.dataset.imagefiles import check_image_file
+
+    (tmp_path / "text.png").write_bytes(b"hello, this is not an image at all")
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ("text.png", "cut.png", "empty.png"):
+        with pytest.raises(ImageFileError, match="not a readable image"):
+            check_image_file(tmp_path / name)
+
+
+def test_background_folder_skips_a_bomb_and_uses_the_next_picture(tmp_path):
+    from helpers.bombs import write_png_bomb
+
+    from comfyui_ld_portrait.dataset.backgrounds import BackgroundFolder, list_background_files
+
+    write_png_bomb(tmp_path / "a_bomb.png")
+    write_png_atomic(tmp_path / "b_sky.png", np.full((8, 8, 3), 0.25, np.float32))
+    folder = BackgroundFolder(list_background_files(tmp_path), seed=0)
+    names = {folder.pick(position, 4, 4)[1] for position in range(4)}
+    assert names == {"b_sky.png"}
+    assert "megapixels" in folder.skipped["a_bomb.png"]
+    strict = BackgroundFolder(list_background_files(tmp_path), seed=0, max_pixels=63)
+    with pytest.raises(ValueError, match="8x8 = 64 pixels"):
+        strict.pick(0, 4, 4)
+
+
+# ---- issue 13 items 3 and 9: odd names and entries -------------------------------------------
+
+def test_scan_reports_links_loops_and_folders_named_png(tmp_path):
+    import os
+
+    from comfyui_ld_portrait.dataset.imagefiles import scan_pngs
+
+    write_png_atomic(tmp_path / "real.png", np.zeros((2, 2, 4), np.float32))
+    os.symlink("real.png", tmp_path / "link.png")
+    os.symlink("loop.png", tmp_path / "loop.png")
+    os.symlink("gone.png", tmp_path / "dangling.png")
+    (tmp_path / "x.png").mkdir()
+    files, skipped = scan_pngs(tmp_path)
+    assert [p.name for p in files] == ["link.png", "real.png"]
+    reasons = dict(skipped)
+    assert set(reasons) == {"loop.png", "dangling.png", "x.png"}
+    assert "loop" in reasons["loop.png"] and "dangling" in reasons["dangling.png"]
+    assert "folder" in reasons["x.png"]
+
+
+def test_printable_name_escapes_bytes_that_are_not_utf8():
+    import json
+    import os
+
+    from comfyui_ld_portrait.dataset.imagefiles import printable_name
+
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a lone surrogate in Python
+    shown = printable_name(name)
+    assert shown == "caf\\xe9.png"
+    shown.encode("utf-8")  # printable and storable
+    assert json.loads(json.dumps(shown, ensure_ascii=False)) == shown
+    assert printable_name("café.png") == "café.png"
+
+
+def test_missing_alpha_message_names_no_input_the_cli_lacks(tmp_path):
+    path = write_png_atomic(tmp_path / "rgb.png", np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ImageFileError) as caught:
+        read_rgba(path)
+    assert "alpha/mask input" not in str(caught.value)
+    assert "transparency" in str(caught.value)
+
+
+def test_written_pngs_honour_the_umask(tmp_path):
+    # Issue 13 item 7 (for the demo's inputs and sheets): mkstemp made every file 0600.
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        path = write_png_atomic(tmp_path / "sub" / "x.png", np.zeros((2, 2), np.float32))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["x.png"]

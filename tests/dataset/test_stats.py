@@ -2,60 +2,11 @@
 import io
 import json
 
-import cv2
-import numpy as np
 import pytest
 
 from comfyui_ld_portrait.cli import app as cli
-from comfyui_ld_portrait.dataset.sheet import (SheetTile, choose_samples, composite_sheet,
-                                              dataset_sheet, sheet_size)
 from comfyui_ld_portrait.dataset import DatasetError, DatasetWriter, dataset_stats
-
-H, W = 48, 40
-# (id, attributes, rejected, reasons, refinement changed_fraction)
-SAMPLES = [
-    ("000000", {"hair": "red", "age": "young"}, False, None, 0.0),
-    ("000001", {"hair": "red", "age": "senior"}, False, None, 0.1),
-    ("000002", {"hair": "black", "age": "young"}, False, None, 0.2),
-    ("000003", {"hair": "red", "age": "young"}, False, None, 0.3),   # repeats 000000's combo
-    ("000004", {"hair": "blonde", "age": None}, False, None, 0.4),
-    ("000005", {"hair": "red", "age": "young"}, True, ["multiple_people"], 0.5),
-    ("000006", {"hair": "grey", "age": "senior"}, True, ["multiple_people", "cut_off_top"], 0.6),
-    ("000007", {"hair": "black", "age": "young"}, True, None, 0.7),  # no verdict reasons
-]
-
-
-def _images(seed):
-    rng = np.random.default_rng(seed)
-    fg = rng.uniform(0, 1, (H, W, 3)).astype(np.float32)
-    alpha = np.zeros((H, W), np.float32)
-    alpha[12:, 8:32] = 1.0
-    alpha[11, 8:32] = 0.5
-    return fg, alpha
-
-
-@pytest.fixture()
-def root(tmp_path):
-    root = tmp_path / "ds"
-    writer = DatasetWriter(root, durable=False)
-    for number, (sample_id, attributes, rejected, reasons, changed) in enumerate(SAMPLES):
-        fg, alpha = _images(number)
-        meta = {"attributes": attributes, "prompt": f"prompt {attributes['hair']}",
-                "models": "sdxl", "refinement": {"height": H, "width": W,
-                                                 "changed_fraction": changed,
-                                                 "pinholes_filled": number % 2}}
-        if reasons is not None:
-            meta["verdict"] = {"keep": False, "reasons": reasons}
-        elif not rejected:
-            meta["verdict"] = {"keep": True, "reasons": []}
-        writer.write_sample(sample_id, fg, alpha, meta=meta, rejected=rejected,
-                            store_images=not rejected)
-    # A 96x64 sample, an interrupted write (image, no meta) and an unreadable meta file.
-    fg = np.zeros((96, 64, 3), np.float32)
-    writer.write_sample("big", fg, np.ones((96, 64), np.float32), meta={"attributes": {"hair": "red"}})
-    (root / "fg" / "killed.png").write_bytes(b"\x89PNG partial")
-    (root / "meta" / "broken.json").write_text("{not json")
-    return root
+from helpers.dataset_samples import H, W, stats_images
 
 
 def test_counts_sizes_and_reject_reasons(root):
@@ -124,65 +75,31 @@ def test_stats_command_text_and_json(root):
     assert code == 1 and "no such dataset folder" in err
 
 
-# --- sheet ---------------------------------------------------------------------------------
-
-def test_sheet_size_formula_by_hand():
-    # cell 64 -> text scale 0.35, header int(28*0.35/0.45) = 21, caption int(24*0.35/0.45) = 18
-    assert sheet_size(5, cell=64, columns=3, gap=8) == (21 + 2 * (18 + 64 + 8) + 8,
-                                                       8 + 3 * (2 * 64 + 16))
-    assert sheet_size(2, cell=64, columns=4, gap=8) == (21 + 90 + 8, 8 + 2 * 144)
-    with pytest.raises(ValueError, match="cell must be at least 32"):
-        sheet_size(2, cell=16)
-
-
-def test_sheet_command_writes_a_png_of_the_expected_size(root, tmp_path):
-    out_png = tmp_path / "sheets" / "sheet.png"
-    code, out, err = _run(["dataset", "sheet", str(root), str(out_png), "--count", "5",
-                           "--cell", "64", "--columns", "3", "--seed", "1"])
-    assert code == 0, err
-    image = cv2.imread(str(out_png), cv2.IMREAD_UNCHANGED)
-    assert image.shape == (*sheet_size(5, cell=64, columns=3), 3)
-    assert image.shape == (209, 440, 3)
-    # Same arguments, same picture; another seed, another picture.
-    again = dataset_sheet(root, count=5, seed=1, cell=64, columns=3)
-    assert np.array_equal(again, image[..., ::-1])
-    assert not np.array_equal(dataset_sheet(root, count=5, seed=2, cell=64, columns=3), again)
+def test_stats_of_a_folder_that_is_not_a_dataset_is_an_error_and_exit_1(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(b"\x89PNG")
+    with pytest.raises(DatasetError, match=r"is not a dataset \(no meta/ or manifest.jsonl"):
+        dataset_stats(tmp_path / "photos")
+    for command in ("stats", "verify"):
+        code, out, err = _run(["dataset", command, str(tmp_path / "photos")])
+        assert code == 1 and "is not a dataset" in err, (command, out, err)
+        assert "consistent" not in out
 
 
-def test_sheet_shows_composite_and_alpha_side_by_side():
-    fg = np.zeros((64, 64, 3), np.float32)
-    fg[..., 1] = 1.0  # green portrait
-    alpha = np.zeros((64, 64), np.float32)
-    alpha[:, 32:] = 1.0
-    background = np.zeros((10, 10, 3), np.float32)
-    background[..., 2] = 1.0  # blue background
-    sheet = composite_sheet([SheetTile("x", fg, alpha, background)], cell=64, columns=1, gap=8)
-    top = 21 + 18  # header + caption
-    cell = sheet[top:top + 64, 8:8 + 64].astype(int)
-    assert (cell[:, :30] == [0, 0, 255]).all() and (cell[:, 34:] == [0, 255, 0]).all()
-    matte = sheet[top:top + 64, 8 + 64 + 8:8 + 128 + 8].astype(int)
-    assert (matte[:, :30] == 0).all() and (matte[:, 34:] == 255).all()
+def test_prompt_line_says_when_no_accepted_sample_has_a_prompt(tmp_path):
+    writer = DatasetWriter(tmp_path, durable=False)
+    for number in range(8):
+        fg, alpha = stats_images(number)
+        writer.write_sample(f"s{number}", fg, alpha, meta={"source_file": f"{number}.png"})
+    stats = dataset_stats(tmp_path)
+    assert stats.accepted == 8
+    text = stats.to_text()
+    assert "no accepted sample records a prompt" in text
+    assert "0 distinct among 0" not in text
 
 
-def test_choose_samples_is_seeded_and_capped(root):
-    accepted = ["000000", "000001", "000002", "000003", "000004", "big", "broken"]
-    assert choose_samples(root, 100) == accepted
-    picked = choose_samples(root, 3, seed=4)
-    assert len(picked) == 3 and set(picked) <= set(accepted) and picked == sorted(picked)
-    assert choose_samples(root, 3, seed=4) == picked
-
-
-def test_sheet_errors(tmp_path):
-    (tmp_path / "empty").mkdir()
-    code, _, err = _run(["dataset", "sheet", str(tmp_path / "empty"), str(tmp_path / "s.png")])
-    assert code == 2 and "no accepted samples" in err
-    code, _, err = _run(["dataset", "sheet", str(tmp_path / "empty"), str(tmp_path / "s.jpg")])
-    assert code == 2 and "must end in .png" in err
-    code, _, err = _run(["dataset", "sheet", str(tmp_path / "nope"), str(tmp_path / "s.png")])
-    assert code == 1 and "no such dataset folder" in err
-
-
-def test_sheet_passes_over_unreadable_samples(root):
-    # 7 accepted meta files, one of them unreadable: asking for 7 draws the 6 readable ones.
-    sheet = dataset_sheet(root, count=7, cell=32, columns=7)
-    assert sheet.shape == (*sheet_size(6, cell=32, columns=7), 3)
+def test_prompt_line_counts_prompts_among_samples_that_have_one(root):
+    text = dataset_stats(root).to_text()
+    # 5 accepted samples with a prompt ("prompt red" x3, "prompt black", "prompt blonde") of 7
+    # accepted (the 96x64 one has none; "broken" is unreadable).
+    assert "prompts: 3 distinct among 5 accepted sample(s) with a prompt (of 7 accepted)" in text

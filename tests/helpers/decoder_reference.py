@@ -8,10 +8,10 @@ import torch
 from comfyui_ld_portrait.layerdiffusion.decoder import BLOCK_CHANNELS, random_decoder_state_dict
 
 
-def random_network_state(seed: int) -> dict:
+def random_network_state(seed: int, latent_channels: int = 4) -> dict:
     """Random decoder weights with the alpha bias raised to 0.5, so that clipping to 0..1 does
     not flatten most of the output (a flat output would make comparisons meaningless)."""
-    state = random_decoder_state_dict(seed)
+    state = random_decoder_state_dict(seed, latent_channels=latent_channels)
     state["conv_out.bias"][0] = 0.5
     return state
 
@@ -31,7 +31,7 @@ def upstream_augmented(network, pixel: torch.Tensor, latent: torch.Tensor) -> to
     return torch.median(torch.stack(results), dim=0).values
 
 
-def build_diffusers_reference() -> torch.nn.Module:
+def build_diffusers_reference(latent_channels: int = 4) -> torch.nn.Module:
     """UNet1024 assembled from diffusers' public blocks with upstream's configuration (block
     channels, 2/3 resnets, attention levels, GroupNorm 4, eps 1e-5, head dim 8, latent added
     before down block 3). diffusers is a test-only dependency."""
@@ -49,7 +49,7 @@ def build_diffusers_reference() -> torch.nn.Module:
         def __init__(self):
             super().__init__()
             self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
-            self.latent_conv_in = nn.Conv2d(4, ch[2], 1)
+            self.latent_conv_in = nn.Conv2d(latent_channels, ch[2], 1)  # upstream's latent_c
             self.down_blocks = nn.ModuleList(
                 blocks.get_down_block("AttnDownBlock2D" if i >= 4 else "DownBlock2D", num_layers=2,
                                       in_channels=ch[max(i - 1, 0)], out_channels=ch[i],

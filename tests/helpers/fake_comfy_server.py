@@ -23,6 +23,10 @@ executions fail), ``validation_errors`` (sample index -> (node id, message, deta
 ``reject_indices`` (written under rejected/), ``no_write_indices`` (success, nothing written),
 ``delay_for`` (sample index -> execution time), ``disconnect_on`` (1-based request numbers,
 counted over the object's life, answered by closing the socket without a response).
+Misbehaviours: ``status_for`` (path prefix -> HTTP status answered instead, with a JSON error
+body), ``html_for`` (path prefixes answered 200 with an HTML page, like a proxy's login page),
+``drip_for`` (path prefix -> seconds between bytes: the whole answer, status line included,
+trickles out one byte at a time), ``paused`` (queued prompts never start).
 :meth:`stop` loses the queue and history like a real restart; :meth:`restart` listens again
 on the same port. Recorded: ``received`` (every graph posted, in order), ``requests``,
 ``executed`` (sample indices that succeeded), ``deleted``, ``max_outstanding`` (most prompts
@@ -74,6 +78,10 @@ class FakeComfyServer:
         self.no_write_indices: set[int] = set()
         self.delay_for: dict[int, float] = {}
         self.disconnect_on: set[int] = set()
+        self.status_for: dict[str, int] = {}
+        self.html_for: set[str] = set()
+        self.drip_for: dict[str, float] = {}
+        self.paused = False
         self.received: list[dict] = []
         self.requests: list[tuple[str, str]] = []
         self.executed: list[int] = []
@@ -154,7 +162,7 @@ class FakeComfyServer:
     def _execute_loop(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
             with self._work:
-                while not self._queue and not stopped.is_set():
+                while (not self._queue or self.paused) and not stopped.is_set():
                     self._work.wait(0.05)
                 if stopped.is_set():
                     return
@@ -270,6 +278,18 @@ class FakeComfyServer:
                 if len(self._queue) < before:
                     self.deleted.append(prompt_id)
 
+    def _misbehaviour(self, path: str):
+        """``(kind, value)`` configured for ``path`` (first match), or None."""
+        for prefix, seconds in self.drip_for.items():
+            if path.startswith(prefix):
+                return "drip", seconds
+        if any(path.startswith(prefix) for prefix in self.html_for):
+            return "html", None
+        for prefix, status in self.status_for.items():
+            if path.startswith(prefix):
+                return "status", status
+        return None
+
     def _object_info(self) -> dict:
         return {name: {"input": {"required": {}}, "output": [], "output_name": [], "name": name,
                        "display_name": name, "category": "fake", "output_node": False}
@@ -287,17 +307,52 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _answer(self, status: int, payload) -> None:
-        data = json.dumps(payload).encode("utf-8")
+        self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+    def _send(self, status: int, data: bytes, content_type: str) -> None:
+        misbehaviour = self.server_fake._misbehaviour(self.path)
+        if misbehaviour and misbehaviour[0] == "drip":
+            self._drip(status, data, content_type, misbehaviour[1])
+            return
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _drip(self, status: int, data: bytes, content_type: str, seconds: float) -> None:
+        """Send the whole answer one byte at a time, ``seconds`` apart (a socket timeout on
+        the client restarts with every byte, so only a total deadline stops this)."""
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode("ascii")
+        self.close_connection = True
+        stopped = self.server_fake._stopped
+        for position in range(len(head + data)):
+            if stopped.wait(seconds):
+                return
+            try:
+                self.wfile.write((head + data)[position:position + 1])
+            except OSError:  # the client gave up
+                return
+
+    def _misbehave(self) -> bool:
+        """Answer a configured HTML page or error status; True when answered."""
+        misbehaviour = self.server_fake._misbehaviour(self.path)
+        if misbehaviour is None or misbehaviour[0] == "drip":
+            return False
+        if misbehaviour[0] == "html":
+            self._send(200, b"<!DOCTYPE html><html><head><title>Sign in</title></head>"
+                            b"<body>Please sign in</body></html>", "text/html; charset=utf-8")
+        else:
+            self._answer(misbehaviour[1], {"error": "configured failure"})
+        return True
 
     def do_GET(self):
         fake = self.server_fake
         if not fake._next_request("GET", self.path):
             self.close_connection = True
+            return
+        if self._misbehave():
             return
         if self.path == "/queue":
             self._answer(200, fake._get_queue())
@@ -313,6 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._body()
         if not fake._next_request("POST", self.path):
             self.close_connection = True
+            return
+        if self._misbehave():
             return
         try:
             body = json.loads(raw.decode("utf-8") or "{}")

@@ -30,6 +30,8 @@ MODEL_FOLDERS = {
     ("LoraLoaderModelOnly", "lora_name"): "loras",
     ("UNETLoader", "unet_name"): "diffusion_models",
     ("CLIPLoader", "clip_name"): "text_encoders",
+    ("DualCLIPLoader", "clip_name1"): "text_encoders",
+    ("DualCLIPLoader", "clip_name2"): "text_encoders",
 }
 LDP_MODEL_FOLDER = "layer_model"
 
@@ -85,6 +87,18 @@ def _provide_inputs(comfy_host, graph: dict, object_info: dict, layerdiffuse_dir
                     target.mkdir(parents=True, exist_ok=True)
                     for source in ("i2i_0_transparent.png", "t2i_0_transparent.png"):
                         shutil.copyfile(layerdiffuse_dir / source, target / source)
+            elif class_type in ("LDPLoadFrameFolder", "LDPLoadMaskFolder") and name == "folder" \
+                    and not Path(value).is_absolute() and not (comfy_host.input_dir / value).exists():
+                # A tiny clip: two frames / two masks with the same names (the video workflow).
+                import numpy as np
+                from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
+
+                for index in range(2):
+                    picture = np.zeros((48, 48), np.float32)
+                    picture[12:36, 14 + index:34 + index] = 1.0
+                    if class_type == "LDPLoadFrameFolder":
+                        picture = np.dstack([picture * 0.8, 0.3 + 0.0 * picture, 1.0 - picture])
+                    write_png_atomic(comfy_host.input_dir / value / f"frame_{index:04d}.png", picture)
     return placeholders
 
 

@@ -18,6 +18,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from comfyui_ld_portrait.cli import models as cli_models
 from comfyui_ld_portrait.layerdiffusion import download as md
 from comfyui_ld_portrait.layerdiffusion import weights as ld_weights
 from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
@@ -145,7 +146,7 @@ def downloader(**options):
 
 def run_cli(argv):
     parser = argparse.ArgumentParser(prog="ld-portrait")
-    md.register(parser.add_subparsers(dest="command"))
+    cli_models.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     return args.handler(args, out, err), out.getvalue(), err.getvalue()
@@ -155,7 +156,8 @@ def run_cli(argv):
 
 def test_published_files_and_urls(monkeypatch):
     monkeypatch.delenv(md.ENDPOINT_ENV, raising=False)
-    assert list(md.MODEL_FILES) == ["attn", "conv", "decoder", "encoder"]
+    assert md.downloadable_keys() == ("attn", "conv", "decoder", "encoder", "sd15_attn",
+                                      "sd15_decoder", "flux_lora", "flux_vae")
     names = {spec.key: spec.file_name for spec in md.MODEL_FILES.values()}
     assert (names["attn"], names["conv"]) == ld_weights.PATCH_FILE_NAMES
     assert names["decoder"] == ld_weights.DECODER_FILE_NAME
@@ -171,8 +173,10 @@ def test_published_files_and_urls(monkeypatch):
 
 def test_file_keys():
     assert md.parse_file_keys("attn, decoder") == ("attn", "decoder")
-    assert md.parse_file_keys("all") == ("attn", "conv", "decoder", "encoder")
-    assert md.parse_file_keys("decoder,all") == ("decoder", "attn", "conv", "encoder")
+    assert md.parse_file_keys("all") == md.downloadable_keys()
+    assert md.parse_file_keys("decoder,all")[:4] == ("decoder", "attn", "conv", "encoder")
+    with pytest.raises(ValueError, match="unknown file 'flux_decoder'"):
+        md.parse_file_keys("flux_decoder")  # made by `models convert`, not downloadable
     with pytest.raises(ValueError, match="unknown file 'vae'"):
         md.parse_file_keys("attn,vae")
     with pytest.raises(ValueError, match="no files"):
@@ -527,3 +531,79 @@ def test_progress_is_reported(server, tmp_path):
     lines = stream.getvalue().splitlines()
     assert len(lines) >= 2 and all(line.startswith(ENCODER + " [") for line in lines)
     assert "MiB/s" in lines[-1] and "#" * 24 in lines[-1]  # the last line shows 100%
+
+
+# --- families -----------------------------------------------------------------------------------
+
+def flux_lora_bytes(seed=0) -> bytes:
+    g = torch.Generator().manual_seed(seed)
+    stem = "transformer.single_transformer_blocks.0.attn.to_q"
+    return safetensors.torch.save({f"{stem}.lora_A.weight": torch.randn(4, 32, generator=g).half(),
+                                   f"{stem}.lora_B.weight": torch.randn(32, 4, generator=g).half()})
+
+
+def transparent_vae_pth_bytes(tmp_path, seed=0) -> bytes:
+    from comfyui_ld_portrait.layerdiffusion.decoder import random_decoder_state_dict
+
+    g = torch.Generator().manual_seed(seed)
+    state = {f"decoder.{k}": v.half() for k, v in random_decoder_state_dict(seed, latent_channels=16).items()}
+    state.update({f"encoder.{k}": (torch.randn(s, generator=g) * 0.05).half()
+                  for k, s in encoder_state_dict_shapes(16).items()})
+    path = tmp_path / "source.pth"
+    torch.save(state, path)
+    return path.read_bytes()
+
+
+def test_flux_family_download_puts_the_lora_in_loras_and_converts_the_vae(server, comfy, monkeypatch, tmp_path):
+    from comfyui_ld_portrait.layerdiffusion import model_files
+
+    lora, vae = model_files.MODEL_FILES["flux_lora"], model_files.MODEL_FILES["flux_vae"]
+    server.files = {lora.file_name: flux_lora_bytes(), vae.file_name: transparent_vae_pth_bytes(tmp_path)}
+    monkeypatch.setattr(md, "MODEL_FILES", {
+        "flux_lora": md.ModelFile("flux_lora", lora.file_name, "lora", sha(server.files[lora.file_name]),
+                                  "test LoRA", family="flux", folder="loras", repository=lora.repository),
+        "flux_vae": md.ModelFile("flux_vae", vae.file_name, "pickle_vae", sha(server.files[vae.file_name]),
+                                 "test VAE", family="flux", repository=vae.repository),
+    })
+    code, out, err = run_cli(["models", "download", "--dest", str(comfy), "--family", "flux"])
+    assert code == 0, err
+    assert (comfy / "models" / "loras" / lora.file_name).read_bytes() == server.files[lora.file_name]
+    layer = comfy / "models" / "layer_model"
+    assert (layer / vae.file_name).read_bytes() == server.files[vae.file_name]
+    decoder = ld_weights.load_transparent_decoder(layer / model_files.MODEL_FILES["flux_decoder"].file_name)
+    assert decoder.latent_channels == 16
+    assert (layer / model_files.MODEL_FILES["flux_encoder"].file_name).is_file()
+    assert [path for path, _ in server.requests] == [
+        f"/RedAIGC/Flux-version-LayerDiffuse/resolve/main/{lora.file_name}",
+        f"/RedAIGC/Flux-version-LayerDiffuse/resolve/main/{vae.file_name}"]
+    assert "16 latent channels" in out
+    # Again: both present and valid, the converted files too; nothing is fetched or rewritten.
+    code, out, _ = run_cli(["models", "download", "--dest", str(comfy), "--family", "flux"])
+    assert code == 0 and out.count("skipped") == 2 and "converted files already present" in out
+    assert len(server.requests) == 2
+    code, _, err = run_cli(["models", "download", "--dest", str(comfy), "--family", "flux", "--files", "flux_lora"])
+    assert code == 2 and "not both" in err
+
+
+def test_family_file_checks(tmp_path):
+    from helpers.sd15_attention import attention_sharing_file, sd15_like_model
+
+    from comfyui_ld_portrait.layerdiffusion import model_files
+
+    _, modules = sd15_like_model()
+    good = _write(tmp_path / "a.safetensors", safetensors.torch.save(attention_sharing_file(modules)))
+    assert len(md.check_model_file(good, model_files.MODEL_FILES["sd15_attn"])) == 640
+    with pytest.raises(md.IntegrityError, match="not the SD1.5 transparent attention file"):
+        md.check_model_file(_write(tmp_path / "p.safetensors", patch_bytes()), model_files.MODEL_FILES["sd15_attn"])
+    with pytest.raises(md.IntegrityError, match="not a LoRA file"):
+        md.check_model_file(_write(tmp_path / "e.safetensors", encoder_bytes()), model_files.MODEL_FILES["flux_lora"])
+    md.check_model_file(_write(tmp_path / "l.safetensors", flux_lora_bytes()), model_files.MODEL_FILES["flux_lora"])
+    pth = _write(tmp_path / "v.pth", transparent_vae_pth_bytes(tmp_path))
+    md.check_model_file(pth, model_files.MODEL_FILES["flux_vae"])  # a zip, never unpickled
+    with pytest.raises(md.IntegrityError, match="not a complete torch archive"):
+        md.check_model_file(_write(tmp_path / "cut.pth", pth.read_bytes()[:-5000]), model_files.MODEL_FILES["flux_vae"])
+    # A 4-channel decoder where the table says 16 is refused by its layout.
+    header, size = _layout_header(decoder_state_dict_shapes(4))
+    _header_file(tmp_path / "d.safetensors", header, size)
+    with pytest.raises(md.IntegrityError, match="latent_conv_in.weight"):
+        md.check_model_file(tmp_path / "d.safetensors", model_files.MODEL_FILES["flux_decoder"])

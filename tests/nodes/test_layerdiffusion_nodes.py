@@ -243,7 +243,11 @@ def test_node_interface_is_the_contract(layer_model_dir):
 
 def test_published_names_match_the_library():
     assert ldn.DEFAULT_DECODER_FILE == ld_weights.DECODER_FILE_NAME
-    assert ldn.KNOWN_PATCH_FILES == ld_weights.PATCH_FILE_NAMES
+    # The node offers the SDXL patch files the library knows plus the SD1.5 attention file.
+    assert ldn.KNOWN_PATCH_FILES == ld_weights.PATCH_FILE_NAMES + ("layer_sd15_transparent_attn.safetensors",)
+    assert ldn.KNOWN_DECODER_FILES == ("vae_transparent_decoder.safetensors",
+                                       "layer_sd15_vae_transparent_decoder.safetensors",
+                                       "flux_vae_transparent_decoder.safetensors")
 
 
 def test_without_folder_the_published_names_are_offered(monkeypatch, tmp_path):
@@ -252,7 +256,8 @@ def test_without_folder_the_published_names_are_offered(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match=ldn.LAYER_MODEL_DIR_ENV):
         LDPTransparentDecoderLoader().load(DECODER_NAME)
     monkeypatch.setenv(ldn.LAYER_MODEL_DIR_ENV, str(tmp_path))  # empty folder
-    assert LDPTransparentDecoderLoader.INPUT_TYPES()["required"]["decoder_file"][0] == [DECODER_NAME]
+    assert LDPTransparentDecoderLoader.INPUT_TYPES()["required"]["decoder_file"][0] == list(ldn.KNOWN_DECODER_FILES)
+    assert LDPTransparentDecoderLoader.INPUT_TYPES()["required"]["decoder_file"][1]["default"] == DECODER_NAME
     with pytest.raises(FileNotFoundError, match="ld-portrait models download"):
         LDPTransparentDecoderLoader().load(DECODER_NAME)
     with pytest.raises(ValueError, match="outside"):
@@ -493,3 +498,92 @@ def test_host_refusing_patches_is_reported(layer_model_dir):
 
     with pytest.raises(RuntimeError, match="accepted 2 of 5 patches"):
         LDPLayerDiffusionPatch().patch(RenamingHost(sdxl_like_model()), PATCH_NAME, 1.0)
+
+
+# --- Flux and SD1.5 through the same nodes -----------------------------------------------------
+
+FLUX_DECODER_NAME = "flux_vae_transparent_decoder.safetensors"
+
+
+@pytest.fixture()
+def family_dir(tmp_path, monkeypatch):
+    from helpers.sd15_attention import attention_sharing_file, sd15_like_model
+
+    safetensors.torch.save_file(random_decoder_state_dict(4, latent_channels=16),
+                                str(tmp_path / FLUX_DECODER_NAME))
+    _, modules = sd15_like_model()
+    safetensors.torch.save_file(attention_sharing_file(modules), str(tmp_path / "layer_sd15_transparent_attn.safetensors"))
+    monkeypatch.setenv(ldn.LAYER_MODEL_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_flux_latent_decodes_through_the_same_node(family_dir):
+    (flux,) = LDPTransparentDecoderLoader().load(FLUX_DECODER_NAME)
+    assert flux.network.latent_channels == 16
+    g = torch.Generator().manual_seed(5)
+    latent = torch.randn(1, 16, 5, 9, generator=g)  # 40x72: padded inside
+    images = torch.rand(1, 40, 72, 3, generator=g)
+    foreground, alpha, rgba, _ = LDPTransparentDecode().decode({"samples": latent}, images, flux, "2", 8)
+    direct = decode_transparent(flux.network, images.movedim(-1, 1), latent, passes=2)
+    assert alpha.shape == (1, 40, 72) and torch.equal(alpha, direct[:, 0])
+    assert torch.equal(foreground, direct[:, 1:].movedim(1, -1))
+    with pytest.raises(ValueError, match=r"4 channels \(an SD1.5/SDXL latent\) but "
+                                         r"'flux_vae_transparent_decoder.safetensors' decodes Flux"):
+        LDPTransparentDecode().decode({"samples": torch.zeros(1, 4, 5, 9)}, images, flux, "1", 8)
+
+
+class ObjectPatchingModelPatcher(FakeModelPatcher):
+    """Adds the host's object patches (module replacement by dotted name)."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.object_patches = {}
+
+    def clone(self):
+        twin = ObjectPatchingModelPatcher(self.model)
+        twin.patches = {key: list(items) for key, items in self.patches.items()}
+        twin.object_patches = dict(self.object_patches)
+        return twin
+
+    def get_model_object(self, name):
+        if name in self.object_patches:
+            return self.object_patches[name]
+        obj = self.model
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def add_object_patch(self, name, obj):
+        self.object_patches[name] = obj
+
+
+def test_sd15_attention_file_patches_an_sd15_model(family_dir):
+    from helpers.sd15_attention import sd15_like_model
+
+    from comfyui_ld_portrait.layerdiffusion.attention_sharing import (
+        SD15_ATTENTION_MODULES,
+        TemporalResidual,
+        split_attention_sharing,
+    )
+
+    model_root, modules = sd15_like_model()
+    model = ObjectPatchingModelPatcher(model_root)
+    (patched,) = LDPLayerDiffusionPatch().patch(model, "layer_sd15_transparent_attn.safetensors", 0.75)
+    assert model.patches == {} and model.object_patches == {}  # the input model stays unpatched
+    assert len(patched.patches) == 4 * 32 and patched.strengths_given == [0.75]
+    assert set(patched.object_patches) == {f"diffusion_model.{p}" for p in SD15_ATTENTION_MODULES}
+    wrapper = patched.object_patches["diffusion_model." + SD15_ATTENTION_MODULES[5]]
+    assert isinstance(wrapper, TemporalResidual) and wrapper.scale == 0.75
+    assert wrapper._wrapped[0] is modules[SD15_ATTENTION_MODULES[5]]
+    # The diffs are the file's up @ down products, checked against the model.
+    targets = {k: tuple(v.shape) for k, v in model_root.state_dict().items()}
+    entries = safetensors.torch.load_file(str(family_dir / "layer_sd15_transparent_attn.safetensors"))
+    deltas, _ = split_attention_sharing(entries, targets)
+    key = f"diffusion_model.{SD15_ATTENTION_MODULES[5]}.to_v.weight"
+    assert torch.allclose(patched.patches[key][0][1][1][0].float(), deltas[key])
+
+
+def test_sd15_attention_file_on_an_sdxl_model_is_refused(family_dir):
+    model = ObjectPatchingModelPatcher(sdxl_like_model())
+    with pytest.raises(WeightFileError, match=r"does not fit this model.*SD1.5 models.*connected model is SDXL"):
+        LDPLayerDiffusionPatch().patch(model, "layer_sd15_transparent_attn.safetensors", 1.0)

@@ -35,7 +35,8 @@ def test_declaration():
     assert NODE_DISPLAY_NAME_MAPPINGS["LDPPromptTemplate"]
     cls = LDPPromptTemplate
     assert cls.CATEGORY == "LD-Portrait/prompt"
-    assert cls.DESCRIPTION and callable(getattr(cls(), cls.FUNCTION))
+    assert "template" in cls.DESCRIPTION and "seed" in cls.DESCRIPTION
+    assert callable(getattr(cls(), cls.FUNCTION))
     assert cls.RETURN_TYPES == ("STRING", "STRING", "STRING", "INT", "INT")
     assert cls.RETURN_NAMES == ("prompt", "negative", "attributes", "seed", "index")
     assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES) and all(cls.OUTPUT_TOOLTIPS)
@@ -150,3 +151,13 @@ def test_module_imports_without_the_host():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
     assert prompt_node.CATEGORY == "LD-Portrait/prompt"
+
+
+def test_a_lone_surrogate_is_a_clear_error_with_line_and_column():
+    # Issue 13 item 9: it raised UnicodeEncodeError later, far from the cause.
+    node = LDPPromptTemplate()
+    text = "a portrait of\na \ud83d person"  # half of an emoji's surrogate pair
+    with pytest.raises(ValueError, match=r"line 2, column 3: U\+D83D") as caught:
+        node.render("custom", text, 0, 0, "random")
+    assert not isinstance(caught.value, UnicodeError)
+    assert node.render("custom", "a portrait of\na \U0001F600 person", 0, 0, "random")[0]

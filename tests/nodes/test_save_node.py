@@ -48,12 +48,20 @@ def test_declaration_has_tooltips_and_category(cls):
     spec = cls.INPUT_TYPES()
     for section in ("required", "optional"):
         for name, (kind, options) in spec.get(section, {}).items():
-            assert isinstance(options.get("tooltip"), str) and len(options["tooltip"]) > 10, name
+            tooltip = options.get("tooltip")
+            # a sentence about the input, not a placeholder or the input's own name
+            assert isinstance(tooltip, str) and tooltip.rstrip().endswith((".", ")")), name
+            assert tooltip.strip().lower() != name.replace("_", " "), name
             if kind in ("INT", "FLOAT") and "default" in options:
                 assert options["min"] <= options["default"] <= options["max"], name
     assert cls.CATEGORY == "LD-Portrait/dataset"
     assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
-    assert len(cls.DESCRIPTION) > 50 and callable(getattr(cls(), cls.FUNCTION))
+    assert callable(getattr(cls(), cls.FUNCTION))
+    expected = {LDPSaveDataset: ("fg/<id>.png", "alpha/<id>.png", "meta/<id>.json",
+                                 "manifest.jsonl", "rejected/"),
+                LDPCompositeBackground: ("foreground * alpha + background * (1 - alpha)",)}[cls]
+    for phrase in expected:  # the description states the layout / formula the node implements
+        assert phrase in cls.DESCRIPTION, phrase
     assert set(dataset_nodes.NODE_CLASS_MAPPINGS) == {"LDPSaveDataset", "LDPCompositeBackground"}
 
 
@@ -279,3 +287,11 @@ def test_output_folder_from_env_or_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("LDP_OUTPUT_DIR")
     with pytest.raises(ValueError, match="LDP_OUTPUT_DIR"):
         output_directory()
+
+
+def test_deeply_nested_attributes_are_a_clear_error_before_writing(tmp_path):
+    depth = 5000  # json.loads alone would raise RecursionError
+    text = '{"a": ' * depth + "1" + "}" * depth
+    with pytest.raises(ValueError, match="attributes is nested more than 32 levels"):
+        _save(tmp_path, attributes=text)
+    assert not (tmp_path / "ds").exists()

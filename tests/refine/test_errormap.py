@@ -8,6 +8,7 @@ from comfyui_ld_portrait.refine.errormap import (
     PANEL_TITLES,
     alpha_bar_error_view,
     alpha_bar_view,
+    checker_composite,
     composite,
     error_map,
     error_panel,
@@ -117,7 +118,7 @@ def test_error_panel_layout_without_labels(scene):
     panel = error_panel(rgb, alpha, refined, changed, labels=False, gap=3)
     assert panel.shape == (6, 4 * 8 + 3 * 3, 3) and panel.dtype == np.float32
     tiles = [panel[:, i * 11: i * 11 + 8] for i in range(4)]
-    np.testing.assert_array_equal(tiles[0], composite(rgb, alpha))
+    np.testing.assert_array_equal(tiles[0], checker_composite(rgb, alpha))  # as the sheet
     np.testing.assert_array_equal(tiles[1], alpha_bar_error_view(alpha, changed))
     np.testing.assert_array_equal(tiles[2], error_map(rgb, alpha, changed))
     np.testing.assert_array_equal(tiles[3], composite(rgb, refined))

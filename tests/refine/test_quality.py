@@ -277,3 +277,29 @@ def test_one_pixel_image_gives_a_defined_verdict():
     assert _reasons(np.zeros((1, 1), np.float32)) == ["low_resolution", "empty_matte"]
     verdict = assess_quality(np.ones((1, 1), np.float32))
     assert not verdict.keep and verdict.reasons[:2] == ["low_resolution", "no_background"]
+
+
+# --- measure + judge split ------------------------------------------------------------------
+
+def test_measure_then_judge_equals_assess_and_rejudging_needs_no_image():
+    from comfyui_ld_portrait.refine.quality import judge_quality, measure_quality
+
+    alpha = _portrait()
+    measures = measure_quality(alpha)
+    assert json.loads(json.dumps(measures)) == measures  # storable as it is
+    assert judge_quality(measures).to_dict() == assess_quality(alpha).to_dict()
+    # Re-judging the stored measures with a stricter decision threshold rejects the same matte.
+    strict = QualityThresholds(min_subject_fraction=measures["subject_fraction"] + 0.01)
+    verdict = judge_quality(json.loads(json.dumps(measures)), strict)
+    assert verdict.reasons == ["too_small"]
+    assert verdict.thresholds["min_subject_fraction"] == strict.min_subject_fraction
+
+
+def test_measure_uses_only_the_measuring_thresholds():
+    from comfyui_ld_portrait.refine.quality import measure_quality
+
+    alpha = _portrait()
+    # A decision threshold does not change the measures; a measuring one does.
+    assert measure_quality(alpha, thresholds=QualityThresholds(max_people=5)) == measure_quality(alpha)
+    soft = measure_quality(alpha, thresholds=QualityThresholds(opaque_level=0.99))
+    assert soft["foreground_fraction"] < measure_quality(alpha)["foreground_fraction"]

@@ -38,7 +38,8 @@ WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 #: models/ folder of each loader that names a model file (properties.models "directory").
 MODEL_DIRECTORIES = {"CheckpointLoaderSimple": "checkpoints", "LDPLayerDiffusionPatch": "layer_model",
-                     "LDPTransparentDecoderLoader": "layer_model"}
+                     "LDPTransparentDecoderLoader": "layer_model", "UNETLoader": "diffusion_models",
+                     "DualCLIPLoader": "text_encoders", "VAELoader": "vae", "LoraLoaderModelOnly": "loras"}
 #: Node title bar height in the editor: a node occupies [pos.y - 30, pos.y + size.h].
 TITLE_HEIGHT = 30
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -82,6 +83,27 @@ CORE_NODES = {
     "VAEDecode": {
         "input": {"required": {"samples": ("LATENT", {}), "vae": ("VAE", {})}},
         "output": ("IMAGE",)},
+    # Flux loaders and guidance (nodes.py, comfy_extras/nodes_flux.py of both hosts).
+    "UNETLoader": {
+        "input": {"required": {"unet_name": (["flux1-dev.safetensors"], {}),
+                               "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"], {})}},
+        "output": ("MODEL",)},
+    "DualCLIPLoader": {
+        "input": {"required": {"clip_name1": (["clip_l.safetensors"], {}),
+                               "clip_name2": (["t5xxl_fp16.safetensors"], {}),
+                               "type": (["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"], {})},
+                  "optional": {"device": (["default", "cpu"], {"advanced": True})}},
+        "output": ("CLIP",)},
+    "VAELoader": {"input": {"required": {"vae_name": (["ae.safetensors"], {})}}, "output": ("VAE",)},
+    "LoraLoaderModelOnly": {
+        "input": {"required": {"model": ("MODEL", {}), "lora_name": (["layerlora.safetensors"], {}),
+                               "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0,
+                                                            "step": 0.01})}},
+        "output": ("MODEL",)},
+    "FluxGuidance": {
+        "input": {"required": {"conditioning": ("CONDITIONING", {}),
+                               "guidance": ("FLOAT", {"default": 3.5, "min": 0.0, "max": 100.0, "step": 0.1})}},
+        "output": ("CONDITIONING",)},
     "PreviewImage": {"input": {"required": {"images": ("IMAGE", {})}}, "output": ()},
     "SaveImage": {
         "input": {"required": {"images": ("IMAGE", {}),
@@ -580,8 +602,8 @@ def test_generation_graph_runs_the_pipeline_in_order():
     _, sampler = _node(graph, "KSampler")
     _, decode = _node(graph, "LDPTransparentDecode")
     _, pad = _node(graph, "LDPPadForeground")
-    _, refine = _node(graph, "LDPConnectivityRefine")
-    _, gate = _node(graph, "LDPQualityGate")
+    _, refine = _node(graph, "LDPRefineAlpha")
+    _, gate = _node(graph, "LDPQualityGateSimple")
     _, save = _node(graph, "LDPSaveDataset")
     _, latent = _node(graph, "EmptyLatentImage")
     _, checkpoint = _node(graph, "CheckpointLoaderSimple")
@@ -598,17 +620,17 @@ def test_generation_graph_runs_the_pipeline_in_order():
     assert decode["inputs"]["passes"] == "8"
     assert _source(graph, pad, "image") == ("LDPTransparentDecode", "foreground")
     # Padding uses the refined alpha, as `ld-portrait refine` does.
-    assert _source(graph, pad, "alpha") == ("LDPConnectivityRefine", "alpha")
+    assert _source(graph, pad, "alpha") == ("LDPRefineAlpha", "alpha")
     assert _source(graph, refine, "alpha") == ("LDPTransparentDecode", "alpha")
     assert _source(graph, refine, "image") == ("LDPTransparentDecode", "foreground")
-    assert _source(graph, gate, "alpha") == ("LDPConnectivityRefine", "alpha")
+    assert _source(graph, gate, "alpha") == ("LDPRefineAlpha", "alpha")
     assert _source(graph, gate, "raw_alpha") == ("LDPTransparentDecode", "alpha")
-    assert _source(graph, gate, "changed") == ("LDPConnectivityRefine", "changed")
-    expected = {"foreground": ("LDPPadForeground", "padded"), "alpha": ("LDPConnectivityRefine", "alpha"),
+    assert _source(graph, gate, "changed") == ("LDPRefineAlpha", "changed")
+    expected = {"foreground": ("LDPPadForeground", "padded"), "alpha": ("LDPRefineAlpha", "alpha"),
                 "raw_alpha": ("LDPTransparentDecode", "alpha"),
-                "error_map": ("LDPConnectivityRefine", "error_map"),
-                "stats": ("LDPConnectivityRefine", "stats"), "keep": ("LDPQualityGate", "keep"),
-                "verdict": ("LDPQualityGate", "verdict"), "sample_index": ("LDPPromptTemplate", "index"),
+                "error_map": ("LDPRefineAlpha", "error_map"),
+                "stats": ("LDPRefineAlpha", "stats"), "keep": ("LDPQualityGateSimple", "keep"),
+                "verdict": ("LDPQualityGateSimple", "verdict"), "sample_index": ("LDPPromptTemplate", "index"),
                 "seed": ("LDPPromptTemplate", "seed"), "prompt": ("LDPPromptTemplate", "prompt"),
                 "negative": ("LDPPromptTemplate", "negative"),
                 "attributes": ("LDPPromptTemplate", "attributes")}
@@ -648,7 +670,7 @@ def test_generation_ui_workflow_says_where_the_models_go():
     for _, src, slot, dst, _, _ in data["links"]:
         if by_id[dst]["type"] == "PreviewImage":
             previewed.add((by_id[src]["type"], by_id[src]["outputs"][slot]["name"]))
-    assert ("LDPConnectivityRefine", "error_map") in previewed
+    assert ("LDPRefineAlpha", "error_map") in previewed
     assert ("LDPCompositeBackground", "composite") in previewed
     template = next(node for node in data["nodes"] if node["type"] == "LDPPromptTemplate")
     assert template["widgets_values"][2:6] == [0, "increment", 0, "fixed"]  # index, seed controls
@@ -697,7 +719,7 @@ def test_checker_reports_a_dropped_ui_link(generation):
 
 def test_checker_reports_an_unconnected_required_socket(generation):
     data = copy.deepcopy(generation[0])
-    refine = _ui_node(data, "LDPConnectivityRefine")
+    refine = _ui_node(data, "LDPRefineAlpha")
     entry = next(e for e in refine["inputs"] if e["name"] == "alpha")
     data["links"] = [link for link in data["links"] if link[0] != entry["link"]]
     for node in data["nodes"]:
@@ -709,9 +731,9 @@ def test_checker_reports_an_unconnected_required_socket(generation):
 
 def test_checker_reports_a_renamed_input(generation):
     data, api = copy.deepcopy(generation[0]), copy.deepcopy(generation[1])
-    _ui_node(data, "LDPQualityGate")["inputs"][0]["name"] = "matte"
+    _ui_node(data, "LDPQualityGateSimple")["inputs"][0]["name"] = "matte"
     _broken(check_ui_workflow(data), "unknown input 'matte'")
-    gate_id, gate = _node(api, "LDPQualityGate")
+    gate_id, gate = _node(api, "LDPQualityGateSimple")
     gate["inputs"]["matte"] = gate["inputs"].pop("alpha")
     _broken(check_api_workflow(api), "unknown input 'matte'", "required input 'alpha' is missing")
 
@@ -719,9 +741,9 @@ def test_checker_reports_a_renamed_input(generation):
 def test_checker_reports_mismatched_types(generation):
     data, api = copy.deepcopy(generation[0]), copy.deepcopy(generation[1])
     # Feed the refined alpha (MASK) into the save node's foreground (IMAGE).
-    refine_id, _ = _node(api, "LDPConnectivityRefine")
+    refine_id, _ = _node(api, "LDPRefineAlpha")
     _node(api, "LDPSaveDataset")[1]["inputs"]["foreground"] = [refine_id, 0]
-    _broken(check_api_workflow(api), "'foreground' (IMAGE) is linked to LDPConnectivityRefine output 0 (MASK)")
+    _broken(check_api_workflow(api), "'foreground' (IMAGE) is linked to LDPRefineAlpha output 0 (MASK)")
     link = next(link for link in data["links"] if link[5] == "MASK")
     link[5] = "IMAGE"
     _broken(check_ui_workflow(data), f"link {link[0]}: type 'IMAGE'")

@@ -22,19 +22,23 @@ CUSTOM_TEMPLATE = (
     "[negative]\n"
     "two people, cropped head, blurry, lowres, text, watermark\n")
 
-LAYER_URL = "https://huggingface.co/LayerDiffusion/layerdiffusion-v1/resolve/main/"
+# Model file names, folders and URLs: the one table in layerdiffusion/model_files.py.
+from comfyui_ld_portrait.layerdiffusion import model_files as MF  # noqa: E402
 
-MODELS_JSON = json.dumps({"checkpoint": "sd_xl_base_1.0.safetensors",
-                          "layer_diffusion_patch": "layer_xl_transparent_attn.safetensors",
-                          "transparent_decoder": "vae_transparent_decoder.safetensors"}, indent=1)
+ATTN, DECODER = MF.MODEL_FILES["attn"], MF.MODEL_FILES["decoder"]
+CKPT_NAME, CKPT_FOLDER, CKPT_URL, _ = MF.BASE_MODELS["sdxl_checkpoint"]
 
-MODEL_NOTE = """Model files: put them here, then press R in the editor to refresh the lists.
+MODELS_JSON = json.dumps({"checkpoint": CKPT_NAME,
+                          "layer_diffusion_patch": ATTN.file_name,
+                          "transparent_decoder": DECODER.file_name}, indent=1)
 
-- models/checkpoints/sd_xl_base_1.0.safetensors
+MODEL_NOTE = f"""Model files: put them here, then press R in the editor to refresh the lists.
+
+- models/{CKPT_FOLDER}/{CKPT_NAME}
   Stable Diffusion XL base 1.0 (stabilityai/stable-diffusion-xl-base-1.0). Other SDXL checkpoints work too.
-- models/layer_model/layer_xl_transparent_attn.safetensors
+- models/{ATTN.folder}/{ATTN.file_name}
   Layer Diffusion SDXL patch, attention injection (LayerDiffusion/layerdiffusion-v1).
-- models/layer_model/vae_transparent_decoder.safetensors
+- models/{DECODER.folder}/{DECODER.file_name}
   Layer Diffusion transparent decoder (same release).
 
 `ld-portrait models download` fetches the two Layer Diffusion files into models/layer_model. That folder name is the one other Layer Diffusion node packs use, so files you already downloaded for them are found.
@@ -67,18 +71,15 @@ ld-portrait queue workflows/api/ld_portrait_20k_generate.json --dataset ComfyUI/
 
 Keep the template's seed fixed for a whole dataset: the seed and the index decide the prompt and the sampler seed of every sample, the same on every machine.""")
     models_note = g.note(None, [420, 430], title="Models: where to put which file", text=MODEL_NOTE)
-    ckpt = g.node("CheckpointLoaderSimple", None, {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+    ckpt = g.node("CheckpointLoaderSimple", None, {"ckpt_name": CKPT_NAME},
                   title="Load Checkpoint (SDXL base 1.0)", size=[420, 110],
-                  models=[{"name": "sd_xl_base_1.0.safetensors", "directory": "checkpoints",
-                           "url": "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"}])
+                  models=[{"name": CKPT_NAME, "directory": CKPT_FOLDER, "url": CKPT_URL}])
     patch = g.node("LDPLayerDiffusionPatch", None,
-                   {"patch_file": "layer_xl_transparent_attn.safetensors", "strength": 1.0}, size=[420, 90],
-                   models=[{"name": "layer_xl_transparent_attn.safetensors", "directory": "layer_model",
-                            "url": LAYER_URL + "layer_xl_transparent_attn.safetensors"}])
+                   {"patch_file": ATTN.file_name, "strength": 1.0}, size=[420, 90],
+                   models=[{"name": ATTN.file_name, "directory": ATTN.folder, "url": ATTN.url()}])
     decoder = g.node("LDPTransparentDecoderLoader", None,
-                     {"decoder_file": "vae_transparent_decoder.safetensors"}, size=[420, 70],
-                     models=[{"name": "vae_transparent_decoder.safetensors", "directory": "layer_model",
-                              "url": LAYER_URL + "vae_transparent_decoder.safetensors"}])
+                     {"decoder_file": DECODER.file_name}, size=[420, 70],
+                     models=[{"name": DECODER.file_name, "directory": DECODER.folder, "url": DECODER.url()}])
 
     prompt_note = g.note(None, [460, 300], title="Prompt", text="""Prompt Template makes one prompt per index.
 
@@ -114,16 +115,16 @@ passes 8 = four rotations x flip merged by the median, as upstream (best); 4, 2 
     decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
     raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
 
-    refine_note = g.note(None, [400, 330], title="Refine and pad", text="""Connectivity Refine repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. Sizes at 0 scale with the image; hover a widget for its meaning. The error map shows the corrected pixels in red.
+    refine_note = g.note(None, [400, 330], title="Refine and pad", text="""Refine Alpha repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. strength: standard suits Layer Diffusion portraits, gentle keeps more semi-transparency, strong repairs more; every parameter is in Connectivity Refine Alpha, Advanced. The error map shows the corrected pixels in red.
 
 Pad Foreground then fills F where the refined alpha is 0 with the colour of the nearby portrait (Layer Diffusion's padding), so composites show no dark fringe; filled pinholes keep their decoded colour.""")
     pad = g.node("LDPPadForeground", None, size=[400, 80])
-    refine = g.node("LDPConnectivityRefine", None, size=[400, 640])
+    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
 
-    gate_note = g.note(None, [400, 300], title="Quality gate", text="""Quality Gate judges each matte: it rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha (a failed transparent decode), translucent objects and tiny or off-centre subjects. It reads the refined alpha, the decoder's raw alpha and the changed pixels.
+    gate_note = g.note(None, [400, 300], title="Quality gate", text="""Quality Gate judges each matte: it rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha (a failed transparent decode), translucent objects and tiny or off-centre subjects. It reads the refined alpha, the decoder's raw alpha and the changed pixels. strictness: lenient, standard or strict; every threshold is in Matte Quality Gate, Advanced.
 
 'keep' and 'verdict' go to the save node, which stores accepted samples and records rejected ones with their reasons (dataset statistics: ld-portrait dataset stats).""")
-    gate = g.node("LDPQualityGate", None, size=[400, 560])
+    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
 
     if not preview_only:
         save_note = g.note(None, [440, 300], title="Save", text="""Save Matting Dataset writes ComfyUI/output/<dataset_name>/:
@@ -227,13 +228,13 @@ Samples go to ComfyUI/output/ld_portrait_refined/ (fg/, alpha/, raw_alpha/, erro
 Load RGBA Portrait returns the colour and the alpha (1 = opaque portrait; unlike core Load Image, whose mask is inverted).
 
 Files without an alpha channel stop the run with a message that names the file.""")
-    refine_note = g.note(None, [400, 270], title="Refine and pad", text="""Connectivity Refine repairs the alpha with the portrait connectivity prior: speckle and blotches inside the body and pinholes become opaque, faint floating debris is removed, the fade at the frame is fixed; hair and soft edges connected to the background are kept. Sizes at 0 scale with the image.
+    refine_note = g.note(None, [400, 270], title="Refine and pad", text="""Refine Alpha repairs the alpha with the portrait connectivity prior: speckle and blotches inside the body and pinholes become opaque, faint floating debris is removed, the fade at the frame is fixed; hair and soft edges connected to the background are kept. strength chooses how hard; every parameter is in Connectivity Refine Alpha, Advanced.
 
 Pad Foreground then fills the colour where the refined alpha is 0 with the colour of the nearby portrait, so composites show no dark fringe.""")
-    refine = g.node("LDPConnectivityRefine", None, size=[400, 640])
+    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
     pad = g.node("LDPPadForeground", None, size=[400, 80])
     gate_note = g.note(None, [400, 230], title="Quality gate", text="""Quality Gate rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha, translucent objects and tiny or off-centre subjects. The file's own alpha is the raw alpha it compares against.""")
-    gate = g.node("LDPQualityGate", None, size=[400, 560])
+    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
     save_note = g.note(None, [440, 230], title="Save", text="""Save Matting Dataset writes ComfyUI/output/ld_portrait_refined/: fg/ (padded colour), alpha/ (refined), raw_alpha/ (the file's alpha), error_maps/, meta/ and manifest.jsonl. Writes are atomic and complete ids are skipped.
 
 Check the result with: ld-portrait dataset verify | stats | sheet""")

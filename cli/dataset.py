@@ -1,0 +1,143 @@
+"""``ld-portrait dataset verify|stats|sheet ROOT``: inspect a dataset root.
+
+Further actions come from other modules of this package that define
+``register_dataset_action(actions)`` (discovered by :func:`.app.command_modules`). The work is
+in :mod:`..dataset`; this module parses and prints.
+"""
+from __future__ import annotations
+
+import json
+
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, usage_error
+
+__all__ = ["register"]
+
+
+def register(commands) -> None:
+    """Add ``dataset`` and its actions to the ``ld-portrait`` sub-commands."""
+    from .app import command_modules
+
+    dataset = commands.add_parser("dataset", help="inspect a dataset root: verify, stats, sheet")
+    dataset.set_defaults(handler=lambda args, stdout, stderr: _dataset_help(dataset, stdout))
+    actions = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
+    _add_verify(actions)
+    _add_stats(actions)
+    _add_sheet(actions)
+    for module in command_modules():
+        register_action = getattr(module, "register_dataset_action", None)
+        if register_action is not None:
+            register_action(actions)
+
+
+def _add_verify(actions) -> None:
+    verify = actions.add_parser(
+        "verify", help="check a dataset for missing files and manifest problems",
+        description="Check that every sample's files exist and match its meta, and that "
+                    "manifest.jsonl lists exactly the accepted samples. Exit 0 when consistent, "
+                    "1 otherwise (also when ROOT is not a dataset).")
+    verify.add_argument("root", metavar="ROOT")
+    verify.add_argument("--repair", action="store_true",
+                        help="rebuild manifest.jsonl from meta/ when it has problems")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=_run_verify)
+
+
+def _add_stats(actions) -> None:
+    stats = actions.add_parser(
+        "stats", help="counts, attribute histograms, coverage, reject reasons, refinement",
+        description="Print statistics of a dataset: accepted / rejected / incomplete counts, "
+                    "image sizes, reject reasons, refinement measures (median changed fraction "
+                    "...), attribute histograms with per-value reject rates, distinct attribute "
+                    "combinations and prompts. Reads meta/ and the manifest; no image is opened. "
+                    "Exit 1 when ROOT is not a dataset.")
+    stats.add_argument("root", metavar="ROOT")
+    stats.add_argument("--top", type=positive_int, default=8, metavar="N",
+                       help="entries shown per histogram (default 8; --json has all)")
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    stats.set_defaults(handler=_run_stats)
+
+
+def _add_sheet(actions) -> None:
+    sheet = actions.add_parser(
+        "sheet", help="contact sheet: composites on varied backgrounds beside their mattes",
+        description="Draw N accepted samples (drawn at random with --seed) as pairs: the "
+                    "foreground composited over a procedural background (bokeh, studio, "
+                    "gradient, noise, solid, checker in turn) and its alpha matte, like the "
+                    "paper's Figure 5. The same arguments give the same picture.")
+    sheet.add_argument("root", metavar="ROOT")
+    sheet.add_argument("output", metavar="OUT.png", help="PNG file to write")
+    sheet.add_argument("--count", type=positive_int, default=12, metavar="N",
+                       help="samples on the sheet (default 12)")
+    sheet.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                       help="which samples and backgrounds (default 0)")
+    sheet.add_argument("--cell", type=positive_int, default=256, metavar="PX",
+                       help="side of each picture in pixels (default 256, at least 32)")
+    sheet.add_argument("--columns", type=positive_int, default=4, metavar="K",
+                       help="samples per row (default 4)")
+    sheet.set_defaults(handler=_run_sheet)
+
+
+def _dataset_help(parser, stdout) -> int:
+    parser.print_help(stdout)
+    return EXIT_USAGE
+
+
+def _run_verify(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError, verify
+
+    try:
+        report = verify(args.root, repair=args.repair)
+        final = verify(args.root) if report.repaired else report
+    except DatasetError as error:  # includes "not a dataset"
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    if args.json:
+        payload = report.to_json()
+        if report.repaired:
+            payload["after_repair"] = final.to_json()
+        stdout.write(json.dumps(payload, indent=1) + "\n")
+    else:
+        stdout.write(report.to_text() + "\n")
+        if report.repaired:
+            stdout.write("after repair: " + final.to_text() + "\n")
+    return EXIT_OK if final.ok else EXIT_FAILED
+
+
+def _run_stats(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError, dataset_stats
+
+    try:
+        stats = dataset_stats(args.root)
+    except DatasetError as error:  # includes "not a dataset"
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    if args.json:
+        stdout.write(json.dumps(stats.to_json(), indent=1, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(stats.to_text(top=args.top) + "\n")
+    return EXIT_OK
+
+
+def _run_sheet(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import write_png_atomic
+    from ..dataset.sheet import dataset_sheet
+
+    if not str(args.output).lower().endswith(".png"):
+        return usage_error(stderr, f"OUT.png must end in .png, got {args.output!r}.")
+    try:
+        sheet = dataset_sheet(args.root, count=args.count, seed=args.seed, cell=args.cell,
+                              columns=args.columns)
+    except ValueError as error:
+        return usage_error(stderr, str(error))
+    except (DatasetError, OSError) as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    try:
+        path = write_png_atomic(args.output, sheet)
+    except OSError as error:
+        stderr.write(f"ld-portrait: error: cannot write {args.output}: "
+                     f"{error.strerror or error}\n")
+        return EXIT_FAILED
+    stdout.write(f"contact sheet: {path} ({sheet.shape[1]}x{sheet.shape[0]})\n")
+    return EXIT_OK

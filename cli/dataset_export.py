@@ -1,0 +1,115 @@
+"""``ld-portrait dataset export ROOT DEST --layout am2k|p3m|comp1k``: write a dataset in the
+folder layout of a common matting dataset (the work is in :mod:`..dataset.export`)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
+                     non_negative_int, positive_int, usage_error)
+
+__all__ = ["register_dataset_action"]
+
+_DESCRIPTION = (
+    "Composite each accepted foreground of ROOT over backgrounds and write DEST in the layout "
+    "of a common matting dataset: am2k (train/{original,mask,fg,bg}, validation/{original,mask,"
+    "trimap}), p3m (train/{blurred_image,mask,fg,bg}, validation/P3M-500-P/{blurred_image,mask,"
+    "trimap}) or comp1k (Training_set and Test_set with fg/, alpha/, merged/, bg/, Test_set/"
+    "trimaps/ and the *_fg_names.txt / *_bg_names.txt lists). The split, order and "
+    "backgrounds follow --seed, so the same command gives the same files; re-running resumes "
+    "(complete files are skipped).")
+
+
+def _split_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.9, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def register_dataset_action(actions) -> None:
+    """Add ``export`` under ``ld-portrait dataset``."""
+    export = actions.add_parser(
+        "export", help="write the dataset in AM-2K, P3M or Composition-1k layout",
+        description=_DESCRIPTION,
+        epilog="Exit codes: 0 done, 1 a sample or DEST could not be written, 2 bad arguments "
+               "or input, 130 interrupted (run the same command to resume).")
+    export.add_argument("root", metavar="ROOT", help="ld-portrait dataset (fg/, alpha/, meta/)")
+    export.add_argument("dest", metavar="DEST",
+                        help="export folder: new, empty, or an earlier export with the same "
+                             "options (resumed); not inside ROOT")
+    export.add_argument("--layout", required=True, choices=("am2k", "p3m", "comp1k"),
+                        help="which dataset's folder layout to write")
+    export.add_argument("--backgrounds", metavar="DIR",
+                        help="folder of background pictures (default: procedural backgrounds)")
+    export.add_argument("--per-fg", type=positive_int, default=1, metavar="N",
+                        help="composites per foreground (default 1)")
+    export.add_argument("--split", type=_split_fraction, default=0.9, metavar="F",
+                        help="fraction of foregrounds for training, the rest validates "
+                             "(default 0.9)")
+    export.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="seed of the split order and the backgrounds (default 0)")
+    export.add_argument("--limit", metavar="N,...",
+                        help="nested training subsets of N foregrounds each, e.g. "
+                             "1000,5000,20000 -> DEST/limit_01000/ ... (each a prefix of the next)")
+    export.add_argument("--image-format", choices=("jpg", "png"),
+                        help="encoding of the composites (default: jpg for am2k and p3m as "
+                             "those datasets ship, png for comp1k)")
+    export.add_argument("--jpeg-quality", type=positive_int, default=95, metavar="Q",
+                        help="JPEG quality 1..100 (default 95)")
+    export.add_argument("--trimap-band", type=non_negative_int, default=0, metavar="PX",
+                        help="unknown band of the trimaps in pixels around the soft region "
+                             "(default 0 = 1%% of the longer side, at least 3)")
+    export.add_argument("--json", action="store_true", help="print the summary as JSON")
+    export.set_defaults(handler=run_export)
+
+
+def run_export(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError
+    from ..dataset.export import ExportError, ExportOptions, export_dataset, parse_limits
+
+    try:
+        limits = parse_limits(args.limit) if args.limit is not None else ()
+        options = ExportOptions(layout=args.layout, backgrounds=args.backgrounds,
+                                per_fg=args.per_fg, split=args.split, seed=args.seed,
+                                limits=limits, image_format=args.image_format,
+                                jpeg_quality=args.jpeg_quality,
+                                trimap_band=args.trimap_band).checked()
+    except ExportError as error:
+        return usage_error(stderr, str(error))
+    bar = None
+
+    def on_progress(event):
+        nonlocal bar
+        if bar is None:
+            bar = ProgressBar(event.total, stream=stderr, label="export")
+        bar.update(event.done, event.outcome, event.name)
+        if event.outcome == "failed":
+            if bar.enabled:
+                stderr.write("\n")
+            stderr.write(f"failed {event.name}: {event.detail}\n")
+
+    try:
+        with StopFlag(stderr) as stop:
+            result = export_dataset(args.root, args.dest, options, progress=on_progress,
+                                    should_stop=stop)
+    except ExportError as error:
+        return usage_error(stderr, str(error))
+    except (DatasetError, OSError) as error:
+        if bar is not None:
+            bar.finish()
+        stderr.write(f"ld-portrait: error: {getattr(error, 'strerror', None) or error}"
+                     f"{'' if not getattr(error, 'filename', None) else f' ({error.filename})'}\n")
+        return EXIT_FAILED
+    if bar is not None:
+        bar.finish()
+    if args.json:
+        stdout.write(json.dumps(result.to_json(), indent=1) + "\n")
+    else:
+        stdout.write(result.to_text() + "\n")
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if result.failures else EXIT_OK

@@ -1,0 +1,34 @@
+"""``ld-portrait demo OUTPUT_DIR``: synthetic portraits -> dataset + contact sheet, no models.
+
+The work is :func:`..pipeline.demo.run_demo`; options and the runner are shared with
+``refine`` (:mod:`.refine`).
+"""
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+from .common import non_negative_int
+from .refine import _parameter_epilog, add_refine_options, run_refine_like
+
+__all__ = ["register"]
+
+
+def register(commands) -> None:
+    """Add ``demo`` to the ``ld-portrait`` sub-commands."""
+    demo = commands.add_parser(
+        "demo", help="synthetic portraits -> dataset + contact sheet (no models needed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Synthesise portraits with Layer-Diffusion-like alpha artifacts, write them "
+            "to OUTPUT_DIR/input/, refine them exactly like `refine` into "
+            "OUTPUT_DIR/dataset/ and draw OUTPUT_DIR/contact_sheet.png.", width=78),
+        epilog=_parameter_epilog())
+    demo.add_argument("output_dir", metavar="OUTPUT_DIR")
+    demo.add_argument("--count", type=int, default=8, help="number of portraits, 1..1000 (default 8)")
+    demo.add_argument("--size", type=int, default=512,
+                      help="portrait side in pixels, 64..4096 (default 512)")
+    demo.add_argument("--seed", type=non_negative_int, default=0,
+                      help="first synthesis seed (default 0)")
+    add_refine_options(demo, demo=True)
+    demo.set_defaults(handler=run_refine_like)

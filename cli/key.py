@@ -1,0 +1,115 @@
+"""``ld-portrait key INPUT_DIR OUTPUT_DIR``: key green/blue-screen PNGs into a matting dataset."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
+                     non_negative_int, usage_error)
+
+__all__ = ["register"]
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
+    return value
+
+
+def _pixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if not 0.0 <= value <= 256.0:
+        raise argparse.ArgumentTypeError(f"expected 0..256 pixels, got {value}")
+    return value
+
+
+def register(commands) -> None:
+    from ..matting.keying import KeyParams
+
+    defaults = KeyParams()
+    key = commands.add_parser(
+        "key", help="chroma-key green/blue-screen PNGs into a matting dataset",
+        description="Key every PNG in INPUT_DIR (sorted by name; green or blue screen "
+                    "photographs, e.g. SDXL portraits generated on a plain green screen) with a "
+                    "colour-difference keyer (clean plate for uneven screens, clip black/white, "
+                    "spill suppression) and write the same dataset layout as `refine` to "
+                    "OUTPUT_DIR: fg/, alpha/, meta/, manifest.jsonl. Re-running resumes.")
+    key.add_argument("input_dir", metavar="INPUT_DIR", help="folder of PNG photographs")
+    key.add_argument("output_dir", metavar="OUTPUT_DIR", help="dataset root (created if missing)")
+    key.add_argument("--key-colour", "--key-color", dest="key_colour", default="auto",
+                     help="screen colour: auto (from the image border, default), green, blue, "
+                          "#RRGGBB, R,G,B (0..255) or R,G,B (0..1)")
+    key.add_argument("--clip-black", type=_unit, default=defaults.clip_black,
+                     help=f"raw matte values at or below this become transparent (default "
+                          f"{defaults.clip_black})")
+    key.add_argument("--clip-white", type=_unit, default=defaults.clip_white,
+                     help=f"raw matte values at or above this become opaque (default "
+                          f"{defaults.clip_white})")
+    key.add_argument("--spill", type=_unit, default=defaults.spill_strength,
+                     help="spill suppression strength, 0 off .. 1 full (default 1)")
+    key.add_argument("--softness", type=_pixels, default=defaults.edge_softness,
+                     help="edge softness: Gaussian sigma in px on the alpha (default 0)")
+    key.add_argument("--no-plate", action="store_true",
+                     help="use the single key colour instead of a per-pixel clean plate")
+    key.add_argument("--no-gate", action="store_true",
+                     help="accept every keyed image (default: judge with the quality gate)")
+    key.add_argument("--16bit", dest="sixteen_bit", action="store_true",
+                     help="store alpha mattes as 16-bit PNG (default 8-bit)")
+    key.add_argument("--limit", type=non_negative_int, metavar="N",
+                     help="process at most N new files in this run (resumable)")
+    key.add_argument("--json", action="store_true", help="print the summary as JSON")
+    key.set_defaults(handler=run_key)
+
+
+def run_key(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import list_pngs
+    from ..matting.keying import KeyParams, parse_key_colour
+    from ..pipeline.keying_folder import KeyOptions, key_folder
+
+    try:
+        params = KeyParams(key_colour=parse_key_colour(args.key_colour),
+                           clip_black=args.clip_black, clip_white=args.clip_white,
+                           spill_strength=args.spill, edge_softness=args.softness,
+                           plate=not args.no_plate)
+        options = KeyOptions(key=params, alpha_bits=16 if args.sixteen_bit else 8,
+                             limit=args.limit, gate=not args.no_gate)
+    except ValueError as error:
+        return usage_error(stderr, str(error))
+    input_dir = Path(args.input_dir)
+    if not input_dir.is_dir():
+        return usage_error(stderr, f"input folder {input_dir} does not exist or is not a folder.")
+    bar = ProgressBar(len(list_pngs(input_dir)), stream=stderr, label="key")
+
+    def on_progress(event):
+        bar.update(event.done, event.outcome, event.file)
+        if event.outcome == "failed":
+            if bar.enabled:
+                stderr.write("\n")
+            stderr.write(f"skipped {event.file}: {event.detail}\n")
+
+    try:
+        with StopFlag(stderr) as stop:
+            run = key_folder(input_dir, args.output_dir, options, progress=on_progress,
+                             should_stop=stop)
+    except ValueError as error:
+        bar.finish()
+        return usage_error(stderr, str(error))
+    except (DatasetError, FileNotFoundError, OSError) as error:
+        bar.finish()
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    bar.finish()
+    stdout.write((json.dumps(run.to_json(), indent=1) if args.json else run.to_text()) + "\n")
+    if run.fatal_error:
+        stderr.write(f"ld-portrait: error: {run.fatal_error}\n")
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if run.interrupted else EXIT_OK

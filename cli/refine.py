@@ -1,0 +1,183 @@
+"""``ld-portrait refine INPUT_DIR OUTPUT_DIR``: a folder of RGBA PNGs -> a matting dataset.
+
+Also the options and the runner that ``ld-portrait demo`` (:mod:`.demo`) shares with it. The
+work is :func:`..pipeline.folder.refine_folder`; this module parses, checks and prints.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from pathlib import Path
+
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
+                     add_image_limit_options, image_limit_kwargs, non_negative_int,
+                     parse_assignments, usage_error)
+
+__all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args"]
+
+
+def _parameter_epilog() -> str:
+    """The valid ``--param`` and ``--gate`` names with ranges and help, from the dataclass
+    fields (``refine/connectivity.py`` RefineParams, ``refine/quality.py`` QualityThresholds)."""
+    from ..pipeline.params import describe_fields
+    from ..refine.connectivity import RefineParams
+    from ..refine.quality import QualityThresholds
+
+    return ("--param NAME=VALUE (refinement; 'auto' = scaled with the image):\n"
+            f"{describe_fields(RefineParams)}\n\n"
+            "--gate NAME=VALUE (quality gate):\n"
+            f"{describe_fields(QualityThresholds)}")
+
+
+def add_refine_options(sub, *, demo: bool) -> None:
+    """The options ``refine`` and ``demo`` share (``demo`` keeps error maps and rejects)."""
+    if not demo:
+        sub.add_argument("--error-maps", action="store_true",
+                         help="also write error-map pictures to OUTPUT_DIR/error_maps/")
+        sub.add_argument("--keep-rejected", action="store_true",
+                         help="write the images of samples the quality gate rejects under "
+                              "OUTPUT_DIR/rejected/ (their verdict is always recorded there)")
+        sub.add_argument("--limit", type=non_negative_int, metavar="N",
+                         help="process at most N new files in this run (resumable)")
+        add_image_limit_options(sub)
+    sub.add_argument("--16bit", dest="sixteen_bit", action="store_true",
+                     help="store alpha mattes as 16-bit PNG (default 8-bit)")
+    sub.add_argument("--no-raw-alpha", action="store_true",
+                     help="do not keep the alpha before refinement in raw_alpha/")
+    sub.add_argument("--gate", action="append", metavar="NAME=VALUE",
+                     help="quality-gate threshold, e.g. --gate min_side=128 (repeatable; "
+                          "names and ranges below)")
+    sub.add_argument("--param", action="append", metavar="NAME=VALUE",
+                     help="refinement parameter, e.g. --param band_width=20 (repeatable; "
+                          "names and ranges below)")
+    sub.add_argument("--json", action="store_true",
+                     help="print the summary as JSON on stdout")
+
+
+def refine_options_from_args(args, *, demo: bool):
+    """:class:`..pipeline.portrait.RefineOptions` from parsed arguments.
+
+    Raises ValueError (a usage error) for a malformed, unknown or out-of-range NAME=VALUE."""
+    from ..pipeline.params import check_overrides
+    from ..pipeline.portrait import RefineOptions
+    from ..refine.connectivity import RefineParams
+    from ..refine.quality import QualityThresholds
+
+    try:
+        gate = parse_assignments(args.gate, "--gate")
+        params = parse_assignments(args.param, "--param")
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(str(error)) from None
+    check_overrides(gate, QualityThresholds, "--gate quality threshold")
+    check_overrides(params, RefineParams, "--param refinement parameter")
+    limits = {} if demo else image_limit_kwargs(args)
+    return RefineOptions(
+        error_maps=True if demo else args.error_maps,
+        keep_rejected=True if demo else args.keep_rejected,
+        alpha_bits=16 if args.sixteen_bit else 8,
+        store_raw_alpha=not args.no_raw_alpha,
+        limit=None if demo else args.limit,
+        refine_params=params,
+        gate=gate, **limits)
+
+
+def register(commands) -> None:
+    """Add ``refine`` to the ``ld-portrait`` sub-commands."""
+    refine = commands.add_parser(
+        "refine", help="turn a folder of RGBA PNGs into a matting dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Refine every RGBA PNG in INPUT_DIR (sorted by name; sub-folders are not "
+            "scanned) and write the dataset layout to OUTPUT_DIR: fg/, alpha/, "
+            "raw_alpha/, meta/, manifest.jsonl. Re-running resumes: complete samples "
+            "are skipped. A file that cannot be used (unreadable, over the size limits, "
+            "not RGBA) is reported by name and the run goes on.", width=78),
+        epilog=_parameter_epilog() + "\n\n" + textwrap.fill(
+            "Exit codes: 0 done (failed files are listed), 1 no PNG in INPUT_DIR or the "
+            "dataset cannot be written (disk full), 2 bad arguments, 130 interrupted (run "
+            "the same command to resume).", width=78))
+    refine.add_argument("input_dir", metavar="INPUT_DIR", help="folder of RGBA PNG files")
+    refine.add_argument("output_dir", metavar="OUTPUT_DIR",
+                        help="dataset root (created if missing; not inside INPUT_DIR)")
+    add_refine_options(refine, demo=False)
+    refine.set_defaults(handler=run_refine_like)
+
+
+def _check_refine_folders(args, stderr) -> int | None:
+    """Usage errors found before anything is created or printed (exit 2), else None."""
+    from ..pipeline.folder import check_folders
+
+    try:
+        check_folders(args.input_dir, args.output_dir)
+    except (FileNotFoundError, ValueError) as error:
+        return usage_error(stderr, str(error))
+    return None
+
+
+def _progress_printer(bar: ProgressBar, stderr):
+    def on_progress(event):
+        bar.update(event.done, event.outcome, event.file)
+        if event.outcome == "failed":
+            # Reported as it happens too, not only in the summary.
+            if bar.enabled:
+                stderr.write("\n")
+            stderr.write(f"failed {event.file}: {event.detail}\n")
+    return on_progress
+
+
+def run_refine_like(args, stdout, stderr) -> int:
+    """Handler of ``refine`` and ``demo``: returns the exit code."""
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import list_pngs
+    from ..pipeline.demo import run_demo
+    from ..pipeline.folder import NoInputImagesError, refine_folder
+    from ..pipeline.summary import OUTCOME_LABELS
+
+    demo = args.command == "demo"
+    try:
+        options = refine_options_from_args(args, demo=demo)
+    except ValueError as error:
+        return usage_error(stderr, str(error))
+    if demo:
+        total = args.count
+    else:
+        refused = _check_refine_folders(args, stderr)
+        if refused is not None:
+            return refused
+        total = len(list_pngs(Path(args.input_dir).expanduser()))
+    bar = ProgressBar(total, stream=stderr, label="demo" if demo else "refine",
+                      labels=OUTCOME_LABELS)
+    try:
+        with StopFlag(stderr) as stop:
+            if demo:
+                result = run_demo(args.output_dir, count=args.count, size=args.size,
+                                  seed=args.seed, options=options,
+                                  progress=_progress_printer(bar, stderr), should_stop=stop)
+                run = result.run
+            else:
+                run = result = refine_folder(args.input_dir, args.output_dir, options,
+                                             progress=_progress_printer(bar, stderr),
+                                             should_stop=stop)
+    except NoInputImagesError as error:
+        bar.finish(final_line=False)
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    except ValueError as error:  # bad demo arguments, folders that overlap
+        bar.finish(final_line=False)
+        return usage_error(stderr, str(error))
+    except (DatasetError, OSError) as error:
+        bar.finish(final_line=False)
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    bar.finish(final_line=False)  # the summary below gives the counts and the one duration
+    if args.json:
+        stdout.write(json.dumps(result.to_json(), indent=1, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(result.to_text() + "\n")
+    if run.fatal_error:
+        stderr.write(f"ld-portrait: error: {run.fatal_error}\n")
+        return EXIT_FAILED
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK

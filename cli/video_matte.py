@@ -1,0 +1,87 @@
+"""``ld-portrait video-matte FRAMES_DIR MASKS_DIR OUT_DIR``: temporally stable video matting."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
+                     non_negative_int, usage_error)
+
+__all__ = ["register"]
+
+
+def register(commands) -> None:
+    from ..matting.trimap_solve import METHODS
+    from ..matting.video import VideoMatteParams
+
+    defaults = VideoMatteParams()
+    video = commands.add_parser(
+        "video-matte", help="frames + person masks -> temporally stable RGBA frames",
+        description="Matte a clip: FRAMES_DIR holds the frames as PNG files (sorted by name = "
+                    "time order), MASKS_DIR one 8-bit PNG mask per frame with the same file "
+                    "name (white = person; any video segmentation's output). The masks are "
+                    "stabilised over time (median + hysteresis), turned into trimaps whose "
+                    "unknown band follows the motion, each frame is matted (pymatting "
+                    "closed-form by default), alpha is smoothed over time on static parts, and "
+                    "RGBA PNGs with the frames' names are written to OUT_DIR.")
+    video.add_argument("frames_dir", metavar="FRAMES_DIR", help="folder of frame PNGs")
+    video.add_argument("masks_dir", metavar="MASKS_DIR", help="folder of mask PNGs, same names")
+    video.add_argument("output_dir", metavar="OUT_DIR", help="folder for the RGBA PNGs")
+    video.add_argument("--band", type=non_negative_int, default=defaults.band, metavar="PX",
+                       help="half-width of the trimap's unknown band (default 0 = 2%% of the "
+                            "shorter side)")
+    video.add_argument("--motion-band", type=non_negative_int, default=defaults.motion_band,
+                       metavar="PX", help="extra band width where the picture moves (default 0)")
+    video.add_argument("--smoothing", type=float, default=defaults.smoothing,
+                       help="temporal smoothing on static parts, 0 (off) .. 0.95 (default "
+                            f"{defaults.smoothing})")
+    video.add_argument("--window", type=int, default=defaults.window,
+                       help=f"frames in the temporal median of the masks, odd (default "
+                            f"{defaults.window})")
+    video.add_argument("--method", choices=sorted(METHODS), default=defaults.method,
+                       help="matting solver (pymatting; default cf = closed-form)")
+    video.add_argument("--independent", action="store_true",
+                       help="no temporal stabilisation (each frame on its own, for comparison)")
+    video.add_argument("--invert-masks", action="store_true",
+                       help="masks are white = background")
+    video.add_argument("--json", action="store_true", help="print the summary as JSON")
+    video.set_defaults(handler=run_video_matte)
+
+
+def run_video_matte(args, stdout, stderr) -> int:
+    from ..matting.video import VideoMatteParams
+    from ..pipeline.video_folder import ClipError, video_matte_folder
+
+    try:
+        params = VideoMatteParams(band=args.band, motion_band=args.motion_band,
+                                  smoothing=args.smoothing, window=args.window,
+                                  method=args.method, stabilise=not args.independent).validate()
+    except ValueError as error:
+        return usage_error(stderr, str(error))
+    bar = None
+
+    def on_progress(done, total, name):
+        nonlocal bar
+        if bar is None:
+            bar = ProgressBar(total, stream=stderr, label="video-matte")
+        bar.update(done, "done", name)
+
+    try:
+        with StopFlag(stderr) as stop:
+            run = video_matte_folder(args.frames_dir, args.masks_dir, args.output_dir, params,
+                                     invert=args.invert_masks, progress=on_progress,
+                                     should_stop=stop)
+    except (ClipError, ValueError) as error:
+        if bar is not None:
+            bar.finish()
+        return usage_error(stderr, str(error))
+    except OSError as error:
+        if bar is not None:
+            bar.finish()
+        stderr.write(f"ld-portrait: error: cannot write {Path(args.output_dir)}: "
+                     f"{error.strerror or error}\n")
+        return EXIT_FAILED
+    if bar is not None:
+        bar.finish()
+    stdout.write((json.dumps(run.to_json(), indent=1) if args.json else run.to_text()) + "\n")
+    return EXIT_INTERRUPTED if run.interrupted else EXIT_OK

@@ -1,0 +1,201 @@
+"""Evaluation nodes: trimaps (from an alpha, from a coarse mask) and the matting error measures
+of one alpha against a reference.
+
+Thin adapters over :mod:`..refine.trimap` and :mod:`..evaluation`. A trimap travels as a MASK
+holding 0 (background), 128/255 (unknown) and 1 (foreground), so saving it as an 8-bit image
+gives the field's 0/128/255 codes; the IMAGE output is the same picture for previews and
+image savers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._common import (ALPHA_TOOLTIP, INVERT_TOOLTIP, check_interrupt, image_tensor, mask_list,
+                      mask_tensor, match_batch)
+
+CATEGORY = "LD-Portrait/evaluation"
+
+_TRIMAP_OUTPUTS = ("MASK", "IMAGE")
+_TRIMAP_NAMES = ("trimap", "trimap_image")
+_TRIMAP_TOOLTIPS = (
+    "Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit: 0/128/255).",
+    "The same trimap as a gray IMAGE, for previews and image savers.")
+_BAND_UNITS = ["pixels", "percent of shorter side"]
+
+
+def _trimap_outputs(trimaps: list[np.ndarray]):
+    masks = [codes.astype(np.float32) / np.float32(255.0) for codes in trimaps]
+    return (mask_tensor(masks), image_tensor([np.repeat(m[..., None], 3, axis=2) for m in masks]))
+
+
+class LDPTrimapFromAlpha:
+    DESCRIPTION = (
+        "Make a trimap from an alpha matte: unknown where the alpha is neither 0 nor 1, widened "
+        "by a band (pixels or percent of the shorter side) that also covers hard 0/1 edges. "
+        "Use it to evaluate with the DIM protocol or to feed a trimap-based matting model.")
+    CATEGORY = CATEGORY
+    FUNCTION = "make"
+    RETURN_TYPES = _TRIMAP_OUTPUTS
+    RETURN_NAMES = _TRIMAP_NAMES
+    OUTPUT_TOOLTIPS = _TRIMAP_TOOLTIPS
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+            "band": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
+                               "tooltip": "How far the unknown region reaches beyond the "
+                                          "semi-transparent pixels and hard edges; 0 keeps "
+                                          "exactly the pixels with 0 < alpha < 1."}),
+            "band_unit": (_BAND_UNITS, {"default": "pixels", "tooltip": (
+                "Whether band is in pixels or in percent of the image's shorter side "
+                "(resolution-independent).")}),
+            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+        }}
+
+    def make(self, alpha, band, band_unit, invert):
+        from ..refine.trimap import trimap_from_alpha
+
+        if band_unit not in _BAND_UNITS:
+            raise ValueError(f"band_unit must be one of {_BAND_UNITS}, got {band_unit!r}.")
+        trimaps = []
+        for frame in mask_list(alpha, "alpha", invert=invert):
+            check_interrupt()
+            if band_unit == "pixels":
+                trimaps.append(trimap_from_alpha(frame, band))
+            else:
+                trimaps.append(trimap_from_alpha(frame, band_fraction=min(band, 100.0) / 100.0))
+        return _trimap_outputs(trimaps)
+
+
+class LDPTrimapErodeDilate:
+    DESCRIPTION = (
+        "Make a trimap from a coarse mask such as a segmentation: the mask eroded is "
+        "foreground, what the dilated mask does not reach is background, the ring between is "
+        "unknown.")
+    CATEGORY = CATEGORY
+    FUNCTION = "make"
+    RETURN_TYPES = _TRIMAP_OUTPUTS
+    RETURN_NAMES = _TRIMAP_NAMES
+    OUTPUT_TOOLTIPS = _TRIMAP_TOOLTIPS
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "mask": ("MASK", {"tooltip": "Coarse subject mask, 1 = subject (above 0.5 counts as "
+                                         "inside)."}),
+            "erode": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
+                                "tooltip": "Radius in pixels the mask shrinks by to give sure "
+                                           "foreground."}),
+            "dilate": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
+                                 "tooltip": "Radius in pixels the mask grows by; beyond it is "
+                                            "sure background."}),
+            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+        }}
+
+    def make(self, mask, erode, dilate, invert):
+        from ..refine.trimap import trimap_from_mask
+
+        trimaps = []
+        for frame in mask_list(mask, "mask", invert=invert):
+            check_interrupt()
+            trimaps.append(trimap_from_mask(frame, erode, dilate))
+        return _trimap_outputs(trimaps)
+
+
+_METRIC_LABELS = (("sad", "SAD"), ("mse", "MSE"), ("mad", "MAD"), ("grad", "Grad"),
+                  ("conn", "Conn"))
+
+
+def _report(errors: list, protocol: str, with_trimap: bool) -> tuple[str, dict]:
+    """A small text table (per image when a batch, then the mean) and the mean per measure."""
+    region = ("unknown region of the trimap" if with_trimap else "whole image")
+    if protocol == "whole":
+        region = "whole image (P3M-500 / AM-2K definitions, Grad / 10)"
+    lines = [f"protocol {protocol}: {region}; SAD, Grad, Conn / 1000"
+             if protocol == "dim" else f"protocol {protocol}: {region}",
+             "image " + " ".join(f"{label:>10}" for _, label in _METRIC_LABELS)]
+    for index, item in enumerate(errors):
+        values = item.as_dict()
+        lines.append(f"{index:<5} " + " ".join(f"{values[key]:10.5g}" for key, _ in _METRIC_LABELS))
+    means = {}
+    for key, _ in _METRIC_LABELS:
+        values = [item.as_dict()[key] for item in errors]
+        finite = [value for value in values if math.isfinite(value)]
+        means[key] = float(np.mean(finite)) if finite else math.nan
+    if len(errors) > 1:
+        lines.append("mean  " + " ".join(f"{means[key]:10.5g}" for key, _ in _METRIC_LABELS))
+    return "\n".join(lines), means
+
+
+class LDPMatteMetrics:
+    DESCRIPTION = (
+        "Measure an alpha matte against a reference with the matting field's errors: SAD, MSE, "
+        "MAD, gradient and connectivity (Adobe DIM definitions, or the P3M-500 / AM-2K "
+        "whole-image protocol). Shows a table and outputs the values (mean over a batch).")
+    CATEGORY = CATEGORY
+    FUNCTION = "measure"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "FLOAT")
+    RETURN_NAMES = ("report", "sad", "mse", "mad", "grad", "conn")
+    OUTPUT_TOOLTIPS = (
+        "The table shown on the node: each measure per image, and their mean for a batch.",
+        "Sum of absolute differences over the region, / 1000.",
+        "Mean squared difference over the region (NaN when a trimap has no unknown pixel).",
+        "Mean absolute difference over the region (NaN when a trimap has no unknown pixel).",
+        "Gradient error (DIM: / 1000 after mat2gray; whole protocol: / 10).",
+        "Connectivity error, / 1000.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "alpha": ("MASK", {"tooltip": "The matte to measure. " + ALPHA_TOOLTIP}),
+            "reference": ("MASK", {"tooltip": "Ground-truth matte, 1 = opaque portrait, same "
+                                              "size (a batch of 1 is reused for every alpha)."}),
+            "protocol": (["dim", "whole"], {"default": "dim", "tooltip": (
+                "dim: Adobe Deep Image Matting MATLAB definitions, over the trimap's unknown "
+                "region (or every pixel without a trimap). whole: P3M-500 / AM-2K whole-image "
+                "definitions (no trimap).")}),
+            "invert": ("BOOLEAN", {"default": False, "tooltip": (
+                "Turn on when alpha and reference come from core nodes such as Load Image, "
+                "whose MASK is 1 - alpha; both are then used as 1 - mask.")}),
+        }, "optional": {
+            "trimap": ("MASK", {"tooltip": "Trimap (0 background, 128/255 unknown, 1 "
+                                           "foreground), e.g. from Trimap From Alpha; dim "
+                                           "measures only its unknown pixels."}),
+        }}
+
+    def measure(self, alpha, reference, protocol, invert, trimap=None):
+        from ..evaluation import evaluate_pair
+
+        if protocol == "whole" and trimap is not None:
+            raise ValueError("the whole protocol measures every pixel; disconnect the trimap "
+                             "or choose the dim protocol.")
+        alphas = mask_list(alpha, "alpha", invert=invert)
+        references = mask_list(reference, "reference", invert=invert)
+        trimaps = mask_list(trimap, "trimap") if trimap is not None else None
+        alphas, references, trimaps = match_batch(alphas, references, trimaps,
+                                                  names=("alpha", "reference", "trimap"))
+        errors = []
+        for index, (pred, truth) in enumerate(zip(alphas, references)):
+            check_interrupt()
+            region = None if trimaps is None else np.clip(trimaps[index], 0.0, 1.0)
+            errors.append(evaluate_pair(np.clip(pred, 0.0, 1.0), np.clip(truth, 0.0, 1.0),
+                                        region, protocol=protocol))
+        text, means = _report(errors, protocol, trimaps is not None)
+        result = (text, *(means[key] for key, _ in _METRIC_LABELS))
+        return {"ui": {"text": [text]}, "result": result}
+
+
+NODE_CLASS_MAPPINGS = {
+    "LDPTrimapFromAlpha": LDPTrimapFromAlpha,
+    "LDPTrimapErodeDilate": LDPTrimapErodeDilate,
+    "LDPMatteMetrics": LDPMatteMetrics,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LDPTrimapFromAlpha": "Trimap From Alpha (LD-Portrait)",
+    "LDPTrimapErodeDilate": "Trimap By Erode / Dilate (LD-Portrait)",
+    "LDPMatteMetrics": "Matte Metrics (LD-Portrait)",
+}

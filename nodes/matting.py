@@ -1,0 +1,419 @@
+"""Matting nodes: chroma keyer, trimap from mask, trimap matting, video matting, and the folder
+loaders / RGBA sequence saver the video workflow needs.
+
+Thin adapters over :mod:`..matting` (and :mod:`..pipeline.video_folder` for folders). Alpha
+sockets mean 1 = opaque subject; mask inputs offer ``invert`` for core's inverted MASK.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import (ALPHA_TOOLTIP, INVERT_TOOLTIP, Progress, check_interrupt, image_list,
+                      image_tensor, mask_list, mask_tensor, match_batch)
+
+CATEGORY = "LD-Portrait/matting"
+METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
+METHOD_TOOLTIP = ("pymatting solver: cf = closed-form matting (best on portraits, default), knn, "
+                  "lkm = large kernel, lbdm = learning-based, rw = random walk.")
+
+
+def _output_directory():
+    try:
+        import folder_paths  # host-only module
+    except ImportError:
+        return None
+    from pathlib import Path
+
+    return Path(folder_paths.get_output_directory())
+
+
+class LDPChromaKey:
+    DESCRIPTION = (
+        "Key a green- or blue-screen image (for example an SDXL portrait generated on a plain "
+        "green screen): colour-difference alpha (Vlahos / IBK style) against a clean plate that "
+        "follows uneven screen lighting, clip black / clip white, spill suppression on the "
+        "foreground, optional edge softness. The key colour is picked from the image border "
+        "unless given.")
+    CATEGORY = CATEGORY
+    FUNCTION = "key"
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING")
+    RETURN_NAMES = ("foreground", "alpha", "preview", "stats")
+    OUTPUT_TOOLTIPS = (
+        "Spill-suppressed foreground colour, padded where alpha is 0 (IMAGE [B,H,W,3]).",
+        "Keyed alpha, 1 = opaque subject (MASK [B,H,W]).",
+        "The foreground over a grey checkerboard (IMAGE [B,H,W,3]).",
+        "JSON list, one object per image: key colour, settings, green excess before/after.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..matting.keying import KeyParams
+
+        d = KeyParams()
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Green- or blue-screen photographs (IMAGE [B,H,W,3])."}),
+                "key_colour": ("STRING", {"default": "auto", "tooltip": (
+                    "Screen colour: auto (measured on the image border), green, blue, #RRGGBB, "
+                    "R,G,B in 0..255 or R,G,B in 0..1.")}),
+                "clip_black": ("FLOAT", {"default": d.clip_black, "min": 0.0, "max": 1.0, "step": 0.01,
+                                         "tooltip": "Raw matte at or below this becomes transparent "
+                                                    "(screen noise, wrinkles)."}),
+                "clip_white": ("FLOAT", {"default": d.clip_white, "min": 0.0, "max": 1.0, "step": 0.01,
+                                         "tooltip": "Raw matte at or above this becomes opaque "
+                                                    "(subject noise, spill)."}),
+                "spill_strength": ("FLOAT", {"default": d.spill_strength, "min": 0.0, "max": 1.0,
+                                             "step": 0.05, "tooltip": (
+                    "How much green (or blue) spill is removed from the subject: 1 = the key "
+                    "channel never exceeds the larger other channel, 0 = off.")}),
+                "edge_softness": ("FLOAT", {"default": d.edge_softness, "min": 0.0, "max": 64.0,
+                                            "step": 0.1, "tooltip": (
+                    "Gaussian blur (sigma, px) of the alpha; 0 = off.")}),
+            },
+            "optional": {
+                "clean_plate": ("BOOLEAN", {"default": True, "tooltip": (
+                    "Estimate the screen colour at every pixel (uneven lighting). Off: one key "
+                    "colour for the whole image.")}),
+            },
+        }
+
+    def key(self, image, key_colour, clip_black, clip_white, spill_strength, edge_softness,
+            clean_plate=True):
+        import json
+
+        from ..matting.keying import KeyParams, chroma_key, parse_key_colour
+
+        params = KeyParams(key_colour=parse_key_colour(key_colour), clip_black=float(clip_black),
+                           clip_white=float(clip_white), spill_strength=float(spill_strength),
+                           edge_softness=float(edge_softness), plate=bool(clean_plate)).validate()
+        frames = image_list(image)
+        progress = Progress(len(frames))
+        fgs, alphas, previews, stats = [], [], [], []
+        for frame in frames:
+            check_interrupt()
+            result = chroma_key(frame, params)
+            fgs.append(result.foreground)
+            alphas.append(result.alpha)
+            previews.append(result.preview)
+            stats.append(result.stats)
+            progress.update()
+        return (image_tensor(fgs), mask_tensor(alphas), image_tensor(previews), json.dumps(stats))
+
+
+class LDPTrimapFromMask:
+    DESCRIPTION = (
+        "Make a trimap from a mask or an alpha: 1 inside, 0 outside, 0.5 in a band of the given "
+        "half-width around the edge (where the matting solver works).")
+    CATEGORY = CATEGORY
+    FUNCTION = "trimap"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("trimap",)
+    OUTPUT_TOOLTIPS = ("Trimap: 0 background, 0.5 unknown, 1 foreground (MASK [B,H,W]).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "mask": ("MASK", {"tooltip": "Person mask or alpha, 1 = subject; thresholded at 0.5."}),
+                "band": ("INT", {"default": 10, "min": 1, "max": 512, "tooltip": (
+                    "Half-width in px of the unknown band around the mask edge.")}),
+            },
+            "optional": {"invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP})},
+        }
+
+    def trimap(self, mask, band, invert=False):
+        from ..matting._trimap import band_trimap
+
+        return (mask_tensor([band_trimap(m, int(band)) for m in mask_list(mask, "mask", invert)]),)
+
+
+class LDPTrimapMatting:
+    DESCRIPTION = (
+        "Image + trimap -> alpha with a classical solver that needs no weights (pymatting "
+        "closed-form by default), solving only the unknown band tile by tile, plus the "
+        "foreground colour by fast multi-level estimation for clean composites.")
+    CATEGORY = CATEGORY
+    FUNCTION = "matte"
+    RETURN_TYPES = ("MASK", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("alpha", "foreground", "rgba")
+    OUTPUT_TOOLTIPS = (
+        "Alpha, 1 = opaque subject (MASK [B,H,W]).",
+        "Estimated foreground colour (IMAGE [B,H,W,3]).",
+        "Foreground and alpha together (IMAGE [B,H,W,4]).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The photographs (IMAGE [B,H,W,3])."}),
+                "trimap": ("MASK", {"tooltip": (
+                    "Trimap: 0 background, 0.5 unknown, 1 foreground (values in (0.1, 0.9) "
+                    "count as unknown). A batch of 1 is reused for every image.")}),
+                "method": (list(METHOD_NAMES), {"default": "cf", "tooltip": METHOD_TOOLTIP}),
+            },
+        }
+
+    def matte(self, image, trimap, method):
+        from ..matting.trimap_solve import estimate_foreground, solve_trimap
+
+        frames, trimaps = match_batch(image_list(image), mask_list(trimap, "trimap"),
+                                      names=("image", "trimap"))
+        progress = Progress(len(frames))
+        alphas, fgs = [], []
+        for frame, tri in zip(frames, trimaps):
+            check_interrupt()
+            alpha = solve_trimap(frame, tri, method=method)
+            alphas.append(alpha)
+            fgs.append(estimate_foreground(frame, alpha))
+            progress.update()
+        rgba = [np.dstack([f, a]) for f, a in zip(fgs, alphas)]
+        return (mask_tensor(alphas), image_tensor(fgs), image_tensor(rgba))
+
+
+class LDPVideoMatte:
+    DESCRIPTION = (
+        "Video portrait matting over an IMAGE batch of frames with one person mask per frame "
+        "(any segmentation node's MASK batch, or an alpha): the masks are stabilised over time "
+        "(median + hysteresis), trimaps follow the motion, every frame is matted with a "
+        "classical solver, alpha is smoothed over time where the picture is static, and the "
+        "frames come out as RGBA.")
+    CATEGORY = CATEGORY
+    FUNCTION = "matte"
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "MASK")
+    RETURN_NAMES = ("rgba", "alpha", "foreground", "trimaps")
+    OUTPUT_TOOLTIPS = (
+        "Foreground colour + alpha per frame (IMAGE [B,H,W,4]); save it as an RGBA PNG sequence.",
+        "Alpha per frame, 1 = opaque person (MASK [B,H,W]).",
+        "Estimated foreground colour per frame (IMAGE [B,H,W,3]).",
+        "The stabilised trimaps (0 / 0.5 / 1, MASK [B,H,W]), for inspection.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..matting.video import VideoMatteParams
+
+        d = VideoMatteParams()
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The clip, one frame per batch entry, in time order."}),
+                "masks": ("MASK", {"tooltip": (
+                    "One person mask per frame (1 = person), from a segmentation node or an "
+                    "alpha; the batch size must equal the number of frames.")}),
+                "band": ("INT", {"default": d.band, "min": 0, "max": 512, "tooltip": (
+                    "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")}),
+                "smoothing": ("FLOAT", {"default": d.smoothing, "min": 0.0, "max": 0.95, "step": 0.05,
+                                        "tooltip": "Temporal smoothing of alpha on static parts "
+                                                   "(0 = every frame on its own)."}),
+                "method": (list(METHOD_NAMES), {"default": d.method, "tooltip": METHOD_TOOLTIP}),
+            },
+            "optional": {
+                "window": ("INT", {"default": d.window, "min": 1, "max": 31, "step": 2, "tooltip": (
+                    "Frames in the temporal median of the masks (odd; 1 = none).")}),
+                "motion_band": ("INT", {"default": d.motion_band, "min": 0, "max": 512, "tooltip": (
+                    "Extra band width (px) where the picture moves; 0 = off.")}),
+                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+            },
+        }
+
+    def matte(self, frames, masks, band, smoothing, method, window=3, motion_band=0, invert=False):
+        from ..matting.video import VideoMatteParams, matte_video
+
+        params = VideoMatteParams(band=int(band), smoothing=float(smoothing), method=method,
+                                  window=int(window), motion_band=int(motion_band)).validate()
+        rgb = image_list(frames, "frames")
+        soft = mask_list(masks, "masks", invert)
+        progress = Progress(len(rgb))
+
+        def on_frame(done, total):
+            check_interrupt()
+            progress.update()
+
+        result = matte_video(rgb, soft, params, progress=on_frame)
+        return (image_tensor(result.rgba), mask_tensor(result.alpha),
+                image_tensor([x[..., :3] for x in result.rgba]), mask_tensor(result.trimaps))
+
+
+def _folder(path: str):
+    from .files import resolve_path
+
+    folder = resolve_path(path)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder (relative paths are looked up in ComfyUI's "
+                         "input folder).")
+    return folder
+
+
+class LDPLoadFrameFolder:
+    DESCRIPTION = (
+        "Load every PNG of a folder (sorted by name = time order) as one IMAGE batch of "
+        "frames, plus their file names for loading the matching masks and naming the outputs. "
+        "All frames must have one size.")
+    CATEGORY = "LD-Portrait/io"
+    FUNCTION = "load"
+    RETURN_TYPES = ("IMAGE", "STRING", "INT")
+    RETURN_NAMES = ("frames", "names", "count")
+    OUTPUT_TOOLTIPS = ("The frames (IMAGE [B,H,W,3]).",
+                       "File names, one per line, in frame order.",
+                       "Number of frames.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "folder": ("STRING", {"default": "clip/frames", "tooltip": (
+                "Folder of frame PNGs; absolute, or relative to ComfyUI's input folder.")}),
+            "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": (
+                "Load at most this many frames (0 = all).")}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, folder, max_frames):
+        return _folder_fingerprint(folder)
+
+    def load(self, folder, max_frames):
+        from ..dataset.imagefiles import list_pngs, read_rgba
+
+        directory = _folder(folder)
+        files = list_pngs(directory)[: max_frames or None]
+        if not files:
+            raise ValueError(f"{directory}: the folder contains no PNG files.")
+        frames = []
+        for path in files:
+            check_interrupt()
+            rgb, _ = read_rgba(path, require_alpha=False)
+            if frames and rgb.shape != frames[0].shape:
+                raise ValueError(f"{path.name} is {rgb.shape[1]}x{rgb.shape[0]} but "
+                                 f"{files[0].name} is {frames[0].shape[1]}x{frames[0].shape[0]}: "
+                                 "every frame must have one size.")
+            frames.append(rgb)
+        return (image_tensor(frames), "\n".join(p.name for p in files), len(files))
+
+
+class LDPLoadMaskFolder:
+    DESCRIPTION = (
+        "Load one mask PNG per frame from a folder, matched by file name to the frames' names "
+        "(white = person). A frame without its mask is an error that names it.")
+    CATEGORY = "LD-Portrait/io"
+    FUNCTION = "load"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("masks",)
+    OUTPUT_TOOLTIPS = ("The masks in frame order, 1 = person (MASK [B,H,W]).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "folder": ("STRING", {"default": "clip/masks", "tooltip": (
+                "Folder of mask PNGs with the frames' file names; absolute, or relative to "
+                "ComfyUI's input folder.")}),
+            "names": ("STRING", {"forceInput": True, "tooltip": (
+                "The frames' file names, one per line (Load Frame Folder's names).")}),
+        }, "optional": {"invert": ("BOOLEAN", {"default": False, "tooltip": (
+            "Masks are white = background.")})}}
+
+    @classmethod
+    def IS_CHANGED(cls, folder, names=None, invert=False):
+        return _folder_fingerprint(folder)
+
+    def load(self, folder, names, invert=False):
+        from ..dataset.imagefiles import read_gray
+
+        directory = _folder(folder)
+        wanted = [n for n in str(names).splitlines() if n.strip()]
+        if not wanted:
+            raise ValueError("names is empty: connect Load Frame Folder's names output.")
+        missing = [n for n in wanted if not (directory / n).is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} frame(s) have no mask in {directory} (e.g. "
+                             f"{', '.join(missing[:5])}); masks must have the frames' file names.")
+        masks = []
+        for name in wanted:
+            mask = read_gray(directory / name)
+            if masks and mask.shape != masks[0].shape:
+                raise ValueError(f"mask {name} is {mask.shape[1]}x{mask.shape[0]} but the first "
+                                 f"is {masks[0].shape[1]}x{masks[0].shape[0]}.")
+            masks.append(1.0 - mask if invert else mask)
+        return (mask_tensor(masks),)
+
+
+def _folder_fingerprint(folder):
+    import hashlib
+
+    try:
+        from ..dataset.imagefiles import list_pngs
+
+        digest = hashlib.sha256()
+        for path in list_pngs(_folder(folder)):
+            stat = path.stat()
+            digest.update(f"{path.name}|{stat.st_mtime_ns}|{stat.st_size}\n".encode())
+        return digest.hexdigest()
+    except (OSError, ValueError):
+        return float("nan")
+
+
+class LDPSaveRGBASequence:
+    DESCRIPTION = (
+        "Save an RGBA IMAGE batch as PNG files in <ComfyUI output>/<folder_name>/, one per "
+        "frame, named after the frames (names input) or <prefix>_00000.png. Writes are atomic; "
+        "existing files of the same name are replaced.")
+    CATEGORY = "LD-Portrait/io"
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("folder",)
+    OUTPUT_TOOLTIPS = ("The folder the PNGs were written to.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "rgba": ("IMAGE", {"tooltip": "Frames with alpha (IMAGE [B,H,W,4], e.g. Video Matte's rgba)."}),
+            "folder_name": ("STRING", {"default": "video_matte", "tooltip": (
+                "Folder inside ComfyUI's output folder: one plain name (letters, digits, _ . - "
+                "and inner spaces).")}),
+        }, "optional": {
+            "names": ("STRING", {"forceInput": True, "tooltip": (
+                "File names, one per line (Load Frame Folder's names); otherwise frame_00000.png ...")}),
+        }}
+
+    def save(self, rgba, folder_name, names=None):
+        from pathlib import Path
+
+        from ..dataset import validate_dataset_name
+        from ..dataset.imagefiles import write_png_atomic
+
+        frames = image_list(rgba, "rgba", channels=4)
+        base = _output_directory() or Path.cwd()
+        folder = base / validate_dataset_name(folder_name)
+        listed = [n.strip() for n in str(names or "").splitlines() if n.strip()]
+        if listed and len(listed) != len(frames):
+            raise ValueError(f"{len(listed)} name(s) for {len(frames)} frame(s): connect the names "
+                             "of the same clip.")
+        files = listed or [f"frame_{i:05d}.png" for i in range(len(frames))]
+        for name in files:
+            if Path(name).name != name or not name.lower().endswith(".png"):
+                raise ValueError(f"{name!r} is not a plain PNG file name.")
+        for frame, name in zip(frames, files):
+            check_interrupt()
+            write_png_atomic(folder / name, np.clip(frame, 0.0, 1.0))
+        return {"ui": {"text": [str(folder)]}, "result": (str(folder),)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "LDPChromaKey": LDPChromaKey,
+    "LDPTrimapFromMask": LDPTrimapFromMask,
+    "LDPTrimapMatting": LDPTrimapMatting,
+    "LDPVideoMatte": LDPVideoMatte,
+    "LDPLoadFrameFolder": LDPLoadFrameFolder,
+    "LDPLoadMaskFolder": LDPLoadMaskFolder,
+    "LDPSaveRGBASequence": LDPSaveRGBASequence,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LDPChromaKey": "Chroma Key (LD-Portrait)",
+    "LDPTrimapFromMask": "Trimap from Mask (LD-Portrait)",
+    "LDPTrimapMatting": "Trimap Matting (LD-Portrait)",
+    "LDPVideoMatte": "Video Matte (LD-Portrait)",
+    "LDPLoadFrameFolder": "Load Frame Folder (LD-Portrait)",
+    "LDPLoadMaskFolder": "Load Mask Folder (LD-Portrait)",
+    "LDPSaveRGBASequence": "Save RGBA Sequence (LD-Portrait)",
+}
+
+__all__ = list(NODE_CLASS_MAPPINGS) + ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

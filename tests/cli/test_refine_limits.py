@@ -1,0 +1,121 @@
+"""`ld-portrait refine` / `demo` command line: size limits, exit codes, help, messages
+(issue 13 items 1, 10, 11, 12)."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from helpers.bombs import write_full_png_bomb, write_png_bomb
+
+from comfyui_ld_portrait.cli import app as cli
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(argv, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_bomb_beside_a_portrait_costs_little_memory_and_is_named(tmp_path, layerdiffuse_dir):
+    # Issue 13 item 1: a 20000x20000 header pushed `refine` to 18 GB and a cv2.error.
+    source = tmp_path / "in"
+    source.mkdir()
+    # A complete 1.5 MB PNG that decodes to 20000x20000 (as in the issue), and a bare header.
+    write_full_png_bomb(source / "bomb.png", 20000, 20000)
+    assert 1 << 20 < (source / "bomb.png").stat().st_size < 2 << 20
+    write_png_bomb(source / "huge.png", 60000, 60000)
+    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", source / "portrait.png")
+    script = textwrap.dedent("""
+        import resource, sys
+        from comfyui_ld_portrait.cli import main
+        code = main(sys.argv[1:])
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        print(f"PEAK_KIB={peak_kib}", file=sys.stderr)
+        sys.exit(code)
+    """)
+    result = subprocess.run([sys.executable, "-c", script, "refine", str(source),
+                             str(tmp_path / "out"), "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    peak_kib = int(re.search(r"PEAK_KIB=(\d+)", result.stderr).group(1))
+    assert peak_kib < 1 << 20, f"peak memory {peak_kib / 1024:.0f} MiB"
+    summary = json.loads(result.stdout)
+    assert summary["processed"] == 1
+    failed = {f["file"]: f["reason"] for f in summary["failed"]}
+    assert set(failed) == {"bomb.png", "huge.png"}
+    assert "20000x20000" in failed["bomb.png"] and "60000x60000" in failed["huge.png"]
+    assert "Traceback" not in result.stderr
+
+
+def test_limits_from_options_reach_the_reader(tmp_path, layerdiffuse_dir):
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", source / "portrait.png")
+    code, out, _ = _run(["refine", str(source), str(tmp_path / "a"), "--max-pixels", "1000",
+                         "--json"])
+    assert code == 0 and "1024x1024" in json.loads(out)["failed"][0]["reason"]
+    code, out, _ = _run(["refine", str(source), str(tmp_path / "b"), "--max-file-mb", "0.01",
+                         "--json"])
+    assert code == 0 and "over the limit of 10485 bytes" in json.loads(out)["failed"][0]["reason"]
+
+
+def test_existing_file_as_output_is_exit_2_without_a_progress_line(tmp_path, layerdiffuse_dir):
+    # Issue 13 item 11: it exited 1 after printing a progress line.
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", source / "portrait.png")
+    target = tmp_path / "taken.txt"
+    target.write_text("keep me")
+    code, out, err = _run(["refine", str(source), str(target)])
+    assert code == 2 and "existing file" in err
+    # One line: the error, and no progress line before it.
+    assert err.startswith("ld-portrait: error:") and err.count("\n") == 1 and out == ""
+    assert target.read_text() == "keep me"
+
+
+def test_input_without_pngs_is_exit_1_and_creates_nothing(tmp_path):
+    # Issue 13 item 10: it exited 0 and created the output.
+    (tmp_path / "in").mkdir()
+    code, _, err = _run(["refine", str(tmp_path / "in"), str(tmp_path / "out")])
+    assert code == 1 and "holds no PNG file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_parameter_and_gate_names_with_ranges(capsys):
+    from comfyui_ld_portrait.refine.quality import QualityThresholds
+
+    code, _, _ = _run(["refine", "--help"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "refine/connectivity.py" not in text and "refine/quality.py for names" not in text
+    assert re.search(r"  band_width  \(", text) and "  min_side  (0..16384, default 256)" in text
+    doc = QualityThresholds.__dataclass_fields__["min_side"].metadata["doc"]
+    assert " ".join(doc.split()[:5]) in " ".join(text.split())
+
+
+def test_misspelt_param_lists_the_valid_names(tmp_path):
+    (tmp_path / "in").mkdir()
+    code, _, err = _run(["refine", str(tmp_path / "in"), str(tmp_path / "out"), "--param",
+                         "band_widht=20"])
+    assert code == 2
+    assert "unexpected keyword argument" not in err
+    assert "'band_widht'" in err and "  band_width  (" in err and "  gap_rim  (" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_prints_one_duration_and_errors_with_significant_digits(tmp_path):
+    # Issue 13 item 12: two different durations and "MSE ... -> 0.00e-3".
+    code, out, err = _run(["demo", str(tmp_path / "demo"), "--count", "2", "--size", "128",
+                           "--gate", "min_side=64"])
+    assert code == 0, err
+    durations = re.findall(r"\d+(?:\.\d+)? s\b|\d+:\d\d\b", out + err)
+    assert len(durations) == 1, out + err
+    mse = re.search(r"MSE (\S+) -> (\S+)", out)
+    raw, refined = float(mse.group(1)), float(mse.group(2))
+    assert raw > refined > 0  # a refined error printed as a number, not rounded to zero
+    assert all(len(re.sub(r"[^0-9]", "", g).lstrip("0")) >= 2 for g in mse.groups())

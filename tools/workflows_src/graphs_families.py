@@ -1,0 +1,206 @@
+"""Flux and SD1.5 transparent-portrait workflows (ld_portrait_flux_generate, ld_portrait_sd15_generate).
+
+Same pipeline as the SDXL generation graph after sampling (transparent decode -> refine -> pad
+-> gate -> save); the model section differs:
+
+- Flux: UNETLoader (FLUX.1-dev) -> LoraLoaderModelOnly (layerlora.safetensors) -> KSampler at
+  cfg 1 with FluxGuidance 3.5; DualCLIPLoader (clip_l + t5xxl, type flux); VAELoader (ae);
+  Load Transparent Decoder reads the converted flux_vae_transparent_decoder.
+- SD1.5: Load Checkpoint (SD1.5) -> Apply Layer Diffusion (layer_sd15_transparent_attn);
+  Load Transparent Decoder reads layer_sd15_vae_transparent_decoder.
+
+Every model file name, folder and URL comes from layerdiffusion/model_files.py.
+"""
+import json
+
+from graph import Graph, layout
+
+from comfyui_ld_portrait.layerdiffusion import model_files as MF
+
+HUB = MF.HUB_URL
+
+
+def _layer(key):
+    return MF.MODEL_FILES[key]
+
+
+def _base(key):
+    name, folder, url, licence = MF.BASE_MODELS[key]
+    return {"name": name, "directory": folder, "url": url}, licence
+
+
+def _models_entry(key):
+    spec = _layer(key)
+    return [{"name": spec.file_name, "directory": spec.folder, "url": spec.url()}] if spec.url() else None
+
+
+def _model_note(lines, download):
+    text = ["Model files: put them here, then press R in the editor to refresh the lists.", ""]
+    for folder, name, what in lines:
+        text.append(f"- models/{folder}/{name}\n  {what}")
+    text += ["", download, "",
+             "If you change a file, also update the 'models' text of Save Matting Dataset: it is "
+             "recorded with every sample."]
+    return "\n".join(text)
+
+
+def _flux_models(g):
+    unet, unet_licence = _base("flux_unet")
+    clip_l, _ = _base("flux_clip_l")
+    t5, _ = _base("flux_t5")
+    vae_file, _ = _base("flux_vae")
+    lora, decoder = _layer("flux_lora"), _layer("flux_decoder")
+    note = g.note(None, [420, 520], title="Models: where to put which file", text=_model_note([
+        (unet["directory"], unet["name"], f"FLUX.1 [dev] ({unet_licence}; non-commercial)."),
+        (clip_l["directory"], clip_l["name"], "CLIP-L text encoder (comfyanonymous/flux_text_encoders)."),
+        (t5["directory"], t5["name"], "T5-XXL text encoder (same repository)."),
+        (vae_file["directory"], vae_file["name"], "FLUX.1 VAE."),
+        (lora.folder, lora.file_name, f"Layer Diffusion LoRA for Flux ({MF.FLUX_REPOSITORY}); applied by "
+                                      "Load LoRA (model only)."),
+        (decoder.folder, decoder.file_name, "Flux transparent decoder (16 latent channels), converted from "
+                                            "the published TransparentVAE.pth."),
+    ], "`ld-portrait models download --family flux` fetches the LoRA and TransparentVAE.pth and converts "
+       "the latter (weights only, never unpickling code) into the decoder and encoder files; "
+       "`ld-portrait models convert TransparentVAE.pth ComfyUI/models/layer_model` does the conversion "
+       "alone. FLUX.1-dev and these Flux files are for non-commercial use."))
+    unet_node = g.node("UNETLoader", None, {"unet_name": unet["name"], "weight_dtype": "default"},
+                       title="Load Diffusion Model (FLUX.1-dev)", size=[420, 90], models=[unet])
+    lora_node = g.node("LoraLoaderModelOnly", None, {"lora_name": lora.file_name, "strength_model": 1.0},
+                       title="Load LoRA (Layer Diffusion for Flux)", size=[420, 90],
+                       models=_models_entry("flux_lora"))
+    clip = g.node("DualCLIPLoader", None, {"clip_name1": clip_l["name"], "clip_name2": t5["name"],
+                                           "type": "flux", "device": "default"},
+                  size=[420, 130], models=[clip_l, t5])
+    vae = g.node("VAELoader", None, {"vae_name": vae_file["name"]}, size=[420, 60], models=[vae_file])
+    decoder_node = g.node("LDPTransparentDecoderLoader", None, {"decoder_file": decoder.file_name},
+                          size=[420, 70])
+    g.link(unet_node, 0, lora_node, "model")
+    return dict(note=note, column=[note, unet_node, lora_node, clip, vae, decoder_node], model=(lora_node, 0),
+                clip=(clip, 0), vae=(vae, 0), decoder=decoder_node)
+
+
+def _sd15_models(g):
+    checkpoint, licence = _base("sd15_checkpoint")
+    attn, decoder = _layer("sd15_attn"), _layer("sd15_decoder")
+    note = g.note(None, [420, 430], title="Models: where to put which file", text=_model_note([
+        (checkpoint["directory"], checkpoint["name"], f"Stable Diffusion 1.5 ({licence}); other SD1.5 "
+                                                      "checkpoints work too."),
+        (attn.folder, attn.file_name, f"Layer Diffusion SD1.5 transparent attention ({MF.SDXL_REPOSITORY})."),
+        (decoder.folder, decoder.file_name, "Layer Diffusion SD1.5 transparent decoder (same release)."),
+    ], "`ld-portrait models download --family sd15` fetches the two Layer Diffusion files into "
+       "models/layer_model."))
+    ckpt = g.node("CheckpointLoaderSimple", None, {"ckpt_name": checkpoint["name"]},
+                  title="Load Checkpoint (SD1.5)", size=[420, 110], models=[checkpoint])
+    patch = g.node("LDPLayerDiffusionPatch", None, {"patch_file": attn.file_name, "strength": 1.0},
+                   size=[420, 90], models=_models_entry("sd15_attn"))
+    decoder_node = g.node("LDPTransparentDecoderLoader", None, {"decoder_file": decoder.file_name},
+                          size=[420, 70], models=_models_entry("sd15_decoder"))
+    g.link(ckpt, 0, patch, "model")
+    return dict(note=note, column=[note, ckpt, patch, decoder_node], model=(patch, 0), clip=(ckpt, 1),
+                vae=(ckpt, 2), decoder=decoder_node)
+
+
+FAMILY = {
+    "flux": dict(title="Flux", models=_flux_models, size=1024, dataset="ld_portrait_flux",
+                 sampler={"seed": 0, "steps": 20, "cfg": 1.0, "sampler_name": "euler", "scheduler": "simple",
+                          "denoise": 1.0},
+                 sample_text="FLUX.1-dev with the Layer Diffusion LoRA at 1024 x 1024. Flux dev is "
+                             "guidance-distilled: KSampler runs at cfg 1 (the negative prompt has no effect) and "
+                             "Flux Guidance 3.5 sets the strength. euler / simple, 20 steps."),
+    "sd15": dict(title="SD1.5", models=_sd15_models, size=512, dataset="ld_portrait_sd15",
+                 sampler={"seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+                          "denoise": 1.0},
+                 sample_text="SD1.5 with the Layer Diffusion attention patch at 512 x 512 (its training "
+                             "size). dpmpp_2m / karras, 25 steps, cfg 7."),
+}
+
+
+def transparent_portraits(family):
+    spec = FAMILY[family]
+    g = Graph()
+    overview = g.note(None, [420, 560], title=f"Read me: LD-Portrait generation with {spec['title']}", text=(
+        f"One transparent portrait per run with {spec['title']} + Layer Diffusion, refined and saved into a "
+        "matting dataset.\n\nFlow: models -> Prompt Template -> CLIP Text Encode (+/-) -> KSampler -> VAE "
+        "Decode -> Transparent Decode (foreground F + alpha) -> Refine Alpha -> Pad Foreground -> "
+        f"Quality Gate -> Save Matting Dataset (ComfyUI/output/{spec['dataset']}/).\n\nThe Prompt Template's "
+        "index is 'increment': set the batch count beside Queue and press Queue. Headless: ld-portrait queue "
+        f"workflows/api/ld_portrait_{family}_generate.json --dataset ComfyUI/output/{spec['dataset']} "
+        "--range 0:100"))
+    models = spec["models"](g)
+    template = g.node("LDPPromptTemplate", None, {"preset": "ld_portrait", "index": 0, "seed": 0,
+                                                  "mode": "enumerate"},
+                      controls={"index": "increment", "seed": "fixed"}, size=[460, 560])
+    sample_note = g.note(None, [360, 220], title="Encode and sample", text=spec["sample_text"] + (
+        " The sampler seed is wired from the template (one seed per index, the same on every machine). "
+        "Keep batch_size 1: the dataset id follows the index."))
+    pos_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)", size=[360, 100])
+    neg_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)", size=[360, 100])
+    latent = g.node("EmptyLatentImage", None, {"width": spec["size"], "height": spec["size"], "batch_size": 1},
+                    size=[360, 110])
+    sampler = g.node("KSampler", None, spec["sampler"], controls={"seed": "fixed"}, size=[360, 270])
+    vae_decode = g.node("VAEDecode", None, size=[360, 50])
+    decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
+    raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
+    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
+    pad = g.node("LDPPadForeground", None, size=[400, 80])
+    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
+    models_json = json.dumps({"family": family, "layer_diffusion": [
+        g._by_id()[n]["widgets"].get("lora_name") or g._by_id()[n]["widgets"].get("patch_file")
+        for n in models["column"] if g._by_id()[n]["type"] in ("LoraLoaderModelOnly", "LDPLayerDiffusionPatch")],
+        "transparent_decoder": g._by_id()[models["decoder"]]["widgets"]["decoder_file"]}, indent=1)
+    save = g.node("LDPSaveDataset", None, {"dataset_name": spec["dataset"], "models": models_json},
+                  size=[440, 700], api_widgets={"models"})
+    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
+
+    g.link(*models["clip"], pos_enc, "clip")
+    g.link(*models["clip"], neg_enc, "clip")
+    g.link(template, 0, pos_enc, "text")
+    g.link(template, 1, neg_enc, "text")
+    positive = (pos_enc, 0)
+    extra = []
+    if family == "flux":
+        guidance = g.node("FluxGuidance", None, {"guidance": 3.5}, size=[360, 60])
+        g.link(pos_enc, 0, guidance, "conditioning")
+        positive, extra = (guidance, 0), [guidance]
+    g.link(*models["model"], sampler, "model")
+    g.link(template, 3, sampler, "seed")
+    g.link(*positive, sampler, "positive")
+    g.link(neg_enc, 0, sampler, "negative")
+    g.link(latent, 0, sampler, "latent_image")
+    g.link(sampler, 0, vae_decode, "samples")
+    g.link(*models["vae"], vae_decode, "vae")
+    g.link(sampler, 0, decode, "samples")
+    g.link(vae_decode, 0, decode, "images")
+    g.link(models["decoder"], 0, decode, "decoder")
+    g.link(decode, 3, raw_preview, "images")
+    g.link(decode, 1, refine, "alpha")
+    g.link(decode, 0, refine, "image")
+    g.link(decode, 0, pad, "image")
+    g.link(refine, 0, pad, "alpha")
+    g.link(refine, 0, gate, "alpha")
+    g.link(decode, 1, gate, "raw_alpha")
+    g.link(refine, 1, gate, "changed")
+    for source, slot, name in ((pad, 0, "foreground"), (refine, 0, "alpha"), (template, 4, "sample_index"),
+                               (gate, 0, "keep"), (decode, 1, "raw_alpha"), (refine, 2, "error_map"),
+                               (template, 0, "prompt"), (template, 1, "negative"), (template, 2, "attributes"),
+                               (template, 3, "seed"), (gate, 3, "verdict"), (refine, 3, "stats")):
+        g.link(source, slot, save, name)
+    g.link(refine, 2, err_preview, "images")
+
+    columns = [[overview], models["column"], [template], [sample_note, pos_enc, neg_enc] + extra + [latent],
+               [sampler, vae_decode], [decode, raw_preview], [refine, pad], [gate], [save], [err_preview]]
+    layout(g, columns)
+    g.group("1. Models", columns[1])
+    g.group("2. Prompt", columns[2])
+    g.group("3. Encode and sample", columns[3] + columns[4])
+    g.group("4. Transparent decode", columns[5])
+    g.group("5. Refine and pad", columns[6])
+    g.group("6. Quality gate and save", columns[7] + columns[8])
+    g.group("Preview", columns[9])
+    return g
+
+
+WORKFLOWS = {
+    "ld_portrait_flux_generate": lambda: transparent_portraits("flux"),
+    "ld_portrait_sd15_generate": lambda: transparent_portraits("sd15"),
+}
