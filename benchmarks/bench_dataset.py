@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from benchtools import median_seconds
 
 from comfyui_ld_portrait.dataset import (DatasetWriter, dataset_stats, index_id, iter_meta,
                                          load_sample, read_manifest, rebuild_manifest, verify)
@@ -110,15 +110,6 @@ def exists_check(root: Path, ids: list[str]) -> int:
                (root / "rejected" / "meta" / f"{i}.json").is_file() for i in ids)
 
 
-def timed(function, runs: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20000, help="samples (default 20000)")
@@ -142,24 +133,24 @@ def main(argv=None) -> int:
             print(f"  build (DatasetWriter, durable=False): {built:.1f} s "
                   f"({1e3 * built / args.count:.2f} ms/sample)")
 
-        t_verify, report = timed(lambda: verify(root), args.runs)
+        t_verify, report = median_seconds(lambda: verify(root), args.runs)
         assert report.ok, report.to_text()
-        t_naive_verify, problems = timed(lambda: naive_verify(root), args.baseline_runs)
+        t_naive_verify, problems = median_seconds(lambda: naive_verify(root), args.baseline_runs)
         assert problems == 0
-        t_stats, stats = timed(lambda: dataset_stats(root), args.runs)
-        t_naive_stats, naive = timed(lambda: naive_stats(root), args.baseline_runs)
+        t_stats, stats = median_seconds(lambda: dataset_stats(root), args.runs)
+        t_naive_stats, naive = median_seconds(lambda: naive_stats(root), args.baseline_runs)
         # Both paths must agree before their times mean anything.
         ours = {value: counts["accepted"] for value, counts in
                 stats.attributes["hair_color"]["values"].items()}
         assert ours == naive["hair"], (ours, naive["hair"])
         assert abs(stats.refinement["changed_fraction"]["median"] - naive["median_changed"]) < 1e-12
-        t_rebuild, lines = timed(lambda: rebuild_manifest(root), args.runs)
-        t_read, entries = timed(lambda: read_manifest(root), args.runs)
+        t_rebuild, lines = median_seconds(lambda: rebuild_manifest(root), args.runs)
+        t_read, entries = median_seconds(lambda: read_manifest(root), args.runs)
         assert lines == len(entries) == report.accepted
         ids = [index_id(index) for index in range(args.count)]
         writer = DatasetWriter(root, durable=False)
-        t_resume, complete = timed(lambda: sum(writer.is_complete(i) for i in ids), args.runs)
-        t_exists, existing = timed(lambda: exists_check(root, ids), args.runs)
+        t_resume, complete = median_seconds(lambda: sum(writer.is_complete(i) for i in ids), args.runs)
+        t_exists, existing = median_seconds(lambda: exists_check(root, ids), args.runs)
         assert complete == existing == args.count
 
         per = 1e6 / args.count

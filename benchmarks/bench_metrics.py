@@ -18,24 +18,14 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from benchtools import median_seconds
 from scipy import ndimage
 
 from comfyui_ld_portrait.evaluation import evaluate_pair, metrics
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
 from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
-
-
-def _median_seconds(function, runs: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _baseline_all(pred, truth, trimap):
@@ -91,14 +81,14 @@ def main(argv=None) -> None:
               ("Grad", metrics.gradient_error), ("Conn", metrics.connectivity_error)]
     total = 0.0
     for label, function in single:
-        seconds, value = _median_seconds(lambda f=function: f(pred, truth, trimap), args.runs)
+        seconds, value = median_seconds(lambda f=function: f(pred, truth, trimap), args.runs)
         total += seconds
         print(f"  {label:5} {seconds * 1000:8.1f} ms   value {value:.6g}")
     print(f"  sum of the five separate calls: {total * 1000:.1f} ms")
 
-    ours, errors = _median_seconds(lambda: evaluate_pair(pred, truth, trimap), args.runs)
-    whole, _ = _median_seconds(lambda: evaluate_pair(pred, truth, protocol="whole"), args.runs)
-    base, reference = _median_seconds(
+    ours, errors = median_seconds(lambda: evaluate_pair(pred, truth, trimap), args.runs)
+    whole, _ = median_seconds(lambda: evaluate_pair(pred, truth, protocol="whole"), args.runs)
+    base, reference = median_seconds(
         lambda: _baseline_all(pred.astype(np.float64), truth.astype(np.float64), trimap),
         args.runs)
     print(f"evaluate_pair (dim, all five):   {ours * 1000:8.1f} ms   "

@@ -18,26 +18,15 @@ included on both sides) and float32 input. Timings are medians over interleaved 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
+from benchtools import shared_data_dir
 
 from comfyui_ld_portrait.refine.padding import pad_foreground
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("LDP_SHARED_DATA")
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "data" / "layerdiffuse"
-
 
 # ---------------------------------------------------------------------------------------
 # Baseline: the straightforward algorithm, one expression per step, new arrays every step.

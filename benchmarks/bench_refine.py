@@ -12,13 +12,13 @@ keeps that column flat.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from benchtools import shared_data_dir
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.pipeline.synthetic_families import yardstick_filter
@@ -39,8 +39,7 @@ def interleaved_medians(functions: dict, runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
-    default = Path(os.environ.get("LDP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "layerdiffuse"))
-    parser.add_argument("--image", type=Path, default=default / "i2i_0_transparent.png")
+    parser.add_argument("--image", type=Path, default=shared_data_dir() / "i2i_0_transparent.png")
     parser.add_argument("--max-side", type=int, default=4096)
     args = parser.parse_args()
     cv2.setNumThreads(1)

@@ -3,14 +3,18 @@ bar with ETA, Ctrl-C handling, and the image size limit options."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import signal
 import sys
 import time
+from typing import Callable
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "ProgressBar", "StopFlag",
            "format_seconds", "parse_assignments", "whole_number", "non_negative_int",
            "positive_int", "positive_float", "usage_error", "add_image_limit_options",
-           "image_limit_kwargs"]
+           "image_limit_kwargs", "float_argument", "non_negative_seconds", "JobProgress",
+           "JobErrors", "run_job", "print_summary", "run_exit_code"]
 
 #: 0 done; 1 failures or an unrecoverable error; 2 bad arguments; 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -208,12 +212,18 @@ def image_limit_kwargs(args) -> dict:
             "max_bytes": None if megabytes is None else max(1, int(megabytes * (1 << 20)))}
 
 
+def float_argument(text: str, what: str = "a number") -> float:
+    """``text`` as a float for an argparse type, or ArgumentTypeError saying ``what`` was
+    expected; the caller checks the range (each option words its own range)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def positive_float(text: str) -> float:
     """argparse type for sizes that must be above 0 (``--max-file-mb 0.5``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = float_argument(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
@@ -221,10 +231,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_seconds(text: str) -> float:
     """argparse type for durations where 0 is meaningful (``--grace 0``, ``--poll 0.5``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    value = float_argument(text, "a number of seconds")
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
@@ -234,3 +241,108 @@ def usage_error(stderr, message: str) -> int:
     """Print ``ld-portrait: error: <message>`` and return :data:`EXIT_USAGE`."""
     stderr.write(f"ld-portrait: error: {message}\n")
     return EXIT_USAGE
+
+
+class JobProgress:
+    """The progress bar of a folder job plus a line per failed file, printed as it happens.
+
+    Parameters
+    ----------
+    stderr : stream
+        Where the bar and the failure lines go.
+    label : str
+        The bar's label (the sub-command).
+    total : int or None
+        Number of inputs; None makes the bar at the first event, from the event's total
+        (for jobs that count their inputs themselves).
+    labels : dict or None
+        Outcome -> word, as :class:`ProgressBar` ``labels``.
+    failed_word : str
+        First word of a failure line (``"failed NAME: why"``).
+    """
+
+    def __init__(self, stderr, label: str, *, total: int | None = None, labels=None,
+                 failed_word: str = "failed"):
+        self.stderr = stderr
+        self.label = label
+        self.labels = labels
+        self.failed_word = failed_word
+        self.bar = None if total is None else self._make_bar(total)
+
+    def _make_bar(self, total: int) -> ProgressBar:
+        return ProgressBar(total, stream=self.stderr, label=self.label, labels=self.labels)
+
+    def __call__(self, done: int, total: int, outcome: str, name: str, detail: str = "") -> None:
+        if self.bar is None:
+            self.bar = self._make_bar(total)
+        self.bar.update(done, outcome, name)
+        if outcome == "failed":  # reported as it happens too, not only in the summary
+            if self.bar.enabled:
+                self.stderr.write("\n")
+            self.stderr.write(f"{self.failed_word} {name}: {detail}\n")
+
+    def on_file_event(self, event) -> None:
+        """Callback for the pipeline's ``ProgressEvent`` (``done, total, file, outcome, detail``)."""
+        self(event.done, event.total, event.outcome, event.file, event.detail)
+
+    def finish(self, *, final_line: bool = True) -> None:
+        """End the bar (if any event made one); see :meth:`ProgressBar.finish`."""
+        if self.bar is not None:
+            self.bar.finish(final_line=final_line)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobErrors:
+    """How :func:`run_job` reports what a job raises.
+
+    ``usage``: exception types that are the user's to fix (exit 2, the message as is);
+    ``fatal``: types that end the run (exit 1, ``describe(error)`` after ``ld-portrait:
+    error:``). Anything else propagates.
+    """
+
+    usage: tuple = (ValueError,)
+    fatal: tuple = (OSError,)
+    describe: Callable[[BaseException], str] = str
+
+
+def run_job(work: Callable[[StopFlag], object], progress: JobProgress, stderr,
+            errors: JobErrors = JobErrors(), *, final_line: bool = True):
+    """Run ``work(should_stop)`` with Ctrl-C handling and end ``progress`` whatever happens.
+
+    Returns
+    -------
+    (result, None) when ``work`` returned, or (None, exit code) when it raised one of
+    ``errors`` (the error is printed on ``stderr``). ``final_line=False`` ends the bar without
+    its own count line (for summaries that give the counts and the duration).
+    """
+    try:
+        with StopFlag(stderr) as stop:
+            result = work(stop)
+    except errors.usage as error:
+        progress.finish(final_line=final_line)
+        return None, usage_error(stderr, str(error))
+    except errors.fatal as error:
+        progress.finish(final_line=final_line)
+        stderr.write(f"ld-portrait: error: {errors.describe(error)}\n")
+        return None, EXIT_FAILED
+    progress.finish(final_line=final_line)
+    return result, None
+
+
+def print_summary(stdout, result, as_json: bool, *, ensure_ascii: bool = True) -> None:
+    """``result.to_json()`` (indented JSON) or ``result.to_text()`` on ``stdout``."""
+    text = (json.dumps(result.to_json(), indent=1, ensure_ascii=ensure_ascii) if as_json
+            else result.to_text())
+    stdout.write(text + "\n")
+
+
+def run_exit_code(run, stderr, *, failed: bool = False) -> int:
+    """Exit code of a finished run: its ``fatal_error`` (printed; 1), ``interrupted`` (130),
+    ``failed`` (1: the caller counts failures as an error), else 0."""
+    fatal_error = getattr(run, "fatal_error", None)
+    if fatal_error:
+        stderr.write(f"ld-portrait: error: {fatal_error}\n")
+        return EXIT_FAILED
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else EXIT_OK

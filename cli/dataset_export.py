@@ -3,10 +3,9 @@ folder layout of a common matting dataset (the work is in :mod:`..dataset.export
 from __future__ import annotations
 
 import argparse
-import json
 
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
-                     non_negative_int, positive_int, usage_error)
+from .common import (JobErrors, JobProgress, float_argument, non_negative_int, positive_int,
+                     print_summary, run_exit_code, run_job, usage_error)
 
 __all__ = ["register_dataset_action"]
 
@@ -21,10 +20,7 @@ _DESCRIPTION = (
 
 
 def _split_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.9, got {text!r}") from None
+    value = float_argument(text, "a fraction such as 0.9")
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text!r}")
     return value
@@ -80,36 +76,22 @@ def run_export(args, stdout, stderr) -> int:
                                 trimap_band=args.trimap_band).checked()
     except ExportError as error:
         return usage_error(stderr, str(error))
-    bar = None
+    progress = JobProgress(stderr, "export")
+    result, code = run_job(
+        lambda stop: export_dataset(
+            args.root, args.dest, options, should_stop=stop,
+            progress=lambda event: progress(event.done, event.total, event.outcome, event.name,
+                                            event.detail)),
+        progress, stderr, JobErrors(usage=(ExportError,), fatal=(DatasetError, OSError),
+                                    describe=_describe_write_error))
+    if code is not None:
+        return code
+    print_summary(stdout, result, args.json)
+    return run_exit_code(result, stderr, failed=bool(result.failures))
 
-    def on_progress(event):
-        nonlocal bar
-        if bar is None:
-            bar = ProgressBar(event.total, stream=stderr, label="export")
-        bar.update(event.done, event.outcome, event.name)
-        if event.outcome == "failed":
-            if bar.enabled:
-                stderr.write("\n")
-            stderr.write(f"failed {event.name}: {event.detail}\n")
 
-    try:
-        with StopFlag(stderr) as stop:
-            result = export_dataset(args.root, args.dest, options, progress=on_progress,
-                                    should_stop=stop)
-    except ExportError as error:
-        return usage_error(stderr, str(error))
-    except (DatasetError, OSError) as error:
-        if bar is not None:
-            bar.finish()
-        stderr.write(f"ld-portrait: error: {getattr(error, 'strerror', None) or error}"
-                     f"{'' if not getattr(error, 'filename', None) else f' ({error.filename})'}\n")
-        return EXIT_FAILED
-    if bar is not None:
-        bar.finish()
-    if args.json:
-        stdout.write(json.dumps(result.to_json(), indent=1) + "\n")
-    else:
-        stdout.write(result.to_text() + "\n")
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if result.failures else EXIT_OK
+def _describe_write_error(error) -> str:
+    """An OSError's reason and file name (``No space left on device (DEST/x.png)``)."""
+    filename = getattr(error, "filename", None)
+    return (f"{getattr(error, 'strerror', None) or error}"
+            f"{f' ({filename})' if filename else ''}")

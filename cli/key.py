@@ -2,30 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
-                     non_negative_int, usage_error)
+from .common import (JobErrors, JobProgress, float_argument, non_negative_int, print_summary,
+                     run_exit_code, run_job, usage_error)
 
 __all__ = ["register"]
 
 
 def _unit(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+    value = float_argument(text, "a number in 0..1")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
     return value
 
 
 def _pixels(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    value = float_argument(text, "a number of pixels")
     if not 0.0 <= value <= 256.0:
         raise argparse.ArgumentTypeError(f"expected 0..256 pixels, got {value}")
     return value
@@ -87,29 +80,12 @@ def run_key(args, stdout, stderr) -> int:
     input_dir = Path(args.input_dir)
     if not input_dir.is_dir():
         return usage_error(stderr, f"input folder {input_dir} does not exist or is not a folder.")
-    bar = ProgressBar(len(list_pngs(input_dir)), stream=stderr, label="key")
-
-    def on_progress(event):
-        bar.update(event.done, event.outcome, event.file)
-        if event.outcome == "failed":
-            if bar.enabled:
-                stderr.write("\n")
-            stderr.write(f"skipped {event.file}: {event.detail}\n")
-
-    try:
-        with StopFlag(stderr) as stop:
-            run = key_folder(input_dir, args.output_dir, options, progress=on_progress,
-                             should_stop=stop)
-    except ValueError as error:
-        bar.finish()
-        return usage_error(stderr, str(error))
-    except (DatasetError, FileNotFoundError, OSError) as error:
-        bar.finish()
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
-    bar.finish()
-    stdout.write((json.dumps(run.to_json(), indent=1) if args.json else run.to_text()) + "\n")
-    if run.fatal_error:
-        stderr.write(f"ld-portrait: error: {run.fatal_error}\n")
-        return EXIT_FAILED
-    return EXIT_INTERRUPTED if run.interrupted else EXIT_OK
+    progress = JobProgress(stderr, "key", total=len(list_pngs(input_dir)), failed_word="skipped")
+    run, code = run_job(
+        lambda stop: key_folder(input_dir, args.output_dir, options,
+                                progress=progress.on_file_event, should_stop=stop),
+        progress, stderr, JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)))
+    if code is not None:
+        return code
+    print_summary(stdout, run, args.json)
+    return run_exit_code(run, stderr)

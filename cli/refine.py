@@ -6,13 +6,12 @@ work is :func:`..pipeline.folder.refine_folder`; this module parses, checks and 
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 from pathlib import Path
 
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
-                     add_image_limit_options, image_limit_kwargs, non_negative_int,
-                     parse_assignments, usage_error)
+from .common import (JobErrors, JobProgress, add_image_limit_options, image_limit_kwargs,
+                     non_negative_int, parse_assignments, print_summary, run_exit_code, run_job,
+                     usage_error)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args"]
 
@@ -115,23 +114,12 @@ def _check_refine_folders(args, stderr) -> int | None:
     return None
 
 
-def _progress_printer(bar: ProgressBar, stderr):
-    def on_progress(event):
-        bar.update(event.done, event.outcome, event.file)
-        if event.outcome == "failed":
-            # Reported as it happens too, not only in the summary.
-            if bar.enabled:
-                stderr.write("\n")
-            stderr.write(f"failed {event.file}: {event.detail}\n")
-    return on_progress
-
-
 def run_refine_like(args, stdout, stderr) -> int:
     """Handler of ``refine`` and ``demo``: returns the exit code."""
     from ..dataset import DatasetError
     from ..dataset.imagefiles import list_pngs
     from ..pipeline.demo import run_demo
-    from ..pipeline.folder import NoInputImagesError, refine_folder
+    from ..pipeline.folder import refine_folder
     from ..pipeline.summary import OUTCOME_LABELS
 
     demo = args.command == "demo"
@@ -146,38 +134,24 @@ def run_refine_like(args, stdout, stderr) -> int:
         if refused is not None:
             return refused
         total = len(list_pngs(Path(args.input_dir).expanduser()))
-    bar = ProgressBar(total, stream=stderr, label="demo" if demo else "refine",
-                      labels=OUTCOME_LABELS)
-    try:
-        with StopFlag(stderr) as stop:
-            if demo:
-                result = run_demo(args.output_dir, count=args.count, size=args.size,
-                                  seed=args.seed, options=options,
-                                  progress=_progress_printer(bar, stderr), should_stop=stop)
-                run = result.run
-            else:
-                run = result = refine_folder(args.input_dir, args.output_dir, options,
-                                             progress=_progress_printer(bar, stderr),
-                                             should_stop=stop)
-    except NoInputImagesError as error:
-        bar.finish(final_line=False)
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
-    except ValueError as error:  # bad demo arguments, folders that overlap
-        bar.finish(final_line=False)
-        return usage_error(stderr, str(error))
-    except (DatasetError, OSError) as error:
-        bar.finish(final_line=False)
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
-    bar.finish(final_line=False)  # the summary below gives the counts and the one duration
-    if args.json:
-        stdout.write(json.dumps(result.to_json(), indent=1, ensure_ascii=False) + "\n")
-    else:
-        stdout.write(result.to_text() + "\n")
-    if run.fatal_error:
-        stderr.write(f"ld-portrait: error: {run.fatal_error}\n")
-        return EXIT_FAILED
-    if run.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+    progress = JobProgress(stderr, "demo" if demo else "refine", total=total,
+                           labels=OUTCOME_LABELS)
+
+    def work(stop):
+        if demo:
+            return run_demo(args.output_dir, count=args.count, size=args.size, seed=args.seed,
+                            options=options, progress=progress.on_file_event,
+                            should_stop=stop)
+        return refine_folder(args.input_dir, args.output_dir, options,
+                             progress=progress.on_file_event, should_stop=stop)
+
+    # No input PNG (NoInputImagesError) and unwritable output are fatal (exit 1); bad demo
+    # arguments and overlapping folders are usage errors. The summary below gives the counts
+    # and the one duration, so the bar prints no line of its own.
+    result, code = run_job(work, progress, stderr,
+                           JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)),
+                           final_line=False)
+    if code is not None:
+        return code
+    print_summary(stdout, result, args.json, ensure_ascii=False)
+    return run_exit_code(result.run if demo else result, stderr)

@@ -1,11 +1,10 @@
 """``ld-portrait video-matte FRAMES_DIR MASKS_DIR OUT_DIR``: temporally stable video matting."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
-                     non_negative_int, usage_error)
+from .common import (JobErrors, JobProgress, non_negative_int, print_summary, run_exit_code,
+                     run_job, usage_error)
 
 __all__ = ["register"]
 
@@ -58,30 +57,17 @@ def run_video_matte(args, stdout, stderr) -> int:
                                   method=args.method, stabilise=not args.independent).validate()
     except ValueError as error:
         return usage_error(stderr, str(error))
-    bar = None
-
-    def on_progress(done, total, name):
-        nonlocal bar
-        if bar is None:
-            bar = ProgressBar(total, stream=stderr, label="video-matte")
-        bar.update(done, "done", name)
-
-    try:
-        with StopFlag(stderr) as stop:
-            run = video_matte_folder(args.frames_dir, args.masks_dir, args.output_dir, params,
-                                     invert=args.invert_masks, progress=on_progress,
-                                     should_stop=stop)
-    except (ClipError, ValueError) as error:
-        if bar is not None:
-            bar.finish()
-        return usage_error(stderr, str(error))
-    except OSError as error:
-        if bar is not None:
-            bar.finish()
-        stderr.write(f"ld-portrait: error: cannot write {Path(args.output_dir)}: "
-                     f"{error.strerror or error}\n")
-        return EXIT_FAILED
-    if bar is not None:
-        bar.finish()
-    stdout.write((json.dumps(run.to_json(), indent=1) if args.json else run.to_text()) + "\n")
-    return EXIT_INTERRUPTED if run.interrupted else EXIT_OK
+    progress = JobProgress(stderr, "video-matte")
+    output_dir = Path(args.output_dir)
+    run, code = run_job(
+        lambda stop: video_matte_folder(
+            args.frames_dir, args.masks_dir, args.output_dir, params, invert=args.invert_masks,
+            progress=lambda done, total, name: progress(done, total, "done", name),
+            should_stop=stop),
+        progress, stderr, JobErrors(
+            usage=(ClipError, ValueError), fatal=(OSError,),
+            describe=lambda error: f"cannot write {output_dir}: {error.strerror or error}"))
+    if code is not None:
+        return code
+    print_summary(stdout, run, args.json)
+    return run_exit_code(run, stderr)

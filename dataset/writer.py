@@ -51,7 +51,8 @@ from .safeio import (MetaFileError, create_temporary, open_control_file, read_me
                      root_lock)
 from ..refine.validation import as_alpha, as_rgb, check_same_size
 
-__all__ = ["DatasetWriter", "WriteOutcome", "RESERVED_META_KEYS"]
+__all__ = ["DatasetWriter", "WriteOutcome", "RESERVED_META_KEYS", "sample_status",
+           "complete_sample_ids"]
 
 #: Keys the writer sets itself in meta files; callers may not supply them.
 RESERVED_META_KEYS = frozenset({"schema", "id", "status", "width", "height", "files",
@@ -86,6 +87,52 @@ def _encode_images(sample_id: str, paths: Mapping, fg, alpha: np.ndarray, raw_al
         payloads.append(("error_maps", name, encode_png(as_rgb(error_map, "error_map"), bits=8)))
         files["error_map"] = paths["error_map"]
     return payloads, files
+
+
+def sample_status(root: Path, sample_id: str, unreadable: dict | None = None) -> str | None:
+    """``"accepted"``, ``"rejected"`` or None (not complete) for ``sample_id`` under ``root``.
+
+    Reads only (creates and locks nothing), so a dry run may ask too. A meta file that exists
+    but cannot be used (empty, not JSON, another id) does not make the sample complete; its
+    relative path -> the reason goes into ``unreadable`` (when given). One this user may not
+    read (permission denied) counts as complete: it is someone else's, not broken.
+
+    Raises
+    ------
+    SampleIdError
+        ``sample_id`` is not a valid id.
+    """
+    validate_id(sample_id)
+    for status, prefix in (("accepted", ""), ("rejected", f"{REJECTED_DIR}/")):
+        relative = f"{prefix}{META_DIR}/{sample_id}.json"
+        try:
+            read_meta_file(Path(root) / relative, sample_id)
+        except FileNotFoundError:
+            continue
+        except MetaFileError as error:
+            if error.denied:  # another user's file: complete, and never replaced by us
+                return status
+            if unreadable is not None:
+                unreadable[relative] = str(error)
+            continue
+        if unreadable is not None:
+            unreadable.pop(relative, None)
+        return status
+    return None
+
+
+def complete_sample_ids(root: Path, unreadable: dict | None = None) -> set[str]:
+    """Every complete id under ``root`` (accepted and rejected): listed in a meta folder and
+    usable by :func:`sample_status` (which records unusable meta files in ``unreadable``)."""
+    listed = set(list_sample_ids(root)) | set(list_sample_ids(root, rejected=True))
+    complete = set()
+    for sample_id in listed:
+        try:
+            if sample_status(root, sample_id, unreadable) is not None:
+                complete.add(sample_id)
+        except SampleIdError:  # a file put there by hand: no sample of ours
+            continue
+    return complete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,21 +236,7 @@ class DatasetWriter:
         is written again (replacing that file) by the next :meth:`write_sample`. One this user
         may not read (permission denied) counts as complete: it is someone else's, not broken.
         """
-        validate_id(sample_id)
-        for status, prefix in (("accepted", ""), ("rejected", f"{REJECTED_DIR}/")):
-            relative = f"{prefix}{META_DIR}/{sample_id}.json"
-            try:
-                read_meta_file(self.root / relative, sample_id)
-            except FileNotFoundError:
-                continue
-            except MetaFileError as error:
-                if error.denied:  # another user's file: complete, and never replaced by us
-                    return status
-                self.unreadable_meta[relative] = str(error)
-                continue
-            self.unreadable_meta.pop(relative, None)
-            return status
-        return None
+        return sample_status(self.root, sample_id, self.unreadable_meta)
 
     def meta_problem(self, sample_id: str) -> str | None:
         """``"meta/<id>.json is empty"`` when :meth:`status` found that sample's meta unusable
@@ -222,15 +255,7 @@ class DatasetWriter:
         """Every complete id (accepted and rejected): listed in a meta folder and readable
         (unreadable meta files are recorded in :attr:`unreadable_meta`, as by :meth:`status`).
         """
-        listed = set(list_sample_ids(self.root)) | set(list_sample_ids(self.root, rejected=True))
-        complete = set()
-        for sample_id in listed:
-            try:
-                if self.status(sample_id) is not None:
-                    complete.add(sample_id)
-            except SampleIdError:  # a file put there by hand: no sample of ours
-                continue
-        return complete
+        return complete_sample_ids(self.root, self.unreadable_meta)
 
     # ---- writing ----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .listing import abbreviate, counted_lists
+
 __all__ = [
     "SD15_ATTENTION_MODULES",
     "check_attention_sharing_keys",
@@ -56,8 +58,7 @@ _LIST_LIMIT = 3
 
 
 def _abbreviate(items: List[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    return shown + (f", ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
+    return abbreviate(items, _LIST_LIMIT)
 
 
 def _expected_keys() -> List[str]:
@@ -87,10 +88,7 @@ def check_attention_sharing_keys(keys: Iterable[str]) -> None:
     if missing or unexpected:
         parts = [f"not the SD1.5 transparent attention file (layer_sd15_transparent_attn): "
                  f"{len(keys)} tensors, expected {len(expected)}"]
-        if missing:
-            parts.append(f"{len(missing)} missing ({_abbreviate(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({_abbreviate(unexpected)})")
+        parts += counted_lists((("missing", missing), ("unexpected", unexpected)), limit=_LIST_LIMIT)
         raise ValueError("; ".join(parts))
 
 

@@ -70,6 +70,14 @@ EXPECTED_PARAMETER_COUNT = 104_104_804  # with 4 latent channels (SD1.5 / SDXL)
 SUPPORTED_LATENT_CHANNELS = (4, 16)  # SD1.5 / SDXL, Flux (same as model_files)
 
 
+def checked_latent_channels(latent_channels) -> int:
+    """``latent_channels`` as an int, or ``ValueError`` unless it is in ``SUPPORTED_LATENT_CHANNELS``."""
+    if latent_channels not in SUPPORTED_LATENT_CHANNELS:
+        raise ValueError(f"latent_channels must be one of {SUPPORTED_LATENT_CHANNELS}; got "
+                         f"{latent_channels!r}.")
+    return int(latent_channels)
+
+
 class _ResnetBlock(nn.Module):
     """GroupNorm-SiLU-conv twice, plus an identity or 1x1-conv shortcut (diffusers layout)."""
 
@@ -235,10 +243,7 @@ class TransparentDecoderUNet(nn.Module):
 
     def __init__(self, latent_channels: int = 4):
         super().__init__()
-        if latent_channels not in SUPPORTED_LATENT_CHANNELS:
-            raise ValueError(f"latent_channels must be one of {SUPPORTED_LATENT_CHANNELS}; got "
-                             f"{latent_channels!r}.")
-        self.latent_channels = int(latent_channels)
+        self.latent_channels = checked_latent_channels(latent_channels)
         ch = BLOCK_CHANNELS
         levels = len(ch)
         self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
+from .listing import abbreviate as _abbreviate, counted_lists
 from .model_files import LAYER_MODEL_FOLDER, MODEL_FILES, ModelFile
 
 
@@ -203,11 +204,6 @@ def check_pickle_archive(path) -> None:
         raise IntegrityError("the archive holds no data.pkl: not a torch.save file")
 
 
-def _abbreviate(items: Sequence[str], limit: int = 3) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
 def check_model_file(path, spec: ModelFile) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
     """Check that ``path`` is a valid safetensors file holding the model ``spec`` names.
 
@@ -264,12 +260,8 @@ def check_model_file(path, spec: ModelFile) -> Dict[str, Tuple[str, Tuple[int, .
     if missing or unexpected or misshaped:
         parts = [f"expected the {len(expected)} tensors of the transparent {spec.kind}, found "
                  f"{len(tensors)}"]
-        if missing:
-            parts.append(f"{len(missing)} missing ({_abbreviate(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({_abbreviate(unexpected)})")
-        if misshaped:
-            parts.append(f"{len(misshaped)} with other shapes ({_abbreviate(misshaped)})")
+        parts += counted_lists((("missing", missing), ("unexpected", unexpected),
+                                ("with other shapes", misshaped)))
         raise IntegrityError("; ".join(parts))
     return tensors
 

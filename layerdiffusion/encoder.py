@@ -25,15 +25,13 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .decoder import SUPPORTED_LATENT_CHANNELS
+from .decoder import checked_latent_channels
 from .weights import (
     _ENCODER_NAMES,
     ENCODER_FILE_NAME,
-    _check_dtype_for_device,
-    _own_memory,
-    check_finite,
-    check_state_dict,
-    read_safetensors,
+    _adopt_weights,
+    _check_layout,
+    _read_weights,
 )
 
 __all__ = [
@@ -69,10 +67,7 @@ class TransparentEncoderNet(nn.Module):
 
     def __init__(self, latent_channels: int = 4):
         super().__init__()
-        if latent_channels not in SUPPORTED_LATENT_CHANNELS:
-            raise ValueError(f"latent_channels must be one of {SUPPORTED_LATENT_CHANNELS}; got "
-                             f"{latent_channels!r}.")
-        self.latent_channels = int(latent_channels)
+        self.latent_channels = checked_latent_channels(latent_channels)
         self.input_order, self.default_offset_scale = FAMILY_CONVENTIONS[self.latent_channels]
         layers = []
         for i, (cin, cout, stride) in enumerate(_CONVS):
@@ -113,27 +108,11 @@ def load_transparent_encoder(
 
     Raises ``FileNotFoundError`` / ``weights.WeightFileError`` like the decoder loader.
     """
-    device = torch.device(device)
-    _check_dtype_for_device(device, dtype)
-    if isinstance(source, Mapping):
-        state_dict, label = source, "the state dict"
-    else:
-        state_dict = read_safetensors(source, expected_name=ENCODER_FILE_NAME)
-        label = repr(str(source))
-    channels = encoder_latent_channels_of(state_dict)
-    check_state_dict(
-        state_dict,
-        encoder_state_dict_shapes(channels if channels in SUPPORTED_LATENT_CHANNELS else 4),
-        what="transparent encoder",
-        expected_name=_ENCODER_NAMES,
-        source=label,
-    )
-    check_finite(state_dict, what="transparent encoder", source=label)
-    if not isinstance(source, Mapping):
-        state_dict = _own_memory(state_dict, device, dtype)
-    with torch.device("meta"):
-        network = TransparentEncoderNet(channels)
-    network.load_state_dict(dict(state_dict), strict=True, assign=True)
+    device, state_dict, label = _read_weights(source, ENCODER_FILE_NAME, device, dtype)
+    channels = _check_layout(state_dict, encoder_latent_channels_of(state_dict), encoder_state_dict_shapes,
+                             what="transparent encoder", expected_name=_ENCODER_NAMES, source=label)
+    network = _adopt_weights(lambda: TransparentEncoderNet(channels), state_dict, source,
+                             what="transparent encoder", label=label, device=device, dtype=dtype)
     return network.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

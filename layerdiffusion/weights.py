@@ -19,6 +19,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from . import model_files
+from .listing import abbreviate, counted_lists
 from .decoder import (
     SUPPORTED_LATENT_CHANNELS,
     TransparentDecoderUNet,
@@ -58,10 +59,7 @@ class WeightFileError(ValueError):
 
 
 def _abbreviate(items: Sequence[str], limit: int = _LIST_LIMIT) -> str:
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f", ... and {len(items) - limit} more"
-    return shown
+    return abbreviate(items, limit)
 
 
 def _expected_hint(expected_name: Optional[str]) -> str:
@@ -231,14 +229,8 @@ def check_state_dict(
         f"{source} is not a {what} file: it has {len(state_dict)} tensors "
         f"(expected {len(expected_shapes)}) and looks like {kind}."
     ]
-    if missing:
-        lines.append(f"Missing {len(missing)}: {_abbreviate(missing)}.")
-    if unexpected:
-        lines.append(f"Unexpected {len(unexpected)}: {_abbreviate(unexpected)}.")
-    if misshaped:
-        lines.append(f"Wrong shape {len(misshaped)}: {_abbreviate(misshaped)}.")
-    if not_float:
-        lines.append(f"Not floating point {len(not_float)}: {_abbreviate(not_float)}.")
+    lines += counted_lists((("Missing", missing), ("Unexpected", unexpected), ("Wrong shape", misshaped),
+                            ("Not floating point", not_float)), "{label} {count}: {names}.", _LIST_LIMIT)
     hint = _expected_hint(expected_name)
     if hint:
         lines.append(hint.strip())
@@ -276,14 +268,19 @@ def check_decoder_state_dict(
     int
         The decoder's latent channels (4 or 16).
     """
-    channels = latent_channels_of(state_dict)
-    check_state_dict(
-        state_dict,
-        decoder_state_dict_shapes(channels if channels in SUPPORTED_LATENT_CHANNELS else 4),
-        what="transparent decoder",
-        expected_name=_DECODER_NAMES,
-        source=source,
-    )
+    return _check_layout(state_dict, latent_channels_of(state_dict), decoder_state_dict_shapes,
+                         what="transparent decoder", expected_name=_DECODER_NAMES, source=source)
+
+
+def _check_layout(state_dict: Mapping[str, torch.Tensor], channels: int, shapes_for, *, what: str,
+                  expected_name: str, source: str) -> int:
+    """:func:`check_state_dict` against ``shapes_for(channels)``; returns ``channels``.
+
+    An unsupported channel count is checked against the 4-channel layout, so the error lists
+    the tensors that differ from the usual file.
+    """
+    shapes = shapes_for(channels if channels in SUPPORTED_LATENT_CHANNELS else 4)
+    check_state_dict(state_dict, shapes, what=what, expected_name=expected_name, source=source)
     return channels
 
 
@@ -306,6 +303,35 @@ def _own_memory(
     (SIGBUS) if the file were overwritten in place while in use, e.g. by a copy over it.
     """
     return {k: v.to(device=device, dtype=dtype, copy=True) for k, v in state_dict.items()}
+
+
+def _read_weights(source, expected_name: str, device, dtype: torch.dtype):
+    """``(device, state_dict, label)`` for a loader whose ``source`` is a file or a state dict.
+
+    ``label`` names the source in error messages; ``dtype`` is checked against ``device``.
+    """
+    device = torch.device(device)
+    _check_dtype_for_device(device, dtype)
+    if isinstance(source, Mapping):
+        return device, source, "the state dict"
+    return device, read_safetensors(source, expected_name=expected_name), repr(str(source))
+
+
+def _adopt_weights(make_network, state_dict: Mapping[str, torch.Tensor], source, *, what: str,
+                   label: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Check ``state_dict`` is finite and load it, strictly, into ``make_network()``.
+
+    Tensors read from a file (``source`` not a mapping) get memory of their own first. The
+    network is built on the meta device and adopts the tensors: no random initialisation of
+    parameters that would be overwritten at once. Device/dtype conversion is the caller's.
+    """
+    check_finite(state_dict, what=what, source=label)
+    if not isinstance(source, Mapping):
+        state_dict = _own_memory(state_dict, device, dtype)
+    with torch.device("meta"):
+        network = make_network()
+    network.load_state_dict(dict(state_dict), strict=True, assign=True)
+    return network
 
 
 def load_transparent_decoder(
@@ -343,22 +369,10 @@ def load_transparent_decoder(
     ValueError
         A half-precision dtype on CPU.
     """
-    device = torch.device(device)
-    _check_dtype_for_device(device, dtype)
-    if isinstance(source, Mapping):
-        state_dict, label = source, "the state dict"
-    else:
-        state_dict = read_safetensors(source, expected_name=DECODER_FILE_NAME)
-        label = repr(str(source))
+    device, state_dict, label = _read_weights(source, DECODER_FILE_NAME, device, dtype)
     channels = check_decoder_state_dict(state_dict, source=label)
-    check_finite(state_dict, what="transparent decoder", source=label)
-    if not isinstance(source, Mapping):
-        state_dict = _own_memory(state_dict, device, dtype)
-    # Build on the meta device and adopt the loaded tensors: no random initialisation of
-    # 104M parameters that would be overwritten at once.
-    with torch.device("meta"):
-        network = TransparentDecoderUNet(channels)
-    network.load_state_dict(dict(state_dict), strict=True, assign=True)
+    network = _adopt_weights(lambda: TransparentDecoderUNet(channels), state_dict, source,
+                             what="transparent decoder", label=label, device=device, dtype=dtype)
     # Named in errors about the output (a NaN decode): tta reads this attribute.
     network.weight_source = label
     if channels_last is None:

@@ -16,6 +16,10 @@ import numpy as np
 __all__ = [
     "ALPHA_TOOLTIP",
     "INVERT_TOOLTIP",
+    "alpha_input",
+    "invert_input",
+    "node_outputs",
+    "each_in_batch",
     "image_list",
     "mask_list",
     "match_batch",
@@ -31,6 +35,26 @@ ALPHA_TOOLTIP = "Portrait alpha matte, 1 = opaque portrait, 0 = background (MASK
 INVERT_TOOLTIP = (
     "Turn on when the masks come from core nodes such as Load Image, whose MASK is 1 - alpha "
     "(1 = transparent); the node then uses 1 - mask as alpha.")
+
+
+def alpha_input(tooltip: str = ALPHA_TOOLTIP) -> tuple:
+    """Declaration of an ``alpha`` MASK socket (1 = opaque portrait)."""
+    return ("MASK", {"tooltip": tooltip})
+
+
+def invert_input(tooltip: str = INVERT_TOOLTIP) -> tuple:
+    """Declaration of the ``invert`` switch (off by default) for core's inverted MASK."""
+    return ("BOOLEAN", {"default": False, "tooltip": tooltip})
+
+
+def node_outputs(*sockets: tuple) -> tuple[tuple, tuple, tuple]:
+    """``(RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS)`` from ``(type, name, tooltip)`` triples.
+
+    One triple per output keeps each output's type, name and tooltip together, so the three
+    class attributes cannot drift apart when an output is added or moved.
+    """
+    types, names, tooltips = (tuple(column) for column in zip(*sockets))
+    return types, names, tooltips
 
 
 def _as_numpy(tensor) -> np.ndarray:
@@ -128,6 +152,16 @@ class Progress:
         self.done += steps
         if self._bar is not None:
             self._bar.update(steps)
+
+
+def each_in_batch(items):
+    """Yield every item of a batch (a sequence), checking the host's Cancel before each and
+    advancing its progress bar after each."""
+    progress = Progress(len(items))
+    for item in items:
+        check_interrupt()
+        yield item
+        progress.update()
 
 
 def check_interrupt() -> None:

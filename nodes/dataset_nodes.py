@@ -29,12 +29,13 @@ import os
 from pathlib import Path
 
 from ._common import (
-    ALPHA_TOOLTIP,
-    INVERT_TOOLTIP,
     Progress,
+    alpha_input,
     check_interrupt,
+    each_in_batch,
     image_list,
     image_tensor,
+    invert_input,
     mask_list,
     match_batch,
 )
@@ -151,7 +152,7 @@ class LDPSaveDataset:
                 "models": ("STRING", {"default": "", "multiline": True, "tooltip": (
                     "Which checkpoint and Layer Diffusion files made the samples (free text, or "
                     "JSON), stored in meta.")}),
-                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+                "invert": invert_input(),
             },
         }
 
@@ -279,7 +280,7 @@ class LDPCompositeBackground:
                 "foreground": ("IMAGE", {"tooltip": (
                     "Foreground colour (IMAGE [B,H,W,3]); use the padded F so that soft edges "
                     "show no dark fringe.")}),
-                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "alpha": alpha_input(),
                 "background_folder": ("STRING", {"default": "", "tooltip": (
                     "Folder of background pictures (PNG, JPEG, WebP, BMP, TIFF); relative paths "
                     "are looked up in ComfyUI's input folder. Empty = procedural backgrounds.")}),
@@ -293,9 +294,7 @@ class LDPCompositeBackground:
                     "Picks the background: image i of the batch uses number index + i (wire the "
                     "sample index so each sample gets another background).")}),
             },
-            "optional": {
-                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
-            },
+            "optional": {"invert": invert_input()},
         }
 
     def composite(self, foreground, alpha, background_folder="", kind="random", seed=0, index=0,
@@ -324,10 +323,8 @@ class LDPCompositeBackground:
                                  "field for procedural backgrounds.")
             pictures = BackgroundFolder(files, seed)
 
-        progress = Progress(len(alphas))
         composites, backgrounds, lines = [], [], []
-        for b, (fg, matte) in enumerate(zip(foregrounds, alphas)):
-            check_interrupt()
+        for b, (fg, matte) in each_in_batch(list(enumerate(zip(foregrounds, alphas)))):
             height, width = matte.shape
             position = index + b
             if pictures is not None:
@@ -340,7 +337,6 @@ class LDPCompositeBackground:
                 lines.append(f"{b}: procedural {drawn} seed {image_seed}")
             backgrounds.append(picture)
             composites.append(composite_over(fg, matte, picture))
-            progress.update()
         if pictures is not None and pictures.skipped:
             lines.append(f"skipped {len(pictures.skipped)} unreadable file(s):")
             lines.extend(f"  {reason}" for reason in pictures.skipped.values())

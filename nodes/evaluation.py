@@ -12,39 +12,42 @@ import math
 
 import numpy as np
 
-from ._common import (ALPHA_TOOLTIP, INVERT_TOOLTIP, check_interrupt, image_tensor, mask_list,
-                      mask_tensor, match_batch)
+from ._common import (ALPHA_TOOLTIP, alpha_input, check_interrupt, image_tensor, invert_input,
+                      mask_list, mask_tensor, match_batch, node_outputs)
 
 CATEGORY = "LD-Portrait/evaluation"
 
-_TRIMAP_OUTPUTS = ("MASK", "IMAGE")
-_TRIMAP_NAMES = ("trimap", "trimap_image")
-_TRIMAP_TOOLTIPS = (
-    "Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit: 0/128/255).",
-    "The same trimap as a gray IMAGE, for previews and image savers.")
 _BAND_UNITS = ["pixels", "percent of shorter side"]
 
 
-def _trimap_outputs(trimaps: list[np.ndarray]):
-    masks = [codes.astype(np.float32) / np.float32(255.0) for codes in trimaps]
-    return (mask_tensor(masks), image_tensor([np.repeat(m[..., None], 3, axis=2) for m in masks]))
+class _TrimapNode:
+    """What both trimap nodes share: category, function name, outputs and their conversion."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "make"
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
+        ("MASK", "trimap",
+         "Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit: 0/128/255)."),
+        ("IMAGE", "trimap_image", "The same trimap as a gray IMAGE, for previews and image savers."),
+    )
+
+    @staticmethod
+    def _outputs(trimaps: list[np.ndarray]) -> tuple:
+        """uint8 trimap codes (0/128/255) per image -> (MASK, IMAGE) outputs."""
+        masks = [codes.astype(np.float32) / np.float32(255.0) for codes in trimaps]
+        return (mask_tensor(masks), image_tensor([np.repeat(m[..., None], 3, axis=2) for m in masks]))
 
 
-class LDPTrimapFromAlpha:
+class LDPTrimapFromAlpha(_TrimapNode):
     DESCRIPTION = (
         "Make a trimap from an alpha matte: unknown where the alpha is neither 0 nor 1, widened "
         "by a band (pixels or percent of the shorter side) that also covers hard 0/1 edges. "
         "Use it to evaluate with the DIM protocol or to feed a trimap-based matting model.")
-    CATEGORY = CATEGORY
-    FUNCTION = "make"
-    RETURN_TYPES = _TRIMAP_OUTPUTS
-    RETURN_NAMES = _TRIMAP_NAMES
-    OUTPUT_TOOLTIPS = _TRIMAP_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+            "alpha": alpha_input(),
             "band": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
                                "tooltip": "How far the unknown region reaches beyond the "
                                           "semi-transparent pixels and hard edges; 0 keeps "
@@ -52,7 +55,7 @@ class LDPTrimapFromAlpha:
             "band_unit": (_BAND_UNITS, {"default": "pixels", "tooltip": (
                 "Whether band is in pixels or in percent of the image's shorter side "
                 "(resolution-independent).")}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+            "invert": invert_input(),
         }}
 
     def make(self, alpha, band, band_unit, invert):
@@ -67,19 +70,14 @@ class LDPTrimapFromAlpha:
                 trimaps.append(trimap_from_alpha(frame, band))
             else:
                 trimaps.append(trimap_from_alpha(frame, band_fraction=min(band, 100.0) / 100.0))
-        return _trimap_outputs(trimaps)
+        return self._outputs(trimaps)
 
 
-class LDPTrimapErodeDilate:
+class LDPTrimapErodeDilate(_TrimapNode):
     DESCRIPTION = (
         "Make a trimap from a coarse mask such as a segmentation: the mask eroded is "
         "foreground, what the dilated mask does not reach is background, the ring between is "
         "unknown.")
-    CATEGORY = CATEGORY
-    FUNCTION = "make"
-    RETURN_TYPES = _TRIMAP_OUTPUTS
-    RETURN_NAMES = _TRIMAP_NAMES
-    OUTPUT_TOOLTIPS = _TRIMAP_TOOLTIPS
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -92,7 +90,7 @@ class LDPTrimapErodeDilate:
             "dilate": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
                                  "tooltip": "Radius in pixels the mask grows by; beyond it is "
                                             "sure background."}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+            "invert": invert_input(),
         }}
 
     def make(self, mask, erode, dilate, invert):
@@ -102,7 +100,7 @@ class LDPTrimapErodeDilate:
         for frame in mask_list(mask, "mask", invert=invert):
             check_interrupt()
             trimaps.append(trimap_from_mask(frame, erode, dilate))
-        return _trimap_outputs(trimaps)
+        return self._outputs(trimaps)
 
 
 _METRIC_LABELS = (("sad", "SAD"), ("mse", "MSE"), ("mad", "MAD"), ("grad", "Grad"),
@@ -151,16 +149,16 @@ class LDPMatteMetrics:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "alpha": ("MASK", {"tooltip": "The matte to measure. " + ALPHA_TOOLTIP}),
+            "alpha": alpha_input("The matte to measure. " + ALPHA_TOOLTIP),
             "reference": ("MASK", {"tooltip": "Ground-truth matte, 1 = opaque portrait, same "
                                               "size (a batch of 1 is reused for every alpha)."}),
             "protocol": (["dim", "whole"], {"default": "dim", "tooltip": (
                 "dim: Adobe Deep Image Matting MATLAB definitions, over the trimap's unknown "
                 "region (or every pixel without a trimap). whole: P3M-500 / AM-2K whole-image "
                 "definitions (no trimap).")}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": (
+            "invert": invert_input(
                 "Turn on when alpha and reference come from core nodes such as Load Image, "
-                "whose MASK is 1 - alpha; both are then used as 1 - mask.")}),
+                "whose MASK is 1 - alpha; both are then used as 1 - mask."),
         }, "optional": {
             "trimap": ("MASK", {"tooltip": "Trimap (0 background, 128/255 unknown, 1 "
                                            "foreground), e.g. from Trimap From Alpha; dim "

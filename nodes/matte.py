@@ -15,15 +15,15 @@ from dataclasses import fields
 import numpy as np
 
 from ._common import (
-    ALPHA_TOOLTIP,
-    INVERT_TOOLTIP,
-    Progress,
-    check_interrupt,
+    alpha_input,
+    each_in_batch,
     image_list,
     image_tensor,
+    invert_input,
     mask_list,
     mask_tensor,
     match_batch,
+    node_outputs,
 )
 
 CATEGORY = "LD-Portrait/matte"
@@ -103,10 +103,8 @@ def _refine_batch(alpha, image, invert: bool, params) -> tuple:
     alphas, images = match_batch(
         mask_list(alpha, invert=invert), None if image is None else image_list(image),
         names=("alpha", "image"))
-    progress = Progress(len(alphas))
     refined, changed, maps, stats = [], [], [], []
-    for index, matte in enumerate(alphas):
-        check_interrupt()
+    for index, matte in each_in_batch(list(enumerate(alphas))):
         result = refine_alpha(matte, params)
         # Without colour, a white silhouette over the map's grey background stands in.
         colour = images[index] if images is not None else np.ones(matte.shape + (3,), np.float32)
@@ -114,7 +112,6 @@ def _refine_batch(alpha, image, invert: bool, params) -> tuple:
         changed.append(result.changed)
         maps.append(error_map(colour, result.alpha, result.changed))
         stats.append(result.stats)
-        progress.update()
     return (mask_tensor(refined), mask_tensor(changed), image_tensor(maps), json.dumps(stats))
 
 
@@ -128,8 +125,7 @@ def _judge_batch(alpha, raw_alpha, changed, invert: bool, thresholds) -> tuple:
         None if changed is None else mask_list(changed, "changed"),
         names=("alpha", "raw_alpha", "changed"))
     verdicts, lines = [], []
-    for index, matte in enumerate(alphas):
-        check_interrupt()
+    for index, matte in each_in_batch(list(enumerate(alphas))):
         measures = measure_quality(matte, raw_alpha=None if raws is None else raws[index],
                                    changed=None if changes is None else changes[index], thresholds=thresholds)
         verdict = judge_quality(measures, thresholds)
@@ -143,38 +139,48 @@ def _judge_batch(alpha, raw_alpha, changed, invert: bool, thresholds) -> tuple:
     return (kept == len(verdicts), kept, "\n".join(lines), json.dumps(verdicts))
 
 
-_REFINE_OUTPUTS = dict(
-    RETURN_TYPES=("MASK", "MASK", "IMAGE", "STRING"),
-    RETURN_NAMES=("alpha", "changed", "error_map", "stats"),
-    OUTPUT_TOOLTIPS=(
-        "Refined alpha, 1 = opaque portrait (MASK [B,H,W]).",
-        "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality gate.",
-        "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
-        "figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in.",
-        "Refinement statistics as a JSON list, one object per image of the batch (pixel counts "
-        "per repair kind, changed fraction, parameters used).",
-    ),
-)
-_GATE_OUTPUTS = dict(
-    RETURN_TYPES=("BOOLEAN", "INT", "STRING", "STRING"),
-    RETURN_NAMES=("keep", "kept_count", "reasons", "verdict"),
-    OUTPUT_TOOLTIPS=(
-        "True when every image of the batch passes the gate (drive a switch or a save node).",
-        "How many images of the batch pass the gate.",
-        "One line per image: its index and 'keep', or 'reject:' with the reason codes and readable messages.",
-        "JSON list, one verdict per image: keep, reasons, messages, measures (all measured "
-        "values) and thresholds.",
-    ),
-)
+class _RefineNode:
+    """What the simple and the advanced refine node share: category, function and outputs."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "refine"
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
+        ("MASK", "alpha", "Refined alpha, 1 = opaque portrait (MASK [B,H,W])."),
+        ("MASK", "changed",
+         "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality gate."),
+        ("IMAGE", "error_map",
+         "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
+         "figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in."),
+        ("STRING", "stats",
+         "Refinement statistics as a JSON list, one object per image of the batch (pixel counts "
+         "per repair kind, changed fraction, parameters used)."),
+    )
+
+
+class _GateNode:
+    """What the simple and the advanced quality gate share: category, function and outputs."""
+
+    CATEGORY = CATEGORY
+    FUNCTION = "judge"
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
+        ("BOOLEAN", "keep", "True when every image of the batch passes the gate (drive a switch or a save node)."),
+        ("INT", "kept_count", "How many images of the batch pass the gate."),
+        ("STRING", "reasons",
+         "One line per image: its index and 'keep', or 'reject:' with the reason codes and readable messages."),
+        ("STRING", "verdict",
+         "JSON list, one verdict per image: keep, reasons, messages, measures (all measured "
+         "values) and thresholds."),
+    )
+
 _GATE_INPUTS = {
     "raw_alpha": ("MASK", {"tooltip": (
         "Optional decoder alpha before refinement (1 = opaque). The soft-edge "
         "('nearly_binary') and translucency checks use it, since refinement hides both.")}),
     "changed": ("MASK", {"tooltip": (
         "Optional 'changed' output of the refine node; enables the 'too_many_corrections' check.")}),
-    "invert": ("BOOLEAN", {"default": False, "tooltip": (
+    "invert": invert_input(
         "Turn on when alpha and raw_alpha are core's inverted MASK (1 = transparent, as "
-        "from Load Image); both are then used as 1 - mask. 'changed' is never inverted.")}),
+        "from Load Image); both are then used as 1 - mask. 'changed' is never inverted."),
 }
 
 
@@ -196,11 +202,9 @@ class LDPPadForeground:
             "required": {
                 "image": ("IMAGE", {"tooltip": (
                     "Foreground colour (RGB; an RGBA image's alpha channel is ignored).")}),
-                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "alpha": alpha_input(),
             },
-            "optional": {
-                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
-            },
+            "optional": {"invert": invert_input()},
         }
 
     def pad(self, image, alpha, invert=False):
@@ -208,16 +212,11 @@ class LDPPadForeground:
 
         images, alphas = match_batch(image_list(image), mask_list(alpha, invert=invert),
                                      names=("image", "alpha"))
-        progress = Progress(len(images))
-        padded = []
-        for rgb, matte in zip(images, alphas):
-            check_interrupt()
-            padded.append(pad_foreground(rgb, matte))
-            progress.update()
-        return (image_tensor(padded),)
+        return (image_tensor([pad_foreground(rgb, matte)
+                              for rgb, matte in each_in_batch(list(zip(images, alphas)))]),)
 
 
-class LDPRefineAlpha:
+class LDPRefineAlpha(_RefineNode):
     DESCRIPTION = (
         "Repair a Layer Diffusion alpha with the portrait connectivity prior: semi-transparent "
         "speckle and blotches inside the body and transparent pinholes (eye highlights) become "
@@ -225,11 +224,6 @@ class LDPRefineAlpha:
         "strands, soft edges and large background holes are kept. Pick a strength; every "
         "parameter is in Connectivity Refine Alpha, Advanced. Outputs the refined alpha, the "
         "changed pixels, an error map (corrections in red) and statistics.")
-    CATEGORY = CATEGORY
-    FUNCTION = "refine"
-    RETURN_TYPES = _REFINE_OUTPUTS["RETURN_TYPES"]
-    RETURN_NAMES = _REFINE_OUTPUTS["RETURN_NAMES"]
-    OUTPUT_TOOLTIPS = _REFINE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -238,12 +232,10 @@ class LDPRefineAlpha:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "The portrait's colour (backdrop of the error map)."}),
-                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "alpha": alpha_input(),
                 "strength": (list(REFINE_PRESETS), {"default": "standard", "tooltip": STRENGTH_TOOLTIP}),
             },
-            "optional": {
-                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
-            },
+            "optional": {"invert": invert_input()},
         }
 
     def refine(self, image, alpha, strength="standard", invert=False):
@@ -252,7 +244,7 @@ class LDPRefineAlpha:
         return _refine_batch(alpha, image, invert, preset_params(strength))
 
 
-class LDPConnectivityRefine:
+class LDPConnectivityRefine(_RefineNode):
     DESCRIPTION = (
         "Connectivity refinement with every parameter exposed (the simple form is Refine Alpha). "
         "Semi-transparent speckle, blotches and shelves inside the body and transparent "
@@ -261,21 +253,16 @@ class LDPConnectivityRefine:
         "and large background holes are kept. Sizes at 0 scale with the image; hover a widget "
         "for its meaning. Outputs the refined alpha, the changed pixels, an error map "
         "(corrected pixels in red) and statistics.")
-    CATEGORY = CATEGORY
-    FUNCTION = "refine"
-    RETURN_TYPES = _REFINE_OUTPUTS["RETURN_TYPES"]
-    RETURN_NAMES = _REFINE_OUTPUTS["RETURN_NAMES"]
-    OUTPUT_TOOLTIPS = _REFINE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
         optional = {
             "image": ("IMAGE", {"tooltip": (
                 "Optional portrait colour, used only as the backdrop of the error map.")}),
-            "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+            "invert": invert_input(),
         }
         optional.update(_refine_widgets())
-        return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
+        return {"required": {"alpha": alpha_input()}, "optional": optional}
 
     def refine(self, alpha, image=None, invert=False, **params):
         from ..refine.refine_params import RefineParams
@@ -288,7 +275,7 @@ class LDPConnectivityRefine:
         return _refine_batch(alpha, image, invert, RefineParams.from_kwargs(**overrides))
 
 
-class LDPQualityGateSimple:
+class LDPQualityGateSimple(_GateNode):
     DESCRIPTION = (
         "Judge whether portrait mattes belong in a dataset, at a chosen strictness: rejects empty "
         "mattes, several people, subjects cut off at the top or sides, mattes that needed too "
@@ -296,11 +283,6 @@ class LDPQualityGateSimple:
         "objects, tiny or off-centre subjects. Every threshold is in Matte Quality Gate, "
         "Advanced. Outputs keep (True only when every image of the batch passes), the number "
         "kept, readable reasons and the full verdicts as JSON.")
-    CATEGORY = CATEGORY
-    FUNCTION = "judge"
-    RETURN_TYPES = _GATE_OUTPUTS["RETURN_TYPES"]
-    RETURN_NAMES = _GATE_OUTPUTS["RETURN_NAMES"]
-    OUTPUT_TOOLTIPS = _GATE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -308,7 +290,7 @@ class LDPQualityGateSimple:
 
         return {
             "required": {
-                "alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP}),
+                "alpha": alpha_input(),
                 "strictness": (list(QUALITY_PRESETS), {"default": "standard", "tooltip": STRICTNESS_TOOLTIP}),
             },
             "optional": dict(_GATE_INPUTS),
@@ -320,7 +302,7 @@ class LDPQualityGateSimple:
         return _judge_batch(alpha, raw_alpha, changed, invert, quality_preset(strictness))
 
 
-class LDPQualityGate:
+class LDPQualityGate(_GateNode):
     DESCRIPTION = (
         "The quality gate with every threshold exposed (the simple form is Matte Quality Gate): "
         "rejects empty mattes, several people, subjects cut off at the top or sides, mattes that "
@@ -328,11 +310,6 @@ class LDPQualityGate:
         "translucent objects, tiny or off-centre subjects. Outputs keep (True only when every "
         "image of the batch passes), the number kept, readable reasons and the full verdicts "
         "with all measured values as JSON. Hover a threshold for its meaning.")
-    CATEGORY = CATEGORY
-    FUNCTION = "judge"
-    RETURN_TYPES = _GATE_OUTPUTS["RETURN_TYPES"]
-    RETURN_NAMES = _GATE_OUTPUTS["RETURN_NAMES"]
-    OUTPUT_TOOLTIPS = _GATE_OUTPUTS["OUTPUT_TOOLTIPS"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -344,7 +321,7 @@ class LDPQualityGate:
             step = 1 if kind == "INT" else 0.001
             optional[spec.name] = _widget(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
                                           step, spec.metadata["doc"])
-        return {"required": {"alpha": ("MASK", {"tooltip": ALPHA_TOOLTIP})}, "optional": optional}
+        return {"required": {"alpha": alpha_input()}, "optional": optional}
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):
         from ..refine.quality import QualityThresholds

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (ALPHA_TOOLTIP, INVERT_TOOLTIP, Progress, check_interrupt, image_list,
-                      image_tensor, mask_list, mask_tensor, match_batch)
+from ._common import (Progress, check_interrupt, each_in_batch, image_list, image_tensor, invert_input,
+                      mask_list, mask_tensor, match_batch)
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
@@ -86,17 +86,13 @@ class LDPChromaKey:
         params = KeyParams(key_colour=parse_key_colour(key_colour), clip_black=float(clip_black),
                            clip_white=float(clip_white), spill_strength=float(spill_strength),
                            edge_softness=float(edge_softness), plate=bool(clean_plate)).validate()
-        frames = image_list(image)
-        progress = Progress(len(frames))
         fgs, alphas, previews, stats = [], [], [], []
-        for frame in frames:
-            check_interrupt()
+        for frame in each_in_batch(image_list(image)):
             result = chroma_key(frame, params)
             fgs.append(result.foreground)
             alphas.append(result.alpha)
             previews.append(result.preview)
             stats.append(result.stats)
-            progress.update()
         return (image_tensor(fgs), mask_tensor(alphas), image_tensor(previews), json.dumps(stats))
 
 
@@ -118,7 +114,7 @@ class LDPTrimapFromMask:
                 "band": ("INT", {"default": 10, "min": 1, "max": 512, "tooltip": (
                     "Half-width in px of the unknown band around the mask edge.")}),
             },
-            "optional": {"invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP})},
+            "optional": {"invert": invert_input()},
         }
 
     def trimap(self, mask, band, invert=False):
@@ -159,14 +155,11 @@ class LDPTrimapMatting:
 
         frames, trimaps = match_batch(image_list(image), mask_list(trimap, "trimap"),
                                       names=("image", "trimap"))
-        progress = Progress(len(frames))
         alphas, fgs = [], []
-        for frame, tri in zip(frames, trimaps):
-            check_interrupt()
+        for frame, tri in each_in_batch(list(zip(frames, trimaps))):
             alpha = solve_trimap(frame, tri, method=method)
             alphas.append(alpha)
             fgs.append(estimate_foreground(frame, alpha))
-            progress.update()
         rgba = [np.dstack([f, a]) for f, a in zip(fgs, alphas)]
         return (mask_tensor(alphas), image_tensor(fgs), image_tensor(rgba))
 
@@ -212,7 +205,7 @@ class LDPVideoMatte:
                     "Frames in the temporal median of the masks (odd; 1 = none).")}),
                 "motion_band": ("INT", {"default": d.motion_band, "min": 0, "max": 512, "tooltip": (
                     "Extra band width (px) where the picture moves; 0 = off.")}),
-                "invert": ("BOOLEAN", {"default": False, "tooltip": INVERT_TOOLTIP}),
+                "invert": invert_input(),
             },
         }
 
@@ -307,8 +300,7 @@ class LDPLoadMaskFolder:
                 "ComfyUI's input folder.")}),
             "names": ("STRING", {"forceInput": True, "tooltip": (
                 "The frames' file names, one per line (Load Frame Folder's names).")}),
-        }, "optional": {"invert": ("BOOLEAN", {"default": False, "tooltip": (
-            "Masks are white = background.")})}}
+        }, "optional": {"invert": invert_input("Masks are white = background.")}}
 
     @classmethod
     def IS_CHANGED(cls, folder, names=None, invert=False):

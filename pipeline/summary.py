@@ -143,15 +143,13 @@ class RunSummary:
         if self.rejected_files:
             lines.append("  rejected by the quality gate:")
             lines.extend(f"    {r.file}: {', '.join(r.reasons)}" for r in self.rejected_files)
-        if self.failed:
-            lines.append("  failed (not used; fix or remove them and run again):")
-            lines.extend(f"    {f.file}: {f.reason}" for f in self.failed)
-        if self.skipped_entries:
-            lines.append("  skipped (named *.png but not a file):")
-            lines.extend(f"    {s.file}: {s.reason}" for s in self.skipped_entries)
-        if self.redone:
-            lines.append("  redone (their meta file was unreadable and has been replaced):")
-            lines.extend(f"    {r.file}: {r.reason}" for r in self.redone)
+        for heading, entries in (
+                ("failed (not used; fix or remove them and run again)", self.failed),
+                ("skipped (named *.png but not a file)", self.skipped_entries),
+                ("redone (their meta file was unreadable and has been replaced)", self.redone)):
+            if entries:  # FileFailure or SkippedEntry records: ``file`` and ``reason``
+                lines.append(f"  {heading}:")
+                lines.extend(f"    {entry.file}: {entry.reason}" for entry in entries)
         if self.manifest_repaired:
             lines.append(f"  manifest: re-listed {self.manifest_repaired} complete sample(s) "
                          "a previous run had not listed")

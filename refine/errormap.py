@@ -127,15 +127,18 @@ def checker_composite(rgb, alpha, *, cell: int | None = None) -> np.ndarray:
     -------
     ndarray, float32 [H, W, 3] in 0..1
     """
+    rgb, alpha = _rgb_and_alpha(rgb, alpha)
+    height, width = alpha.shape
+    board = checkerboard(height, width, checker_cell(height, width) if cell is None else cell)
+    return _composite(rgb, alpha, board)
+
+
+def _rgb_and_alpha(rgb, alpha) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float32 ``rgb`` [H, W, 3] and ``alpha`` [H, W] of the same size."""
     rgb = as_rgb(rgb, "rgb")
     alpha = as_alpha(alpha, "alpha")
     check_same_size(rgb, alpha, "rgb", "alpha")
-    height, width = alpha.shape
-    board = checkerboard(height, width, checker_cell(height, width) if cell is None else cell)
-    weight = alpha[..., None]
-    out = rgb * weight
-    out += board * (np.float32(1.0) - weight)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return rgb, alpha
 
 
 def _colour_triplet(colour, name: str) -> np.ndarray:
@@ -151,35 +154,15 @@ def _gray(values: np.ndarray) -> np.ndarray:
 
 
 def alpha_bar_view(alpha) -> np.ndarray:
-    """The paper's ``alpha-bar``: semi-transparent pixels in white on black.
-
-    Parameters
-    ----------
-    alpha : ndarray [H, W]
-        Alpha in 0..1 (float) or uint8/uint16/bool.
-
-    Returns
-    -------
-    ndarray, float32 [H, W, 3] in 0..1
-        1 (white) where the 8-bit alpha is neither 0 nor 255 (see :func:`semi_transparent`),
-        0 (black) elsewhere.
-    """
+    """The paper's ``alpha-bar``: :func:`semi_transparent` (same ``alpha`` input) as a picture,
+    float32 [H, W, 3] in 0..1: 1 (white) where the 8-bit alpha is neither 0 nor 255, 0 (black)
+    elsewhere."""
     return _gray(semi_transparent(alpha))
 
 
 def inverse_alpha_view(alpha) -> np.ndarray:
-    """The inverse alpha (``1 - alpha``) as a gray picture: background white, portrait black.
-
-    Parameters
-    ----------
-    alpha : ndarray [H, W]
-        Alpha in 0..1 (float) or uint8/uint16/bool.
-
-    Returns
-    -------
-    ndarray, float32 [H, W, 3] in 0..1
-        ``1 - alpha`` in all three channels.
-    """
+    """The inverse alpha (``1 - alpha``) as a gray picture, float32 [H, W, 3] in 0..1:
+    background white, portrait black. ``alpha`` is taken as by :func:`semi_transparent`."""
     alpha = as_alpha(alpha, "alpha")
     return _gray(np.float32(1.0) - alpha)
 
@@ -201,13 +184,12 @@ def composite(rgb, alpha, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
     ndarray, float32 [H, W, 3] in 0..1
         ``rgb * alpha + background * (1 - alpha)``.
     """
-    rgb = as_rgb(rgb, "rgb")
-    alpha = as_alpha(alpha, "alpha")
-    check_same_size(rgb, alpha, "rgb", "alpha")
+    rgb, alpha = _rgb_and_alpha(rgb, alpha)
     return _composite(rgb, alpha, _colour_triplet(background, "background"))
 
 
 def _composite(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``rgb * alpha + background * (1 - alpha)``; ``background`` is [3] or [H, W, 3]."""
     weight = alpha[..., None]
     out = rgb * weight
     out += background * (np.float32(1.0) - weight)
@@ -240,9 +222,7 @@ def error_map(rgb, alpha, changed, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
     ValueError
         Sizes differ, ``changed`` is not a 2-D bool / 0-1 mask, or a colour is out of range.
     """
-    rgb = as_rgb(rgb, "rgb")
-    alpha = as_alpha(alpha, "alpha")
-    check_same_size(rgb, alpha, "rgb", "alpha")
+    rgb, alpha = _rgb_and_alpha(rgb, alpha)
     mask = as_mask(changed, alpha.shape)
     picture = _composite(rgb, alpha, _colour_triplet(background, "background"))
     luma = picture @ _LUMA

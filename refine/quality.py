@@ -502,14 +502,9 @@ def assess_quality(alpha, *, raw_alpha=None, changed=None, **thresholds) -> Qual
 
     Parameters
     ----------
-    alpha : ndarray [H, W]
-        The matte to judge (normally refined), 1 = opaque; float in 0..1, uint8, uint16 or bool.
-    raw_alpha : ndarray [H, W], optional
-        The decoder's alpha before refinement, same size. Used for the soft-edge
-        ("nearly_binary") and translucency checks; ``alpha`` is used when omitted.
-    changed : ndarray [H, W] of bool, optional
-        Pixels refinement changed (``refine_alpha(...).changed``); float masks count values
-        above 0.5. Without it the ``too_many_corrections`` check is skipped.
+    alpha, raw_alpha, changed
+        The matte to judge, the decoder's alpha before refinement and the pixels refinement
+        changed, exactly as in :func:`measure_quality`.
     **thresholds
         Any field of :class:`QualityThresholds` (see there for meanings and defaults).
 

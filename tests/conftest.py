@@ -1,21 +1,12 @@
-import os
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shared_data_dir() -> Path:
-    env = os.environ.get("LDP_SHARED_DATA")
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "data" / "layerdiffuse"
+from helpers.shared_data import shared_data_dir
 
 
 @pytest.fixture(scope="session")
 def layerdiffuse_dir() -> Path:
-    path = _shared_data_dir()
+    path = shared_data_dir()
     if not (path / "i2i_0_transparent.png").is_file():
         raise FileNotFoundError(
             f"Real Layer Diffusion test images not found in {path}; put the project's shared/ "

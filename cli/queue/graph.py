@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from ...dataset.jsonvalues import json_depth
 from ...prompting import sample_seed
 
 __all__ = ["TEMPLATE_CLASS", "SAVE_CLASS", "SEED_INPUTS", "COUNTER_CLASSES", "MAX_SEED",
@@ -41,28 +42,6 @@ class WorkflowError(ValueError):
     """The workflow file or graph cannot be queued; the message says why and what to do."""
 
 
-def _nesting_depth(data: Any, limit: int) -> int:
-    """Depth of nested dicts/lists in ``data`` (a scalar is 0), counting stops past ``limit``.
-
-    Iterative, so a pathologically deep value cannot exhaust the interpreter stack.
-    """
-    deepest = 0
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, (list, tuple)):
-            children = value
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def _too_deep(source: str) -> WorkflowError:
     return WorkflowError(
         f"{source} is nested more than {MAX_NESTING} levels deep; an API-format workflow is a "
@@ -78,12 +57,12 @@ def check_api_graph(data: Any, source: str = "workflow") -> dict:
     ``links`` lists, what *Save* writes) is refused with a hint to use *Export (API)*, and so
     is anything nested more than :data:`MAX_NESTING` levels.
     """
-    if _nesting_depth(data, MAX_NESTING + 1) > MAX_NESTING + 1:  # +1: the request wrapper
+    if json_depth(data, MAX_NESTING + 1) > MAX_NESTING + 1:  # +1: the request wrapper
         raise _too_deep(source)
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict) and \
             "class_type" not in data["prompt"] and "nodes" not in data:
         data = data["prompt"]
-    if _nesting_depth(data, MAX_NESTING) > MAX_NESTING:
+    if json_depth(data, MAX_NESTING) > MAX_NESTING:
         raise _too_deep(source)
     if isinstance(data, dict) and ("nodes" in data or "links" in data) and \
             isinstance(data.get("nodes", data.get("links")), list):

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from ...dataset import META_DIR, REJECTED_DIR, index_id, list_sample_ids
+from ...dataset import index_id
+from ...dataset.writer import complete_sample_ids, sample_status
 from .client import HttpClient
 from .graph import MAX_SAMPLE_INDEX, MAX_SEED
 
@@ -194,10 +195,13 @@ class DatasetProbe:
     included).
 
     The meta file of a sample is written last and atomically by
-    :class:`~comfyui_ld_portrait.dataset.DatasetWriter`, so its presence (``meta/<id>.json``
-    or ``rejected/meta/<id>.json``) means the sample is complete. :meth:`complete_ids` lists
-    the meta folders (once, for the initial skip set); :meth:`status` checks the two paths of
-    one id directly, so asking before each submission stays cheap on a large dataset.
+    :class:`~comfyui_ld_portrait.dataset.DatasetWriter`, so a usable meta file
+    (``meta/<id>.json`` or ``rejected/meta/<id>.json``) means the sample is complete; an
+    empty or broken one does not (the writer redoes such a sample), judged by the writer's
+    own reader (:func:`~comfyui_ld_portrait.dataset.writer.sample_status`).
+    :meth:`complete_ids` reads the meta folders (once, for the initial skip set);
+    :meth:`status` checks the two paths of one id directly, so asking before each submission
+    stays cheap on a large dataset.
     """
 
     def __init__(self, root):
@@ -206,13 +210,8 @@ class DatasetProbe:
     def complete_ids(self) -> set[str]:
         if not self.root.is_dir():
             return set()
-        return set(list_sample_ids(self.root)) | set(list_sample_ids(self.root, rejected=True))
+        return complete_sample_ids(self.root)
 
     def status(self, sample_id: str) -> str | None:
         """``"accepted"``, ``"rejected"`` or None (not complete, or no root yet)."""
-        name = f"{sample_id}.json"
-        if (self.root / META_DIR / name).is_file():
-            return "accepted"
-        if (self.root / REJECTED_DIR / META_DIR / name).is_file():
-            return "rejected"
-        return None
+        return sample_status(self.root, sample_id)

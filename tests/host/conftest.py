@@ -278,6 +278,19 @@ class ComfyHost:
         return [roots[image.get("type", "output")] / image.get("subfolder", "") / image["filename"]
                 for image in images]
 
+    @staticmethod
+    def cached_nodes(entry: dict) -> set[str]:
+        """Ids of the nodes the host served from its cache in a history entry."""
+        for kind, data in entry["status"].get("messages", []):
+            if kind == "execution_cached":
+                return {str(node) for node in data.get("nodes", [])}
+        return set()
+
+    def problems_logged(self, offset: int) -> list[str]:
+        """Warning and traceback lines the host logged since ``offset`` (see ``log_size``)."""
+        return [line for line in self.log_since(offset).splitlines()
+                if line.lstrip().startswith(("WARNING", "Traceback", "!!! Exception"))]
+
     # process ---------------------------------------------------------------------------------
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:

@@ -51,13 +51,6 @@ def _batch_graph(folder: str, prefix: str) -> dict:
     }
 
 
-def _cached_nodes(entry: dict) -> set[str]:
-    for kind, data in entry["status"].get("messages", []):
-        if kind == "execution_cached":
-            return {str(node) for node in data.get("nodes", [])}
-    return set()
-
-
 @pytest.fixture(scope="module")
 def single_expected(host_images):
     rgb, alpha = read_rgba(host_images["single"])
@@ -88,7 +81,7 @@ def test_second_queue_is_served_from_the_host_cache(comfy_host, host_images, sin
     first = comfy_host.run(graph)
     second = comfy_host.run(copy.deepcopy(graph))
     # Nothing changed: the host re-runs none of our nodes and still reports the outputs.
-    assert {"1", "2", "3"} <= _cached_nodes(second), second["status"]
+    assert {"1", "2", "3"} <= comfy_host.cached_nodes(second), second["status"]
     for node in ("4", "6"):
         files = comfy_host.output_files(second, node)
         assert files == comfy_host.output_files(first, node) and all(path.is_file() for path in files)
@@ -100,7 +93,7 @@ def test_second_queue_is_served_from_the_host_cache(comfy_host, host_images, sin
     changed["2"]["inputs"]["remove_debris"] = False
     changed["2"]["inputs"]["fix_interior"] = False
     third = comfy_host.run(changed)
-    cached = _cached_nodes(third)
+    cached = comfy_host.cached_nodes(third)
     assert "1" in cached and "2" not in cached and "3" not in cached, third["status"]
     rgb, alpha = read_rgba(host_images["single"])
     expected = saved_8bit(refine_alpha(alpha, remove_debris=False, fix_interior=False).alpha)

@@ -22,6 +22,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from helpers import tiny_unet
 from helpers.host_images import assert_within_one_step, read_rgb, saved_8bit
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
@@ -37,21 +38,13 @@ IMAGE_FOLDER = "ldp_decode"
 SIZE = 64          # pixels; the latent is SIZE / 8 = 8x8
 BATCH = 2
 
-PREFIX = "diffusion_model."
-Q = PREFIX + "input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight"
-K1 = PREFIX + "input_blocks.4.1.transformer_blocks.0.attn1.to_k.weight"   # not patched
-K2 = PREFIX + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight"
-CONV_W = PREFIX + "input_blocks.0.0.weight"
-CONV_B = PREFIX + "input_blocks.0.0.bias"
-NORM_W = PREFIX + "output_blocks.2.1.norm.weight"
-NORM_B = PREFIX + "output_blocks.2.1.norm.bias"  # not patched
-
-
-def _cached_nodes(entry: dict) -> set[str]:
-    for kind, data in entry["status"].get("messages", []):
-        if kind == "execution_cached":
-            return {str(node) for node in data.get("nodes", [])}
-    return set()
+# Weights of the scaffold's tiny model that the patch file changes (it has the layout of
+# helpers.tiny_unet plus an unpatched attn1.to_k; the norm bias is not patched either).
+Q = tiny_unet.PREFIX + tiny_unet.Q + ".weight"
+K2 = tiny_unet.PREFIX + tiny_unet.K2 + ".weight"
+CONV_W = tiny_unet.PREFIX + tiny_unet.CONV + ".weight"
+CONV_B = tiny_unet.PREFIX + tiny_unet.CONV + ".bias"
+NORM_W = tiny_unet.PREFIX + tiny_unet.NORM + ".weight"
 
 
 # --- transparent decode -------------------------------------------------------------------------
@@ -129,18 +122,12 @@ def _check_decode_outputs(comfy_host, entry, expected: torch.Tensor, what: str) 
             assert_within_one_step(saved, saved_8bit(wanted[index]), f"{what} {name} #{index}")
 
 
-def _problems_logged(comfy_host, offset: int) -> list[str]:
-    """Warning and traceback lines the host logged since ``offset``."""
-    return [line for line in comfy_host.log_since(offset).splitlines()
-            if line.lstrip().startswith(("WARNING", "Traceback", "!!! Exception"))]
-
-
 @pytest.fixture(scope="module")
 def two_pass_entry(comfy_host, decode_inputs):
     """History entry of the two-pass decode graph (run once; it also fills the host's cache)."""
     offset = comfy_host.log_size()
     entry = comfy_host.run(_decode_graph("2", "ldp_decode2"), timeout=240)
-    assert not _problems_logged(comfy_host, offset), _problems_logged(comfy_host, offset)
+    assert not comfy_host.problems_logged(offset), comfy_host.problems_logged(offset)
     return entry
 
 
@@ -160,7 +147,7 @@ def test_transparent_decode_eight_passes_reuses_cached_decoder(comfy_host, decod
     # The two-pass graph ran just before (fixture): everything but the decode is served from
     # the host's cache, the loaded decoder object included.
     entry = comfy_host.run(_decode_graph("8", "ldp_decode8"), timeout=240)
-    cached = _cached_nodes(entry)
+    cached = comfy_host.cached_nodes(entry)
     assert {"1", "2", "3", "4", "5"} <= cached, f"the host re-ran cached nodes; cached: {sorted(cached)}"
     assert "6" not in cached, "changing passes must re-run the decode"
     expected = decode_transparent(library_decoder, pixels, latent, passes=8)
@@ -182,23 +169,6 @@ def test_transparent_decode_refuses_mismatched_sizes_with_clear_message(comfy_ho
 
 # --- UNet patch on the host's ModelPatcher ----------------------------------------------------------
 
-def _patch_entries() -> dict:
-    """Low-rank (``lora``: index 0 up, 1 down) and full-difference (``diff``) entries for the
-    scaffold's tiny model, in the published ``<model key>::<type>::<index>`` layout."""
-    g = torch.Generator().manual_seed(5)
-    rank = 3
-    return {
-        f"{Q}::lora::0": torch.randn(16, rank, generator=g),
-        f"{Q}::lora::1": torch.randn(rank, 16, generator=g),
-        f"{K2}::lora::0": torch.randn(16, rank, generator=g),
-        f"{K2}::lora::1": torch.randn(rank, 24, generator=g),
-        f"{CONV_W}::lora::0": torch.randn(8, rank, 1, 1, generator=g),
-        f"{CONV_W}::lora::1": torch.randn(rank, 4, 3, 3, generator=g),
-        f"{CONV_B}::diff::0": torch.randn(8, generator=g),
-        f"{NORM_W}::diff::0": torch.randn(8, generator=g),
-    }
-
-
 def _expected_deltas(entries: dict) -> dict:
     """Weight differences at strength 1, written out by hand (not with the library)."""
     def up_down(key):
@@ -217,7 +187,7 @@ def _expected_deltas(entries: dict) -> dict:
 @pytest.fixture(scope="module")
 def patch_file(comfy_host):
     path = comfy_host.models_dir / "layer_model" / PATCH_FILE
-    entries = _patch_entries()
+    entries = tiny_unet.tiny_patch_entries(seed=5)  # for the scaffold's model
     safetensors.torch.save_file(entries, str(path))
     yield entries
     # Leave models/layer_model as found: the file COMBOs' defaults depend on what is there,
@@ -257,7 +227,7 @@ def test_layer_diffusion_patch_on_host_model_patcher(comfy_host, patch_file):
     deltas = _expected_deltas(patch_file)
     offset = comfy_host.log_size()
     _, patched, original, types = _run_patch_graph(comfy_host, 0.75, "a")
-    assert not _problems_logged(comfy_host, offset), _problems_logged(comfy_host, offset)
+    assert not comfy_host.problems_logged(offset), comfy_host.problems_logged(offset)
     # Our patches reach the host as plain full differences, one per patched weight.
     assert types["3"] == {key: ["diff"] for key in deltas}, types["3"]
     assert types["4"] == {}, "the patch node must work on a copy: the original MODEL has patches"
@@ -267,7 +237,7 @@ def test_layer_diffusion_patch_on_host_model_patcher(comfy_host, patch_file):
     # Again with another strength: the tiny model comes from the host's cache, the patch node
     # re-runs, and the original weights are what they were before the first patched load.
     entry, patched_b, original_b, types_b = _run_patch_graph(comfy_host, -0.5, "b")
-    assert "1" in _cached_nodes(entry) and "2" not in _cached_nodes(entry)
+    assert "1" in comfy_host.cached_nodes(entry) and "2" not in comfy_host.cached_nodes(entry)
     assert types_b["3"] == {key: ["diff"] for key in deltas}
     for key in original:
         assert torch.equal(original_b[key], original[key]), f"{key}: the original model was modified"

@@ -131,19 +131,13 @@ def _check_samples_follow_their_inputs(root: Path, inputs: list[Path], statuses:
         assert diff.max() <= 1, f"sample {sample} is not the refinement of {inputs[int(sample)].name}"
 
 
-def _problems_logged(comfy_host, offset: int) -> list[str]:
-    """Warning and traceback lines the host logged since ``offset``."""
-    return [line for line in comfy_host.log_since(offset).splitlines()
-            if line.lstrip().startswith(("WARNING", "Traceback", "!!! Exception"))]
-
-
 def test_queue_runs_shipped_refine_workflow(comfy_host, workflow_copy, queue_inputs, tmp_path):
     summary_path = tmp_path / "summary.json"
     offset = comfy_host.log_size()
     result = _run_queue(_argv(comfy_host, workflow_copy, FIRST_RANGE, summary_path))
     assert result["code"] == 0, result
     # The counter-linked loader index must not upset the host (it did: IS_CHANGED got None).
-    assert not _problems_logged(comfy_host, offset), _problems_logged(comfy_host, offset)
+    assert not comfy_host.problems_logged(offset), comfy_host.problems_logged(offset)
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     assert summary["requested"] == len(FIRST_RANGE) and summary["skipped"] == 0, summary
     assert summary["done"] + summary["rejected"] == len(FIRST_RANGE) and summary["failed"] == 0, summary
@@ -206,14 +200,10 @@ def test_counter_linked_loader_is_served_from_host_cache(comfy_host, workflow_co
     graph[counter]["inputs"]["value"] = 1
     graph[saver]["inputs"]["dataset_name"] = "ldp_queue_cache_check"  # not the queue's dataset
 
-    def cached(entry: dict) -> set[str]:
-        for kind, data in entry["status"].get("messages", []):
-            if kind == "execution_cached":
-                return {str(node) for node in data.get("nodes", [])}
-        return set()
-
     comfy_host.run(graph)
-    assert loader in cached(comfy_host.run(graph)), "the counter-linked loader was not cached"
+    cached = comfy_host.cached_nodes(comfy_host.run(graph))
+    assert loader in cached, "the counter-linked loader was not cached"
     stat = queue_inputs[1].stat()  # "rewrite" input 1: same picture, a later modification time
     os.utime(queue_inputs[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
-    assert loader not in cached(comfy_host.run(graph)), "a rewritten input file was served from cache"
+    cached = comfy_host.cached_nodes(comfy_host.run(graph))
+    assert loader not in cached, "a rewritten input file was served from cache"

@@ -21,9 +21,6 @@ from comfyui_ld_portrait.layerdiffusion.weights import (
 )
 
 
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def state_dict():
     return random_decoder_state_dict()

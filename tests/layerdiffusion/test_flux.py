@@ -11,7 +11,8 @@ import pickle
 import pytest
 import safetensors.torch
 import torch
-from helpers.decoder_reference import build_diffusers_reference, random_network_state, upstream_augmented
+from helpers.decoder_pairs import assert_eight_passes_match_upstream, native_and_reference
+from helpers.decoder_reference import random_network_state
 from torch import nn
 
 from comfyui_ld_portrait.cli import models as cli_models
@@ -29,8 +30,6 @@ from comfyui_ld_portrait.layerdiffusion.encoder import (
 )
 from comfyui_ld_portrait.layerdiffusion.tta import NonFiniteDecodeError, decode_transparent
 from comfyui_ld_portrait.layerdiffusion.weights import WeightFileError, load_transparent_decoder
-
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def random_encoder_state(seed: int, latent_channels: int) -> dict:
@@ -55,11 +54,7 @@ def reference_offset_encoder(latent_c: int) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def flux_networks():
-    state = random_network_state(5, latent_channels=16)
-    reference = build_diffusers_reference(latent_channels=16).eval()
-    reference.load_state_dict(state, strict=True)
-    ours = load_transparent_decoder({k: v.clone() for k, v in state.items()})
-    return ours, reference
+    return native_and_reference(5, latent_channels=16)
 
 
 def test_decoder_infers_sixteen_latent_channels(flux_networks):
@@ -72,14 +67,8 @@ def test_decoder_infers_sixteen_latent_channels(flux_networks):
 
 def test_flux_eight_pass_decode_equals_reference_estimate_augmented(flux_networks):
     ours, reference = flux_networks
-    generator = torch.Generator().manual_seed(6)
-    image = torch.rand(1, 3, 64, 128, generator=generator)
-    latent = torch.randn(1, 16, 8, 16, generator=generator)
-    expected = upstream_augmented(reference, image, latent)
+    expected = assert_eight_passes_match_upstream(ours, reference, seed=6, latent_channels=16, atol=1e-4)
     assert expected[:, 0].std() > 0.01  # a structured alpha, not a constant
-    for strategy in ("sequential", "batched"):
-        actual = decode_transparent(ours, image, latent, passes=8, strategy=strategy)
-        assert (actual - expected).abs().max().item() <= 1e-4, strategy
 
 
 def test_flux_latent_decodes_any_size_with_fewer_passes_and_hooks(flux_networks):

@@ -2,7 +2,7 @@
 import pytest
 import safetensors.torch
 import torch
-from torch import nn
+from helpers.tiny_unet import CONV, K2, NORM, PREFIX, PROJ_IN, Q, tiny_patch_entries, tiny_sdxl_like_model
 
 from comfyui_ld_portrait.layerdiffusion.patches import (
     apply_patches_to_state_dict,
@@ -13,51 +13,14 @@ from comfyui_ld_portrait.layerdiffusion.patches import (
 )
 from comfyui_ld_portrait.layerdiffusion.weights import WeightFileError
 
-PREFIX = "diffusion_model."
-Q = "input_blocks.4.1.transformer_blocks.0.attn1.to_q"
-K2 = "input_blocks.4.1.transformer_blocks.0.attn2.to_k"
-PROJ_IN = "middle_block.1.proj_in"
-CONV = "input_blocks.0.0"
-NORM = "output_blocks.2.1.norm"
-
-
-def build(parent: nn.Module, dotted: str, module: nn.Module) -> None:
-    """Register ``module`` under a dotted path, creating ModuleDicts on the way."""
-    *path, last = dotted.split(".")
-    for part in path:
-        if part not in parent._modules:
-            parent.add_module(part, nn.ModuleDict())
-        parent = parent._modules[part]
-    parent.add_module(last, module)
-
 
 def small_sdxl_like_model():
-    torch.manual_seed(0)
-    model = nn.Module()
-    build(model, PREFIX + Q, nn.Linear(16, 16, bias=False))
-    build(model, PREFIX + K2, nn.Linear(24, 16, bias=False))  # cross-attention: context dim 24
-    build(model, PREFIX + PROJ_IN, nn.Conv2d(16, 16, 1))  # a 1x1 conv patched by 2-D factors
-    build(model, PREFIX + CONV, nn.Conv2d(4, 8, 3, padding=1))
-    build(model, PREFIX + NORM, nn.GroupNorm(4, 8))
-    return model
+    """The tiny SDXL-style module with a 1x1 conv (``proj_in``) patched by 2-D factors too."""
+    return tiny_sdxl_like_model(proj_in=True)
 
 
 def patch_entries():
-    g = torch.Generator().manual_seed(1)
-    r = 3
-    return {
-        f"{PREFIX}{Q}.weight::lora::0": torch.randn(16, r, generator=g),
-        f"{PREFIX}{Q}.weight::lora::1": torch.randn(r, 16, generator=g),
-        f"{PREFIX}{K2}.weight::lora::0": torch.randn(16, r, generator=g),
-        f"{PREFIX}{K2}.weight::lora::1": torch.randn(r, 24, generator=g),
-        f"{PREFIX}{K2}.weight::lora::2": torch.tensor(6.0),  # alpha: scale 6 / rank 3 = 2
-        f"{PREFIX}{PROJ_IN}.weight::lora::0": torch.randn(16, r, generator=g),
-        f"{PREFIX}{PROJ_IN}.weight::lora::1": torch.randn(r, 16, generator=g),
-        f"{PREFIX}{CONV}.weight::lora::0": torch.randn(8, r, 1, 1, generator=g),
-        f"{PREFIX}{CONV}.weight::lora::1": torch.randn(r, 4, 3, 3, generator=g),
-        f"{PREFIX}{CONV}.bias::diff::0": torch.randn(8, generator=g),
-        f"{PREFIX}{NORM}.weight::diff::0": torch.randn(8, generator=g),
-    }
+    return tiny_patch_entries(proj_in=True, k2_alpha=6.0)  # K2 alpha: scale 6 / rank 3 = 2
 
 
 @pytest.fixture()

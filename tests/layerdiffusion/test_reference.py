@@ -6,21 +6,12 @@ fails loudly instead of skipping; the library itself never imports it.
 """
 import pytest
 import torch
-from helpers.decoder_reference import build_diffusers_reference, random_network_state, upstream_augmented
-
-from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent
-from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
-
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
+from helpers.decoder_pairs import assert_eight_passes_match_upstream, native_and_reference
 
 
 @pytest.fixture(scope="module")
 def both_networks():
-    state = random_network_state(2)
-    reference = build_diffusers_reference().eval()
-    reference.load_state_dict(state, strict=True)  # same names and shapes, both directions
-    ours = load_transparent_decoder({k: v.clone() for k, v in state.items()})
-    return ours, reference
+    return native_and_reference(2)
 
 
 def test_same_state_dict_layout(both_networks):
@@ -45,10 +36,4 @@ def test_single_pass_matches_diffusers_reference_non_square(both_networks):
 
 def test_eight_pass_decode_matches_upstream_loop_on_reference(both_networks):
     ours, reference = both_networks
-    generator = torch.Generator().manual_seed(4)
-    image = torch.rand(1, 3, 64, 128, generator=generator)
-    latent = torch.randn(1, 4, 8, 16, generator=generator)
-    expected = upstream_augmented(reference, image, latent)
-    for strategy in ("sequential", "batched"):
-        actual = decode_transparent(ours, image, latent, passes=8, strategy=strategy)
-        assert (actual - expected).abs().max().item() <= 1e-5, strategy
+    assert_eight_passes_match_upstream(ours, reference, seed=4, latent_channels=4, atol=1e-5)

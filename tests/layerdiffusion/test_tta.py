@@ -18,9 +18,6 @@ from comfyui_ld_portrait.layerdiffusion.weights import load_transparent_decoder
 from helpers.decoder_reference import random_network_state, upstream_augmented
 
 
-pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def network():
     state = random_network_state(1)

@@ -11,6 +11,7 @@ import types
 import pytest
 import safetensors.torch
 import torch
+from helpers.tiny_unet import CONV, K2, NORM, PREFIX, Q, tiny_patch_entries, tiny_sdxl_like_model
 from torch import nn
 
 from comfyui_ld_portrait.layerdiffusion import weights as ld_weights
@@ -30,11 +31,6 @@ from comfyui_ld_portrait.nodes.layerdiffusion_nodes import (
     TransparentDecoder,
 )
 
-PREFIX = "diffusion_model."
-Q = "input_blocks.4.1.transformer_blocks.0.attn1.to_q"
-K2 = "input_blocks.4.1.transformer_blocks.0.attn2.to_k"
-CONV = "input_blocks.0.0"
-NORM = "output_blocks.2.1.norm"
 PATCH_NAME = "layer_xl_transparent_attn.safetensors"
 SD15_PATCH_NAME = "layer_sd15_transparent_attn.safetensors"
 DECODER_NAME = "vae_transparent_decoder.safetensors"
@@ -45,49 +41,9 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 # --- files -------------------------------------------------------------------------------------
 
-def _build(parent: nn.Module, dotted: str, module: nn.Module) -> None:
-    *path, last = dotted.split(".")
-    for part in path:
-        if part not in parent._modules:
-            parent.add_module(part, nn.ModuleDict())
-        parent = parent._modules[part]
-    parent.add_module(last, module)
-
-
-class SDXL:  # the host names its model configs by architecture; the node reports the name
-    pass
-
-
-def sdxl_like_model() -> nn.Module:
-    """What ModelPatcher.model looks like to the node: weights under ``diffusion_model.``."""
-    torch.manual_seed(0)
-    model = nn.Module()
-    _build(model, PREFIX + Q, nn.Linear(16, 16, bias=False))
-    _build(model, PREFIX + K2, nn.Linear(24, 16, bias=False))
-    _build(model, PREFIX + CONV, nn.Conv2d(4, 8, 3, padding=1))
-    _build(model, PREFIX + NORM, nn.GroupNorm(4, 8))
-    model.model_config = SDXL()
-    return model
-
-
-def patch_entries():
-    g = torch.Generator().manual_seed(1)
-    r = 3
-    return {
-        f"{PREFIX}{Q}.weight::lora::0": torch.randn(16, r, generator=g),
-        f"{PREFIX}{Q}.weight::lora::1": torch.randn(r, 16, generator=g),
-        f"{PREFIX}{K2}.weight::lora::0": torch.randn(16, r, generator=g),
-        f"{PREFIX}{K2}.weight::lora::1": torch.randn(r, 24, generator=g),
-        f"{PREFIX}{CONV}.weight::lora::0": torch.randn(8, r, 1, 1, generator=g),
-        f"{PREFIX}{CONV}.weight::lora::1": torch.randn(r, 4, 3, 3, generator=g),
-        f"{PREFIX}{CONV}.bias::diff::0": torch.randn(8, generator=g),
-        f"{PREFIX}{NORM}.weight::diff::0": torch.randn(8, generator=g),
-    }
-
-
 def sd15_like_entries():
     """A patch for another base model: a weight SDXL lacks and a norm of SD1.5's width."""
-    entries = patch_entries()
+    entries = tiny_patch_entries()
     entries[f"{PREFIX}input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight::lora::0"] = torch.zeros(16, 3)
     entries[f"{PREFIX}input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight::lora::1"] = torch.zeros(3, 16)
     entries[f"{PREFIX}{NORM}.weight::diff::0"] = torch.zeros(320)
@@ -98,7 +54,7 @@ def sd15_like_entries():
 def layer_model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("layer_model")
     safetensors.torch.save_file(random_decoder_state_dict(), str(folder / DECODER_NAME))
-    safetensors.torch.save_file(patch_entries(), str(folder / PATCH_NAME))
+    safetensors.torch.save_file(tiny_patch_entries(), str(folder / PATCH_NAME))
     safetensors.torch.save_file(sd15_like_entries(), str(folder / SD15_PATCH_NAME))
     (folder / "notes.txt").write_text("not a model")
     with pytest.MonkeyPatch.context() as patcher:
@@ -433,7 +389,7 @@ def test_file_fingerprint_follows_the_file(layer_model_dir):
 
 @pytest.mark.parametrize("strength", [1.0, 0.5, -1.25])
 def test_patch_adds_diff_patches_equal_to_the_library(layer_model_dir, strength):
-    model = FakeModelPatcher(sdxl_like_model())
+    model = FakeModelPatcher(tiny_sdxl_like_model())
     original = {k: v.clone() for k, v in model.model.state_dict().items()}
     (patched,) = LDPLayerDiffusionPatch().patch(model, PATCH_NAME, strength)
 
@@ -444,19 +400,19 @@ def test_patch_adds_diff_patches_equal_to_the_library(layer_model_dir, strength)
                                     PREFIX + NORM + ".weight"}
     assert all(patch[1][0] == "diff" for items in patched.patches.values() for patch in items)
     expected = apply_patches_to_state_dict(
-        original, patches_from_state_dict(patch_entries(), strength, target_shapes=original))
+        original, patches_from_state_dict(tiny_patch_entries(), strength, target_shapes=original))
     result = patched.patched_state_dict()
     for key in original:
         assert torch.allclose(result[key], expected[key], atol=1e-5), key
     # And by hand for one low-rank entry: W + up @ down * strength.
-    entries = patch_entries()
+    entries = tiny_patch_entries()
     up, down = entries[f"{PREFIX}{Q}.weight::lora::0"], entries[f"{PREFIX}{Q}.weight::lora::1"]
     assert torch.allclose(result[PREFIX + Q + ".weight"],
                           original[PREFIX + Q + ".weight"] + up @ down * strength, atol=1e-5)
 
 
 def test_patch_for_another_base_model_is_refused(layer_model_dir):
-    model = FakeModelPatcher(sdxl_like_model())
+    model = FakeModelPatcher(tiny_sdxl_like_model())
     with pytest.raises(WeightFileError) as info:
         LDPLayerDiffusionPatch().patch(model, SD15_PATCH_NAME, 1.0)
     message = str(info.value)
@@ -475,7 +431,7 @@ def test_strength_change_reuses_the_folded_file(layer_model_dir, monkeypatch):
     real_read = ld_patches.read_patch_file
     monkeypatch.setattr(ld_patches, "read_patch_file", lambda path: reads.append(path) or real_read(path))
     ldn._FOLDED_CACHE.clear()
-    model = FakeModelPatcher(sdxl_like_model())
+    model = FakeModelPatcher(tiny_sdxl_like_model())
     first = LDPLayerDiffusionPatch().patch(model, PATCH_NAME, 1.0)[0]
     second = LDPLayerDiffusionPatch().patch(model, PATCH_NAME, 0.5)[0]
     assert len(reads) == 1 and second.strengths_given == [0.5]
@@ -497,7 +453,7 @@ def test_host_refusing_patches_is_reported(layer_model_dir):
             return list(patches)[:2]
 
     with pytest.raises(RuntimeError, match="accepted 2 of 5 patches"):
-        LDPLayerDiffusionPatch().patch(RenamingHost(sdxl_like_model()), PATCH_NAME, 1.0)
+        LDPLayerDiffusionPatch().patch(RenamingHost(tiny_sdxl_like_model()), PATCH_NAME, 1.0)
 
 
 # --- Flux and SD1.5 through the same nodes -----------------------------------------------------
@@ -584,6 +540,6 @@ def test_sd15_attention_file_patches_an_sd15_model(family_dir):
 
 
 def test_sd15_attention_file_on_an_sdxl_model_is_refused(family_dir):
-    model = ObjectPatchingModelPatcher(sdxl_like_model())
+    model = ObjectPatchingModelPatcher(tiny_sdxl_like_model())
     with pytest.raises(WeightFileError, match=r"does not fit this model.*SD1.5 models.*connected model is SDXL"):
         LDPLayerDiffusionPatch().patch(model, "layer_sd15_transparent_attn.safetensors", 1.0)

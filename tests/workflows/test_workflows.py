@@ -248,6 +248,20 @@ def ui_widget_values(spec: NodeSpec, values: list) -> tuple[dict, list[str]]:
     return mapped, problems
 
 
+def link_end_problem(link_table: dict, link_id, node_id, slot: int, *, incoming: bool) -> str | None:
+    """Why a node's input (``incoming``) or output ``slot`` should not name link ``link_id``:
+    the link is missing, or it ends (input) / starts (output) elsewhere; None when it fits.
+    Links are ``[id, from node, from slot, to node, to slot, type]``."""
+    link = link_table.get(link_id)
+    if link is None:
+        return f"refers to missing link {link_id}"
+    end_node, end_slot = (link[3], link[4]) if incoming else (link[1], link[2])
+    if (end_node, end_slot) == (node_id, slot):
+        return None
+    return (f"refers to link {link_id}, which {'ends' if incoming else 'starts'} at node {end_node} "
+            f"slot {end_slot}")
+
+
 def check_ui_workflow(data, spec_of=node_spec) -> list[str]:
     """Problems of a UI-format workflow (empty when it is consistent)."""
     problems: list[str] = []
@@ -309,15 +323,10 @@ def check_ui_workflow(data, spec_of=node_spec) -> list[str]:
                     declared.type == "COMBO" and entry.get("type") == "COMBO"):
                 problems.append(f"{where}: input {name!r} has type {entry.get('type')!r}, "
                                 f"declared {expected_type!r}")
-            link_id = entry.get("link")
-            if link_id is None:
-                continue
-            link = link_table.get(link_id)
-            if link is None:
-                problems.append(f"{where}: input {name!r} refers to missing link {link_id}")
-            elif link[3] != node["id"] or link[4] != slot:
-                problems.append(f"{where}: input {name!r} (slot {slot}) refers to link {link_id}, "
-                                f"which ends at node {link[3]} slot {link[4]}")
+            if entry.get("link") is not None:
+                problem = link_end_problem(link_table, entry["link"], node["id"], slot, incoming=True)
+                if problem:
+                    problems.append(f"{where}: input {name!r} (slot {slot}) {problem}")
         for declared in spec.inputs:
             if declared.required and not declared.is_widget:
                 entry = next((e for e in inputs if e.get("name") == declared.name), None)
@@ -338,12 +347,9 @@ def check_ui_workflow(data, spec_of=node_spec) -> list[str]:
             if "slot_index" in entry and entry["slot_index"] != slot:
                 problems.append(f"{where}: output {slot} has slot_index {entry['slot_index']}")
             for link_id in entry.get("links") or []:
-                link = link_table.get(link_id)
-                if link is None:
-                    problems.append(f"{where}: output {slot} refers to missing link {link_id}")
-                elif link[1] != node["id"] or link[2] != slot:
-                    problems.append(f"{where}: output {slot} lists link {link_id}, which starts at "
-                                    f"node {link[1]} slot {link[2]}")
+                problem = link_end_problem(link_table, link_id, node["id"], slot, incoming=False)
+                if problem:
+                    problems.append(f"{where}: output {slot} {problem}")
         values, found = ui_widget_values(spec, node.get("widgets_values", []))
         problems.extend(f"{where}: {problem}" for problem in found)
         for model in node.get("properties", {}).get("models", []):

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph import Graph, layout, T, REPO  # noqa: E402
+from graph import (Graph, layout, T, REPO, preview, prompt_and_sample, quality_gate,  # noqa: E402
+                   refine_and_pad, save_dataset, transparent_decode)
 
 CUSTOM_TEMPLATE = (
     "# Used only when preset is 'custom' (a shipped preset ignores this text).\n"
@@ -99,96 +100,48 @@ Switch preset to 'custom' to use the text in the node. Your own wildcard lists g
 - Text comes from the template's prompt and negative outputs.
 - KSampler: dpmpp_2m_sde / karras, 25 steps, cfg 7. Its seed is wired from the template (a different seed per index, the same on every machine): do not unplug it.
 - Keep batch_size 1: the dataset id follows the index, one sample per run.""")
-    pos_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)", size=[360, 100])
-    neg_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)", size=[360, 100])
-    latent = g.node("EmptyLatentImage", None, {"width": 1024, "height": 1024, "batch_size": 1}, size=[360, 110])
-    sampler = g.node("KSampler", None, {"seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m_sde",
-                                        "scheduler": "karras", "denoise": 1.0},
-                     controls={"seed": "fixed"}, size=[360, 270])
-    vae = g.node("VAEDecode", None, size=[360, 50])
+    g.link(ckpt, 0, patch, "model")
+    sampled = prompt_and_sample(g, template, model=(patch, 0), clip=(ckpt, 1), vae=(ckpt, 2))
+    sampler, vae = sampled["sampler"], sampled["vae_decode"]
 
     decode_note = g.note(None, [380, 270], title="Transparent decode", text="""VAE Decode gives the colour; Transparent Decode runs the Layer Diffusion decoder on the same latent and that colour and returns the foreground F and the alpha (1 = opaque portrait).
 
 passes 8 = four rotations x flip merged by the median, as upstream (best); 4, 2 or 1 are faster. Lower sub_batch if the GPU runs out of memory.
 
 'raw decode' previews the result on a checkerboard, before any repair.""")
-    decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
-    raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
+    decode = transparent_decode(g, sampled, decoder)
+    raw_preview = preview(g, (decode, 3), "Preview: raw decode (checkerboard)", size=(380, 400))
 
     refine_note = g.note(None, [400, 330], title="Refine and pad", text="""Refine Alpha repairs the alpha with the portrait connectivity prior: semi-transparent speckle and blotches inside the body and pinholes (eye highlights) become opaque, faint floating debris is removed and the fade where the body leaves the frame is fixed, while hair and soft edges connected to the background are kept. strength: standard suits Layer Diffusion portraits, gentle keeps more semi-transparency, strong repairs more; every parameter is in Connectivity Refine Alpha, Advanced. The error map shows the corrected pixels in red.
 
 Pad Foreground then fills F where the refined alpha is 0 with the colour of the nearby portrait (Layer Diffusion's padding), so composites show no dark fringe; filled pinholes keep their decoded colour.""")
-    pad = g.node("LDPPadForeground", None, size=[400, 80])
-    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
-
-    gate_note = g.note(None, [400, 300], title="Quality gate", text="""Quality Gate judges each matte: it rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha (a failed transparent decode), translucent objects and tiny or off-centre subjects. It reads the refined alpha, the decoder's raw alpha and the changed pixels. strictness: lenient, standard or strict; every threshold is in Matte Quality Gate, Advanced.
-
-'keep' and 'verdict' go to the save node, which stores accepted samples and records rejected ones with their reasons (dataset statistics: ld-portrait dataset stats).""")
-    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
+    refine, pad = refine_and_pad(g, image=(decode, 0), alpha=(decode, 1))
 
     if not preview_only:
+        gate_note = g.note(None, [400, 300], title="Quality gate", text="""Quality Gate judges each matte: it rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha (a failed transparent decode), translucent objects and tiny or off-centre subjects. It reads the refined alpha, the decoder's raw alpha and the changed pixels. strictness: lenient, standard or strict; every threshold is in Matte Quality Gate, Advanced.
+
+'keep' and 'verdict' go to the save node, which stores accepted samples and records rejected ones with their reasons (dataset statistics: ld-portrait dataset stats).""")
+        gate = quality_gate(g, (refine, 0), raw_alpha=(decode, 1), refine=refine)
         save_note = g.note(None, [440, 300], title="Save", text="""Save Matting Dataset writes ComfyUI/output/<dataset_name>/:
 fg/<id>.png (padded F), alpha/<id>.png (refined alpha), raw_alpha/ and error_maps/ (for audit), meta/<id>.json (prompt, negative, seed, attributes, models, refinement statistics, verdict) and manifest.jsonl.
 
 Writes are atomic, complete ids are skipped, several ComfyUI instances may fill one dataset at once. keep_rejected on also stores the images of rejected samples under rejected/.
 
 Check a dataset with: ld-portrait dataset verify | stats | sheet""")
-        save = g.node("LDPSaveDataset", None, {"dataset_name": "ld_portrait_20k", "models": MODELS_JSON},
-                      size=[440, 700], api_widgets={"models"})
+        save = save_dataset(g, "ld_portrait_20k", MODELS_JSON, {
+            "foreground": (pad, 0), "alpha": (refine, 0), "sample_index": (template, 4),
+            "raw_alpha": (decode, 1)}, gate, template=template, refine=refine)
 
     composite = g.node("LDPCompositeBackground", None, {"kind": "random"}, size=[420, 220])
-    comp_preview = g.node("PreviewImage", None, title="Preview: refined composite", size=[420, 420])
-    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
-
-    # links ------------------------------------------------------------------------------
-    g.link(ckpt, 0, patch, "model")
-    g.link(ckpt, 1, pos_enc, "clip")
-    g.link(ckpt, 1, neg_enc, "clip")
-    g.link(template, 0, pos_enc, "text")
-    g.link(template, 1, neg_enc, "text")
-    g.link(patch, 0, sampler, "model")
-    g.link(template, 3, sampler, "seed")
-    g.link(pos_enc, 0, sampler, "positive")
-    g.link(neg_enc, 0, sampler, "negative")
-    g.link(latent, 0, sampler, "latent_image")
-    g.link(sampler, 0, vae, "samples")
-    g.link(ckpt, 2, vae, "vae")
-    g.link(sampler, 0, decode, "samples")
-    g.link(vae, 0, decode, "images")
-    g.link(decoder, 0, decode, "decoder")
-    g.link(decode, 3, raw_preview, "images")
-    # Refine first, then pad with the refined alpha (as `ld-portrait refine` does): filled
-    # pinholes keep their decoded colour instead of the padding's blur.
-    g.link(decode, 1, refine, "alpha")
-    g.link(decode, 0, refine, "image")
-    g.link(decode, 0, pad, "image")
-    g.link(refine, 0, pad, "alpha")
-    if not preview_only:
-        g.link(refine, 0, gate, "alpha")
-        g.link(decode, 1, gate, "raw_alpha")
-        g.link(refine, 1, gate, "changed")
-        g.link(pad, 0, save, "foreground")
-        g.link(refine, 0, save, "alpha")
-        g.link(template, 4, save, "sample_index")
-        g.link(gate, 0, save, "keep")
-        g.link(decode, 1, save, "raw_alpha")
-        g.link(refine, 2, save, "error_map")
-        g.link(template, 0, save, "prompt")
-        g.link(template, 1, save, "negative")
-        g.link(template, 2, save, "attributes")
-        g.link(template, 3, save, "seed")
-        g.link(gate, 3, save, "verdict")
-        g.link(refine, 3, save, "stats")
     g.link(pad, 0, composite, "foreground")
     g.link(refine, 0, composite, "alpha")
     g.link(template, 4, composite, "index")
-    g.link(composite, 0, comp_preview, "images")
-    g.link(refine, 2, err_preview, "images")
+    comp_preview = preview(g, (composite, 0), "Preview: refined composite")
+    err_preview = preview(g, (refine, 2), "Preview: error map (corrections in red)")
 
     if preview_only:
-        g.nodes = [n for n in g.nodes if n["id"] not in (gate_note, gate)]
         columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
-                   [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
+                   [sample_note, sampled["pos_enc"], sampled["neg_enc"], sampled["latent"]], [sampler, vae],
                    [decode_note, decode, raw_preview], [refine_note, refine, pad],
                    [composite, comp_preview, err_preview]]
         groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
@@ -196,7 +149,7 @@ Check a dataset with: ld-portrait dataset verify | stats | sheet""")
                   ("5. Refine and pad", columns[6]), ("6. Previews", columns[7])]
     else:
         columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
-                   [sample_note, pos_enc, neg_enc, latent], [sampler, vae],
+                   [sample_note, sampled["pos_enc"], sampled["neg_enc"], sampled["latent"]], [sampler, vae],
                    [decode_note, decode, raw_preview], [refine_note, refine, pad],
                    [gate_note, gate], [save_note, save], [composite, comp_preview, err_preview]]
         groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
@@ -231,35 +184,17 @@ Files without an alpha channel stop the run with a message that names the file."
     refine_note = g.note(None, [400, 270], title="Refine and pad", text="""Refine Alpha repairs the alpha with the portrait connectivity prior: speckle and blotches inside the body and pinholes become opaque, faint floating debris is removed, the fade at the frame is fixed; hair and soft edges connected to the background are kept. strength chooses how hard; every parameter is in Connectivity Refine Alpha, Advanced.
 
 Pad Foreground then fills the colour where the refined alpha is 0 with the colour of the nearby portrait, so composites show no dark fringe.""")
-    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
-    pad = g.node("LDPPadForeground", None, size=[400, 80])
+    g.link(counter, 0, load, "index")
+    refine, pad = refine_and_pad(g, image=(load, 0), alpha=(load, 1))
     gate_note = g.note(None, [400, 230], title="Quality gate", text="""Quality Gate rejects empty mattes, several people, heads cut off at the top or sides, mattes that needed too many corrections, nearly binary alpha, translucent objects and tiny or off-centre subjects. The file's own alpha is the raw alpha it compares against.""")
-    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
+    gate = quality_gate(g, (refine, 0), raw_alpha=(load, 1), refine=refine)
     save_note = g.note(None, [440, 230], title="Save", text="""Save Matting Dataset writes ComfyUI/output/ld_portrait_refined/: fg/ (padded colour), alpha/ (refined), raw_alpha/ (the file's alpha), error_maps/, meta/ and manifest.jsonl. Writes are atomic and complete ids are skipped.
 
 Check the result with: ld-portrait dataset verify | stats | sheet""")
-    save = g.node("LDPSaveDataset", None, {"dataset_name": "ld_portrait_refined",
-                                           "models": "existing RGBA files refined by LD-Portrait"},
-                  size=[440, 700], api_widgets={"models"})
-    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
-
-    g.link(counter, 0, load, "index")
-    g.link(load, 1, refine, "alpha")
-    g.link(load, 0, refine, "image")
-    g.link(load, 0, pad, "image")
-    g.link(refine, 0, pad, "alpha")
-    g.link(refine, 0, gate, "alpha")
-    g.link(load, 1, gate, "raw_alpha")
-    g.link(refine, 1, gate, "changed")
-    g.link(pad, 0, save, "foreground")
-    g.link(refine, 0, save, "alpha")
-    g.link(counter, 0, save, "sample_index")
-    g.link(gate, 0, save, "keep")
-    g.link(load, 1, save, "raw_alpha")
-    g.link(refine, 2, save, "error_map")
-    g.link(gate, 3, save, "verdict")
-    g.link(refine, 3, save, "stats")
-    g.link(refine, 2, err_preview, "images")
+    save = save_dataset(g, "ld_portrait_refined", "existing RGBA files refined by LD-Portrait", {
+        "foreground": (pad, 0), "alpha": (refine, 0), "sample_index": (counter, 0), "raw_alpha": (load, 1)},
+        gate, refine=refine)
+    err_preview = preview(g, (refine, 2), "Preview: error map (corrections in red)")
     columns = [[overview], [load_note, counter, load], [refine_note, refine, pad], [gate_note, gate],
                [save_note, save], [err_preview]]
     layout(g, columns)
@@ -291,3 +226,9 @@ import importlib  # noqa: E402
 for _path in sorted(Path(__file__).resolve().parent.glob("graphs_*.py")):
     for _name, _build in importlib.import_module(_path.stem).WORKFLOWS.items():
         write(_name, _build())
+
+# Thumbnails for the template browser (workflows/<name>.jpg), drawn from the workflows just written.
+import thumbnails  # noqa: E402
+
+for _thumb in thumbnails.write_thumbnails():
+    print("thumbnail", _thumb.name)

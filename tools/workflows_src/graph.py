@@ -25,6 +25,24 @@ def display_name(type_name):
     return names.get(type_name, type_name)
 
 NOTE_COLOR, NOTE_BG = "#432", "#653"
+# The saved view (extra.ds) must show the whole graph on a 1280x720 window: ComfyUI's frontends draw at
+# canvas = (graph + offset) * scale, and 1.35 lays its ~80 px tab/top bar and ~50 px sidebar over the canvas.
+VIEW_WINDOW, VIEW_TOP_BAR, VIEW_SIDEBAR, VIEW_MARGIN = (1280, 720), 80, 50, 20
+
+
+def saved_view(nodes, groups):
+    """extra.ds {"scale", "offset"} fitting every node (with its title bar) and group in the visible area."""
+    boxes = [(n["pos"][0], n["pos"][1] - T.TITLE_HEIGHT, n["size"][0], n["size"][1] + T.TITLE_HEIGHT) for n in nodes]
+    boxes += [tuple(g["bounding"]) for g in groups]
+    x0 = min(b[0] for b in boxes); y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes); y1 = max(b[1] + b[3] for b in boxes)
+    left, top = VIEW_SIDEBAR + VIEW_MARGIN, VIEW_TOP_BAR + VIEW_MARGIN
+    width, height = VIEW_WINDOW[0] - VIEW_MARGIN - left, VIEW_WINDOW[1] - VIEW_MARGIN - top
+    scale = min(1.0, width / (x1 - x0), height / (y1 - y0))
+    scale = int(scale * 1000) / 1000  # round down: the rounded view still fits
+    offset = [round(left / scale + (width / scale - (x1 - x0)) / 2 - x0, 1),
+              round(top / scale + (height / scale - (y1 - y0)) / 2 - y0, 1)]
+    return {"scale": scale, "offset": offset}
 
 class Graph:
     def __init__(self):
@@ -151,7 +169,7 @@ class Graph:
                            "color": color, "font_size": 24, "flags": {}})
         return {"last_node_id": max(by_id), "last_link_id": len(self.links), "nodes": out_nodes,
                 "links": link_rows, "groups": groups, "config": {},
-                "extra": {"ds": {"scale": 0.6, "offset": [80, 120]}}, "version": 0.4}
+                "extra": {"ds": saved_view(out_nodes, groups)}, "version": 0.4}
 
     def api(self):
         out = {}
@@ -190,3 +208,104 @@ def layout(g, columns, x0=0, y0=0, gap_x=90, gap_y=70):
             y += size[1] + gap_y
             width = max(width, size[0])
         x += width + gap_x
+
+
+# --- graph fragments the shipped workflows share ---------------------------------------------
+# Sources are (node id, output slot) pairs. The fragments create their nodes and links; the
+# caller places them (layout columns, groups) and writes the notes around them.
+
+SDXL_SAMPLER = {"seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m_sde", "scheduler": "karras",
+                "denoise": 1.0}
+
+
+def prompt_and_sample(g, template, model, clip, vae, size=1024, sampler=SDXL_SAMPLER, guidance=None):
+    """Prompt Template -> CLIP Text Encode (+/-) -> KSampler (seed from the template) -> VAE Decode.
+
+    guidance: a Flux guidance value; a FluxGuidance node then sits on the positive conditioning.
+    Returns a dict of node ids: pos_enc, neg_enc, latent, sampler, vae_decode, guidance (None
+    without guidance).
+    """
+    ids = dict(pos_enc=g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)",
+                              size=[360, 100]),
+               neg_enc=g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)",
+                              size=[360, 100]),
+               latent=g.node("EmptyLatentImage", None, {"width": size, "height": size, "batch_size": 1},
+                             size=[360, 110]),
+               sampler=g.node("KSampler", None, sampler, controls={"seed": "fixed"}, size=[360, 270]),
+               vae_decode=g.node("VAEDecode", None, size=[360, 50]),
+               guidance=None)
+    positive = (ids["pos_enc"], 0)
+    if guidance is not None:
+        ids["guidance"] = g.node("FluxGuidance", None, {"guidance": guidance}, size=[360, 60])
+        g.link(*positive, ids["guidance"], "conditioning")
+        positive = (ids["guidance"], 0)
+    for name, text_slot in (("pos_enc", 0), ("neg_enc", 1)):
+        g.link(*clip, ids[name], "clip")
+        g.link(template, text_slot, ids[name], "text")
+    links = {"model": model, "seed": (template, 3), "positive": positive, "negative": (ids["neg_enc"], 0),
+             "latent_image": (ids["latent"], 0)}
+    for name, source in links.items():
+        g.link(*source, ids["sampler"], name)
+    g.link(ids["sampler"], 0, ids["vae_decode"], "samples")
+    g.link(*vae, ids["vae_decode"], "vae")
+    return ids
+
+
+def refine_and_pad(g, image, alpha):
+    """Refine Alpha on (image, alpha), then Pad Foreground of the image with the refined alpha
+    (as `ld-portrait refine` does: filled pinholes keep their decoded colour). Returns (refine, pad)."""
+    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
+    pad = g.node("LDPPadForeground", None, size=[400, 80])
+    g.link(*alpha, refine, "alpha")
+    g.link(*image, refine, "image")
+    g.link(*image, pad, "image")
+    g.link(refine, 0, pad, "alpha")
+    return refine, pad
+
+
+def quality_gate(g, alpha, raw_alpha=None, refine=None):
+    """Matte Quality Gate (standard strictness) on alpha; the raw alpha and the refine node's
+    changed pixels when given."""
+    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
+    g.link(*alpha, gate, "alpha")
+    if raw_alpha is not None:
+        g.link(*raw_alpha, gate, "raw_alpha")
+    if refine is not None:
+        g.link(refine, 1, gate, "changed")
+    return gate
+
+
+def save_dataset(g, dataset, models, sources, gate, template=None, refine=None):
+    """Save Matting Dataset into ``dataset`` with the ``models`` text.
+
+    sources: input name -> (node id, slot) for foreground, alpha, sample_index (and raw_alpha);
+    the gate gives keep and verdict, the template prompt, negative, attributes and seed, the
+    refine node error_map and stats.
+    """
+    save = g.node("LDPSaveDataset", None, {"dataset_name": dataset, "models": models},
+                  size=[440, 700], api_widgets={"models"})
+    inputs = dict(sources, keep=(gate, 0), verdict=(gate, 3))
+    if refine is not None:
+        inputs.update(error_map=(refine, 2), stats=(refine, 3))
+    if template is not None:
+        inputs.update(prompt=(template, 0), negative=(template, 1), attributes=(template, 2), seed=(template, 3))
+    for name, source in inputs.items():
+        g.link(*source, save, name)
+    return save
+
+
+def preview(g, source, title, size=(420, 420)):
+    """A Preview Image of ``source`` (node id, slot) with ``title``."""
+    node = g.node("PreviewImage", None, title=title, size=list(size))
+    g.link(*source, node, "images")
+    return node
+
+
+def transparent_decode(g, sampled, decoder):
+    """Transparent Decode (8 passes) of a prompt_and_sample result with the decoder loader's
+    decoder."""
+    decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
+    g.link(sampled["sampler"], 0, decode, "samples")
+    g.link(sampled["vae_decode"], 0, decode, "images")
+    g.link(decoder, 0, decode, "decoder")
+    return decode

@@ -13,7 +13,8 @@ Every model file name, folder and URL comes from layerdiffusion/model_files.py.
 """
 import json
 
-from graph import Graph, layout
+from graph import (Graph, layout, preview, prompt_and_sample, quality_gate, refine_and_pad, save_dataset,
+                   transparent_decode)
 
 from comfyui_ld_portrait.layerdiffusion import model_files as MF
 
@@ -133,62 +134,27 @@ def transparent_portraits(family):
     sample_note = g.note(None, [360, 220], title="Encode and sample", text=spec["sample_text"] + (
         " The sampler seed is wired from the template (one seed per index, the same on every machine). "
         "Keep batch_size 1: the dataset id follows the index."))
-    pos_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)", size=[360, 100])
-    neg_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)", size=[360, 100])
-    latent = g.node("EmptyLatentImage", None, {"width": spec["size"], "height": spec["size"], "batch_size": 1},
-                    size=[360, 110])
-    sampler = g.node("KSampler", None, spec["sampler"], controls={"seed": "fixed"}, size=[360, 270])
-    vae_decode = g.node("VAEDecode", None, size=[360, 50])
-    decode = g.node("LDPTransparentDecode", None, {"passes": "8", "sub_batch": 8}, size=[380, 150])
-    raw_preview = g.node("PreviewImage", None, title="Preview: raw decode (checkerboard)", size=[380, 400])
-    refine = g.node("LDPRefineAlpha", None, {"strength": "standard"}, size=[400, 130])
-    pad = g.node("LDPPadForeground", None, size=[400, 80])
-    gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
+    sampled = prompt_and_sample(g, template, model=models["model"], clip=models["clip"], vae=models["vae"],
+                                size=spec["size"], sampler=spec["sampler"],
+                                guidance=3.5 if family == "flux" else None)
+    decode = transparent_decode(g, sampled, models["decoder"])
+    raw_preview = preview(g, (decode, 3), "Preview: raw decode (checkerboard)", size=(380, 400))
+    refine, pad = refine_and_pad(g, image=(decode, 0), alpha=(decode, 1))
+    gate = quality_gate(g, (refine, 0), raw_alpha=(decode, 1), refine=refine)
     models_json = json.dumps({"family": family, "layer_diffusion": [
         g._by_id()[n]["widgets"].get("lora_name") or g._by_id()[n]["widgets"].get("patch_file")
         for n in models["column"] if g._by_id()[n]["type"] in ("LoraLoaderModelOnly", "LDPLayerDiffusionPatch")],
         "transparent_decoder": g._by_id()[models["decoder"]]["widgets"]["decoder_file"]}, indent=1)
-    save = g.node("LDPSaveDataset", None, {"dataset_name": spec["dataset"], "models": models_json},
-                  size=[440, 700], api_widgets={"models"})
-    err_preview = g.node("PreviewImage", None, title="Preview: error map (corrections in red)", size=[420, 420])
+    save = save_dataset(g, spec["dataset"], models_json, {
+        "foreground": (pad, 0), "alpha": (refine, 0), "sample_index": (template, 4), "raw_alpha": (decode, 1)},
+        gate, template=template, refine=refine)
+    err_preview = preview(g, (refine, 2), "Preview: error map (corrections in red)")
 
-    g.link(*models["clip"], pos_enc, "clip")
-    g.link(*models["clip"], neg_enc, "clip")
-    g.link(template, 0, pos_enc, "text")
-    g.link(template, 1, neg_enc, "text")
-    positive = (pos_enc, 0)
-    extra = []
-    if family == "flux":
-        guidance = g.node("FluxGuidance", None, {"guidance": 3.5}, size=[360, 60])
-        g.link(pos_enc, 0, guidance, "conditioning")
-        positive, extra = (guidance, 0), [guidance]
-    g.link(*models["model"], sampler, "model")
-    g.link(template, 3, sampler, "seed")
-    g.link(*positive, sampler, "positive")
-    g.link(neg_enc, 0, sampler, "negative")
-    g.link(latent, 0, sampler, "latent_image")
-    g.link(sampler, 0, vae_decode, "samples")
-    g.link(*models["vae"], vae_decode, "vae")
-    g.link(sampler, 0, decode, "samples")
-    g.link(vae_decode, 0, decode, "images")
-    g.link(models["decoder"], 0, decode, "decoder")
-    g.link(decode, 3, raw_preview, "images")
-    g.link(decode, 1, refine, "alpha")
-    g.link(decode, 0, refine, "image")
-    g.link(decode, 0, pad, "image")
-    g.link(refine, 0, pad, "alpha")
-    g.link(refine, 0, gate, "alpha")
-    g.link(decode, 1, gate, "raw_alpha")
-    g.link(refine, 1, gate, "changed")
-    for source, slot, name in ((pad, 0, "foreground"), (refine, 0, "alpha"), (template, 4, "sample_index"),
-                               (gate, 0, "keep"), (decode, 1, "raw_alpha"), (refine, 2, "error_map"),
-                               (template, 0, "prompt"), (template, 1, "negative"), (template, 2, "attributes"),
-                               (template, 3, "seed"), (gate, 3, "verdict"), (refine, 3, "stats")):
-        g.link(source, slot, save, name)
-    g.link(refine, 2, err_preview, "images")
-
-    columns = [[overview], models["column"], [template], [sample_note, pos_enc, neg_enc] + extra + [latent],
-               [sampler, vae_decode], [decode, raw_preview], [refine, pad], [gate], [save], [err_preview]]
+    encode_column = [sample_note] + [sampled[name] for name in ("pos_enc", "neg_enc", "guidance", "latent")
+                                     if sampled[name] is not None]
+    columns = [[overview], models["column"], [template], encode_column,
+               [sampled["sampler"], sampled["vae_decode"]], [decode, raw_preview], [refine, pad], [gate], [save],
+               [err_preview]]
     layout(g, columns)
     g.group("1. Models", columns[1])
     g.group("2. Prompt", columns[2])

@@ -2,7 +2,7 @@
 folders to an RGBA PNG sequence (built by build_workflows.py)."""
 import json
 
-from graph import Graph, layout
+from graph import Graph, layout, preview, prompt_and_sample, quality_gate, save_dataset
 
 from comfyui_ld_portrait.prompting import preset_text
 
@@ -41,51 +41,22 @@ ld-portrait key INPUT_DIR OUTPUT_DIR""")
                       {"preset": "custom", "template": green_screen_template(), "index": 0,
                        "seed": 0, "mode": "enumerate"},
                       controls={"index": "increment", "seed": "fixed"}, size=[460, 560])
-    pos_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (prompt)", size=[360, 100])
-    neg_enc = g.node("CLIPTextEncode", None, {"text": ""}, title="CLIP Text Encode (negative)", size=[360, 100])
-    latent = g.node("EmptyLatentImage", None, {"width": 1024, "height": 1024, "batch_size": 1}, size=[360, 110])
-    sampler = g.node("KSampler", None, {"seed": 0, "steps": 25, "cfg": 7.0, "sampler_name": "dpmpp_2m_sde",
-                                        "scheduler": "karras", "denoise": 1.0},
-                     controls={"seed": "fixed"}, size=[360, 270])
-    vae = g.node("VAEDecode", None, size=[360, 50])
+    sampled = prompt_and_sample(g, template, model=(ckpt, 0), clip=(ckpt, 1), vae=(ckpt, 2))
+    vae = sampled["vae_decode"]
     key_note = g.note(None, [420, 260], title="Chroma key", text="""Colour-difference keying against a clean plate (the screen colour estimated at every pixel, so uneven lighting keys cleanly). clip_black / clip_white stretch the matte; spill_strength removes green cast from hair and skin; edge_softness blurs the alpha. key_colour 'auto' measures the screen on the image border.
 
 Quality Gate and Save then work as in the Layer Diffusion workflow.""")
     key = g.node("LDPChromaKey", None, size=[420, 250])
-    gate = g.node("LDPQualityGate", None, size=[400, 560])
-    save = g.node("LDPSaveDataset", None, {"dataset_name": "ld_portrait_greenscreen",
-                                           "models": json.dumps({"checkpoint": "sd_xl_base_1.0.safetensors",
-                                                                 "matting": "chroma key (LD-Portrait)"}, indent=1)},
-                  size=[440, 700], api_widgets={"models"})
-    preview = g.node("PreviewImage", None, title="Preview: keyed portrait (checkerboard)", size=[420, 420])
-    photo = g.node("PreviewImage", None, title="Preview: green-screen photograph", size=[420, 420])
-
-    g.link(ckpt, 1, pos_enc, "clip")
-    g.link(ckpt, 1, neg_enc, "clip")
-    g.link(template, 0, pos_enc, "text")
-    g.link(template, 1, neg_enc, "text")
-    g.link(ckpt, 0, sampler, "model")
-    g.link(template, 3, sampler, "seed")
-    g.link(pos_enc, 0, sampler, "positive")
-    g.link(neg_enc, 0, sampler, "negative")
-    g.link(latent, 0, sampler, "latent_image")
-    g.link(sampler, 0, vae, "samples")
-    g.link(ckpt, 2, vae, "vae")
     g.link(vae, 0, key, "image")
-    g.link(vae, 0, photo, "images")
-    g.link(key, 1, gate, "alpha")
-    g.link(key, 0, save, "foreground")
-    g.link(key, 1, save, "alpha")
-    g.link(template, 4, save, "sample_index")
-    g.link(gate, 0, save, "keep")
-    g.link(gate, 3, save, "verdict")
-    g.link(template, 0, save, "prompt")
-    g.link(template, 1, save, "negative")
-    g.link(template, 2, save, "attributes")
-    g.link(template, 3, save, "seed")
-    g.link(key, 2, preview, "images")
-    columns = [[overview], [ckpt, prompt_note, template], [pos_enc, neg_enc, latent, sampler, vae],
-               [key_note, key, photo], [gate], [save], [preview]]
+    gate = quality_gate(g, (key, 1))
+    models = json.dumps({"checkpoint": "sd_xl_base_1.0.safetensors", "matting": "chroma key (LD-Portrait)"}, indent=1)
+    save = save_dataset(g, "ld_portrait_greenscreen", models, {
+        "foreground": (key, 0), "alpha": (key, 1), "sample_index": (template, 4)}, gate, template=template)
+    keyed = preview(g, (key, 2), "Preview: keyed portrait (checkerboard)")
+    photo = preview(g, (vae, 0), "Preview: green-screen photograph")
+    columns = [[overview], [ckpt, prompt_note, template],
+               [sampled[name] for name in ("pos_enc", "neg_enc", "latent", "sampler", "vae_decode")],
+               [key_note, key, photo], [gate], [save], [keyed]]
     layout(g, columns)
     g.group("1. Model and prompt", columns[1])
     g.group("2. Sample (no Layer Diffusion)", columns[2])
@@ -114,14 +85,13 @@ ld-portrait video-matte FRAMES_DIR MASKS_DIR OUT_DIR""")
 Long clips: all frames are held in memory; split very long clips into parts.""")
     matte = g.node("LDPVideoMatte", None, size=[400, 250])
     save = g.node("LDPSaveRGBASequence", None, {"folder_name": "video_matte"}, size=[380, 110])
-    preview = g.node("PreviewImage", None, title="Preview: RGBA frames", size=[420, 420])
     g.link(frames, 1, masks, "names")
     g.link(frames, 0, matte, "frames")
     g.link(masks, 0, matte, "masks")
     g.link(matte, 0, save, "rgba")
     g.link(frames, 1, save, "names")
-    g.link(matte, 0, preview, "images")
-    columns = [[overview], [frames, masks], [matte_note, matte], [save, preview]]
+    rgba_preview = preview(g, (matte, 0), "Preview: RGBA frames")
+    columns = [[overview], [frames, masks], [matte_note, matte], [save, rgba_preview]]
     layout(g, columns)
     g.group("1. Load frames and masks", columns[1])
     g.group("2. Matte", columns[2])
