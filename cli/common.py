@@ -1,5 +1,7 @@
 """Plumbing every ``ld-portrait`` sub-command shares: exit codes, argument types, the progress
-bar with ETA, Ctrl-C handling, and the image size limit options."""
+bar with ETA, Ctrl-C handling, the image size limit options, and the runner of folder jobs
+(:class:`JobProgress`, :func:`run_job`, :func:`print_summary`, :func:`run_exit_code`) that
+``refine``, ``demo``, ``key``, ``video-matte`` and ``dataset export`` share."""
 from __future__ import annotations
 
 import argparse

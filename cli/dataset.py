@@ -29,42 +29,54 @@ def register(commands) -> None:
             register_action(actions)
 
 
+def _add_root_action(actions, name: str, handler, **parser):
+    """An action over one dataset ROOT: ``add_parser(name, **parser)`` with the ROOT argument
+    and ``handler``."""
+    action = actions.add_parser(name, **parser)
+    action.add_argument("root", metavar="ROOT")
+    action.set_defaults(handler=handler)
+    return action
+
+
+def _add_json_option(action, what: str) -> None:
+    """``--json``: print ``what`` as JSON (added last, so it is listed last in the help)."""
+    action.add_argument("--json", action="store_true", help=f"print the {what} as JSON")
+
+
 def _add_verify(actions) -> None:
-    verify = actions.add_parser(
-        "verify", help="check a dataset for missing files and manifest problems",
+    verify = _add_root_action(
+        actions, "verify", _run_verify,
+        help="check a dataset for missing files and manifest problems",
         description="Check that every sample's files exist and match its meta, and that "
                     "manifest.jsonl lists exactly the accepted samples. Exit 0 when consistent, "
                     "1 otherwise (also when ROOT is not a dataset).")
-    verify.add_argument("root", metavar="ROOT")
     verify.add_argument("--repair", action="store_true",
                         help="rebuild manifest.jsonl from meta/ when it has problems")
-    verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    verify.set_defaults(handler=_run_verify)
+    _add_json_option(verify, "report")
 
 
 def _add_stats(actions) -> None:
-    stats = actions.add_parser(
-        "stats", help="counts, attribute histograms, coverage, reject reasons, refinement",
+    stats = _add_root_action(
+        actions, "stats", _run_stats,
+        help="counts, attribute histograms, coverage, reject reasons, refinement",
         description="Print statistics of a dataset: accepted / rejected / incomplete counts, "
                     "image sizes, reject reasons, refinement measures (median changed fraction "
                     "...), attribute histograms with per-value reject rates, distinct attribute "
                     "combinations and prompts. Reads meta/ and the manifest; no image is opened. "
                     "Exit 1 when ROOT is not a dataset.")
-    stats.add_argument("root", metavar="ROOT")
     stats.add_argument("--top", type=positive_int, default=8, metavar="N",
                        help="entries shown per histogram (default 8; --json has all)")
-    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    stats.set_defaults(handler=_run_stats)
+    _add_json_option(stats, "statistics")
 
 
 def _add_sheet(actions) -> None:
-    sheet = actions.add_parser(
-        "sheet", help="contact sheet: composites on varied backgrounds beside their mattes",
+    sheet = _add_root_action(
+        actions, "sheet", _run_sheet,
+        help="contact sheet: composites on varied backgrounds beside their mattes",
         description="Draw N accepted samples (drawn at random with --seed) as pairs: the "
                     "foreground composited over a procedural background (bokeh, studio, "
                     "gradient, noise, solid, checker in turn) and its alpha matte, like the "
                     "paper's Figure 5. The same arguments give the same picture.")
-    sheet.add_argument("root", metavar="ROOT")
     sheet.add_argument("output", metavar="OUT.png", help="PNG file to write")
     sheet.add_argument("--count", type=positive_int, default=12, metavar="N",
                        help="samples on the sheet (default 12)")
@@ -74,7 +86,6 @@ def _add_sheet(actions) -> None:
                        help="side of each picture in pixels (default 256, at least 32)")
     sheet.add_argument("--columns", type=positive_int, default=4, metavar="K",
                        help="samples per row (default 4)")
-    sheet.set_defaults(handler=_run_sheet)
 
 
 def _dataset_help(parser, stdout) -> int:

@@ -5,25 +5,19 @@ The work is :func:`..pipeline.demo.run_demo`; options and the runner are shared 
 """
 from __future__ import annotations
 
-import argparse
-import textwrap
-
 from .common import non_negative_int
-from .refine import _parameter_epilog, add_refine_options, run_refine_like
+from .refine import add_refine_options, refine_like_parser, run_refine_like
 
 __all__ = ["register"]
 
 
 def register(commands) -> None:
     """Add ``demo`` to the ``ld-portrait`` sub-commands."""
-    demo = commands.add_parser(
-        "demo", help="synthetic portraits -> dataset + contact sheet (no models needed)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
-            "Synthesise portraits with Layer-Diffusion-like alpha artifacts, write them "
-            "to OUTPUT_DIR/input/, refine them exactly like `refine` into "
-            "OUTPUT_DIR/dataset/ and draw OUTPUT_DIR/contact_sheet.png.", width=78),
-        epilog=_parameter_epilog())
+    demo = refine_like_parser(
+        commands, "demo", help="synthetic portraits -> dataset + contact sheet (no models needed)",
+        description="Synthesise portraits with Layer-Diffusion-like alpha artifacts, write them "
+                    "to OUTPUT_DIR/input/, refine them exactly like `refine` into "
+                    "OUTPUT_DIR/dataset/ and draw OUTPUT_DIR/contact_sheet.png.")
     demo.add_argument("output_dir", metavar="OUTPUT_DIR")
     demo.add_argument("--count", type=int, default=8, help="number of portraits, 1..1000 (default 8)")
     demo.add_argument("--size", type=int, default=512,

@@ -13,7 +13,8 @@ from .common import (JobErrors, JobProgress, add_image_limit_options, image_limi
                      non_negative_int, parse_assignments, print_summary, run_exit_code, run_job,
                      usage_error)
 
-__all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args"]
+__all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
+           "refine_like_parser"]
 
 
 def _parameter_epilog() -> str:
@@ -81,21 +82,30 @@ def refine_options_from_args(args, *, demo: bool):
         gate=gate, **limits)
 
 
+def refine_like_parser(commands, name: str, *, help: str, description: str,
+                       exit_codes: str = ""):
+    """The parser of ``refine`` or ``demo``: ``description`` (and ``exit_codes``, after the
+    parameter names) wrapped at 78 columns, the ``--param``/``--gate`` names in the epilog."""
+    epilog = _parameter_epilog()
+    if exit_codes:
+        epilog += "\n\n" + textwrap.fill(exit_codes, width=78)
+    return commands.add_parser(name, help=help, epilog=epilog,
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               description=textwrap.fill(description, width=78))
+
+
 def register(commands) -> None:
     """Add ``refine`` to the ``ld-portrait`` sub-commands."""
-    refine = commands.add_parser(
-        "refine", help="turn a folder of RGBA PNGs into a matting dataset",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=textwrap.fill(
-            "Refine every RGBA PNG in INPUT_DIR (sorted by name; sub-folders are not "
-            "scanned) and write the dataset layout to OUTPUT_DIR: fg/, alpha/, "
-            "raw_alpha/, meta/, manifest.jsonl. Re-running resumes: complete samples "
-            "are skipped. A file that cannot be used (unreadable, over the size limits, "
-            "not RGBA) is reported by name and the run goes on.", width=78),
-        epilog=_parameter_epilog() + "\n\n" + textwrap.fill(
-            "Exit codes: 0 done (failed files are listed), 1 no PNG in INPUT_DIR or the "
-            "dataset cannot be written (disk full), 2 bad arguments, 130 interrupted (run "
-            "the same command to resume).", width=78))
+    refine = refine_like_parser(
+        commands, "refine", help="turn a folder of RGBA PNGs into a matting dataset",
+        description="Refine every RGBA PNG in INPUT_DIR (sorted by name; sub-folders are not "
+                    "scanned) and write the dataset layout to OUTPUT_DIR: fg/, alpha/, "
+                    "raw_alpha/, meta/, manifest.jsonl. Re-running resumes: complete samples "
+                    "are skipped. A file that cannot be used (unreadable, over the size limits, "
+                    "not RGBA) is reported by name and the run goes on.",
+        exit_codes="Exit codes: 0 done (failed files are listed), 1 no PNG in INPUT_DIR or the "
+                   "dataset cannot be written (disk full), 2 bad arguments, 130 interrupted "
+                   "(run the same command to resume).")
     refine.add_argument("input_dir", metavar="INPUT_DIR", help="folder of RGBA PNG files")
     refine.add_argument("output_dir", metavar="OUTPUT_DIR",
                         help="dataset root (created if missing; not inside INPUT_DIR)")

@@ -101,20 +101,18 @@ class Layout:
         return files
 
 
-_AM2K = Layout(
-    name="am2k",
-    train=SplitLayout("train", {"image": "original", "mask": "mask", "fg": "fg", "bg": "bg"}),
-    validation=SplitLayout("validation", {"image": "original", "mask": "mask",
-                                          "trimap": "trimap"}),
-    default_image_format="jpg")
+def _mask_layout(name: str, image_folder: str, validation_folder: str) -> Layout:
+    """The AM-2K / P3M family: JPEG images in ``image_folder``, masks, and for training
+    foreground + background, for validation a trimap."""
+    return Layout(
+        name=name,
+        train=SplitLayout("train", {"image": image_folder, "mask": "mask", "fg": "fg", "bg": "bg"}),
+        validation=SplitLayout(validation_folder, {"image": image_folder, "mask": "mask", "trimap": "trimap"}),
+        default_image_format="jpg")
 
-_P3M = Layout(
-    name="p3m",
-    train=SplitLayout("train", {"image": "blurred_image", "mask": "mask", "fg": "fg",
-                                "bg": "bg"}),
-    validation=SplitLayout("validation/P3M-500-P", {"image": "blurred_image", "mask": "mask",
-                                                    "trimap": "trimap"}),
-    default_image_format="jpg")
+
+_AM2K = _mask_layout("am2k", "original", "validation")
+_P3M = _mask_layout("p3m", "blurred_image", "validation/P3M-500-P")
 
 _COMP1K = Layout(
     name="comp1k",

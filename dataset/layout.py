@@ -1,6 +1,6 @@
 """Names of the dataset layout and the errors every dataset module raises.
 
-Layout under a dataset root (see DESIGN.md, "Dataset layout")::
+Layout under a dataset root (README.md, "Dataset layout"; docs/dataset.md)::
 
     <root>/fg/<id>.png          padded foreground colour F, 8-bit RGB
     <root>/alpha/<id>.png       refined alpha, 8-bit gray (16-bit on request)

@@ -379,14 +379,8 @@ def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, colu
     procedural background ``SHEET_BACKGROUND_KINDS[i % 6]`` with seed
     ``background_seed(seed, i)``, so the same arguments give the same picture.
 
-    Returns
-    -------
-    uint8 ndarray [H, W, 3], RGB
-
-    Raises
-    ------
-    ValueError
-        No accepted samples, or bad sizes.
+    The sheet is a uint8 RGB [H, W, 3] array as from :func:`contact_sheet`; ``ValueError`` when
+    there are no accepted samples or the sizes are bad.
     """
     from . import DatasetError, list_sample_ids, load_sample
     from ..refine.composite import background_seed, procedural_background

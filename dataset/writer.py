@@ -1,6 +1,6 @@
 """The dataset writer: atomic samples, resume, several writers on one root, the manifest.
 
-The layout under a dataset root is described in :mod:`.layout` (and DESIGN.md, "Dataset
+The layout under a dataset root is described in :mod:`.layout` (and README.md, "Dataset
 layout").
 
 Guarantees, and how they are kept:

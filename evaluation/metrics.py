@@ -35,6 +35,7 @@ import math
 import cv2
 import numpy as np
 
+from ..refine.trimap import trimap_array
 from ..refine.validation import as_alpha, check_same_size
 
 __all__ = ["GRADIENT_SIGMA", "CONNECTIVITY_STEP", "CONNECTIVITY_OFFSET", "REPORT_SCALE",
@@ -75,11 +76,7 @@ def unknown_region(trimap) -> np.ndarray:
     bool ndarray [H, W]
         True where the trimap is exactly the unknown code (as MATLAB's ``trimap == 128``).
     """
-    array = np.asarray(trimap)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"trimap must be a 2-D array [H, W]; got shape {tuple(array.shape)}.")
+    array = trimap_array(trimap)
     if array.dtype == np.uint8:
         return array == UNKNOWN_CODE
     if array.dtype == np.uint16:
@@ -111,31 +108,32 @@ def checked_pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     return pred, truth
 
 
-def sad_error(pred, truth, trimap=None) -> float:
-    """Sum of absolute differences over the region, divided by 1000 (DIM's reported SAD)."""
+def _region_sum(per_pixel, pred, truth, trimap) -> tuple[float, int]:
+    """Sum (float64) of ``per_pixel(pred - truth)`` over the region, and the region's size."""
     pred, truth = checked_pair(pred, truth)
     region = region_mask(pred.shape, trimap)
-    return float(np.abs(pred - truth)[region].sum(dtype=np.float64)) / REPORT_SCALE
+    return float(per_pixel(pred - truth)[region].sum(dtype=np.float64)), int(np.count_nonzero(region))
+
+
+def _region_mean(per_pixel, pred, truth, trimap) -> float:
+    """Mean of ``per_pixel(pred - truth)`` over the region (NaN when it is empty, as in MATLAB)."""
+    total, count = _region_sum(per_pixel, pred, truth, trimap)
+    return total / count if count else math.nan
+
+
+def sad_error(pred, truth, trimap=None) -> float:
+    """Sum of absolute differences over the region, divided by 1000 (DIM's reported SAD)."""
+    return _region_sum(np.abs, pred, truth, trimap)[0] / REPORT_SCALE
 
 
 def mse_error(pred, truth, trimap=None) -> float:
     """Mean squared difference over the region (NaN when the region is empty, as in MATLAB)."""
-    pred, truth = checked_pair(pred, truth)
-    region = region_mask(pred.shape, trimap)
-    count = int(np.count_nonzero(region))
-    if count == 0:
-        return math.nan
-    return float(np.square(pred - truth)[region].sum(dtype=np.float64)) / count
+    return _region_mean(np.square, pred, truth, trimap)
 
 
 def mad_error(pred, truth, trimap=None) -> float:
     """Mean absolute difference over the region (NaN when the region is empty)."""
-    pred, truth = checked_pair(pred, truth)
-    region = region_mask(pred.shape, trimap)
-    count = int(np.count_nonzero(region))
-    if count == 0:
-        return math.nan
-    return float(np.abs(pred - truth)[region].sum(dtype=np.float64)) / count
+    return _region_mean(np.abs, pred, truth, trimap)
 
 
 def mat2gray(matte: np.ndarray) -> np.ndarray:

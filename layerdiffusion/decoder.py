@@ -6,7 +6,7 @@ are exactly those of the published ``vae_transparent_decoder.safetensors`` (538 
 104,104,804 parameters, diffusers UNet block key names), so that file loads with
 ``load_state_dict(strict=True)`` and nothing is renamed.
 
-Architecture (the facts; see ``DESIGN.md``):
+Architecture (the facts of the published release):
 
 - 7 levels with block channels ``(32, 32, 64, 128, 256, 512, 512)``; every level but the last
   halves the resolution with a stride-2 3x3 convolution, so height and width must be multiples

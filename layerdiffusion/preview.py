@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..refine.errormap import checkerboard as _checkerboard_rgb
+
 __all__ = ["checkerboard", "checkerboard_preview"]
 
 CELL = 64
@@ -16,14 +18,10 @@ SHADES = (0.45, 0.55)
 def checkerboard(
     height: int, width: int, *, cell: int = CELL, device=None, dtype=torch.float32
 ) -> torch.Tensor:
-    """``[H, W]`` grey checkerboard: ``SHADES[0]`` where (row // cell + col // cell) is even."""
-    if height < 1 or width < 1 or cell < 1:
-        raise ValueError(f"checkerboard needs positive sizes; got {height}x{width}, cell {cell}.")
-    rows = torch.arange(height, device=device) // cell
-    cols = torch.arange(width, device=device) // cell
-    odd = (rows[:, None] + cols[None, :]) % 2
-    low, high = SHADES
-    return (low + (high - low) * odd).to(dtype)
+    """``[H, W]`` grey checkerboard: ``SHADES[0]`` where (row // cell + col // cell) is even
+    (the pack's one checkerboard, :func:`..refine.errormap.checkerboard`, in upstream's shades)."""
+    board = _checkerboard_rgb(int(height), int(width), int(cell), shades=SHADES)[..., 0]
+    return torch.from_numpy(board).to(device=device, dtype=dtype)
 
 
 def checkerboard_preview(

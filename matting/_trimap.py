@@ -1,12 +1,13 @@
 """Trimaps as the solvers and MASK sockets want them: float 0 / 0.5 / 1.
 
-A thin adaptor over the shared :mod:`..refine.trimap` (0/128/255 codes).
+The trimap itself is made by the shared :mod:`..refine.trimap` (0/128/255 codes), which also
+converts it to 0 / 0.5 / 1; this module only names that combination for the matting code.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..refine.trimap import TRIMAP_BACKGROUND, TRIMAP_FOREGROUND, trimap_from_mask
+from ..refine.trimap import trimap_from_mask, trimap_to_unit
 
 __all__ = ["band_trimap"]
 
@@ -23,8 +24,4 @@ def band_trimap(mask: np.ndarray, band: float) -> np.ndarray:
     -------
     float32 [H, W] with values 0, 0.5, 1
     """
-    codes = trimap_from_mask(mask, erode=float(band), dilate=float(band))
-    trimap = np.full(codes.shape, 0.5, np.float32)
-    trimap[codes == TRIMAP_BACKGROUND] = 0.0
-    trimap[codes == TRIMAP_FOREGROUND] = 1.0
-    return trimap
+    return trimap_to_unit(trimap_from_mask(mask, erode=float(band), dilate=float(band)))

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb
+from ..refine.validation import as_alpha, as_rgb, check_pixel_count
 from ._trimap import band_trimap
 from .trimap_solve import METHODS, estimate_foreground, solve_trimap, split_trimap
 
@@ -75,9 +75,7 @@ class VideoMatteParams:
 
     def validate(self) -> "VideoMatteParams":
         for name in ("band", "motion_band"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 512:
-                raise ValueError(f"{name} must be a whole number of pixels in 0..512, got {value!r}.")
+            check_pixel_count(getattr(self, name), name, 0, 512)
         if isinstance(self.window, bool) or not isinstance(self.window, int) or \
                 self.window < 1 or self.window % 2 == 0 or self.window > 31:
             raise ValueError(f"window must be an odd whole number in 1..31, got {self.window!r}.")

@@ -11,13 +11,17 @@ host is absent, so the nodes also run in plain Python (tests, scripts).
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 __all__ = [
     "ALPHA_TOOLTIP",
     "INVERT_TOOLTIP",
     "alpha_input",
+    "image_input",
     "invert_input",
+    "number_input",
     "node_outputs",
     "each_in_batch",
     "image_list",
@@ -42,18 +46,55 @@ def alpha_input(tooltip: str = ALPHA_TOOLTIP) -> tuple:
     return ("MASK", {"tooltip": tooltip})
 
 
+def image_input(tooltip: str) -> tuple:
+    """Declaration of an IMAGE socket (float32 ``[B, H, W, C]`` in 0..1) with its tooltip."""
+    return ("IMAGE", {"tooltip": tooltip})
+
+
 def invert_input(tooltip: str = INVERT_TOOLTIP) -> tuple:
     """Declaration of the ``invert`` switch (off by default) for core's inverted MASK."""
     return ("BOOLEAN", {"default": False, "tooltip": tooltip})
 
 
-def node_outputs(*sockets: tuple) -> tuple[tuple, tuple, tuple]:
-    """``(RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS)`` from ``(type, name, tooltip)`` triples.
+def number_input(kind: str, default, low, high, tooltip: str, step=None) -> tuple:
+    """Declaration of an ``"INT"`` or ``"FLOAT"`` widget from ``low`` to ``high``.
 
-    One triple per output keeps each output's type, name and tooltip together, so the three
-    class attributes cannot drift apart when an output is added or moved.
+    Without ``step`` the frontend's own step is used. A FLOAT default that is not a multiple of
+    its step gets ``round: False``: the frontend rounds FLOAT widgets to their step unless told
+    not to, and a library default such as 2/255 must reach the library unchanged.
     """
-    types, names, tooltips = (tuple(column) for column in zip(*sockets))
+    options = {"default": default, "min": low, "max": high, "tooltip": tooltip}
+    if step is not None:
+        options["step"] = step
+        if kind == "FLOAT" and abs(round(default / step) * step - default) > 1e-9:
+            options["round"] = False
+    return (kind, options)
+
+
+def node_outputs(table: str) -> tuple[tuple, tuple, tuple]:
+    """``(RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS)`` from a table with one entry per output::
+
+        IMAGE foreground: Foreground colour (IMAGE [B,H,W,3]).
+        MASK alpha: Alpha, 1 = opaque portrait (MASK [B,H,W]); a long tooltip goes on
+            over more deeply indented lines (joined with single spaces).
+
+    Each output's type, name and tooltip stand together, so the three class attributes cannot
+    drift apart when an output is added, removed or moved.
+    """
+    entries = []
+    for line in textwrap.dedent(table).splitlines():
+        if not line.strip():
+            continue
+        if line[0].isspace() and entries:
+            entries[-1][2] += " " + line.strip()
+            continue
+        head, colon, tooltip = line.partition(": ")
+        if not colon or len(head.split()) != 2 or not tooltip.strip():
+            raise ValueError(f"output entry {line.strip()!r} is not 'TYPE name: tooltip'.")
+        entries.append([*head.split(), tooltip.strip()])
+    if not entries:
+        raise ValueError("the output table is empty: give one 'TYPE name: tooltip' entry per output.")
+    types, names, tooltips = (tuple(column) for column in zip(*entries))
     return types, names, tooltips
 
 

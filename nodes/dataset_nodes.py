@@ -28,17 +28,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._common import (
-    Progress,
-    alpha_input,
-    check_interrupt,
-    each_in_batch,
-    image_list,
-    image_tensor,
-    invert_input,
-    mask_list,
-    match_batch,
-)
+from ._common import (Progress, alpha_input, check_interrupt, each_in_batch, image_input, image_list,
+                      image_tensor, invert_input, mask_list, match_batch, node_outputs)
 
 CATEGORY = "LD-Portrait/dataset"
 OUTPUT_DIR_ENV = "LDP_OUTPUT_DIR"
@@ -91,11 +82,10 @@ class LDPSaveDataset:
     CATEGORY = CATEGORY
     FUNCTION = "save"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("summary",)
-    OUTPUT_TOOLTIPS = (
-        "What happened, one line per image: id, accepted / rejected (with or without images) "
-        "or skipped (already complete), and the dataset folder.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        STRING summary: What happened, one line per image: id, accepted / rejected (with or without images)
+            or skipped (already complete), and the dataset folder.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -104,9 +94,9 @@ class LDPSaveDataset:
 
         return {
             "required": {
-                "foreground": ("IMAGE", {"tooltip": (
+                "foreground": image_input(
                     "Padded foreground colour F (IMAGE [B,H,W,3], e.g. from Pad Foreground "
-                    "Colour); stored as 8-bit RGB in fg/.")}),
+                    "Colour); stored as 8-bit RGB in fg/."),
                 "alpha": ("MASK", {"tooltip": "Refined alpha to store, 1 = opaque portrait "
                                               "(MASK [B,H,W]), same size as the foreground."}),
                 "dataset_name": ("STRING", {"default": DEFAULT_DATASET_NAME, "tooltip": (
@@ -132,9 +122,9 @@ class LDPSaveDataset:
                 "raw_alpha": ("MASK", {"tooltip": (
                     "Optional decoder alpha before refinement (1 = opaque), stored in "
                     "raw_alpha/ for audit.")}),
-                "error_map": ("IMAGE", {"tooltip": (
+                "error_map": image_input(
                     "Optional error-map picture (Connectivity Refine's error_map), stored in "
-                    "error_maps/.")}),
+                    "error_maps/."),
                 "prompt": text_socket("Positive prompt (Prompt Template's prompt), stored in meta."),
                 "negative": text_socket("Negative prompt (Prompt Template's negative), stored "
                                         "in meta."),
@@ -262,14 +252,12 @@ class LDPCompositeBackground:
         "listed in the report.")
     CATEGORY = CATEGORY
     FUNCTION = "composite"
-    RETURN_TYPES = ("IMAGE", "IMAGE", "STRING")
-    RETURN_NAMES = ("composite", "background", "report")
-    OUTPUT_TOOLTIPS = (
-        "Foreground over the background (IMAGE [B,H,W,3]).",
-        "The background used for each image, fitted to its size (IMAGE [B,H,W,3]).",
-        "One line per image: which file or procedural kind and seed it used, plus any "
-        "unreadable files that were skipped.",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE composite: Foreground over the background (IMAGE [B,H,W,3]).
+        IMAGE background: The background used for each image, fitted to its size (IMAGE [B,H,W,3]).
+        STRING report: One line per image: which file or procedural kind and seed it used, plus any
+            unreadable files that were skipped.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -277,9 +265,9 @@ class LDPCompositeBackground:
 
         return {
             "required": {
-                "foreground": ("IMAGE", {"tooltip": (
+                "foreground": image_input(
                     "Foreground colour (IMAGE [B,H,W,3]); use the padded F so that soft edges "
-                    "show no dark fringe.")}),
+                    "show no dark fringe."),
                 "alpha": alpha_input(),
                 "background_folder": ("STRING", {"default": "", "tooltip": (
                     "Folder of background pictures (PNG, JPEG, WebP, BMP, TIFF); relative paths "

@@ -25,11 +25,11 @@ class _TrimapNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "make"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
-        ("MASK", "trimap",
-         "Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit: 0/128/255)."),
-        ("IMAGE", "trimap_image", "The same trimap as a gray IMAGE, for previews and image savers."),
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK trimap: Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit:
+            0/128/255).
+        IMAGE trimap_image: The same trimap as a gray IMAGE, for previews and image savers.
+    """)
 
     @staticmethod
     def _outputs(trimaps: list[np.ndarray]) -> tuple:
@@ -136,15 +136,14 @@ class LDPMatteMetrics:
     CATEGORY = CATEGORY
     FUNCTION = "measure"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "FLOAT")
-    RETURN_NAMES = ("report", "sad", "mse", "mad", "grad", "conn")
-    OUTPUT_TOOLTIPS = (
-        "The table shown on the node: each measure per image, and their mean for a batch.",
-        "Sum of absolute differences over the region, / 1000.",
-        "Mean squared difference over the region (NaN when a trimap has no unknown pixel).",
-        "Mean absolute difference over the region (NaN when a trimap has no unknown pixel).",
-        "Gradient error (DIM: / 1000 after mat2gray; whole protocol: / 10).",
-        "Connectivity error, / 1000.")
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        STRING report: The table shown on the node: each measure per image, and their mean for a batch.
+        FLOAT sad: Sum of absolute differences over the region, / 1000.
+        FLOAT mse: Mean squared difference over the region (NaN when a trimap has no unknown pixel).
+        FLOAT mad: Mean absolute difference over the region (NaN when a trimap has no unknown pixel).
+        FLOAT grad: Gradient error (DIM: / 1000 after mat2gray; whole protocol: / 10).
+        FLOAT conn: Connectivity error, / 1000.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import image_tensor, mask_tensor
+from ._common import image_tensor, mask_tensor, node_outputs
 
 CATEGORY = "LD-Portrait/io"
 OUT_OF_RANGE_MODES = ("wrap", "error")
@@ -85,15 +85,14 @@ class LDPLoadRGBA:
         "LDP_MAX_IMAGE_BYTES in ComfyUI's environment to change the limits.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING", "INT")
-    RETURN_NAMES = ("image", "alpha", "rgba", "filename", "count")
-    OUTPUT_TOOLTIPS = (
-        "Colour (IMAGE [1,H,W,3], RGB in 0..1).",
-        "Alpha, 1 = opaque portrait, 0 = background (MASK [1,H,W]). Not inverted, unlike core Load Image.",
-        "Colour and alpha together (IMAGE [1,H,W,4]).",
-        "File name without folder (use it to name outputs).",
-        "Number of PNG files in the folder (1 for a single file); loop index 0..count-1.",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE image: Colour (IMAGE [1,H,W,3], RGB in 0..1).
+        MASK alpha: Alpha, 1 = opaque portrait, 0 = background (MASK [1,H,W]). Not inverted, unlike core
+            Load Image.
+        IMAGE rgba: Colour and alpha together (IMAGE [1,H,W,4]).
+        STRING filename: File name without folder (use it to name outputs).
+        INT count: Number of PNG files in the folder (1 for a single file); loop index 0..count-1.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..layerdiffusion import model_files
-from ._common import Progress, check_interrupt
+from ._common import Progress, check_interrupt, image_input, node_outputs
 
 CATEGORY = "LD-Portrait/layer diffusion"
 LAYER_MODEL_FOLDER = "layer_model"
@@ -195,9 +195,9 @@ class LDPLayerDiffusionPatch:
         "(an SD1.5 file on SDXL) is refused with a message naming the mismatch.")
     CATEGORY = CATEGORY
     FUNCTION = "patch"
-    RETURN_TYPES = ("MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("A patched copy of the model; connect it to the sampler.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MODEL model: A patched copy of the model; connect it to the sampler.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -304,9 +304,9 @@ class LDPTransparentDecoderLoader:
         "runs its VAE (float16 on most GPUs, float32 on CPU).")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES = (DECODER_TYPE,)
-    RETURN_NAMES = ("decoder",)
-    OUTPUT_TOOLTIPS = ("The loaded decoder; connect it to Transparent Decode.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(f"""
+        {DECODER_TYPE} decoder: The loaded decoder; connect it to Transparent Decode.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -397,16 +397,14 @@ class LDPTransparentDecode:
         "over a grey checkerboard.")
     CATEGORY = CATEGORY
     FUNCTION = "decode"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("foreground", "alpha", "rgba", "preview")
-    OUTPUT_TOOLTIPS = (
-        "Foreground colour, RGB in 0..1 (IMAGE [B,H,W,3]); meaningful where alpha > 0.",
-        "Alpha matte, 1 = opaque portrait, 0 = transparent (MASK [B,H,W]). Core nodes that "
-        "expect Load Image's inverted mask need 1 - alpha.",
-        "Foreground with alpha as a fourth channel (IMAGE [B,H,W,4]); Save Image writes it as "
-        "a transparent PNG.",
-        "Foreground composited over a grey checkerboard, for a quick look (IMAGE [B,H,W,3]).",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE foreground: Foreground colour, RGB in 0..1 (IMAGE [B,H,W,3]); meaningful where alpha > 0.
+        MASK alpha: Alpha matte, 1 = opaque portrait, 0 = transparent (MASK [B,H,W]). Core nodes that expect
+            Load Image's inverted mask need 1 - alpha.
+        IMAGE rgba: Foreground with alpha as a fourth channel (IMAGE [B,H,W,4]); Save Image writes it as a
+            transparent PNG.
+        IMAGE preview: Foreground composited over a grey checkerboard, for a quick look (IMAGE [B,H,W,3]).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -414,8 +412,8 @@ class LDPTransparentDecode:
             "required": {
                 "samples": ("LATENT", {"tooltip": (
                     "The latent from the sampler that used the Layer Diffusion patched model.")}),
-                "images": ("IMAGE", {"tooltip": (
-                    "The ordinary VAE Decode of the same latent (same batch, not resized).")}),
+                "images": image_input(
+                    "The ordinary VAE Decode of the same latent (same batch, not resized)."),
                 "decoder": (DECODER_TYPE, {"tooltip": "From Load Transparent Decoder."}),
                 "passes": (list(PASSES), {"default": "8", "tooltip": (
                     "Test-time augmentation: 8 = four rotations x flip merged by the median, as "

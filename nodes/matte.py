@@ -14,17 +14,8 @@ from dataclasses import fields
 
 import numpy as np
 
-from ._common import (
-    alpha_input,
-    each_in_batch,
-    image_list,
-    image_tensor,
-    invert_input,
-    mask_list,
-    mask_tensor,
-    match_batch,
-    node_outputs,
-)
+from ._common import (alpha_input, each_in_batch, image_input, image_list, image_tensor, invert_input,
+                      mask_list, mask_tensor, match_batch, node_outputs, number_input)
 
 CATEGORY = "LD-Portrait/matte"
 
@@ -55,17 +46,6 @@ STRICTNESS_TOOLTIP = (
     "soft-edged mattes of at least 512 px. Every threshold is in Matte Quality Gate, Advanced.")
 
 
-def _widget(kind: str, default, low, high, step, tooltip: str) -> tuple:
-    options = {"default": default, "tooltip": tooltip}
-    if kind != "BOOLEAN":
-        options.update({"min": low, "max": high, "step": step})
-    if kind == "FLOAT" and abs(round(default / step) * step - default) > 1e-9:
-        # The frontend rounds FLOAT widgets to their step unless told not to; a library default
-        # such as 2/255 must reach the library unchanged.
-        options["round"] = False
-    return (kind, options)
-
-
 def _refine_widgets() -> dict:
     """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
     from dataclasses import fields as dataclass_fields
@@ -78,7 +58,7 @@ def _refine_widgets() -> dict:
         spec = specs[name]
         low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
         if isinstance(spec.default, bool):
-            widgets[name] = _widget("BOOLEAN", spec.default, None, None, None, doc)
+            widgets[name] = ("BOOLEAN", {"default": spec.default, "tooltip": doc})
             continue
         is_int = str(spec.type).startswith("int")
         if name in _AUTOMATIC_SIZES:
@@ -87,11 +67,11 @@ def _refine_widgets() -> dict:
                 high = min(high, _REFINE_WIDGET_MAX)
         default = spec.default if spec.default is not None else 0
         if is_int:
-            widgets[name] = _widget("INT", int(default), int(low), int(high), 1, doc)
+            widgets[name] = number_input("INT", int(default), int(low), int(high), doc, step=1)
         else:
             step = 0.5 if name in _AUTOMATIC_SIZES else (0.001 if name in ("background_level", "opaque_level",
                                                                           "keep_island_fraction") else 0.01)
-            widgets[name] = _widget("FLOAT", float(default), float(low), float(high), step, doc)
+            widgets[name] = number_input("FLOAT", float(default), float(low), float(high), doc, step=step)
     return widgets
 
 
@@ -144,17 +124,15 @@ class _RefineNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "refine"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
-        ("MASK", "alpha", "Refined alpha, 1 = opaque portrait (MASK [B,H,W])."),
-        ("MASK", "changed",
-         "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality gate."),
-        ("IMAGE", "error_map",
-         "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
-         "figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in."),
-        ("STRING", "stats",
-         "Refinement statistics as a JSON list, one object per image of the batch (pixel counts "
-         "per repair kind, changed fraction, parameters used)."),
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK alpha: Refined alpha, 1 = opaque portrait (MASK [B,H,W]).
+        MASK changed: 1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality
+            gate.
+        IMAGE error_map: Error map: the portrait with the corrected pixels in red, in the style of the
+            paper's figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in.
+        STRING stats: Refinement statistics as a JSON list, one object per image of the batch (pixel counts
+            per repair kind, changed fraction, parameters used).
+    """)
 
 
 class _GateNode:
@@ -162,15 +140,14 @@ class _GateNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "judge"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(
-        ("BOOLEAN", "keep", "True when every image of the batch passes the gate (drive a switch or a save node)."),
-        ("INT", "kept_count", "How many images of the batch pass the gate."),
-        ("STRING", "reasons",
-         "One line per image: its index and 'keep', or 'reject:' with the reason codes and readable messages."),
-        ("STRING", "verdict",
-         "JSON list, one verdict per image: keep, reasons, messages, measures (all measured "
-         "values) and thresholds."),
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        BOOLEAN keep: True when every image of the batch passes the gate (drive a switch or a save node).
+        INT kept_count: How many images of the batch pass the gate.
+        STRING reasons: One line per image: its index and 'keep', or 'reject:' with the reason codes and
+            readable messages.
+        STRING verdict: JSON list, one verdict per image: keep, reasons, messages, measures (all measured
+            values) and thresholds.
+    """)
 
 _GATE_INPUTS = {
     "raw_alpha": ("MASK", {"tooltip": (
@@ -192,16 +169,16 @@ class LDPPadForeground:
         "this padded colour so compositing with a slightly wrong alpha shows no dark fringes.")
     CATEGORY = CATEGORY
     FUNCTION = "pad"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("padded",)
-    OUTPUT_TOOLTIPS = ("Foreground colour with the transparent area filled (IMAGE [B,H,W,3]).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE padded: Foreground colour with the transparent area filled (IMAGE [B,H,W,3]).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": (
-                    "Foreground colour (RGB; an RGBA image's alpha channel is ignored).")}),
+                "image": image_input(
+                    "Foreground colour (RGB; an RGBA image's alpha channel is ignored)."),
                 "alpha": alpha_input(),
             },
             "optional": {"invert": invert_input()},
@@ -231,7 +208,7 @@ class LDPRefineAlpha(_RefineNode):
 
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The portrait's colour (backdrop of the error map)."}),
+                "image": image_input("The portrait's colour (backdrop of the error map)."),
                 "alpha": alpha_input(),
                 "strength": (list(REFINE_PRESETS), {"default": "standard", "tooltip": STRENGTH_TOOLTIP}),
             },
@@ -257,8 +234,8 @@ class LDPConnectivityRefine(_RefineNode):
     @classmethod
     def INPUT_TYPES(cls):
         optional = {
-            "image": ("IMAGE", {"tooltip": (
-                "Optional portrait colour, used only as the backdrop of the error map.")}),
+            "image": image_input(
+                "Optional portrait colour, used only as the backdrop of the error map."),
             "invert": invert_input(),
         }
         optional.update(_refine_widgets())
@@ -319,8 +296,8 @@ class LDPQualityGate(_GateNode):
         for spec in fields(QualityThresholds):
             kind = "INT" if spec.type in ("int", int) else "FLOAT"
             step = 1 if kind == "INT" else 0.001
-            optional[spec.name] = _widget(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
-                                          step, spec.metadata["doc"])
+            optional[spec.name] = number_input(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
+                                               spec.metadata["doc"], step=step)
         return {"required": {"alpha": alpha_input()}, "optional": optional}
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):

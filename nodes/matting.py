@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (Progress, check_interrupt, each_in_batch, image_list, image_tensor, invert_input,
-                      mask_list, mask_tensor, match_batch)
+from ._common import (Progress, check_interrupt, each_in_batch, image_input, image_list, image_tensor,
+                      invert_input, mask_list, mask_tensor, match_batch, node_outputs,
+                      number_input)
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
@@ -36,14 +37,12 @@ class LDPChromaKey:
         "unless given.")
     CATEGORY = CATEGORY
     FUNCTION = "key"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "STRING")
-    RETURN_NAMES = ("foreground", "alpha", "preview", "stats")
-    OUTPUT_TOOLTIPS = (
-        "Spill-suppressed foreground colour, padded where alpha is 0 (IMAGE [B,H,W,3]).",
-        "Keyed alpha, 1 = opaque subject (MASK [B,H,W]).",
-        "The foreground over a grey checkerboard (IMAGE [B,H,W,3]).",
-        "JSON list, one object per image: key colour, settings, green excess before/after.",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE foreground: Spill-suppressed foreground colour, padded where alpha is 0 (IMAGE [B,H,W,3]).
+        MASK alpha: Keyed alpha, 1 = opaque subject (MASK [B,H,W]).
+        IMAGE preview: The foreground over a grey checkerboard (IMAGE [B,H,W,3]).
+        STRING stats: JSON list, one object per image: key colour, settings, green excess before/after.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -52,23 +51,19 @@ class LDPChromaKey:
         d = KeyParams()
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "Green- or blue-screen photographs (IMAGE [B,H,W,3])."}),
+                "image": image_input("Green- or blue-screen photographs (IMAGE [B,H,W,3])."),
                 "key_colour": ("STRING", {"default": "auto", "tooltip": (
                     "Screen colour: auto (measured on the image border), green, blue, #RRGGBB, "
                     "R,G,B in 0..255 or R,G,B in 0..1.")}),
-                "clip_black": ("FLOAT", {"default": d.clip_black, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Raw matte at or below this becomes transparent "
-                                                    "(screen noise, wrinkles)."}),
-                "clip_white": ("FLOAT", {"default": d.clip_white, "min": 0.0, "max": 1.0, "step": 0.01,
-                                         "tooltip": "Raw matte at or above this becomes opaque "
-                                                    "(subject noise, spill)."}),
-                "spill_strength": ("FLOAT", {"default": d.spill_strength, "min": 0.0, "max": 1.0,
-                                             "step": 0.05, "tooltip": (
+                "clip_black": number_input("FLOAT", d.clip_black, 0.0, 1.0, (
+                    "Raw matte at or below this becomes transparent (screen noise, wrinkles)."), step=0.01),
+                "clip_white": number_input("FLOAT", d.clip_white, 0.0, 1.0, (
+                    "Raw matte at or above this becomes opaque (subject noise, spill)."), step=0.01),
+                "spill_strength": number_input("FLOAT", d.spill_strength, 0.0, 1.0, (
                     "How much green (or blue) spill is removed from the subject: 1 = the key "
-                    "channel never exceeds the larger other channel, 0 = off.")}),
-                "edge_softness": ("FLOAT", {"default": d.edge_softness, "min": 0.0, "max": 64.0,
-                                            "step": 0.1, "tooltip": (
-                    "Gaussian blur (sigma, px) of the alpha; 0 = off.")}),
+                    "channel never exceeds the larger other channel, 0 = off."), step=0.05),
+                "edge_softness": number_input("FLOAT", d.edge_softness, 0.0, 64.0, (
+                    "Gaussian blur (sigma, px) of the alpha; 0 = off."), step=0.1),
             },
             "optional": {
                 "clean_plate": ("BOOLEAN", {"default": True, "tooltip": (
@@ -102,9 +97,9 @@ class LDPTrimapFromMask:
         "half-width around the edge (where the matting solver works).")
     CATEGORY = CATEGORY
     FUNCTION = "trimap"
-    RETURN_TYPES = ("MASK",)
-    RETURN_NAMES = ("trimap",)
-    OUTPUT_TOOLTIPS = ("Trimap: 0 background, 0.5 unknown, 1 foreground (MASK [B,H,W]).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK trimap: Trimap: 0 background, 0.5 unknown, 1 foreground (MASK [B,H,W]).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -130,19 +125,17 @@ class LDPTrimapMatting:
         "foreground colour by fast multi-level estimation for clean composites.")
     CATEGORY = CATEGORY
     FUNCTION = "matte"
-    RETURN_TYPES = ("MASK", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("alpha", "foreground", "rgba")
-    OUTPUT_TOOLTIPS = (
-        "Alpha, 1 = opaque subject (MASK [B,H,W]).",
-        "Estimated foreground colour (IMAGE [B,H,W,3]).",
-        "Foreground and alpha together (IMAGE [B,H,W,4]).",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK alpha: Alpha, 1 = opaque subject (MASK [B,H,W]).
+        IMAGE foreground: Estimated foreground colour (IMAGE [B,H,W,3]).
+        IMAGE rgba: Foreground and alpha together (IMAGE [B,H,W,4]).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The photographs (IMAGE [B,H,W,3])."}),
+                "image": image_input("The photographs (IMAGE [B,H,W,3])."),
                 "trimap": ("MASK", {"tooltip": (
                     "Trimap: 0 background, 0.5 unknown, 1 foreground (values in (0.1, 0.9) "
                     "count as unknown). A batch of 1 is reused for every image.")}),
@@ -173,14 +166,12 @@ class LDPVideoMatte:
         "frames come out as RGBA.")
     CATEGORY = CATEGORY
     FUNCTION = "matte"
-    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE", "MASK")
-    RETURN_NAMES = ("rgba", "alpha", "foreground", "trimaps")
-    OUTPUT_TOOLTIPS = (
-        "Foreground colour + alpha per frame (IMAGE [B,H,W,4]); save it as an RGBA PNG sequence.",
-        "Alpha per frame, 1 = opaque person (MASK [B,H,W]).",
-        "Estimated foreground colour per frame (IMAGE [B,H,W,3]).",
-        "The stabilised trimaps (0 / 0.5 / 1, MASK [B,H,W]), for inspection.",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE rgba: Foreground colour + alpha per frame (IMAGE [B,H,W,4]); save it as an RGBA PNG sequence.
+        MASK alpha: Alpha per frame, 1 = opaque person (MASK [B,H,W]).
+        IMAGE foreground: Estimated foreground colour per frame (IMAGE [B,H,W,3]).
+        MASK trimaps: The stabilised trimaps (0 / 0.5 / 1, MASK [B,H,W]), for inspection.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -189,22 +180,21 @@ class LDPVideoMatte:
         d = VideoMatteParams()
         return {
             "required": {
-                "frames": ("IMAGE", {"tooltip": "The clip, one frame per batch entry, in time order."}),
+                "frames": image_input("The clip, one frame per batch entry, in time order."),
                 "masks": ("MASK", {"tooltip": (
                     "One person mask per frame (1 = person), from a segmentation node or an "
                     "alpha; the batch size must equal the number of frames.")}),
-                "band": ("INT", {"default": d.band, "min": 0, "max": 512, "tooltip": (
-                    "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")}),
-                "smoothing": ("FLOAT", {"default": d.smoothing, "min": 0.0, "max": 0.95, "step": 0.05,
-                                        "tooltip": "Temporal smoothing of alpha on static parts "
-                                                   "(0 = every frame on its own)."}),
+                "band": number_input("INT", d.band, 0, 512, (
+                    "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")),
+                "smoothing": number_input("FLOAT", d.smoothing, 0.0, 0.95, (
+                    "Temporal smoothing of alpha on static parts (0 = every frame on its own)."), step=0.05),
                 "method": (list(METHOD_NAMES), {"default": d.method, "tooltip": METHOD_TOOLTIP}),
             },
             "optional": {
-                "window": ("INT", {"default": d.window, "min": 1, "max": 31, "step": 2, "tooltip": (
-                    "Frames in the temporal median of the masks (odd; 1 = none).")}),
-                "motion_band": ("INT", {"default": d.motion_band, "min": 0, "max": 512, "tooltip": (
-                    "Extra band width (px) where the picture moves; 0 = off.")}),
+                "window": number_input("INT", d.window, 1, 31, (
+                    "Frames in the temporal median of the masks (odd; 1 = none)."), step=2),
+                "motion_band": number_input("INT", d.motion_band, 0, 512, (
+                    "Extra band width (px) where the picture moves; 0 = off.")),
                 "invert": invert_input(),
             },
         }
@@ -244,11 +234,11 @@ class LDPLoadFrameFolder:
         "All frames must have one size.")
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "load"
-    RETURN_TYPES = ("IMAGE", "STRING", "INT")
-    RETURN_NAMES = ("frames", "names", "count")
-    OUTPUT_TOOLTIPS = ("The frames (IMAGE [B,H,W,3]).",
-                       "File names, one per line, in frame order.",
-                       "Number of frames.")
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        IMAGE frames: The frames (IMAGE [B,H,W,3]).
+        STRING names: File names, one per line, in frame order.
+        INT count: Number of frames.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -288,9 +278,9 @@ class LDPLoadMaskFolder:
         "(white = person). A frame without its mask is an error that names it.")
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "load"
-    RETURN_TYPES = ("MASK",)
-    RETURN_NAMES = ("masks",)
-    OUTPUT_TOOLTIPS = ("The masks in frame order, 1 = person (MASK [B,H,W]).",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK masks: The masks in frame order, 1 = person (MASK [B,H,W]).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -350,14 +340,14 @@ class LDPSaveRGBASequence:
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "save"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("folder",)
-    OUTPUT_TOOLTIPS = ("The folder the PNGs were written to.",)
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        STRING folder: The folder the PNGs were written to.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "rgba": ("IMAGE", {"tooltip": "Frames with alpha (IMAGE [B,H,W,4], e.g. Video Matte's rgba)."}),
+            "rgba": image_input("Frames with alpha (IMAGE [B,H,W,4], e.g. Video Matte's rgba)."),
             "folder_name": ("STRING", {"default": "video_matte", "tooltip": (
                 "Folder inside ComfyUI's output folder: one plain name (letters, digits, _ . - "
                 "and inner spaces).")}),

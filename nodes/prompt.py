@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from ._common import node_outputs
+
 CATEGORY = "LD-Portrait/prompt"
 CUSTOM = "custom"
 USER_WILDCARD_FOLDER = "ld_portrait_wildcards"
@@ -141,17 +143,15 @@ class LDPPromptTemplate:
         "or input folder (they replace shipped lists of the same name).")
     CATEGORY = CATEGORY
     FUNCTION = "render"
-    RETURN_TYPES = ("STRING", "STRING", "STRING", "INT", "INT")
-    RETURN_NAMES = ("prompt", "negative", "attributes", "seed", "index")
-    OUTPUT_TOOLTIPS = (
-        "Positive prompt text (connect to CLIP Text Encode).",
-        "Negative prompt from the template's [negative] section (empty if it has none).",
-        "JSON object: slot name -> chosen text (null when an empty '~' option was chosen); "
-        "slots in options not chosen are absent. Store it with the sample.",
-        "Per-sample sampler seed derived from (seed, index): blake2b of 'seed:index', 53 bits; "
-        "different for every index, the same on every machine. Connect to the sampler's seed.",
-        "The index input, passed through (wire it to the dataset writer's id).",
-    )
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        STRING prompt: Positive prompt text (connect to CLIP Text Encode).
+        STRING negative: Negative prompt from the template's [negative] section (empty if it has none).
+        STRING attributes: JSON object: slot name -> chosen text (null when an empty '~' option was chosen);
+            slots in options not chosen are absent. Store it with the sample.
+        INT seed: Per-sample sampler seed derived from (seed, index): blake2b of 'seed:index', 53 bits;
+            different for every index, the same on every machine. Connect to the sampler's seed.
+        INT index: The index input, passed through (wire it to the dataset writer's id).
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -26,10 +26,11 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
-           "NoInputImagesError", "check_folders", "format_counts"]
+           "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
+           "file_digest", "failure_reason", "output_message", "MANAGED_FOLDERS"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
-_MANAGED = ("fg", "alpha", "raw_alpha", "error_maps", "meta", "rejected")
+MANAGED_FOLDERS = ("fg", "alpha", "raw_alpha", "error_maps", "meta", "rejected")
 
 
 class NoInputImagesError(FileNotFoundError):
@@ -73,7 +74,7 @@ def check_folders(input_dir, output_dir) -> tuple[Path, Path]:
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"output {output_dir} is an existing file, not a folder; give a "
                          "folder (it is created when missing).")
-    for managed in _MANAGED:
+    for managed in MANAGED_FOLDERS:
         folder = resolved_output / managed
         if resolved_input == folder or folder in resolved_input.parents:
             raise ValueError(f"input folder {input_dir} is inside the dataset's own folder "
@@ -81,12 +82,13 @@ def check_folders(input_dir, output_dir) -> tuple[Path, Path]:
     return input_dir, output_dir
 
 
-def _file_digest(path: Path) -> tuple[str, int]:
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size in bytes of a file's content."""
     data = path.read_bytes()
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def _reason(error: Exception, path: Path) -> str:
+def failure_reason(error: Exception, path: Path) -> str:
     """Error message without the path prefix (the summary already names the file)."""
     text = str(error)
     for prefix in (f"{path}: ", f"{printable_name(path)}: "):
@@ -115,9 +117,9 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     options = job.options
     try:
         rgb, alpha = read_rgba(path, max_pixels=options.max_pixels, max_bytes=options.max_bytes)
-        digest, size = _file_digest(path)
+        digest, size = file_digest(path)
     except (ImageFileError, OSError) as error:
-        return _failed(summary, name, _reason(error, path))
+        return _failed(summary, name, failure_reason(error, path))
     try:
         result = process_portrait(rgb, alpha, refine_params=options.refine_params,
                                   gate=options.gate, error_map=options.error_maps)
@@ -129,7 +131,7 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     try:
         saved = save_record(job.writer, record, save_policy(options))
     except (DatasetError, OSError) as error:
-        raise _OutputFailure(_output_message(job.writer.root, error)) from error
+        raise _OutputFailure(output_message(job.writer.root, error)) from error
     if not saved.written:
         summary.taken_by_other_writer += 1
         return "taken", ""
@@ -159,8 +161,9 @@ def _failed(summary: RunSummary, name: str, detail: str) -> tuple[str, str]:
     return "failed", detail
 
 
-def _output_message(root: Path, error: Exception) -> str:
-    if isinstance(error, DatasetError):
+def output_message(root: Path, error: Exception) -> str:
+    """Why writing to the dataset ``root`` failed, and what to do (for ``fatal_error``)."""
+    if not isinstance(error, OSError):  # DatasetError, SampleIdError: already say it
         return str(error)
     full = is_disk_full(error) or getattr(error, "errno", None) == errno.EDQUOT
     return (f"cannot write to {root}: {error.strerror or error}"
@@ -182,7 +185,7 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
                   progress: Callable[[ProgressEvent], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   extra_meta: Mapping[str, Mapping] | None = None) -> RunSummary:
-    """Turn a folder of RGBA PNGs into the dataset layout of DESIGN.md.
+    """Turn a folder of RGBA PNGs into the dataset layout (README.md, "Dataset layout").
 
     Parameters
     ----------
@@ -237,34 +240,85 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
                          skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
     _list_unlisted(writer, summary)
     job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()))
-    for done, (path, sample_id) in enumerate(zip(files, assign_ids(files)), 1):
-        if should_stop is not None and should_stop():
+    run_file_loop(FileLoop(
+        files, summary, is_done=lambda path, sample_id: _is_done(job, path, sample_id),
+        process=lambda path, sample_id: _refine_file(job, path, sample_id, summary),
+        limit=options.limit, progress=progress, should_stop=should_stop,
+        fatal_errors=(_OutputFailure,), record_unexpected=True))
+    summary.elapsed_s = time.monotonic() - started
+    return summary
+
+
+@dataclasses.dataclass
+class FileLoop:
+    """One folder run's loop (:func:`run_file_loop`), shared by ``refine_folder`` and
+    ``key_folder``.
+
+    Attributes
+    ----------
+    files : list of Path
+        The inputs in order; their ids come from :func:`assign_ids`.
+    summary : RunSummary
+        Updated with skips, the limit, an interrupt and a fatal error.
+    is_done : callable (path, sample_id) -> bool
+        True when the sample is complete already (skipped).
+    process : callable (path, sample_id) -> (outcome, detail)
+        Does one file and counts it in ``summary``.
+    limit : int or None
+        At most this many processed files (``summary.processed``).
+    progress, should_stop : callable or None
+        As :func:`refine_folder`'s.
+    fatal_errors : tuple of exception types
+        End the run, with ``fatal_message(error)`` as ``summary.fatal_error``.
+    record_unexpected : bool
+        Any other Exception is recorded as that file's failure (True) or propagates.
+    fatal_message : callable (error) -> str
+        E.g. ``functools.partial(output_message, root)``.
+    """
+
+    files: list
+    summary: RunSummary
+    is_done: Callable[[Path, str], bool]
+    process: Callable[[Path, str], tuple]
+    limit: int | None = None
+    progress: Callable[[ProgressEvent], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    fatal_errors: tuple = (_OutputFailure,)
+    record_unexpected: bool = False
+    fatal_message: Callable[[Exception], str] = str
+
+
+def run_file_loop(loop: FileLoop) -> None:
+    """Skip complete files, process the others, stop at the limit, on ``should_stop`` or a
+    second Ctrl-C (writes are atomic, so the current file is simply not done) and at a fatal
+    error; send a :class:`ProgressEvent` after every file."""
+    summary, total = loop.summary, len(loop.files)
+    for done, (path, sample_id) in enumerate(zip(loop.files, assign_ids(loop.files)), 1):
+        if loop.should_stop is not None and loop.should_stop():
             summary.interrupted = True
             break
         outcome, detail = None, ""
         try:
-            if _is_done(job, path, sample_id):
+            if loop.is_done(path, sample_id):
                 summary.skipped_complete += 1
                 outcome = "skipped"
                 continue
-            if options.limit is not None and summary.processed >= options.limit:
+            if loop.limit is not None and summary.processed >= loop.limit:
                 summary.limit_reached = True
                 break
-            outcome, detail = _refine_file(job, path, sample_id, summary)
+            outcome, detail = loop.process(path, sample_id)
         except KeyboardInterrupt:
-            # A second Ctrl-C (or one outside the CLI): writes are atomic, so stopping here
-            # leaves no partial sample; the current file is simply not done.
             summary.interrupted = True
             break
-        except _OutputFailure as failure:
-            summary.fatal_error = str(failure)
+        except loop.fatal_errors as error:
+            summary.fatal_error = loop.fatal_message(error)
             break
         except Exception as error:  # noqa: BLE001 - one file must never end the run
+            if not loop.record_unexpected:
+                raise
             outcome, detail = _failed(summary, printable_name(path.name),
                                       f"unexpected error ({type(error).__name__}: {error})")
         finally:
-            if outcome is not None and progress is not None:
-                progress(ProgressEvent(done, len(files), printable_name(path.name), sample_id,
-                                       outcome, detail))
-    summary.elapsed_s = time.monotonic() - started
-    return summary
+            if outcome is not None and loop.progress is not None:
+                loop.progress(ProgressEvent(done, total, printable_name(path.name), sample_id,
+                                            outcome, detail))

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
+import functools
 import time
 from pathlib import Path
 from typing import Callable
 
 from ..dataset import (DatasetError, DatasetWriter, SampleIdError, SavePolicy, SampleRecord,
-                       is_disk_full, save_record)
+                       save_record)
 from ..dataset.imagefiles import ImageFileError, list_pngs, read_rgba
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
-from .folder import assign_ids
+from .folder import (MANAGED_FOLDERS, FileLoop, failure_reason, file_digest, output_message,
+                     run_file_loop)
 from .summary import FileFailure, ProgressEvent, RunSummary
 
 __all__ = ["KeyOptions", "key_folder"]
@@ -52,23 +53,11 @@ class KeyOptions:
 
 def _check_folders(input_dir: Path, writer: DatasetWriter) -> None:
     resolved = input_dir.resolve()
-    for managed in ("fg", "alpha", "raw_alpha", "error_maps", "meta", "rejected"):
+    for managed in MANAGED_FOLDERS:
         folder = writer.root / managed
         if resolved == folder or folder in resolved.parents:
             raise ValueError(f"input folder {input_dir} is inside the dataset's own folder "
                              f"{folder}; choose another input or output folder.")
-
-
-def _file_digest(path: Path) -> tuple[str, int]:
-    data = path.read_bytes()
-    return hashlib.sha256(data).hexdigest(), len(data)
-
-
-def _reason(error: Exception, path: Path) -> str:
-    """Error message without the path prefix (the summary already names the file)."""
-    text = str(error)
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _key_one(path: Path, options: KeyOptions):
@@ -76,6 +65,39 @@ def _key_one(path: Path, options: KeyOptions):
     result = chroma_key(rgb, options.key)
     verdict = assess_quality(result.alpha) if options.gate else None
     return result, verdict
+
+
+def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: KeyOptions,
+              summary: RunSummary, reasons: collections.Counter) -> tuple[str, str]:
+    """Key, judge and save one file that is not complete yet; returns ``(outcome, detail)``
+    and counts it in ``summary`` (reject reasons in ``reasons``)."""
+    try:
+        digest, size = file_digest(path)
+        result, verdict = _key_one(path, options)
+    except (ImageFileError, ValueError, OSError, MemoryError) as error:
+        detail = failure_reason(error, path)
+        summary.failed.append(FileFailure(path.name, detail))
+        return "failed", detail
+    keep = verdict is None or bool(verdict.keep)
+    record = SampleRecord(
+        sample_id, result.foreground, result.alpha, accepted=keep,
+        meta={"source_file": path.name, "source_sha256": digest, "source_bytes": size,
+              "tool": {"name": "ld-portrait", "version": tool_version(), "command": "key"},
+              "padding": {"method": "layerdiffuse_pyramid", "alpha": "keyed"},
+              "keying": result.stats},
+        verdict=None if verdict is None else verdict.to_dict())
+    saved = save_record(writer, record, SavePolicy(
+        keep_rejected=True, alpha_bits=options.alpha_bits, store_raw_alpha=False))
+    if not saved.written:
+        summary.taken_by_other_writer += 1
+        return "taken", ""
+    summary.processed += 1
+    if keep:
+        summary.accepted += 1
+        return "accepted", ""
+    summary.rejected += 1
+    reasons.update(verdict.reasons)
+    return "rejected", ""
 
 
 def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
@@ -104,64 +126,13 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
     files = list_pngs(input_dir)
     summary.found = len(files)
     reasons: collections.Counter = collections.Counter()
-    for done, (path, sample_id) in enumerate(zip(files, assign_ids(files)), 1):
-        if should_stop is not None and should_stop():
-            summary.interrupted = True
-            break
-        outcome, detail = None, ""
-        try:
-            if writer.is_complete(sample_id):
-                summary.skipped_complete += 1
-                outcome = "skipped"
-                continue
-            if options.limit is not None and summary.processed >= options.limit:
-                summary.limit_reached = True
-                break
-            try:
-                digest, size = _file_digest(path)
-                result, verdict = _key_one(path, options)
-            except (ImageFileError, ValueError, OSError, MemoryError) as error:
-                detail = _reason(error, path)
-                summary.failed.append(FileFailure(path.name, detail))
-                outcome = "failed"
-                continue
-            keep = verdict is None or bool(verdict.keep)
-            record = SampleRecord(
-                sample_id, result.foreground, result.alpha, accepted=keep,
-                meta={"source_file": path.name, "source_sha256": digest, "source_bytes": size,
-                      "tool": {"name": "ld-portrait", "version": tool_version(),
-                               "command": "key"},
-                      "padding": {"method": "layerdiffuse_pyramid", "alpha": "keyed"},
-                      "keying": result.stats},
-                verdict=None if verdict is None else verdict.to_dict())
-            outcome_saved = save_record(writer, record, SavePolicy(
-                keep_rejected=True, alpha_bits=options.alpha_bits, store_raw_alpha=False))
-            if not outcome_saved.written:
-                summary.taken_by_other_writer += 1
-                outcome = "taken"
-                continue
-            summary.processed += 1
-            if keep:
-                summary.accepted += 1
-                outcome = "accepted"
-            else:
-                summary.rejected += 1
-                reasons.update(verdict.reasons)
-                outcome = "rejected"
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            break
-        except (DatasetError, SampleIdError) as error:
-            summary.fatal_error = str(error)
-            break
-        except OSError as error:
-            summary.fatal_error = (f"cannot write to {writer.root}: {error.strerror or error}"
-                                   f"{' (disk full?)' if is_disk_full(error) else ''}; samples "
-                                   "written so far are complete, run again once fixed.")
-            break
-        finally:
-            if outcome is not None and progress is not None:
-                progress(ProgressEvent(done, len(files), path.name, sample_id, outcome, detail))
+    run_file_loop(FileLoop(
+        files, summary, is_done=lambda path, sample_id: writer.is_complete(sample_id),
+        process=functools.partial(_key_file, writer=writer, options=options, summary=summary,
+                                  reasons=reasons),
+        limit=options.limit, progress=progress, should_stop=should_stop,
+        fatal_errors=(DatasetError, SampleIdError, OSError),
+        fatal_message=functools.partial(output_message, writer.root)))
     summary.reject_reasons = dict(reasons)
     summary.elapsed_s = time.monotonic() - started
     return summary

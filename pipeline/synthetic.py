@@ -201,6 +201,23 @@ def _hair_alpha(rng, layout: _Layout, mass: np.ndarray, xx, yy):
     return alpha.astype(np.float32), sd, band, streak
 
 
+def _outward_picks(rng, candidates: np.ndarray, gx: np.ndarray, gy: np.ndarray, fraction: tuple,
+                   bounds: tuple):
+    """Random ``candidates`` pixels with their unit gradient direction, ``(y0, x0, nx, ny)``.
+
+    ``clip(round(len(candidates) * uniform(*fraction)), *bounds)`` pixels are drawn (lazily, so
+    the caller's own draws interleave); those where the gradient (``gx``, ``gy``) vanishes are
+    passed over.
+    """
+    count = int(np.clip(round(len(candidates) * rng.uniform(*fraction)), *bounds))
+    for _ in range(count):
+        y0, x0 = candidates[rng.integers(len(candidates))]
+        nx, ny = float(gx[y0, x0]), float(gy[y0, x0])
+        norm = math.hypot(nx, ny)
+        if norm >= 1e-6:
+            yield y0, x0, nx / norm, ny / norm
+
+
 def _draw_strands(rng, layout: _Layout, mass, sd, band, body) -> np.ndarray:
     """Thin semi-transparent strands and curls sticking out of the hair into the background."""
     height, width = mass.shape
@@ -223,14 +240,7 @@ def _draw_strands(rng, layout: _Layout, mass, sd, band, body) -> np.ndarray:
     def to_canvas(x, y):
         return (int(round((x + 0.5) * factor - 0.5)), int(round((y + 0.5) * factor - 0.5)))
 
-    n_strands = int(np.clip(round(len(candidates) * rng.uniform(0.025, 0.05)), 3, 160))
-    for _ in range(n_strands):
-        y0, x0 = candidates[rng.integers(len(candidates))]
-        nx, ny = float(gx[y0, x0]), float(gy[y0, x0])
-        norm = math.hypot(nx, ny)
-        if norm < 1e-6:
-            continue
-        nx, ny = nx / norm, ny / norm
+    for y0, x0, nx, ny in _outward_picks(rng, candidates, gx, gy, (0.025, 0.05), (3, 160)):
         tx, ty = -ny, nx
         length = max(3.0, rng.uniform(0.02, 0.1) * unit)
         bend = rng.uniform(-0.6, 0.6)
@@ -254,16 +264,10 @@ def _draw_strands(rng, layout: _Layout, mass, sd, band, body) -> np.ndarray:
             value = int(round(255 * opacity * (1.0 - fade * t[i])))
             cv2.line(canvas, to_canvas(px[i], py[i]), to_canvas(px[i + 1], py[i + 1]), value, thickness, cv2.LINE_8)
     if layout.hair_style == "curly" or rng.random() < 0.3:
-        n_curls = int(np.clip(round(len(candidates) * rng.uniform(0.01, 0.025)), 2, 80))
-        for _ in range(n_curls):
-            y0, x0 = candidates[rng.integers(len(candidates))]
-            nx, ny = float(gx[y0, x0]), float(gy[y0, x0])
-            norm = math.hypot(nx, ny)
-            if norm < 1e-6:
-                continue
+        for y0, x0, nx, ny in _outward_picks(rng, candidates, gx, gy, (0.01, 0.025), (2, 80)):
             radius = max(2.0, rng.uniform(0.012, 0.03) * unit)
             offset = rng.uniform(0.2, 0.9) * radius
-            centre = (x0 + nx / norm * offset, y0 + ny / norm * offset)
+            centre = (x0 + nx * offset, y0 + ny * offset)
             if min(centre[0], centre[1], width - 1 - centre[0], height - 1 - centre[1]) < radius + 4:
                 continue
             axes = (max(1, int(radius * factor)), max(1, int(radius * rng.uniform(0.65, 1.0) * factor)))

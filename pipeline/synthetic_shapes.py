@@ -205,6 +205,26 @@ def _torso_outline(cx, unit, height, neck_half, shoulder_y, shoulder_half, shoul
     return _chaikin(pts, 3)
 
 
+#: Per pose, the ranges the head and shoulders are drawn from (in this order): head half-width
+#: (x unit), head centre height (x image height), head aspect (ry / rx), shoulder line below
+#: the chin (x unit) and shoulder half-width (x unit).
+_HEAD_AND_SHOULDER_RANGES = {
+    "head_and_shoulders": ((0.15, 0.185), (0.38, 0.43), (1.2, 1.32), (0.07, 0.12), (0.42, 0.62)),
+    "bust": ((0.11, 0.135), (0.28, 0.33), (1.2, 1.32), (0.05, 0.08), (0.25, 0.3)),
+    "arm_on_hip": ((0.085, 0.1), (0.2, 0.24), (1.2, 1.3), (0.06, 0.08), (0.19, 0.22)),
+}
+
+
+def _draw_head_and_shoulders(rng: np.random.Generator, pose: str, unit: float, height: int) -> tuple:
+    """``(rx, hy, ry, shoulder_y, shoulder_half)`` in pixels, drawn from ``pose``'s ranges."""
+    head_half, head_height, aspect, shoulder_drop, shoulder_half = _HEAD_AND_SHOULDER_RANGES[pose]
+    rx = rng.uniform(*head_half) * unit
+    hy = height * rng.uniform(*head_height)
+    ry = rx * rng.uniform(*aspect)
+    shoulder_y = hy + ry + rng.uniform(*shoulder_drop) * unit
+    return rx, hy, ry, shoulder_y, rng.uniform(*shoulder_half) * unit
+
+
 def _make_layout(rng: np.random.Generator, height: int, width: int, pose: str) -> _Layout:
     unit = float(min(height, width))
     cx = width / 2.0 + rng.uniform(-0.04, 0.04) * unit
@@ -213,20 +233,12 @@ def _make_layout(rng: np.random.Generator, height: int, width: int, pose: str) -
     hands: list = []
     hole_seeds: list = []
     if pose == "head_and_shoulders":
-        rx = rng.uniform(0.15, 0.185) * unit
-        hy = height * rng.uniform(0.38, 0.43)
-        ry = rx * rng.uniform(1.2, 1.32)
-        shoulder_y = hy + ry + rng.uniform(0.07, 0.12) * unit
-        shoulder_half = rng.uniform(0.42, 0.62) * unit
+        rx, hy, ry, shoulder_y, shoulder_half = _draw_head_and_shoulders(rng, pose, unit, height)
         outline = _torso_outline(cx, unit, height, 0.55 * rx, shoulder_y, shoulder_half,
                                  rng.uniform(0.05, 0.1) * unit, shoulder_half * 1.02, height + 0.05 * unit,
                                  shoulder_half * 1.04, height + 0.1 * unit)
     elif pose == "bust":
-        rx = rng.uniform(0.11, 0.135) * unit
-        hy = height * rng.uniform(0.28, 0.33)
-        ry = rx * rng.uniform(1.2, 1.32)
-        shoulder_y = hy + ry + rng.uniform(0.05, 0.08) * unit
-        shoulder_half = rng.uniform(0.25, 0.3) * unit
+        rx, hy, ry, shoulder_y, shoulder_half = _draw_head_and_shoulders(rng, pose, unit, height)
         outline = _torso_outline(cx, unit, height, 0.55 * rx, shoulder_y, shoulder_half,
                                  rng.uniform(0.04, 0.07) * unit, shoulder_half * 0.93, shoulder_y + 0.35 * unit,
                                  shoulder_half * 0.95, height)
@@ -236,11 +248,7 @@ def _make_layout(rng: np.random.Generator, height: int, width: int, pose: str) -
             p1 = (cx + side * (shoulder_half + 0.2 * arm_r), height + 0.2 * unit)
             arms.append((p0, p1, arm_r))
     elif pose == "arm_on_hip":
-        rx = rng.uniform(0.085, 0.1) * unit
-        hy = height * rng.uniform(0.2, 0.24)
-        ry = rx * rng.uniform(1.2, 1.3)
-        shoulder_y = hy + ry + rng.uniform(0.06, 0.08) * unit
-        shoulder_half = rng.uniform(0.19, 0.22) * unit
+        rx, hy, ry, shoulder_y, shoulder_half = _draw_head_and_shoulders(rng, pose, unit, height)
         waist_half = shoulder_half * rng.uniform(0.7, 0.78)
         waist_y = height * rng.uniform(0.7, 0.74)
         hip_half = shoulder_half * rng.uniform(0.85, 0.95)

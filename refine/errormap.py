@@ -80,8 +80,8 @@ def semi_transparent(alpha) -> np.ndarray:
     return (alpha > HALF_CODE) & (alpha < 1.0 - HALF_CODE)
 
 
-def checkerboard(height: int, width: int, cell: int = 16) -> np.ndarray:
-    """Grey transparency checkerboard.
+def checkerboard(height: int, width: int, cell: int = 16, shades=CHECKER_SHADES) -> np.ndarray:
+    """Grey transparency checkerboard (the one the pack draws everywhere).
 
     Parameters
     ----------
@@ -89,20 +89,22 @@ def checkerboard(height: int, width: int, cell: int = 16) -> np.ndarray:
         Size in pixels (>= 1).
     cell : int
         Side of each square in pixels (>= 1).
+    shades : (float, float)
+        The two greys in 0..1 (default :data:`CHECKER_SHADES`).
 
     Returns
     -------
     ndarray, float32 [height, width, 3] in 0..1
-        ``CHECKER_SHADES[0]`` where ``(row // cell + col // cell)`` is even, else
-        ``CHECKER_SHADES[1]``; grey (all three channels equal).
+        ``shades[0]`` where ``(row // cell + col // cell)`` is even, else ``shades[1]``;
+        grey (all three channels equal).
     """
     for name, value in (("height", height), ("width", width), ("cell", cell)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"checkerboard {name} must be a whole number >= 1, got {value!r}.")
     rows = (np.arange(height) // cell)[:, None]
     cols = (np.arange(width) // cell)[None, :]
-    shades = np.asarray(CHECKER_SHADES, np.float32)
-    return np.repeat(shades[(rows + cols) % 2][..., None], 3, axis=2)
+    greys = np.asarray(shades, np.float32)
+    return np.repeat(greys[(rows + cols) % 2][..., None], 3, axis=2)
 
 
 def checker_cell(height: int, width: int) -> int:

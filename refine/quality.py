@@ -62,7 +62,7 @@ from dataclasses import asdict, dataclass, field, fields
 import cv2
 import numpy as np
 
-from .validation import as_alpha, as_mask, check_same_size
+from .validation import as_alpha, as_mask, bounded_field, check_same_size
 
 __all__ = [
     "QualityThresholds",
@@ -99,11 +99,6 @@ REASON_CODES = (
 _BINARY_EPS = 0.5 / 255.0
 
 
-def _threshold(default, low, high, doc):
-    """A dataclass field with its allowed range and meaning (nodes build widgets from it)."""
-    return field(default=default, metadata={"min": low, "max": high, "doc": doc})
-
-
 @dataclass(frozen=True)
 class QualityThresholds:
     """Thresholds of :func:`assess_quality`; every field is a keyword of that function.
@@ -113,77 +108,77 @@ class QualityThresholds:
     a glass bottle (rejected as translucent); see the module docstring for each reason.
     """
 
-    opaque_level: float = _threshold(
+    opaque_level: float = bounded_field(
         0.5, 0.01, 0.99,
         "Alpha at or above which a pixel counts as foreground for area, component, border and "
         "centre measures.")
-    min_side: int = _threshold(
+    min_side: int = bounded_field(
         256, 0, 16384,
         "Reject ('low_resolution') when the shorter image side has fewer pixels; 0 disables.")
-    min_foreground_fraction: float = _threshold(
+    min_foreground_fraction: float = bounded_field(
         0.005, 0.0, 1.0,
         "Reject as 'empty_matte' when less than this fraction of the image is foreground.")
-    max_foreground_fraction: float = _threshold(
+    max_foreground_fraction: float = bounded_field(
         0.95, 0.0, 1.0,
         "Reject as 'no_background' when more than this fraction of the image is foreground "
         "(a failed decode that made everything opaque).")
-    min_subject_fraction: float = _threshold(
+    min_subject_fraction: float = bounded_field(
         0.05, 0.0, 1.0,
         "Reject as 'too_small' when the largest foreground component covers less than this "
         "fraction of the image.")
-    person_area_ratio: float = _threshold(
+    person_area_ratio: float = bounded_field(
         0.2, 0.0, 1.0,
         "A foreground component counts as a person when its area is at least this fraction of "
         "the largest component's area (and at least min_person_fraction of the image).")
-    min_person_fraction: float = _threshold(
+    min_person_fraction: float = bounded_field(
         0.01, 0.0, 1.0,
         "Smallest image fraction a component needs to count as a person.")
-    max_people: int = _threshold(
+    max_people: int = bounded_field(
         1, 1, 100,
         "Reject as 'multiple_people' when there are more person-sized components than this.")
-    max_fragment_fraction: float = _threshold(
+    max_fragment_fraction: float = bounded_field(
         0.05, 0.0, 1.0,
         "Reject as 'fragmented' when more than this fraction of the foreground area lies "
         "outside person-sized components (floating debris, detached limbs or props).")
-    border_band: int = _threshold(
+    border_band: int = bounded_field(
         2, 1, 64,
         "Border contact is measured on the outermost this-many rows/columns (the largest alpha "
         "across the band), so a one-pixel fade at the frame does not hide a cut.")
-    max_top_contact: float = _threshold(
+    max_top_contact: float = bounded_field(
         0.03, 0.0, 1.0,
         "Reject as 'cut_off_top' when foreground touches more than this fraction of the top "
         "border (the head leaves the frame).")
-    max_side_contact: float = _threshold(
+    max_side_contact: float = bounded_field(
         0.3, 0.0, 1.0,
         "Reject as 'cut_off_left'/'cut_off_right' when foreground touches more than this "
         "fraction of a side border. Shoulders of a bust touch the sides near the bottom, "
         "which stays well below the default.")
-    min_bottom_contact: float = _threshold(
+    min_bottom_contact: float = bounded_field(
         0.0, 0.0, 1.0,
         "Reject as 'not_touching_bottom' when foreground touches less than this fraction of "
         "the bottom border. 0 disables; about 0.1 suits bust / half-body datasets, where a "
         "subject floating above the bottom edge is usually not a portrait.")
-    max_center_offset: float = _threshold(
+    max_center_offset: float = bounded_field(
         0.3, 0.0, 0.5,
         "Reject as 'not_centered' when the subject's centroid lies farther than this fraction "
         "of the image width from the vertical centre line; 0.5 disables.")
-    max_changed_fraction: float = _threshold(
+    max_changed_fraction: float = bounded_field(
         0.4, 0.0, 1e6,
         "Reject as 'too_many_corrections' when refinement changed more pixels than this "
         "fraction of the foreground area (the decoder's alpha was mostly wrong). Typical "
         "Layer Diffusion portraits with interior speckle need 0.1 to 0.3.")
-    min_semi_per_contour: float = _threshold(
+    min_semi_per_contour: float = bounded_field(
         0.5, 0.0, 1e6,
         "Reject as 'nearly_binary' when the matte has fewer semi-transparent pixels than this "
         "per pixel of foreground contour: no soft edge at all, which suggests a failed "
         "transparent decode. An anti-aliased hand cut-out has about 1 to 2, a Layer Diffusion "
         "portrait with hair 5 to 30; 0 disables.")
-    translucency_margin: float = _threshold(
+    translucency_margin: float = bounded_field(
         0.05, 0.0, 0.49,
         "For the translucency measure, alpha in (margin, 1 - margin) is semi-transparent and "
         "alpha > margin is the object's support; the margin ignores faint background noise "
         "and near-opaque dither.")
-    max_translucent_fraction: float = _threshold(
+    max_translucent_fraction: float = bounded_field(
         0.5, 0.0, 1.0,
         "Reject as 'too_transparent' when more than this fraction of the object's support is "
         "semi-transparent (glass, smoke, veils: not a portrait matte). Portraits with hair "

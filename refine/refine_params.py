@@ -8,11 +8,11 @@ their ``min``/``max`` bound an explicit value.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .validation import HALF_CODE
+from .validation import HALF_CODE, bounded_field
 
 __all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "RAMP_DEPTH_FRACTION"]
 
@@ -26,11 +26,6 @@ _SIZES = ("band_width", "gap_rim", "reach_depth", "ramp_depth", "taper_width", "
 _SWITCHES = ("fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade")
 
 
-def _param(default, low, high, doc):
-    """A dataclass field with its allowed range and meaning (widgets and CLI help use it)."""
-    return field(default=default, metadata={"min": low, "max": high, "doc": doc})
-
-
 @dataclass(frozen=True)
 class RefineParams:
     """Thresholds of :func:`refine_alpha`; each field's metadata holds its range and meaning.
@@ -40,103 +35,103 @@ class RefineParams:
     images ``i2i_0_transparent.png`` and ``causal_cut.png`` that the tests also use.
     """
 
-    background_level: float = _param(
+    background_level: float = bounded_field(
         2.0 / 255.0, 0.0, 1.0,
         "Alpha at or below which a pixel can be true background (connected to the border). "
         "Layer Diffusion's background is exactly 0 up to faint noise.")
-    opaque_level: float = _param(
+    opaque_level: float = bounded_field(
         1.0 - HALF_CODE, 0.0, 1.0,
         "Alpha at or above which a pixel is opaque and blocks the background's reach.")
-    gap_level: float = _param(
+    gap_level: float = bounded_field(
         0.5, 0.0, 1.0,
         "Alpha below which a pixel is a see-through gap (between hair strands) the background "
         "can cross; must lie between background_level and opaque_level.")
-    faint_level: float = _param(
+    faint_level: float = bounded_field(
         0.3, 0.0, 1.0,
         "Pixels below this alpha that the background reaches through pixels below it count as "
         "see-through gaps however deep they lie (a soft valley between an arm and the head). "
         "At or below background_level disables this.")
-    band_width: float | None = _param(
+    band_width: float | None = bounded_field(
         None, 0.0, 65536.0,
         "How deep (px from the true background) the genuine transition band (hair, soft edges) "
         "may reach; semi-transparency deeper than this is an error. Unset (None) = automatic (3% of "
         "the shorter side, at least 4).")
-    gap_rim: float | None = _param(
+    gap_rim: float | None = bounded_field(
         None, 0.0, 65536.0,
         "How far (px) the band may extend beyond see-through gaps between strands, however deep "
         "they are: the opaque half of a soft edge. Unset (None) = automatic (0.6% of the shorter side).")
-    reach_depth: float | None = _param(
+    reach_depth: float | None = bounded_field(
         None, 0.0, 65536.0,
         "How deep (px from the true background) see-through gaps are searched. Unset (None) = "
         "automatic (3.2% of the shorter side).")
-    strand_width: int | None = _param(
+    strand_width: int | None = bounded_field(
         None, 0, 4096,
         "Opaque structures narrower than this (px), such as hair strands and curls, do not wall "
         "off the see-through gaps behind them. Unset (None) = automatic (0.5% of the shorter side, at "
         "least 5).")
-    hole_min_area: int | None = _param(
+    hole_min_area: int | None = bounded_field(
         None, 0, 1 << 30,
         "Enclosed transparent regions at least this large (px) are real background holes (the gap "
         "between arm and torso); smaller ones are pinholes and get filled. Unset (None) = automatic "
         "(0.1% of the image).")
-    debris_max_alpha: float = _param(
+    debris_max_alpha: float = bounded_field(
         0.5, 0.0, 1.0,
         "Detached islands whose strongest alpha is below this are faint debris and are removed.")
-    island_min_area: int | None = _param(
+    island_min_area: int | None = bounded_field(
         None, 0, 1 << 30,
         "Detached islands smaller than this (px) are background debris and are removed. "
         "Unset (None) = automatic (0.01% of the image).")
-    keep_island_fraction: float = _param(
+    keep_island_fraction: float = bounded_field(
         0.02, 0.0, 1.0,
         "Detached islands at least this fraction of the largest one are kept (a second person or "
         "a held object; the quality gate judges those).")
-    speckle_level: float = _param(
+    speckle_level: float = bounded_field(
         0.8, 0.0, 1.0,
         "Inside the transition band, a pixel at or above this alpha that is darker than all its "
         "neighbours is speckle and is made opaque.")
-    speckle_passes: int = _param(
+    speckle_passes: int = bounded_field(
         3, 0, 64,
         "How many times the band speckle test repeats (each pass exposes the next pixel of a "
         "speckle chain). 0 disables it.")
-    shelf_level: float = _param(
+    shelf_level: float = bounded_field(
         0.5, 0.0, 1.0,
         "Band pixels at or above this alpha can be a shelf: a blotch that dims the body where it "
         "meets the outline.")
-    shelf_rise: float = _param(
+    shelf_rise: float = bounded_field(
         0.3, 0.0, 1.0,
         "A band pixel is a shelf (and made opaque) when it rises above its darkest neighbour by "
         "less than this fraction of its remaining transparency (a genuine soft edge climbs "
         "steeply toward the body). 0 disables the shelf test.")
-    ramp_levels: tuple = _param(
+    ramp_levels: tuple = bounded_field(
         (0.5, 0.8, 0.95), 0.0, 1.0,
         "Increasing alpha levels in (0, 1]. A pixel below the last level is also genuine when the "
         "background reaches it through pixels below the level just above its own alpha (a "
         "steadily climbing soft edge, such as a wide hair fringe). Empty disables this.")
-    ramp_depth: float | None = _param(
+    ramp_depth: float | None = bounded_field(
         None, 0.0, 65536.0,
         "How deep (px from the true background) a steadily climbing soft edge is kept as "
         f"genuine. Unset (None) = automatic ({RAMP_DEPTH_FRACTION:.1%} of the shorter side).")
-    taper_width: float | None = _param(
+    taper_width: float | None = bounded_field(
         None, 0.0, 65536.0,
         "Where filled pixels meet the kept soft band, they rise to 1 over this many pixels "
         "instead of jumping (no stair step along the band's inner limit). 0 fills to 1 at once. "
         "Unset (None) = automatic (0.4% of the shorter side, at least 2).")
-    frame_fade_depth: int | None = _param(
+    frame_fade_depth: int | None = bounded_field(
         None, 0, 65536,
         "Rows/columns from the image border in which a fade of the body toward the frame is "
         "repaired. Unset (None) = automatic (2.5% of the side, at least 2); fix_frame_fade switches "
         "the repair off.")
-    fade_min_alpha: float = _param(
+    fade_min_alpha: float = bounded_field(
         0.5, 0.0, 1.0,
         "Only pixels at least this opaque are repaired as a frame fade; dimmer ones are a soft "
         "edge that runs along the border.")
-    fix_interior: bool = _param(
+    fix_interior: bool = bounded_field(
         True, False, True, "Make semi-transparent speckle and blotches inside the body opaque.")
-    fix_pinholes: bool = _param(
+    fix_pinholes: bool = bounded_field(
         True, False, True, "Fill small fully transparent holes inside the body (eye highlights).")
-    remove_debris: bool = _param(
+    remove_debris: bool = bounded_field(
         True, False, True, "Remove faint floating islands in the background.")
-    fix_frame_fade: bool = _param(
+    fix_frame_fade: bool = bounded_field(
         True, False, True,
         "Repair the fade where the body leaves the frame (make it opaque up to the border).")
 

@@ -20,7 +20,7 @@ import numpy as np
 from .validation import HALF_CODE, as_alpha
 
 __all__ = ["TRIMAP_BACKGROUND", "TRIMAP_UNKNOWN", "TRIMAP_FOREGROUND", "trimap_from_alpha",
-           "trimap_from_mask", "band_in_pixels", "check_trimap_codes"]
+           "trimap_from_mask", "band_in_pixels", "check_trimap_codes", "trimap_array", "trimap_to_unit"]
 
 TRIMAP_BACKGROUND, TRIMAP_UNKNOWN, TRIMAP_FOREGROUND = 0, 128, 255
 
@@ -117,17 +117,33 @@ def trimap_from_mask(mask, erode: float = 10.0, dilate: float = 10.0, *,
     return _compose(sure_foreground, sure_background)
 
 
+def trimap_array(trimap, name: str = "trimap") -> np.ndarray:
+    """``trimap`` as a 2-D array [H, W] of any dtype (a trailing axis of 1 dropped), or
+    ``ValueError``; the values are checked by the caller."""
+    array = np.asarray(trimap)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [H, W]; got shape {tuple(array.shape)}.")
+    return array
+
+
+def trimap_to_unit(codes: np.ndarray) -> np.ndarray:
+    """Trimap codes 0/128/255 as float32 0 / 0.5 / 1, the convention of the pymatting solvers
+    and of MASK sockets. ``codes`` is uint8 [H, W] as :func:`trimap_from_mask` returns it."""
+    trimap = np.full(codes.shape, 0.5, np.float32)
+    trimap[codes == TRIMAP_BACKGROUND] = 0.0
+    trimap[codes == TRIMAP_FOREGROUND] = 1.0
+    return trimap
+
+
 def check_trimap_codes(trimap, name: str = "trimap") -> np.ndarray:
     """Return a trimap as uint8 codes 0/128/255, or raise ``ValueError`` naming stray values.
 
     Accepts uint8 codes, uint16 codes (x 257) or float 0..1 (code / 255), as image readers
     return them.
     """
-    array = np.asarray(trimap)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array [H, W]; got shape {tuple(array.shape)}.")
+    array = trimap_array(trimap, name)
     if array.dtype == np.uint8:
         codes = array
     elif array.dtype == np.uint16:

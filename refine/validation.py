@@ -6,13 +6,21 @@ was wrong and how to fix it. Nothing here silently "repairs" bad data such as Na
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-__all__ = ["HALF_CODE", "as_alpha", "as_rgb", "as_mask", "check_same_size"]
+__all__ = ["HALF_CODE", "bounded_field", "as_alpha", "as_rgb", "as_mask", "check_same_size", "check_pixel_count"]
 
 #: Half an 8-bit code value: a float alpha within this of 0 or 1 counts as exactly 0 or 1
 #: (it is written as code 0 or 255).
 HALF_CODE = 0.5 / 255.0
+
+
+def bounded_field(default, low, high, doc):
+    """A dataclass field that carries its allowed range and meaning in ``metadata``
+    (``{"min", "max", "doc"}``): node widgets and ``--param`` / ``--gate`` help are built from it."""
+    return dataclasses.field(default=default, metadata={"min": low, "max": high, "doc": doc})
 
 
 def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
@@ -48,6 +56,15 @@ def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     if low < 0.0 or high > 1.0:
         out = np.clip(out, 0.0, 1.0)
     return out
+
+
+def check_pixel_count(value, name: str, low: int, high: int | None = None) -> int:
+    """Return ``value`` if it is a whole number of pixels in ``low..high`` (no upper bound when
+    ``high`` is None), else raise ``ValueError`` naming ``name`` and the range. bool is refused."""
+    limits = f">= {low}" if high is None else f"in {low}..{high}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be a whole number of pixels {limits}, got {value!r}.")
+    return value
 
 
 def as_alpha(alpha, name: str = "alpha") -> np.ndarray:

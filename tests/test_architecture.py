@@ -101,3 +101,11 @@ def test_importing_the_pack_loads_neither_torch_nor_the_host():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     count, loaded = re.match(r"(\d+) (.*)", out.stdout.strip()).groups()
     assert int(count) >= 10 and loaded == "[]", out.stdout
+
+
+def test_no_folder_shadows_workflows_in_the_template_browser():
+    """ComfyUI serves a pack's templates from the first of these folders that exists (checked on
+    0.3.64 and 0.8.0): any of the earlier names would hide workflows/ and its thumbnails."""
+    host_order = ["example_workflows", "example", "examples", "workflow", "workflows"]
+    present = [name for name in host_order if (REPO / name).is_dir()]
+    assert present == ["workflows"], f"template folders found in host order: {present}"

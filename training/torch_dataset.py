@@ -38,6 +38,7 @@ from ..dataset.export import plan_split
 from ..refine.composite import procedural_background
 from ..refine.trimap import TRIMAP_UNKNOWN as UNKNOWN_CODE
 from ..refine.trimap import trimap_from_alpha
+from ..refine.validation import check_pixel_count
 
 __all__ = ["AugmentOptions", "MattingDataset", "list_training_ids", "split_ids", "seed_worker",
            "jitter_colour", "TRIMAP_UNKNOWN"]
@@ -84,9 +85,7 @@ class AugmentOptions:
 
     def __post_init__(self):
         for name in ("size", "crop"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 8:
-                raise ValueError(f"{name} must be a whole number of pixels >= 8, got {value!r}.")
+            check_pixel_count(getattr(self, name), name, 8)
         for name in ("unknown_centre_probability", "flip_probability", "brightness", "contrast",
                      "saturation"):
             value = getattr(self, name)

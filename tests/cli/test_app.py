@@ -17,14 +17,12 @@ from comfyui_ld_portrait.pipeline import folder as batch
 from comfyui_ld_portrait.pipeline.demo import run_demo
 from comfyui_ld_portrait.dataset import read_manifest, verify
 
+from helpers.cli_runs import portrait_folder, run_cli
+
 REAL_IMAGES = ("i2i_0_transparent.png", "causal_cut.png")
 
 
-def _run(argv):
-    """main() in-process; returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(argv, stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+_run = run_cli
 
 
 def _make_input(folder: Path, layerdiffuse_dir: Path) -> Path:
@@ -137,9 +135,7 @@ def test_console_script_subprocess(refined, tmp_path):
 
 
 def test_limit_and_resume_in_steps(tmp_path, layerdiffuse_dir):
-    input_dir = tmp_path / "in"
-    input_dir.mkdir()
-    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", input_dir / "b.png")
+    input_dir = portrait_folder(tmp_path / "in", layerdiffuse_dir, "b.png")
     # A small synthetic portrait keeps this test fast; it is refined like any other file.
     from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
@@ -194,9 +190,7 @@ def test_demo_refinement_improves_on_the_synthetic_truth(tmp_path):
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path, layerdiffuse_dir):
-    input_dir = tmp_path / "in"
-    input_dir.mkdir()
-    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", input_dir / "a.png")
+    input_dir = portrait_folder(tmp_path / "in", layerdiffuse_dir, "a.png")
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     code, out, err = _run(["refine", str(input_dir), str(blocker / "out")])
@@ -362,10 +356,9 @@ def test_sigint_stops_the_console_script_after_the_current_file(tmp_path, layerd
     import signal
     import time
 
-    input_dir = tmp_path / "in"
-    input_dir.mkdir()
-    for index in range(8):  # real 1024 px images: each takes long enough to interrupt
-        shutil.copyfile(layerdiffuse_dir / "causal_cut.png", input_dir / f"copy{index}.png")
+    # Real 1024 px images: each takes long enough to interrupt.
+    input_dir = portrait_folder(tmp_path / "in", layerdiffuse_dir,
+                                *(f"copy{index}.png" for index in range(8)))
     script = Path(sys.executable).with_name("ld-portrait")
     output_dir = tmp_path / "out"
     process = subprocess.Popen([str(script), "refine", str(input_dir), str(output_dir)],

@@ -3,26 +3,24 @@ output, and a clear error for every kind of bad input."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 
 import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.cli.app import main
 from comfyui_ld_portrait.dataset.imagefiles import read_gray, write_png_atomic
 from comfyui_ld_portrait.evaluation import evaluate_pair
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
 from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
 
+from helpers.cli_runs import run_cli
+
 METRICS = ["sad", "mse", "mad", "grad", "conn"]
 
 
 def _run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main([str(arg) for arg in argv], stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv)
 
 
 @pytest.fixture(scope="module")

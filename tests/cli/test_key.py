@@ -1,19 +1,17 @@
 """``ld-portrait key INPUT_DIR OUTPUT_DIR`` end to end on synthetic green-screen photographs."""
-import io
 import json
 
 import numpy as np
 
-from comfyui_ld_portrait.cli import main
 from comfyui_ld_portrait.dataset import load_sample, verify
 from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
 from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
 
+from helpers.cli_runs import run_cli
+
 
 def _run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv)
 
 
 def test_key_writes_a_verifiable_dataset_and_resumes(tmp_path):

@@ -2,7 +2,6 @@
 (issue 13 items 1, 10, 11, 12)."""
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -11,14 +10,10 @@ import sys
 import textwrap
 
 from helpers.bombs import write_full_png_bomb, write_png_bomb
+from helpers.cli_runs import portrait_folder, run_cli
 
-from comfyui_ld_portrait.cli import app as cli
 
-
-def _run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(argv, stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+_run = run_cli
 
 
 def test_a_bomb_beside_a_portrait_costs_little_memory_and_is_named(tmp_path, layerdiffuse_dir):
@@ -53,9 +48,7 @@ def test_a_bomb_beside_a_portrait_costs_little_memory_and_is_named(tmp_path, lay
 
 
 def test_limits_from_options_reach_the_reader(tmp_path, layerdiffuse_dir):
-    source = tmp_path / "in"
-    source.mkdir()
-    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", source / "portrait.png")
+    source = portrait_folder(tmp_path / "in", layerdiffuse_dir)
     code, out, _ = _run(["refine", str(source), str(tmp_path / "a"), "--max-pixels", "1000",
                          "--json"])
     assert code == 0 and "1024x1024" in json.loads(out)["failed"][0]["reason"]
@@ -66,9 +59,7 @@ def test_limits_from_options_reach_the_reader(tmp_path, layerdiffuse_dir):
 
 def test_existing_file_as_output_is_exit_2_without_a_progress_line(tmp_path, layerdiffuse_dir):
     # Issue 13 item 11: it exited 1 after printing a progress line.
-    source = tmp_path / "in"
-    source.mkdir()
-    shutil.copyfile(layerdiffuse_dir / "causal_cut.png", source / "portrait.png")
+    source = portrait_folder(tmp_path / "in", layerdiffuse_dir)
     target = tmp_path / "taken.txt"
     target.write_text("keep me")
     code, out, err = _run(["refine", str(source), str(target)])

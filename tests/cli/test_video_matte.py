@@ -1,19 +1,17 @@
 """``ld-portrait video-matte FRAMES_DIR MASKS_DIR OUT_DIR`` end to end."""
-import io
 import json
 
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.cli import main
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.pipeline.matting_scenes import make_moving_clip
 
+from helpers.cli_runs import run_cli
+
 
 def _run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``ld-portrait queue`` drives the real host through the shipped refine-a-folder workflow.
 
-The queue runs in this process (``serverqueue.main``, the function behind the console
+The queue runs in this process (``cli.queue.main``, the function behind the console
 script) against the test host, on a copy of ``workflows/api/ld_portrait_refine_folder.json``
 whose loader folder names the test's input folder (the one edit a user makes). The workflow's
 ``PrimitiveInt`` "sample index" counter feeds both the loader's file index and

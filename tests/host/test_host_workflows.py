@@ -21,7 +21,7 @@ MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 # Where a loader input looks for its files (the host's models/<folder>). Our own loaders use
-# models/layer_model (see DESIGN.md). Add an entry here when a workflow uses another loader.
+# models/layer_model (see docs/layerdiffusion.md). Add an entry here when a workflow uses another loader.
 MODEL_FOLDERS = {
     ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
     ("CheckpointLoader", "ckpt_name"): "checkpoints",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.refine.trimap import (check_trimap_codes, trimap_from_alpha,
-                                               trimap_from_mask)
+from comfyui_ld_portrait.refine.trimap import (check_trimap_codes, trimap_array, trimap_from_alpha,
+                                               trimap_from_mask, trimap_to_unit)
 
 
 def _kinds(alpha: np.ndarray) -> np.ndarray:
@@ -125,3 +125,18 @@ def test_check_trimap_codes_accepts_the_convention_and_names_stray_values():
     assert np.array_equal(check_trimap_codes(codes.astype(np.uint16) * 257), codes)
     with pytest.raises(ValueError, match="127"):
         check_trimap_codes(np.array([[0, 127, 255]], np.uint8))
+
+
+def test_trimap_to_unit_maps_each_code_and_keeps_the_layout():
+    codes = np.array([[0, 128, 255], [255, 0, 128]], np.uint8)
+    unit = trimap_to_unit(codes)
+    assert unit.dtype == np.float32
+    expected = np.array([[0.0, 0.5, 1.0], [1.0, 0.0, 0.5]], np.float32)
+    assert np.array_equal(unit, expected)
+
+
+def test_trimap_array_drops_a_single_channel_axis_and_refuses_other_shapes():
+    codes = np.zeros((4, 5, 1), np.uint8)
+    assert trimap_array(codes).shape == (4, 5)
+    with pytest.raises(ValueError, match=r"my_trimap must be a 2-D array \[H, W\]; got shape \(4, 5, 3\)"):
+        trimap_array(np.zeros((4, 5, 3), np.uint8), "my_trimap")

@@ -1,4 +1,4 @@
-"""examples/train_tiny_matting.py trains on a dataset written by `ld-portrait demo`: the loss
+"""tools/train_tiny_matting.py trains on a dataset written by `ld-portrait demo`: the loss
 falls and the held-out SAD is printed."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from comfyui_ld_portrait.cli.app import main as cli_main
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_tiny_matting.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "tools" / "train_tiny_matting.py"
 
 
 @pytest.fixture(scope="module")

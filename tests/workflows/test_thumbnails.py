@@ -2,8 +2,8 @@
 
 ComfyUI's template browser loads ``workflows/<name>.jpg`` beside ``workflows/<name>.json``; the thumbnail
 must exist, be small, and show the graph as it is now. The saved view (``extra.ds``) must show every group
-title and every note when the workflow opens in a 1280x720 window whose top ~80 px (tabs, top bar) and left
-~50 px (sidebar) are covered by the frontend 1.35 chrome.
+title and every note when the workflow opens in a 1280x720 window on frontend 1.27 (1240x680 canvas) and
+1.35 (top ~80 px and left ~50 px of the canvas covered by tabs, top bar and sidebar).
 """
 import copy
 import importlib.util
@@ -24,8 +24,10 @@ MAX_SIZE = (512, 384)                 # width, height
 # (checked by test_stale_thumbnail_is_detected).
 BLURRED_DIFF_TOLERANCE = 60.0
 
-# The visible canvas area at load time, in CSS pixels of a 1280x720 window (what the issue asks for).
-WINDOW_W, WINDOW_H, TOP_BAR, SIDEBAR = 1280, 720, 80, 50
+# The visible canvas area at load time in a 1280x720 window, in canvas pixels, on both frontends:
+# 1.35 draws the canvas under the whole window and covers its top ~80 px (tabs, top bar) and left ~50 px
+# (sidebar); 1.27 places a 1240x680 canvas 40 px right of and below the window's corner.
+WINDOW_W, WINDOW_H, TOP_BAR, SIDEBAR = 1240, 680, 80, 50
 NODE_TITLE_HEIGHT = 30                # litegraph draws a node's title bar above node.pos
 
 _spec = importlib.util.spec_from_file_location("ldp_thumbnails", REPO / "tools" / "workflows_src" / "thumbnails.py")

@@ -25,9 +25,10 @@ def display_name(type_name):
     return names.get(type_name, type_name)
 
 NOTE_COLOR, NOTE_BG = "#432", "#653"
-# The saved view (extra.ds) must show the whole graph on a 1280x720 window: ComfyUI's frontends draw at
-# canvas = (graph + offset) * scale, and 1.35 lays its ~80 px tab/top bar and ~50 px sidebar over the canvas.
-VIEW_WINDOW, VIEW_TOP_BAR, VIEW_SIDEBAR, VIEW_MARGIN = (1280, 720), 80, 50, 20
+# The saved view (extra.ds) must show the whole graph in a 1280x720 window: ComfyUI's frontends draw at
+# canvas = (graph + offset) * scale. 1.35's canvas is the whole window under an ~80 px tab/top bar and a
+# ~50 px sidebar; 1.27's canvas starts 40 px right and down (1240x680). Fit into both: x 50..1240, y 80..680.
+VIEW_WINDOW, VIEW_TOP_BAR, VIEW_SIDEBAR, VIEW_MARGIN = (1240, 680), 80, 50, 20
 
 
 def saved_view(nodes, groups):

@@ -4,7 +4,7 @@ A demonstration of :class:`comfyui_ld_portrait.training.torch_dataset.MattingDat
 ``DataLoader``, not a useful model::
 
     ld-portrait demo /tmp/ldp-demo --count 8 --size 128 --gate min_side=64
-    python examples/train_tiny_matting.py /tmp/ldp-demo/dataset --steps 60
+    python tools/train_tiny_matting.py /tmp/ldp-demo/dataset --steps 60
 
 (``--gate min_side=64`` because the default quality gate rejects portraits under 256 px; or
 pass ``--include-rejected`` here.) The samples are split into training and a held-out part
