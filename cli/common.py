@@ -223,6 +223,25 @@ def float_argument(text: str, what: str = "a number") -> float:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
+def field_type(record_class, name: str):
+    """argparse type for the ``bounded_field`` ``name`` of a settings dataclass: a number of the
+    field's kind within the field's range (the one the library checks and the nodes show)."""
+    import dataclasses
+
+    spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
+    low, high = spec.metadata["min"], spec.metadata["max"]
+    whole = isinstance(spec.default, int) and not isinstance(spec.default, bool)
+
+    def parse(text: str):
+        value = whole_number(text, low) if whole else float_argument(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low}..{high}, got {value}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
 def positive_float(text: str) -> float:
     """argparse type for sizes that must be above 0 (``--max-file-mb 0.5``)."""
     value = float_argument(text)

@@ -1,27 +1,12 @@
 """``ld-portrait key INPUT_DIR OUTPUT_DIR``: key green/blue-screen PNGs into a matting dataset."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .common import (JobErrors, JobProgress, float_argument, non_negative_int, print_summary,
+from .common import (JobErrors, JobProgress, field_type, non_negative_int, print_summary,
                      run_exit_code, run_job, usage_error)
 
 __all__ = ["register"]
-
-
-def _unit(text: str) -> float:
-    value = float_argument(text, "a number in 0..1")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
-    return value
-
-
-def _pixels(text: str) -> float:
-    value = float_argument(text, "a number of pixels")
-    if not 0.0 <= value <= 256.0:
-        raise argparse.ArgumentTypeError(f"expected 0..256 pixels, got {value}")
-    return value
 
 
 def register(commands) -> None:
@@ -40,15 +25,19 @@ def register(commands) -> None:
     key.add_argument("--key-colour", "--key-color", dest="key_colour", default="auto",
                      help="screen colour: auto (from the image border, default), green, blue, "
                           "#RRGGBB, R,G,B (0..255) or R,G,B (0..1)")
-    key.add_argument("--clip-black", type=_unit, default=defaults.clip_black,
+    key.add_argument("--clip-black", type=field_type(KeyParams, "clip_black"),
+                     default=defaults.clip_black,
                      help=f"raw matte values at or below this become transparent (default "
                           f"{defaults.clip_black})")
-    key.add_argument("--clip-white", type=_unit, default=defaults.clip_white,
+    key.add_argument("--clip-white", type=field_type(KeyParams, "clip_white"),
+                     default=defaults.clip_white,
                      help=f"raw matte values at or above this become opaque (default "
                           f"{defaults.clip_white})")
-    key.add_argument("--spill", type=_unit, default=defaults.spill_strength,
+    key.add_argument("--spill", type=field_type(KeyParams, "spill_strength"),
+                     default=defaults.spill_strength,
                      help="spill suppression strength, 0 off .. 1 full (default 1)")
-    key.add_argument("--softness", type=_pixels, default=defaults.edge_softness,
+    key.add_argument("--softness", type=field_type(KeyParams, "edge_softness"),
+                     default=defaults.edge_softness,
                      help="edge softness: Gaussian sigma in px on the alpha (default 0)")
     key.add_argument("--no-plate", action="store_true",
                      help="use the single key colour instead of a per-pixel clean plate")

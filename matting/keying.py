@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..refine.padding import pad_foreground
-from ..refine.validation import as_alpha, as_rgb
+from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
 
 __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estimate_screen_plate",
            "screen_signal", "green_excess", "parse_key_colour", "checker_preview"]
@@ -61,24 +61,23 @@ class KeyParams:
     """
 
     key_colour: tuple | None = None
-    clip_black: float = 0.1
-    clip_white: float = 0.88
-    spill_strength: float = 1.0
-    edge_softness: float = 0.0
+    clip_black: float = bounded_field(
+        0.1, 0.0, 1.0, "Raw matte at or below this becomes transparent (screen noise, wrinkles).")
+    clip_white: float = bounded_field(
+        0.88, 0.0, 1.0, "Raw matte at or above this becomes opaque (subject noise, spill).")
+    spill_strength: float = bounded_field(
+        1.0, 0.0, 1.0, "How much green (or blue) spill is removed from the subject: 1 = the key "
+        "channel never exceeds the larger other channel, 0 = off.")
+    edge_softness: float = bounded_field(
+        0.0, 0.0, 256.0, "Gaussian blur (sigma, px) of the alpha; 0 = off.")
     plate: bool = True
     border: int | None = None
 
     def validate(self) -> "KeyParams":
-        for name in ("clip_black", "clip_white", "spill_strength"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be a number in 0..1, got {value!r}.")
+        check_bounded_fields(self)
         if self.clip_white <= self.clip_black:
             raise ValueError(f"clip_white ({self.clip_white}) must be greater than clip_black "
                              f"({self.clip_black}).")
-        if not isinstance(self.edge_softness, (int, float)) or not 0.0 <= self.edge_softness <= 256:
-            raise ValueError(f"edge_softness must be a number of pixels in 0..256, got "
-                             f"{self.edge_softness!r}.")
         if self.border is not None and (isinstance(self.border, bool) or int(self.border) < 1):
             raise ValueError(f"border must be a whole number >= 1 or None, got {self.border!r}.")
         if self.key_colour is not None:

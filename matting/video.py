@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb, check_pixel_count
+from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
 from ._trimap import band_trimap
 from .trimap_solve import METHODS, estimate_foreground, solve_trimap, split_trimap
 
@@ -63,27 +63,27 @@ class VideoMatteParams:
         False skips steps 1 and 4 (independent per-frame matting, for comparison).
     """
 
-    band: int = 0
-    motion_band: int = 0
-    window: int = 3
+    band: int = bounded_field(
+        0, 0, 512, "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")
+    motion_band: int = bounded_field(
+        0, 0, 512, "Extra band width (px) where the picture moves; 0 = off.")
+    window: int = bounded_field(
+        3, 1, 31, "Frames in the temporal median of the masks (odd; 1 = none).")
     mask_low: float = 0.35
     mask_high: float = 0.65
-    smoothing: float = 0.8
+    smoothing: float = bounded_field(
+        0.8, 0.0, 0.95, "Temporal smoothing of alpha on static parts (0 = every frame on its own).")
     motion_threshold: float = 0.04
     method: str = "cf"
     stabilise: bool = True
 
     def validate(self) -> "VideoMatteParams":
-        for name in ("band", "motion_band"):
-            check_pixel_count(getattr(self, name), name, 0, 512)
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or \
-                self.window < 1 or self.window % 2 == 0 or self.window > 31:
+        check_bounded_fields(self)
+        if self.window % 2 == 0:
             raise ValueError(f"window must be an odd whole number in 1..31, got {self.window!r}.")
         if not 0.0 <= self.mask_low < self.mask_high <= 1.0:
             raise ValueError(f"need 0 <= mask_low < mask_high <= 1, got {self.mask_low}, "
                              f"{self.mask_high}.")
-        if not 0.0 <= self.smoothing <= 0.95:
-            raise ValueError(f"smoothing must be in 0..0.95, got {self.smoothing!r}.")
         if not self.motion_threshold > 0:
             raise ValueError(f"motion_threshold must be > 0, got {self.motion_threshold!r}.")
         if self.method not in METHODS:

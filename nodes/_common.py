@@ -71,6 +71,17 @@ def number_input(kind: str, default, low, high, tooltip: str, step=None) -> tupl
     return (kind, options)
 
 
+def field_input(record_class, name: str, step=None) -> tuple:
+    """A widget for the ``bounded_field`` ``name`` of a settings dataclass: default, range and
+    tooltip come from the field, so the node cannot drift from the library."""
+    import dataclasses
+
+    spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
+    kind = "INT" if isinstance(spec.default, int) and not isinstance(spec.default, bool) else "FLOAT"
+    return number_input(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
+                        spec.metadata["doc"], step=step)
+
+
 def node_outputs(table: str) -> tuple[tuple, tuple, tuple]:
     """``(RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS)`` from a table with one entry per output::
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (Progress, check_interrupt, each_in_batch, image_input, image_list, image_tensor,
-                      invert_input, mask_list, mask_tensor, match_batch, node_outputs,
-                      number_input)
+                      field_input, invert_input, mask_list, mask_tensor, match_batch, node_outputs)
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
@@ -48,22 +47,16 @@ class LDPChromaKey:
     def INPUT_TYPES(cls):
         from ..matting.keying import KeyParams
 
-        d = KeyParams()
         return {
             "required": {
                 "image": image_input("Green- or blue-screen photographs (IMAGE [B,H,W,3])."),
                 "key_colour": ("STRING", {"default": "auto", "tooltip": (
                     "Screen colour: auto (measured on the image border), green, blue, #RRGGBB, "
                     "R,G,B in 0..255 or R,G,B in 0..1.")}),
-                "clip_black": number_input("FLOAT", d.clip_black, 0.0, 1.0, (
-                    "Raw matte at or below this becomes transparent (screen noise, wrinkles)."), step=0.01),
-                "clip_white": number_input("FLOAT", d.clip_white, 0.0, 1.0, (
-                    "Raw matte at or above this becomes opaque (subject noise, spill)."), step=0.01),
-                "spill_strength": number_input("FLOAT", d.spill_strength, 0.0, 1.0, (
-                    "How much green (or blue) spill is removed from the subject: 1 = the key "
-                    "channel never exceeds the larger other channel, 0 = off."), step=0.05),
-                "edge_softness": number_input("FLOAT", d.edge_softness, 0.0, 64.0, (
-                    "Gaussian blur (sigma, px) of the alpha; 0 = off."), step=0.1),
+                "clip_black": field_input(KeyParams, "clip_black", step=0.01),
+                "clip_white": field_input(KeyParams, "clip_white", step=0.01),
+                "spill_strength": field_input(KeyParams, "spill_strength", step=0.05),
+                "edge_softness": field_input(KeyParams, "edge_softness", step=0.1),
             },
             "optional": {
                 "clean_plate": ("BOOLEAN", {"default": True, "tooltip": (
@@ -177,24 +170,19 @@ class LDPVideoMatte:
     def INPUT_TYPES(cls):
         from ..matting.video import VideoMatteParams
 
-        d = VideoMatteParams()
         return {
             "required": {
                 "frames": image_input("The clip, one frame per batch entry, in time order."),
                 "masks": ("MASK", {"tooltip": (
                     "One person mask per frame (1 = person), from a segmentation node or an "
                     "alpha; the batch size must equal the number of frames.")}),
-                "band": number_input("INT", d.band, 0, 512, (
-                    "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")),
-                "smoothing": number_input("FLOAT", d.smoothing, 0.0, 0.95, (
-                    "Temporal smoothing of alpha on static parts (0 = every frame on its own)."), step=0.05),
-                "method": (list(METHOD_NAMES), {"default": d.method, "tooltip": METHOD_TOOLTIP}),
+                "band": field_input(VideoMatteParams, "band"),
+                "smoothing": field_input(VideoMatteParams, "smoothing", step=0.05),
+                "method": (list(METHOD_NAMES), {"default": VideoMatteParams.method, "tooltip": METHOD_TOOLTIP}),
             },
             "optional": {
-                "window": number_input("INT", d.window, 1, 31, (
-                    "Frames in the temporal median of the masks (odd; 1 = none)."), step=2),
-                "motion_band": number_input("INT", d.motion_band, 0, 512, (
-                    "Extra band width (px) where the picture moves; 0 = off.")),
+                "window": field_input(VideoMatteParams, "window", step=2),
+                "motion_band": field_input(VideoMatteParams, "motion_band"),
                 "invert": invert_input(),
             },
         }

@@ -23,6 +23,20 @@ def bounded_field(default, low, high, doc):
     return dataclasses.field(default=default, metadata={"min": low, "max": high, "doc": doc})
 
 
+def check_bounded_fields(record) -> None:
+    """Raise ``ValueError`` naming the first :func:`bounded_field` of the dataclass ``record``
+    whose value is not a number of the field's kind within its range."""
+    for spec in dataclasses.fields(record):
+        if "min" not in spec.metadata:
+            continue
+        value, low, high = getattr(record, spec.name), spec.metadata["min"], spec.metadata["max"]
+        whole = isinstance(spec.default, int) and not isinstance(spec.default, bool)
+        kind_ok = isinstance(value, (int, np.integer)) if whole else isinstance(value, (int, float, np.number))
+        if isinstance(value, bool) or not kind_ok or not low <= value <= high:
+            what = "a whole number" if whole else "a number"
+            raise ValueError(f"{spec.name} must be {what} in {low}..{high}, got {value!r}.")
+
+
 def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype == np.bool_:
         return array.astype(np.float32)

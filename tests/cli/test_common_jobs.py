@@ -102,3 +102,19 @@ def test_summary_and_exit_code():
     assert stderr.getvalue() == ""
     assert run_exit_code(_Run(interrupted=True, fatal_error="disk full"), stderr) == EXIT_FAILED
     assert stderr.getvalue() == "ld-portrait: error: disk full\n"
+
+
+def test_field_type_takes_kind_and_range_from_the_settings_field():
+    import argparse
+
+    from comfyui_ld_portrait.cli.common import field_type
+    from comfyui_ld_portrait.matting.keying import KeyParams
+    from comfyui_ld_portrait.matting.video import VideoMatteParams
+
+    clip = field_type(KeyParams, "clip_black")
+    assert clip("0.25") == 0.25
+    window = field_type(VideoMatteParams, "window")
+    assert window("5") == 5 and isinstance(window("5"), int)
+    for parse, text in ((clip, "1.5"), (clip, "x"), (window, "40"), (window, "2.5")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)
