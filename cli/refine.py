@@ -9,9 +9,9 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from .common import (JobErrors, JobProgress, add_image_limit_options, image_limit_kwargs,
-                     non_negative_int, parse_assignments, print_summary, run_exit_code, run_job,
-                     usage_error)
+from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
+                     image_limit_kwargs, non_negative_int, parse_assignments, print_summary,
+                     run_exit_code, run_job, usage_error)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
            "refine_like_parser"]
@@ -127,7 +127,7 @@ def _check_refine_folders(args, stderr) -> int | None:
 def run_refine_like(args, stdout, stderr) -> int:
     """Handler of ``refine`` and ``demo``: returns the exit code."""
     from ..dataset import DatasetError
-    from ..dataset.imagefiles import list_pngs
+    from ..dataset.imagefiles import ImageFileError, list_pngs
     from ..pipeline.demo import run_demo
     from ..pipeline.folder import refine_folder
     from ..pipeline.summary import OUTCOME_LABELS
@@ -143,7 +143,11 @@ def run_refine_like(args, stdout, stderr) -> int:
         refused = _check_refine_folders(args, stderr)
         if refused is not None:
             return refused
-        total = len(list_pngs(Path(args.input_dir).expanduser()))
+        try:
+            total = len(list_pngs(Path(args.input_dir).expanduser()))
+        except ImageFileError as error:  # exists but cannot be listed (permissions)
+            stderr.write(f"ld-portrait: error: {error}\n")
+            return EXIT_FAILED
     progress = JobProgress(stderr, "demo" if demo else "refine", total=total,
                            labels=OUTCOME_LABELS)
 

@@ -1,7 +1,7 @@
 """Image dimensions from the first bytes of a file, without decoding any pixel.
 
 A PNG of 1.5 MB can declare 20000 x 20000 pixels (1.6 GB once decoded as float32 RGBA), so
-every reader checks the declared size first (:func:`..imagefiles.check_image_file`). Formats
+every reader checks the declared size first (:func:`.imagefiles.check_image_file`). Formats
 read here: PNG, JPEG, WebP, BMP, TIFF (the ones the pack accepts as portraits or backgrounds).
 """
 from __future__ import annotations

@@ -159,9 +159,20 @@ def load_sample(root, sample_id: str) -> Sample:
         raise DatasetError(f"{meta_path} {error}; run `ld-portrait dataset verify --repair` to "
                            "move it aside (the next run redoes the sample).") from None
     files = meta.get("files", {})
+    if not isinstance(files, dict):
+        raise DatasetError(f"{meta_path}: its 'files' is a {type(files).__name__}, not an "
+                           "object; run `ld-portrait dataset verify`.")
 
     def read(kind: str, gray: bool):
-        return _read_image(root / files[kind], gray) if kind in files else None
+        if kind not in files:
+            return None
+        relative = files[kind]
+        # An edited meta must not make us read outside the dataset (nor crash on a number).
+        if not isinstance(relative, str) or Path(relative).is_absolute() \
+                or Path(relative).drive or ".." in Path(relative).parts:
+            raise DatasetError(f"{meta_path}: its files.{kind} ({relative!r}) is not a path "
+                               "inside the dataset; run `ld-portrait dataset verify`.")
+        return _read_image(root / relative, gray)
 
     return Sample(sample_id, status, meta, read("fg", False), read("alpha", True),
                   read("raw_alpha", True))

@@ -128,8 +128,9 @@ MODEL_FILES: Dict[str, ModelFile] = {
                   "LoraLoaderModelOnly)", family="flux", folder=LORA_FOLDER,
                   repository=FLUX_REPOSITORY, licence=_FLUX_LICENCE),
         ModelFile("flux_vae", "TransparentVAE.pth", "pickle_vae", None,
-                  "Flux transparent VAE as published (a pickle; converted to the two files "
-                  "below after download, never loaded by the nodes)", family="flux",
+                  "Flux transparent VAE as published (a pickle; converted to "
+                  "flux_vae_transparent_decoder/encoder.safetensors after download, never "
+                  "loaded by the nodes)", family="flux",
                   repository=FLUX_REPOSITORY, licence=_FLUX_LICENCE),
         ModelFile("flux_decoder", "flux_vae_transparent_decoder.safetensors", "decoder", None,
                   "Flux transparent decoder (16 latent channels), written by `ld-portrait "

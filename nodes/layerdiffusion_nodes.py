@@ -33,7 +33,6 @@ LAYER_MODEL_EXTENSIONS = frozenset({".safetensors"})
 LAYER_MODEL_DIR_ENV = "LDP_LAYER_MODEL_DIR"
 DECODER_TYPE = "LDP_TRANSPARENT_DECODER"
 # Published names from the one torch-free table (listing files must not import torch).
-DEFAULT_PATCH_FILE = model_files.MODEL_FILES["attn"].file_name
 DEFAULT_DECODER_FILE = model_files.MODEL_FILES["decoder"].file_name
 KNOWN_PATCH_FILES = tuple(spec.file_name for spec in model_files.files_of_kind("patch", "attn_sharing"))
 KNOWN_DECODER_FILES = tuple(spec.file_name for spec in model_files.files_of_kind("decoder"))

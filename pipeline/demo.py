@@ -122,7 +122,7 @@ def _synthesise_inputs(input_dir: Path, count: int, size: int, seed: int, should
         extra[name] = {
             "seed": int(portrait.seed),
             "attributes": {"pose": portrait.pose, "hair_style": portrait.hair_style},
-            "synthetic": {"generator": "refine.synthetic.make_portrait",
+            "synthetic": {"generator": "pipeline.synthetic.make_portrait",
                           "artifact_pixels": {family: int(np.count_nonzero(mask)) for family, mask
                                               in sorted(portrait.artifact_masks.items())}}}
     return truths, extra

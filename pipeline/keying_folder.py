@@ -21,7 +21,7 @@ from ..dataset.imagefiles import ImageFileError, list_pngs, read_rgba
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
-from .folder import (MANAGED_FOLDERS, FileLoop, failure_reason, file_digest, output_message,
+from .folder import (FileLoop, check_folders, failure_reason, file_digest, output_message,
                      run_file_loop)
 from .summary import FileFailure, ProgressEvent, RunSummary
 
@@ -49,15 +49,6 @@ class KeyOptions:
             raise ValueError(f"alpha_bits must be 8 or 16, got {self.alpha_bits}.")
         if self.limit is not None and (isinstance(self.limit, bool) or self.limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {self.limit!r}.")
-
-
-def _check_folders(input_dir: Path, writer: DatasetWriter) -> None:
-    resolved = input_dir.resolve()
-    for managed in MANAGED_FOLDERS:
-        folder = writer.root / managed
-        if resolved == folder or folder in resolved.parents:
-            raise ValueError(f"input folder {input_dir} is inside the dataset's own folder "
-                             f"{folder}; choose another input or output folder.")
 
 
 def _key_one(path: Path, options: KeyOptions):
@@ -112,16 +103,13 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
     Raises
     ------
     FileNotFoundError   ``input_dir`` is not a folder
-    ValueError          bad options, or the input lies inside the dataset's folders
+    ValueError          bad options, or the folders overlap (see :func:`.folder.check_folders`)
     DatasetError        the output root cannot be created or written
     """
     options = options or KeyOptions()
     started = time.monotonic()
-    input_dir = Path(input_dir).expanduser()
-    if not input_dir.is_dir():
-        raise FileNotFoundError(f"input folder {input_dir} does not exist or is not a folder.")
+    input_dir, output_dir = check_folders(input_dir, output_dir)  # the same rules as refine
     writer = DatasetWriter(output_dir)
-    _check_folders(input_dir, writer)
     summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root))
     files = list_pngs(input_dir)
     summary.found = len(files)

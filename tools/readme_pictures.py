@@ -1,6 +1,6 @@
 """Make the README's pictures: the demo's contact sheet and one error-map panel, downscaled.
 
-Runs ``ld-portrait demo`` (the library call, same arguments as the command's defaults unless
+Runs ``ld-portrait demo`` (the library call, the command's defaults except 4 portraits unless
 given) in a scratch folder, then writes into ``docs/``:
 
 * ``docs/demo_contact_sheet.png``  the demo's contact sheet (raw composite over the
@@ -9,7 +9,7 @@ given) in a scratch folder, then writes into ``docs/``:
 
 Both are scaled down with area averaging to at most ``--width`` pixels, their colours rounded
 to ``--levels`` steps per channel (0 and 255 kept exact) and stored as maximally compressed
-8-bit PNGs; the script prints their sizes (about 250 KB together with the defaults). Same
+8-bit PNGs; the script prints their sizes (about 300 KB together with the defaults). Same
 arguments, same pictures: the demo is seeded.
 
 Usage::

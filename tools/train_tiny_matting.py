@@ -88,14 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="ld-portrait dataset folder (e.g. the demo's OUT/dataset)")
     parser.add_argument("--steps", type=int, default=60, help="optimiser steps (default 60)")
-    parser.add_argument("--size", type=int, default=64, help="training crop side after resize")
-    parser.add_argument("--crop", type=int, default=96, help="crop side in the source image")
+    parser.add_argument("--size", type=int, default=64, help="training crop side after resize (default 64)")
+    parser.add_argument("--crop", type=int, default=96, help="crop side in the source image (default 96)")
     parser.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 0.003)")
     parser.add_argument("--holdout", type=float, default=0.25,
                         help="fraction of samples held out for the SAD (default 0.25)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, data and weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed of split, data and weights (default 0)")
     parser.add_argument("--backgrounds", help="folder of background pictures (default: "
                                               "procedural backgrounds)")
     parser.add_argument("--include-rejected", action="store_true",

@@ -20,7 +20,7 @@ Without augmentation (``augment=False``, for validation) the whole image is resi
 index only.
 
 Randomness: item ``i`` in epoch ``e`` draws everything from ``numpy.random.default_rng([seed,
-e, i])``, so the same (seed, epoch, index) gives the same tensors whichever ``DataLoader``
+e, i, augment])``, so the same (seed, epoch, index) gives the same tensors whichever ``DataLoader``
 worker loads it and however many workers there are. Call :meth:`MattingDataset.set_epoch`
 before each epoch (with ``persistent_workers=False``, the default, the workers see it).
 """

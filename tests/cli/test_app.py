@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from comfyui_ld_portrait.cli import app as cli
-from comfyui_ld_portrait.pipeline import folder as batch
+from comfyui_ld_portrait.pipeline import folder as pipeline_folder
 from comfyui_ld_portrait.pipeline.demo import run_demo
 from comfyui_ld_portrait.dataset import read_manifest, verify
 
@@ -177,12 +177,16 @@ def test_demo_writes_inputs_dataset_and_contact_sheet(tmp_path):
     meta = json.loads(next(dataset_dir.rglob("meta/portrait_000.json")).read_text())
     from comfyui_ld_portrait.pipeline.synthetic import pose_for_seed
     assert meta["seed"] == 0 and meta["attributes"]["pose"] == pose_for_seed(0)
+    # The recorded generator names a function that exists (it named a module gone since).
+    import importlib
+    module, _, function = meta["synthetic"]["generator"].rpartition(".")
+    assert callable(getattr(importlib.import_module(f"comfyui_ld_portrait.{module}"), function))
     assert str(out_dir / "contact_sheet.png") in out and "SAD" in out
 
 
 def test_demo_refinement_improves_on_the_synthetic_truth(tmp_path):
     summary = run_demo(tmp_path, count=2, size=192, seed=5,
-                             options=batch.RefineOptions(gate={"min_side": 64},
+                             options=pipeline_folder.RefineOptions(gate={"min_side": 64},
                                                          keep_rejected=True))
     assert summary.run.processed == 2
     assert summary.sad_refined < summary.sad_raw
@@ -268,7 +272,7 @@ def test_no_command_prints_help():
 def test_input_folder_inside_dataset_folders_is_refused(tmp_path):
     (tmp_path / "out" / "fg").mkdir(parents=True)
     with pytest.raises(ValueError, match="inside the dataset's own folder"):
-        batch.refine_folder(tmp_path / "out" / "fg", tmp_path / "out")
+        pipeline_folder.refine_folder(tmp_path / "out" / "fg", tmp_path / "out")
 
 
 def test_output_inside_or_equal_to_input_is_refused_before_anything_is_written(tmp_path):
@@ -277,12 +281,12 @@ def test_output_inside_or_equal_to_input_is_refused_before_anything_is_written(t
     from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     portrait = make_portrait(2, 96)
     write_png_atomic(tmp_path / "p.png", np.dstack([portrait.rgb, portrait.alpha_artifacts]))
-    options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
+    options = pipeline_folder.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
     for output, words in ((tmp_path / "dataset", "inside the input folder"),
                           (tmp_path, "is the input folder"),
                           (tmp_path / "a" / ".." / "dataset", "inside the input folder")):
         with pytest.raises(ValueError, match=words):
-            batch.refine_folder(tmp_path, output, options)
+            pipeline_folder.refine_folder(tmp_path, output, options)
         code, _, err = _run(["refine", str(tmp_path), str(output)])
         assert code == 2 and words in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
@@ -296,14 +300,14 @@ def test_stop_request_ends_cleanly_after_the_current_file_and_rerun_continues(tm
         write_png_atomic(tmp_path / "in" / f"p{seed}.png",
                          np.dstack([portrait.rgb, portrait.alpha_artifacts]))
     events = []
-    options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
-    summary = batch.refine_folder(tmp_path / "in", tmp_path / "out", options,
+    options = pipeline_folder.RefineOptions(gate={"min_side": 64}, keep_rejected=True)
+    summary = pipeline_folder.refine_folder(tmp_path / "in", tmp_path / "out", options,
                                   progress=events.append, should_stop=lambda: len(events) >= 1)
     assert summary.interrupted and not summary.completed
     assert summary.processed == 1 and len(events) == 1
     assert "interrupted" in summary.to_text()
     assert verify(tmp_path / "out").ok
-    rest = batch.refine_folder(tmp_path / "in", tmp_path / "out", options)
+    rest = pipeline_folder.refine_folder(tmp_path / "in", tmp_path / "out", options)
     assert rest.completed and rest.skipped_complete == 1 and rest.processed == 2
 
 
@@ -381,7 +385,7 @@ def test_sigint_stops_the_console_script_after_the_current_file(tmp_path, layerd
 
 
 def test_demo_rerun_resumes_and_refuses_other_settings(tmp_path):
-    options = batch.RefineOptions(gate={"min_side": 64}, keep_rejected=True, error_maps=True)
+    options = pipeline_folder.RefineOptions(gate={"min_side": 64}, keep_rejected=True, error_maps=True)
     first = run_demo(tmp_path, count=1, size=96, seed=3, options=options)
     assert first.run.processed == 1
     again = run_demo(tmp_path, count=2, size=96, seed=3, options=options)

@@ -1,4 +1,5 @@
 """``ld-portrait key INPUT_DIR OUTPUT_DIR`` end to end on synthetic green-screen photographs."""
+import io
 import json
 
 import numpy as np
@@ -44,3 +45,14 @@ def test_key_refuses_bad_arguments_with_exit_2(tmp_path):
     code, _, err = _run("key", str(tmp_path / "in"), str(tmp_path / "out"),
                         "--clip-black", "0.7", "--clip-white", "0.3")
     assert code == 2 and "clip_white" in err
+
+
+def test_key_refuses_an_output_inside_the_input_like_refine(tmp_path):
+    from comfyui_ld_portrait.cli import main
+
+    source = tmp_path / "screens"
+    source.mkdir()
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["key", str(source), str(source / "dataset")], stdout=out, stderr=err) == 2
+    assert "inside the input folder" in err.getvalue()
+    assert not (source / "dataset").exists()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from helpers.bombs import write_full_png_bomb, write_png_bomb
 from helpers.cli_runs import portrait_folder, run_cli
 
@@ -110,3 +112,24 @@ def test_demo_prints_one_duration_and_errors_with_significant_digits(tmp_path):
     raw, refined = float(mse.group(1)), float(mse.group(2))
     assert raw > refined > 0  # a refined error printed as a number, not rounded to zero
     assert all(len(re.sub(r"[^0-9]", "", g).lstrip("0")) >= 2 for g in mse.groups())
+
+
+@pytest.mark.parametrize("command", ["refine", "key"])
+def test_unlistable_input_folder_is_exit_1_with_a_message(tmp_path, monkeypatch, command):
+    # Review: listing INPUT_DIR for the progress total ran outside the error handling, so a
+    # folder that exists but cannot be listed (no read permission) ended in a traceback.
+    import pathlib
+
+    source = tmp_path / "in"
+    source.mkdir()
+    real_iterdir = pathlib.Path.iterdir
+
+    def refuse(self):
+        if self == source:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", refuse)
+    code, out, err = _run([command, str(source), str(tmp_path / "out")])
+    assert code == 1 and "cannot be listed" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -18,8 +18,6 @@ from graph import (Graph, layout, preview, prompt_and_sample, quality_gate, refi
 
 from comfyui_ld_portrait.layerdiffusion import model_files as MF
 
-HUB = MF.HUB_URL
-
 
 def _layer(key):
     return MF.MODEL_FILES[key]
