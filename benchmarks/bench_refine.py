@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 from benchtools import shared_data_dir
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba

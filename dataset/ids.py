@@ -15,7 +15,7 @@ import numpy as np
 
 from .layout import MAX_DATASET_NAME_LENGTH, MAX_ID_LENGTH, DatasetError, SampleIdError
 
-__all__ = ["validate_id", "index_id", "safe_id_from_filename", "validate_dataset_name",
+__all__ = ["validate_id", "index_id", "safe_id_from_filename", "name_digest", "plain_png_stem", "validate_dataset_name",
            "dataset_root_in"]
 
 # Portable file-name characters only: ids become file names on Linux, macOS and Windows.
@@ -70,14 +70,32 @@ def index_id(index: int, width: int = 6) -> str:
     return f"{int(index):0{width}d}"
 
 
+def name_digest(name) -> str:
+    """The first 8 hex digits of the SHA-1 of ``name`` (undecodable bytes escaped)."""
+    return hashlib.sha1(str(name).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def plain_png_stem(name) -> str | None:
+    """The stem of ``name`` when it ends in exactly ``.png`` and the stem is a safe id as it is
+    (any letter case), else None."""
+    stem, suffix = os.path.splitext(os.path.basename(str(name).replace("\\", "/")))
+    try:
+        return stem if suffix == ".png" and validate_id(stem) == stem else None
+    except SampleIdError:
+        return None
+
+
 def safe_id_from_filename(name: str) -> str:
     """Derive a safe, stable sample id from a source file name.
 
-    The stem (name without its last suffix) is kept when it already is a safe id and the suffix
-    is exactly ``.png``. Otherwise unsafe characters are replaced by ``_``, leading dots and
-    dashes are dropped, the result is shortened if needed, and ``-`` plus the first 8 hex
-    digits of the SHA-1 of the full original name is appended, so that different names never
-    map to the same id by sanitising (``'a b.png'`` and ``'a_b.png'`` stay apart).
+    The id is a function of ``name`` alone (never of the other files in a folder). The stem
+    (name without its last suffix) is kept when it already is a safe id in lower case and the
+    suffix is exactly ``.png``. A safe stem with capitals gets ``-`` plus the first 8 hex digits
+    of the SHA-1 of the name appended, so ids never differ only by letter case (``A.png`` and
+    ``a.png`` stay apart on macOS and Windows file systems too). Otherwise unsafe characters are
+    replaced by ``_``, leading dots and dashes are dropped, the result is shortened if needed,
+    and the same digest is appended, so that different names never map to the same id by
+    sanitising (``'a b.png'`` and ``'a_b.png'`` stay apart).
 
     Examples
     --------
@@ -88,13 +106,12 @@ def safe_id_from_filename(name: str) -> str:
     """
     base = os.path.basename(str(name).replace("\\", "/"))
     stem, suffix = os.path.splitext(base)
-    try:
-        if suffix == ".png" and validate_id(stem) == stem:
+    digest = name_digest(name)
+    if plain_png_stem(name) is not None:
+        if stem == stem.lower():
             return stem
-    except SampleIdError:
-        pass
+        return validate_id(f"{stem[: MAX_ID_LENGTH - 9]}-{digest}")
     cleaned = _UNSAFE_CHARS.sub("_", stem).lstrip(".-_")
-    digest = hashlib.sha1(str(name).encode("utf-8", "surrogateescape")).hexdigest()[:8]
     cleaned = cleaned[: MAX_ID_LENGTH - 9].rstrip(".") or "sample"
     candidate = f"{cleaned}-{digest}"
     if candidate.split(".")[0].lower() in _WINDOWS_RESERVED:

@@ -43,7 +43,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Dict, Mapping, Optional, TextIO, Tuple
 
 from .listing import abbreviate as _abbreviate, counted_lists
 from .model_files import LAYER_MODEL_FOLDER, MODEL_FILES, ModelFile
@@ -69,10 +69,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 ENDPOINT_ENV = "HF_ENDPOINT"
 COMFYUI_DIR_ENV = "COMFYUI_DIR"
 PART_SUFFIX = ".part"
-# The SHA-256 values in model_files are those of revision e337e9d7a0f2a6fee6c3580374327380f88d065b
-# of LayerDiffusion/layerdiffusion-v1, as recorded by a public ComfyUI integration that pins
-# that revision; no published hash for the other files was found (the server's is checked).
-HASHED_REVISION = "e337e9d7a0f2a6fee6c3580374327380f88d065b"
 
 _MIB = 1024 * 1024
 _MAX_HEADER_BYTES = 100 * _MIB  # safetensors' own limit

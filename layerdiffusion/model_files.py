@@ -103,6 +103,10 @@ class ModelFile:
         return f"{base_url.rstrip('/')}/{self.repository}/resolve/{self.revision}/{self.file_name}"
 
 
+# The recorded SHA-256 values are those of revision e337e9d7a0f2a6fee6c3580374327380f88d065b of
+# LayerDiffusion/layerdiffusion-v1 (as a public ComfyUI integration that pins that revision
+# lists them); downloads take "main", so an upstream update fails the check and the user is told
+# about --no-sha256. No published hash was found for the other files (the server's is checked).
 MODEL_FILES: Dict[str, ModelFile] = {
     spec.key: spec
     for spec in (

@@ -18,7 +18,6 @@ model trained on the composites sees plausible, varied context.
 from __future__ import annotations
 
 import colorsys
-from pathlib import Path
 
 import cv2
 import numpy as np

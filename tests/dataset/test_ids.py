@@ -56,3 +56,12 @@ def test_index_id():
         index_id(-1)
     with pytest.raises(ValueError):
         index_id(1.5)
+
+
+def test_ids_never_differ_only_by_letter_case():
+    from comfyui_ld_portrait.dataset.ids import name_digest
+
+    upper, lower = safe_id_from_filename("A.png"), safe_id_from_filename("a.png")
+    assert lower == "a" and upper == f"A-{name_digest('A.png')}"
+    assert upper.casefold() != lower.casefold()
+    assert safe_id_from_filename("ComfyUI_00001_.png").startswith("ComfyUI_00001_-")

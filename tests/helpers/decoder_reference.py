@@ -2,7 +2,6 @@
 tests and benchmarks/bench_decoder.py."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from comfyui_ld_portrait.layerdiffusion.decoder import BLOCK_CHANNELS, random_decoder_state_dict
