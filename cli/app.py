@@ -22,7 +22,7 @@ import sys
 
 __all__ = ["main", "build_parser", "command_modules", "ProgressBar", "StopFlag"]
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, StopFlag  # noqa: F401
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, StopFlag, keep_freed_memory  # noqa: F401
 
 #: Modules of this package that are not sub-commands.
 _NOT_COMMANDS = {"app", "common", "__main__"}
@@ -64,6 +64,7 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     """
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
+    keep_freed_memory()  # batches of large images reuse memory instead of faulting it in again
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

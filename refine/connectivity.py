@@ -32,10 +32,15 @@ The algorithm, on the alpha alone (no colour is needed):
    (a genuine soft edge always has a more transparent neighbour toward the background), and
    shelves: patches that hardly climb above their darkest neighbour (a blotch dimming the body
    where it meets the outline is flat; a genuine soft edge climbs steeply toward the body).
+   A one-pixel line of slowly climbing pixels in the middle of a steady five-pixel ramp is the
+   ridge of a strand rising into the body, not a shelf. Near the frame, a long and even
+   stretch of border pixels below the first ramp level, with the body opaque a little inside,
+   is a soft edge running along the frame: ramps may start there, as from the background.
 4. Everything else that is neither opaque nor background is an error and is filled to 1:
    semi-transparent speckle and blotches (``interior``) and enclosed zero holes (``pinhole``).
    Where pixels filled because the band stops meet the kept band, they rise to 1 over
-   ``taper_width`` pixels instead of jumping (no stair step along the band's inner limit).
+   ``taper_width`` pixels instead of jumping (no stair step along the band's inner limit);
+   wide tapers are grown at a coarser scale, so the time stays linear in the pixel count.
 5. Frame fade: near each border, where the body continues out of the frame (an opaque
    anchor ``frame_fade_depth`` inside) and the border pixel is still at least
    ``fade_min_alpha``, a fade toward the border is filled to 1. (Ramps may run along the
@@ -77,6 +82,17 @@ SHELF_GROW_STEEPER = 1.5
 SHELF_GROW_PASSES = 2
 #: A shelf pixel needs at least this many shelf pixels among its 8 neighbours.
 SHELF_MIN_NEIGHBOURS = 2
+#: A one-pixel line of flat pixels in the middle of five pixels that climb at least this many
+#: codes at every pixel is the ridge of a strand rising into the body, never a shelf.
+SHELF_RAMP_MIN = 10
+#: A stretch of the frame this fraction of the shorter side long, all below the first ramp
+#: level, is a soft edge running along the frame.
+BORDER_EDGE_MIN_RUN = 0.15
+#: ... and whose codes change by at most this per pixel along it (a soft edge parallel to
+#: the frame is even; a blotch where the body leaves the frame dips and rises again).
+BORDER_EDGE_MAX_STEP = 4
+#: The taper is grown in at most this many 3x3 passes (at a coarser scale for wider tapers).
+TAPER_MAX_PASSES = 6
 
 FIX_KINDS = {1: "interior", 2: "pinhole", 3: "debris", 4: "frame_fade"}
 _KIND_CODE = {name: code for code, name in FIX_KINDS.items()}
@@ -428,6 +444,14 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     # Nearly flat relative to the transparency left, and flat in absolute terms: a soft edge
     # climbing SHELF_MAX_CLIMB codes per pixel or more is genuine whatever its level.
     flat = (climb < np.float32(rise) * (255.0 - own)) & (climb < SHELF_MAX_CLIMB)
+    if SHELF_RAMP_MIN > 0:
+        # A one-pixel line of flat pixels on a steady ramp is the ridge of a strand climbing
+        # into the body; a blotch's shelf is an area (it holds 2x2 blocks of flat pixels).
+        block = np.ones((2, 2), np.uint8)
+        areas = cv2.dilate(cv2.erode(flat.view(np.uint8), block, anchor=(0, 0)), block, anchor=(1, 1)).view(bool)
+        rows, cols = np.nonzero(flat & ~areas)
+        on_ramp = _steady_ramp(work, rows, cols, SHELF_RAMP_MIN)
+        flat[rows[on_ramp], cols[on_ramp]] = False
     # A shelf is an area; a lone pixel or a short line is a strand climbing slowly.
     neighbours = cv2.boxFilter(flat.view(np.uint8), cv2.CV_8U, (3, 3), normalize=False,
                                borderType=cv2.BORDER_CONSTANT)
@@ -448,6 +472,21 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     return candidates & flat
 
 
+def _steady_ramp(codes: np.ndarray, rows: np.ndarray, cols: np.ndarray, step: int) -> np.ndarray:
+    """For the pixels (``rows``, ``cols``): whether each is the middle of a steady ramp, a line
+    of five pixels (in one of the four directions) whose codes climb by at least ``step`` at
+    every pixel."""
+    padded = cv2.copyMakeBorder(codes, 2, 2, 2, 2, cv2.BORDER_REPLICATE)
+    rows, cols = rows + 2, cols + 2
+    ramp = np.zeros(rows.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        line = [padded[rows + k * dy, cols + k * dx].astype(np.int16) for k in range(-2, 3)]
+        climbs = [after - before for before, after in zip(line, line[1:])]
+        ramp |= np.minimum.reduce(climbs) >= step
+        ramp |= np.maximum.reduce(climbs) <= -step
+    return ramp
+
+
 def _taper(refined: np.ndarray, source: np.ndarray, codes: np.ndarray, kept: np.ndarray,
            filled: np.ndarray, fix_kind: np.ndarray, width: float) -> None:
     """Where filled pixels meet the kept band, let them rise to 1 over ``width`` pixels
@@ -457,16 +496,30 @@ def _taper(refined: np.ndarray, source: np.ndarray, codes: np.ndarray, kept: np.
     pixel of (chessboard) distance, never below its own alpha; a pixel the cap leaves at its
     own value is no longer reported as changed (``fix_kind`` 0).
     """
-    # 255 outside the kept band (kept - 1 wraps to 255 where kept is 0).
     passes = int(np.ceil(width))
     square = np.ones((3, 3), np.uint8)
     box = _box(filled & cv2.dilate(kept.view(np.uint8), square).view(bool), passes + 1)
     if box is None:
         return
-    cap = cv2.bitwise_or(codes[box], kept[box].view(np.uint8) - np.uint8(1))
+    # 255 outside the kept band (kept - 1 wraps to 255 where kept is 0).
+    source_cap = cv2.bitwise_or(codes[box], kept[box].view(np.uint8) - np.uint8(1))
     step = int(np.ceil(255.0 / width))
+    # Wide tapers (large images) are grown at a coarser scale: the passes cost grows with the
+    # width, so a fixed number of passes keeps the time linear in the pixel count.
+    factor = int(np.ceil(passes / TAPER_MAX_PASSES))
+    if factor == 1:
+        cap = source_cap
+    else:
+        box_height, box_width = source_cap.shape
+        # Each coarse pixel starts from the lowest kept value of its factor x factor block.
+        block = np.ones((factor, factor), np.uint8)
+        cap = cv2.erode(source_cap, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[::factor, ::factor]
+        passes, step = int(np.ceil(passes / factor)), min(255, step * factor)
     for _ in range(passes):
         cap = cv2.min(cap, cv2.add(cv2.erode(cap, square), step))
+    if factor > 1:
+        fine = cv2.resize(cap, (cap.shape[1] * factor, cap.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
+        cap = cv2.min(source_cap, fine[:box_height, :box_width])
     limited = filled[box] & (cap < 255)
     own = source[box]
     value = np.maximum(own[limited], cap[limited].astype(np.float32) / np.float32(255.0))
@@ -474,6 +527,26 @@ def _taper(refined: np.ndarray, source: np.ndarray, codes: np.ndarray, kept: np.
     kinds = fix_kind[box][limited]
     kinds[value - own[limited] < HALF_CODE] = 0
     fix_kind[box][limited] = kinds
+
+
+def _even_runs(codes: np.ndarray, inner: np.ndarray, below: int, above: int, min_length: int,
+               max_step: int) -> np.ndarray:
+    """Runs of a border line of codes that stay below ``below`` and change by at most
+    ``max_step`` codes per pixel (after a 5-tap median, so single specks do not break a run),
+    at least ``min_length`` long, along which the parallel line ``inner`` is mostly (median) at
+    least ``above``."""
+    smooth = cv2.medianBlur(np.ascontiguousarray(codes).reshape(-1, 1), 5).ravel().astype(np.int16)
+    step = np.abs(np.diff(smooth))
+    even = np.ones(codes.shape, bool)
+    even[1:] &= step <= max_step
+    even[:-1] &= step <= max_step
+    padded = np.concatenate(([False], even & (smooth < below), [False])).view(np.int8)
+    edges = np.diff(padded)
+    out = np.zeros(codes.shape, bool)
+    for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        if end - start >= min_length and np.median(inner[start:end]) >= above:
+            out[start:end] = True
+    return out
 
 
 def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
@@ -503,6 +576,18 @@ def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity
     level_codes = [int(np.ceil(level * 255.0 - 1e-6)) for level in levels]
     genuine = np.zeros(small_codes.shape, bool)
     edges = _edges(small_background)
+    if rim > 0:
+        # A long, even stretch of border pixels below the first level, with the body nearly
+        # opaque a rim's depth inside, is a soft edge running along the frame: the background
+        # lies just beyond it, even where none is visible along that stretch. (A blotch where
+        # the body leaves the frame is uneven, short or still dim a rim's depth inside.)
+        min_run = max(1, int(BORDER_EDGE_MIN_RUN * min(small_codes.shape)))
+        inset = min(rim, min(small_codes.shape) - 1)
+        edges |= np.concatenate([
+            _even_runs(line, inner, level_codes[0], level_codes[-1], min_run, BORDER_EDGE_MAX_STEP)
+            for line, inner in ((small_codes[0], small_codes[inset]), (small_codes[-1], small_codes[-1 - inset]),
+                                (small_codes[:, 0], small_codes[:, inset]),
+                                (small_codes[:, -1], small_codes[:, -1 - inset]))])
     if edges.any():
         # Codes outside the allowed depth become 255: never below a level, never in a bucket.
         near_codes = np.where(allowed, small_codes, np.uint8(255))

@@ -38,11 +38,12 @@ def test_refinement_beats_the_yardstick_on_held_out_portraits(family_scores):
         assert mine["sad"] < theirs["sad"], (name, index)
 
 
-def test_fur_family_band_stays_close_to_raw():
-    # Issue 9 asks for a band SAD ratio <= 1.00; the evaluation half measures 1.02 (README_refine,
-    # not met: a few fur pixels are taken for shelves). This guards against it getting worse.
-    totals = summarise(score_methods(make_family("fourier_fur", "evaluation", 3, 384), METHODS))
-    assert totals["ours"]["band_sad"] <= totals["raw"]["band_sad"] * 1.06
+def test_band_is_no_worse_than_raw_on_held_out_portraits(family_scores):
+    # Issue 9: band SAD ratio <= 1.00 on the evaluation half (the benchmark measures 0.996 for
+    # fourier_fur and 0.83 for metaball_strands over 24 portraits each).
+    name, scores = family_scores
+    totals = summarise(scores)
+    assert totals["ours"]["band_sad"] <= totals["raw"]["band_sad"], name
 
 
 def test_families_are_deterministic_and_halves_disjoint():
