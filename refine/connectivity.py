@@ -17,7 +17,8 @@ predictable ways, and :func:`refine_alpha` repairs each:
 The algorithm, on the alpha alone (no colour is needed):
 
 1. True background ``B``: near-zero pixels 8-connected to the image border, plus large enclosed
-   near-zero holes (the gap between an arm and the torso).
+   near-zero holes (the gap between an arm and the torso), large meaning the hole's near-zero
+   core or the enclosed faint bowl around it (below ``faint_level``) covers ``hole_min_area``.
 2. Gaps: pixels below ``gap_level`` that the background reaches through pixels below
    ``gap_level`` within ``reach_depth`` of ``B`` -- the see-through holes between hair strands.
    Strands thinner than ``strand_width`` are opened away first, so a curl lying across a soft
@@ -159,12 +160,19 @@ def _select(labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_area: int):
-    """True background and one seed pixel (row, col) per background component."""
+def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_area: int,
+                           soft_hole_level: float = 0.0):
+    """True background and one seed pixel (row, col) per background component.
+
+    Enclosed near-zero holes count when they cover ``hole_min_area`` pixels, or when the
+    enclosed bowl of pixels below ``soft_hole_level`` around them does: a gap between an arm
+    and the torso seen through soft edges has a small clear core in a wide faint bowl; a
+    pinhole is small at both levels.
+    """
     low = (alpha <= background_level).view(np.uint8)
     _, labels = _label(low)
     height, width = labels.shape
-    edges = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))
+    edges = _edges(labels)
     border, first = np.unique(edges, return_index=True)
     background = _select(labels, border)
     # One seed per border component: its first pixel along the edges.
@@ -172,9 +180,16 @@ def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_
     edge_cols = np.concatenate((np.arange(width), np.arange(width), np.zeros(height, int), np.full(height, width - 1)))
     seeds = [(int(edge_rows[i]), int(edge_cols[i])) for label, i in zip(border, first) if label > 0]
     enclosed = low.view(bool) & ~background
-    if np.count_nonzero(enclosed) >= max(1, hole_min_area):
+    minimum = max(1, hole_min_area)
+    if soft_hole_level > background_level and enclosed.any():
+        for label, (row, col) in _soft_holes(alpha, background, labels, enclosed, soft_hole_level, minimum):
+            hole = labels == label
+            background |= hole
+            enclosed &= ~hole
+            seeds.append((row, col))
+    if np.count_nonzero(enclosed) >= minimum:
         sizes = np.bincount(labels[enclosed])
-        holes = np.flatnonzero(sizes >= max(1, hole_min_area))
+        holes = np.flatnonzero(sizes >= minimum)
         if holes.size:
             background |= _select(labels, holes)
             flat = labels.ravel()
@@ -183,9 +198,39 @@ def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_
     return background, seeds
 
 
-def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area: int = 16) -> np.ndarray:
+def _soft_holes(alpha, background, labels, enclosed, level: float, minimum: int) -> list:
+    """(label, seed pixel) of each enclosed near-zero core smaller than ``minimum`` pixels
+    whose bowl (the pixels below ``level`` connected to it, not background, off the border)
+    covers at least ``minimum`` pixels. Each bowl is flood-filled once."""
+    points = cv2.findNonZero(enclosed.view(np.uint8)).reshape(-1, 2)  # (col, row); faster than np.nonzero
+    cols, rows = points[:, 0], points[:, 1]
+    core_labels, first, sizes = np.unique(labels[rows, cols], return_index=True, return_counts=True)
+    small = sizes < minimum  # larger cores are holes anyway
+    if not small.any():
+        return []
+    bowls = np.greater(alpha < level, background).view(np.uint8)  # 1: in a bowl not filled yet
+    height, width = bowls.shape
+    areas = {}  # fill value (2..255) -> area of the bowl filled with it, 0 when on the border
+    found = []
+    for label, index in zip(core_labels[small], first[small]):
+        row, col = int(rows[index]), int(cols[index])
+        if int(bowls[row, col]) not in areas:
+            if len(areas) == 254:  # out of fill values: forget the bowls filled so far
+                np.copyto(bowls, np.uint8(1), where=bowls > 1)
+                areas.clear()
+            value = 2 + len(areas)
+            area, _, _, (x, y, w, h) = cv2.floodFill(bowls, None, (col, row), value, flags=8)
+            areas[value] = 0 if x == 0 or y == 0 or x + w == width or y + h == height else area
+        if areas[int(bowls[row, col])] >= minimum:
+            found.append((int(label), (row, col)))
+    return found
+
+
+def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area: int = 16,
+                    soft_hole_level: float = 0.0) -> np.ndarray:
     """Near-zero pixels 8-connected to the border, plus enclosed near-zero holes of at least
-    ``hole_min_area`` pixels.
+    ``hole_min_area`` pixels (or, with ``soft_hole_level`` above ``background_level``, whose
+    enclosed bowl of pixels below that level is at least that large).
 
     Parameters
     ----------
@@ -194,12 +239,15 @@ def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area:
         Alpha at or below which a pixel may be background.
     hole_min_area : int
         Minimum area (pixels) of an enclosed hole that counts as background.
+    soft_hole_level : float
+        0 (default) measures holes at ``background_level`` only; ``refine_alpha`` passes its
+        ``faint_level``.
 
     Returns
     -------
     bool ndarray [H, W]
     """
-    return _background_with_seeds(as_alpha(alpha), background_level, hole_min_area)[0]
+    return _background_with_seeds(as_alpha(alpha), background_level, hole_min_area, soft_hole_level)[0]
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
@@ -417,7 +465,19 @@ def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passe
     return speckle
 
 
-def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: float) -> np.ndarray:
+def _shrink(codes: np.ndarray, factor: int, cache: dict) -> np.ndarray:
+    """``codes`` area-averaged by ``factor`` (sides rounded up), computed once per factor in
+    ``cache`` (the shelf and ramp tests often measure at the same scale)."""
+    if factor == 1:
+        return codes
+    if factor not in cache:
+        height, width = codes.shape
+        cache[factor] = cv2.resize(codes, ((width + factor - 1) // factor, (height + factor - 1) // factor),
+                                   interpolation=cv2.INTER_AREA)
+    return cache[factor]
+
+
+def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: float, shrunk: dict) -> np.ndarray:
     """Semi-transparent ``candidates`` at or above ``level`` that rise above their darkest
     8-neighbour by less than ``rise`` times their own transparency, measured at a resolution
     whose shorter side is 384 to 767 pixels, in patches (a lone pixel is not a shelf).
@@ -437,13 +497,15 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     height, width = codes.shape
     # Measure at a fixed relative scale, so the test means the same at 512 and at 8192.
     factor = max(1, min(height, width) // SHELF_WORKING_SIDE)
-    work = codes if factor == 1 else cv2.resize(
-        codes, ((width + factor - 1) // factor, (height + factor - 1) // factor), interpolation=cv2.INTER_AREA)
+    work = _shrink(codes, factor, shrunk)
     own = work.astype(np.float32)
     climb = own - cv2.erode(work, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     # Nearly flat relative to the transparency left, and flat in absolute terms: a soft edge
     # climbing SHELF_MAX_CLIMB codes per pixel or more is genuine whatever its level.
     flat = (climb < np.float32(rise) * (255.0 - own)) & (climb < SHELF_MAX_CLIMB)
+    # The measuring pixel itself must be at the shelf level: a dim pixel that only grazes a
+    # strand is flat, but the strand's own bright pixels inside it are no shelf.
+    flat &= work >= level_code
     if SHELF_RAMP_MIN > 0:
         # A one-pixel line of flat pixels on a steady ramp is the ridge of a strand climbing
         # into the body; a blotch's shelf is an area (it holds 2x2 blocks of flat pixels).
@@ -550,7 +612,7 @@ def _even_runs(codes: np.ndarray, inner: np.ndarray, below: int, above: int, min
 
 
 def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity, depth: float,
-                levels: tuple[float, ...], border_depth: int = 0) -> np.ndarray:
+                levels: tuple[float, ...], border_depth: int, shrunk: dict) -> np.ndarray:
     """Pixels below ``levels[-1]`` that the background reaches through pixels no more opaque
     than the level just above their own alpha, within ``depth`` of the background: the
     smooth ramp of a wide soft edge.
@@ -570,7 +632,7 @@ def _ramp_reach(codes: np.ndarray, background: np.ndarray, proximity: _Proximity
     if proximity.scale == 1:
         small_codes, small_background = codes, background
     else:
-        small_codes = cv2.resize(codes, allowed.shape[::-1], interpolation=cv2.INTER_AREA)
+        small_codes = _shrink(codes, proximity.scale, shrunk)
         # A coarse pixel is background only when all its fine pixels are.
         small_background = proximity.coverage == 255
     level_codes = [int(np.ceil(level * 255.0 - 1e-6)) for level in levels]
@@ -648,7 +710,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     opaque = source >= p["opaque_level"]
     not_opaque = ~opaque
     semi = not_opaque & (source > HALF_CODE)
-    background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"])
+    background, seeds = _background_with_seeds(source, p["background_level"], p["hole_min_area"], p["faint_level"])
     has_background = bool(seeds)
     refined = source
     fix_kind = np.zeros(source.shape, np.uint8)
@@ -659,6 +721,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if has_background:
         distance = _Proximity(background)
         codes = cv2.convertScaleAbs(source, alpha=255.0)  # nearest 8-bit code of each pixel
+        shrunk = {}  # codes area-averaged by a factor, shared by the ramp and shelf tests
         # Thin opaque strands (curls crossing a soft edge) must not wall off the see-through
         # gaps behind them: judge gaps on the alpha with bright structures thinner than
         # ``strand_width`` opened away. Thick opaque body parts are unaffected.
@@ -672,14 +735,22 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
             gaps |= _faint_valleys(opened, distance, p["faint_level"])
         near = distance.upsample(distance.coarse_within(p["band_width"])
                                  | _coarse_rim(gaps, distance.scale, p["gap_rim"]))
-        band = _reach(seeds, gaps | (not_opaque & near))
+        passable = gaps | (not_opaque & near)
         del opened, see_through, gaps, near  # keep the peak memory (and page faults) low
-        # A fade near a corner climbs like a ramp from the side edge: only the band proper
-        # protects pixels from the frame-fade repair.
-        fade_guard = band.copy() if p["ramp_levels"] else band
         if p["ramp_levels"]:
-            np.logical_or(band, _ramp_reach(codes, background, distance, p["ramp_depth"], p["ramp_levels"],
-                                            p["frame_fade_depth"]), out=band)
+            # Ramps are judged at a coarser scale, where a coarse pixel can mix a soft edge with
+            # speckle just inside it: only ramp pixels that the background (or the frame)
+            # reaches at full resolution count, so they join the band's own reach.
+            ramp = _ramp_reach(codes, background, distance, p["ramp_depth"], p["ramp_levels"],
+                               p["frame_fade_depth"], shrunk)
+            band = _reach(seeds, passable | ramp, border_seeds=ramp)
+            # A fade near a corner climbs like a ramp from the side edge: only the band proper
+            # protects pixels from the frame-fade repair.
+            fade_guard = band & passable
+            del ramp
+        else:
+            band = fade_guard = _reach(seeds, passable)
+        del passable
         errors = np.greater(not_opaque, band)  # not opaque and not band
         beyond_band = errors.copy()  # cut off by the band's reach, not by a local test
         band_semi = band & semi
@@ -689,7 +760,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
             band_pixels -= int(np.count_nonzero(speck))
             errors |= speck
             band_semi &= ~speck
-        shelf = _shelves(codes, band_semi, p["shelf_level"], p["shelf_rise"])
+        shelf = _shelves(codes, band_semi, p["shelf_level"], p["shelf_rise"], shrunk)
         band_pixels -= int(np.count_nonzero(shelf))
         errors |= shelf
         pinholes = errors & (source <= p["background_level"])

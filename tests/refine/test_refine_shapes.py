@@ -103,3 +103,38 @@ def test_wide_taper_rises_smoothly_at_a_coarser_scale(monkeypatch):
     assert junction_steps(coarse)[0] == 0 and junction_steps(exact)[0] == 0
     assert np.array_equal(coarse.changed, exact.changed)
     assert np.abs(coarse.alpha - exact.alpha).max() <= 32 / 255
+
+
+def soft_hole(core_radius: float):
+    """A body with an enclosed soft bowl around a 24-pixel slit (the gap between an arm and
+    the torso seen through soft edges): alpha rises from near zero within ``core_radius`` of
+    the slit to opaque 8 pixels further out."""
+    yy, xx = np.mgrid[:384, :384]
+    alpha = np.zeros((384, 384), np.float32)
+    alpha[120:] = 1.0
+    along = np.clip(xx - 190, -12, 12)
+    radius = np.hypot(yy - 250, xx - 190 - along)  # distance to the slit
+    bowl = np.clip((radius - core_radius) / 8.0, 0, 1).astype(np.float32)
+    return np.minimum(alpha, bowl), radius < core_radius + 8
+
+
+def test_enclosed_soft_bowl_with_a_small_clear_core_is_a_hole():
+    alpha, bowl = soft_hole(core_radius=2.0)
+    core = bowl & (alpha <= 2 / 255)
+    result = refine_alpha(alpha)
+    params = result.stats["params"]
+    assert np.count_nonzero(core) < params["hole_min_area"] <= np.count_nonzero(bowl & (alpha < params["faint_level"]))
+    assert np.count_nonzero(result.changed[bowl]) == 0
+    assert result.background[core].all()
+    # Measured at the near-zero level only, the same bowl is a pinhole in a blotch: filled.
+    assert refine_alpha(alpha, faint_level=2 / 255).changed[bowl].mean() > 0.9
+
+
+def test_pinhole_with_a_narrow_rim_is_still_filled():
+    yy, xx = np.mgrid[:384, :384]
+    alpha = np.zeros((384, 384), np.float32)
+    alpha[120:] = 1.0
+    radius = np.hypot(yy - 250, xx - 190)
+    alpha = np.minimum(alpha, np.clip((radius - 2.0) / 2.0, 0, 1)).astype(np.float32)
+    result = refine_alpha(alpha)
+    assert result.alpha[240:260, 180:200].min() == 1.0
