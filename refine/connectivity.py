@@ -86,12 +86,16 @@ SHELF_MIN_NEIGHBOURS = 2
 #: A one-pixel line of flat pixels in the middle of five pixels that climb at least this many
 #: codes at every pixel is the ridge of a strand rising into the body, never a shelf.
 SHELF_RAMP_MIN = 10
+#: From this many pixels per measuring pixel on (images of 512 pixels and more), shelves are
+#: measured at full resolution instead (see ``_shelves_full_res``): at the measuring
+#: resolution a blotch a few pixels wide blends with the outline next to it.
+SHELF_FULL_RES_FROM = 2
 #: A stretch of the frame this fraction of the shorter side long, all below the first ramp
 #: level, is a soft edge running along the frame.
-BORDER_EDGE_MIN_RUN = 0.15
+BORDER_EDGE_MIN_RUN = 0.07
 #: ... and whose codes change by at most this per pixel along it (a soft edge parallel to
 #: the frame is even; a blotch where the body leaves the frame dips and rises again).
-BORDER_EDGE_MAX_STEP = 4
+BORDER_EDGE_MAX_STEP = 8
 #: The taper is grown in at most this many 3x3 passes (at a coarser scale for wider tapers).
 TAPER_MAX_PASSES = 6
 
@@ -179,41 +183,35 @@ def _background_with_seeds(alpha: np.ndarray, background_level: float, hole_min_
     edge_rows = np.concatenate((np.zeros(width, int), np.full(width, height - 1), np.arange(height), np.arange(height)))
     edge_cols = np.concatenate((np.arange(width), np.arange(width), np.zeros(height, int), np.full(height, width - 1)))
     seeds = [(int(edge_rows[i]), int(edge_cols[i])) for label, i in zip(border, first) if label > 0]
-    enclosed = low.view(bool) & ~background
+    enclosed = np.greater(low.view(bool), background)
+    points = cv2.findNonZero(enclosed.view(np.uint8))  # enclosed pixels are few: find them once
+    if points is None:
+        return background, seeds
+    points = points.reshape(-1, 2)
+    core_labels, first, sizes = np.unique(labels[points[:, 1], points[:, 0]], return_index=True,
+                                          return_counts=True)
     minimum = max(1, hole_min_area)
-    if soft_hole_level > background_level and enclosed.any():
-        for label, (row, col) in _soft_holes(alpha, background, labels, enclosed, soft_hole_level, minimum):
-            hole = labels == label
-            background |= hole
-            enclosed &= ~hole
-            seeds.append((row, col))
-    if np.count_nonzero(enclosed) >= minimum:
-        sizes = np.bincount(labels[enclosed])
-        holes = np.flatnonzero(sizes >= minimum)
-        if holes.size:
-            background |= _select(labels, holes)
-            flat = labels.ravel()
-            for label in holes:  # large holes are few
-                seeds.append(divmod(int(np.argmax(flat == label)), width))
+    large = sizes >= minimum
+    holes = [(int(label), (int(points[i, 1]), int(points[i, 0]))) for label, i in zip(core_labels[large], first[large])]
+    if soft_hole_level > background_level and not large.all():
+        small = ~large
+        holes += _soft_holes(alpha, background, core_labels[small], points[first[small]], soft_hole_level, minimum)
+    if holes:
+        background |= _select(labels, np.array([label for label, _ in holes]))
+        seeds += [seed for _, seed in holes]
     return background, seeds
 
 
-def _soft_holes(alpha, background, labels, enclosed, level: float, minimum: int) -> list:
-    """(label, seed pixel) of each enclosed near-zero core smaller than ``minimum`` pixels
-    whose bowl (the pixels below ``level`` connected to it, not background, off the border)
-    covers at least ``minimum`` pixels. Each bowl is flood-filled once."""
-    points = cv2.findNonZero(enclosed.view(np.uint8)).reshape(-1, 2)  # (col, row); faster than np.nonzero
-    cols, rows = points[:, 0], points[:, 1]
-    core_labels, first, sizes = np.unique(labels[rows, cols], return_index=True, return_counts=True)
-    small = sizes < minimum  # larger cores are holes anyway
-    if not small.any():
-        return []
+def _soft_holes(alpha, background, core_labels, core_points, level: float, minimum: int) -> list:
+    """(label, seed pixel) of each enclosed near-zero core (one pixel (col, row) of each in
+    ``core_points``) whose bowl (the pixels below ``level`` connected to it, not background,
+    off the border) covers at least ``minimum`` pixels. Each bowl is flood-filled once."""
     bowls = np.greater(alpha < level, background).view(np.uint8)  # 1: in a bowl not filled yet
     height, width = bowls.shape
     areas = {}  # fill value (2..255) -> area of the bowl filled with it, 0 when on the border
     found = []
-    for label, index in zip(core_labels[small], first[small]):
-        row, col = int(rows[index]), int(cols[index])
+    for label, (col, row) in zip(core_labels, core_points):
+        row, col = int(row), int(col)
         if int(bowls[row, col]) not in areas:
             if len(areas) == 254:  # out of fill values: forget the bowls filled so far
                 np.copyto(bowls, np.uint8(1), where=bowls > 1)
@@ -301,9 +299,12 @@ class _Proximity:
         height, width = self.shape
         return cv2.resize(coarse.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
 
-    def within(self, radius: float) -> np.ndarray:
-        """Bool mask [H, W] of pixels at most ``radius`` pixels from the mask."""
-        return self.upsample(self.coarse_within(radius))
+    def upsample_codes(self, coarse: np.ndarray) -> np.ndarray:
+        """A uint8 image at the measuring resolution brought back to [H, W] (nearest)."""
+        if self.scale == 1:
+            return coarse
+        height, width = self.shape
+        return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_NEAREST)
 
     def deepest(self, among: np.ndarray) -> tuple[int, int]:
         """The pixel of ``among`` farthest from the mask."""
@@ -329,24 +330,27 @@ def _debris(alpha: np.ndarray, background: np.ndarray, depth: _Proximity, p: dic
         return np.zeros(alpha.shape, bool)
     deepest = depth.deepest(visible)
     portrait = labels == labels[deepest]
-    islands = visible & ~portrait
-    island_labels = labels[islands]
-    if island_labels.size == 0:
+    # Islands are few pixels: find them once and look everything up by position (a boolean
+    # lookup scans the whole image each time).
+    points = cv2.findNonZero(np.greater(visible, portrait).view(np.uint8))
+    if points is None:
         return np.zeros(alpha.shape, bool)
+    points = points.reshape(-1, 2)
+    cols, rows = points[:, 0], points[:, 1]
+    island_labels = labels[rows, cols]
     areas = np.bincount(island_labels, minlength=count)
     reach = 2 * ISLAND_KEEP_GAP + 1
-    near_portrait = cv2.dilate(portrait.view(np.uint8), np.ones((reach, reach), np.uint8)).view(bool)
+    near_portrait = cv2.dilate(portrait.view(np.uint8), np.ones((reach, reach), np.uint8))
     wisp = np.zeros(count, bool)
-    wisp[labels[islands & near_portrait]] = True
+    wisp[island_labels[near_portrait[rows, cols] > 0]] = True
     strong = np.zeros(count, bool)
-    strong[labels[islands & (alpha >= p["debris_max_alpha"])]] = True
+    strong[island_labels[alpha[rows, cols] >= p["debris_max_alpha"]]] = True
     portrait_area = np.count_nonzero(visible) - island_labels.size
     small = areas < p["island_min_area"]
     minor = areas < max(1.0, p["keep_island_fraction"] * portrait_area)
     is_debris = (areas > 0) & minor & (small | ~strong) & ~wisp
     debris = np.zeros(alpha.shape, bool)
-    # Look labels up only where islands are: a full-image lookup costs more than all the rest.
-    debris[islands] = is_debris[island_labels]
+    debris[rows, cols] = is_debris[island_labels]
     return debris
 
 
@@ -399,13 +403,13 @@ def _coarse_rim(mask: np.ndarray, scale: int, radius: float) -> np.ndarray:
 
 
 def _faint_valleys(opened: np.ndarray, proximity: _Proximity, level: float) -> np.ndarray:
-    """Pixels below ``level`` that the border-connected background reaches through pixels below
-    ``level``, at any depth, judged at the resolution ``proximity`` measures at (on the mean
-    code of each coarse pixel, so a valley must be wider than a coarse pixel to count)."""
+    """Coarse pixels (at the resolution ``proximity`` measures at) below ``level`` that the
+    border-connected background reaches through pixels below ``level``, at any depth (on the
+    mean code of each coarse pixel, so a valley must be wider than a coarse pixel to count).
+    The caller brings them to full size and keeps the pixels there below ``level``."""
     code = int(np.ceil(level * 255.0 - 1e-6))
-    faint = opened < code
     if proximity.scale == 1:
-        coarse = faint
+        coarse = opened < code
         background = proximity.distance == 0
     else:
         coarse = cv2.resize(opened, proximity.distance.shape[::-1], interpolation=cv2.INTER_AREA) < code
@@ -413,10 +417,10 @@ def _faint_valleys(opened: np.ndarray, proximity: _Proximity, level: float) -> n
     count, labels = _label((coarse | background).view(np.uint8))
     edges = _edges(background)
     if not edges.any():
-        return np.zeros(opened.shape, bool)
+        return np.zeros(coarse.shape, bool)
     hit = np.zeros(count, bool)
     hit[_edges(labels)[edges]] = True
-    return proximity.upsample(hit[labels]) & faint
+    return hit[labels]
 
 
 def _open_thin_strands(codes: np.ndarray, width: int) -> np.ndarray:
@@ -451,16 +455,16 @@ def _band_speckle(codes: np.ndarray, candidates: np.ndarray, level: float, passe
     box = _box(candidates, 2) if passes > 0 else None
     if box is None:
         return speckle
-    own, candidates = codes[box], candidates[box]
+    own, candidates = codes[box], candidates[box].view(np.uint8)
     work = own.copy()
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
     for _ in range(passes):
         lowest_neighbour = cv2.erode(work, ring, borderType=cv2.BORDER_REPLICATE)
-        speck = candidates & (work < lowest_neighbour)
-        if not speck.any():
+        speck = cv2.compare(work, lowest_neighbour, cv2.CMP_LT) & candidates  # 1 where a minimum
+        if not cv2.countNonZero(speck):
             break
-        np.copyto(work, 255, where=speck)  # filled: 255 is never below a neighbour again
+        cv2.max(work, speck * np.uint8(255), dst=work)  # filled: 255 is never below a neighbour again
     speckle[box] = work != own  # exactly the pixels filled above
     return speckle
 
@@ -497,6 +501,8 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     height, width = codes.shape
     # Measure at a fixed relative scale, so the test means the same at 512 and at 8192.
     factor = max(1, min(height, width) // SHELF_WORKING_SIDE)
+    if factor >= SHELF_FULL_RES_FROM:
+        return _shelves_full_res(codes, candidates, level_code, rise, factor)
     work = _shrink(codes, factor, shrunk)
     own = work.astype(np.float32)
     climb = own - cv2.erode(work, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
@@ -532,6 +538,45 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     if factor > 1:
         flat = cv2.resize(flat.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).view(bool)
     return candidates & flat
+
+
+def _shelves_full_res(codes, candidates, level_code: int, rise: float, factor: int) -> np.ndarray:
+    """The shelf test at full resolution for large images, measured as at the working scale:
+    a shelf pixel climbs little above the lowest pixel within ``factor`` pixels, and a shelf
+    is an area (enough flat pixels in a window of that radius). Shelves then grow into pixels
+    that climb a little more per pixel, ``factor`` pixels per pass. 8-bit OpenCV arithmetic
+    throughout: cheaper than numpy on the many candidates of a large hair region."""
+    box = _box(candidates, 2 * factor * (SHELF_GROW_PASSES + 1))
+    if box is None:
+        return candidates
+    work, inside = codes[box], candidates[box].view(np.uint8)
+    size = 2 * factor + 1
+    window = np.ones((size, size), np.uint8)
+
+    own = np.arange(256, dtype=np.float64)
+
+    def gentle(climb, steeper: float, per: int = 1):
+        """climb < steeper * rise * (255 - own) and climb < steeper * SHELF_MAX_CLIMB, with
+        the climb counted over ``per`` times fewer pixels, as 0/1: one lookup of the bound for
+        each pixel's own code (climbs are whole codes: ``climb < x`` is ``climb < ceil(x)``)."""
+        bound = np.ceil(np.minimum(steeper * rise * (255.0 - own), steeper * SHELF_MAX_CLIMB) / per - 1e-9)
+        bound[:level_code] = 0  # below the shelf level nothing is a shelf
+        below = cv2.compare(climb, cv2.LUT(work, bound.astype(np.uint8)), cv2.CMP_LT)
+        return below & inside  # compare gives 255 / 0; inside is 1 / 0
+
+    # Measured over a window this wide, a strand climbing slowly along its length is steep
+    # toward its sides: no separate area test is needed at full resolution.
+    flat = gentle(cv2.subtract(work, cv2.erode(work, window, borderType=cv2.BORDER_REPLICATE)), 1.0)
+    if SHELF_GROW_PASSES and flat.any():
+        # Rims climb a little more than the middle; judged per pixel (a working pixel is
+        # ``factor`` pixels), so a shelf reaches up to the steep outline next to it.
+        local = cv2.subtract(work, cv2.erode(work, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE))
+        loose = gentle(local, SHELF_GROW_STEEPER, factor)
+        for _ in range(SHELF_GROW_PASSES):
+            flat = cv2.dilate(flat, window) & loose | flat
+    out = np.zeros(codes.shape, bool)
+    out[box] = flat.view(bool)
+    return out
 
 
 def _steady_ramp(codes: np.ndarray, rows: np.ndarray, cols: np.ndarray, step: int) -> np.ndarray:
@@ -582,13 +627,19 @@ def _taper(refined: np.ndarray, source: np.ndarray, codes: np.ndarray, kept: np.
     if factor > 1:
         fine = cv2.resize(cap, (cap.shape[1] * factor, cap.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
         cap = cv2.min(source_cap, fine[:box_height, :box_width])
-    limited = filled[box] & (cap < 255)
-    own = source[box]
-    value = np.maximum(own[limited], cap[limited].astype(np.float32) / np.float32(255.0))
-    refined[box][limited] = value
-    kinds = fix_kind[box][limited]
-    kinds[value - own[limited] < HALF_CODE] = 0
-    fix_kind[box][limited] = kinds
+    # The capped pixels are a thin shell: index them by position (one scan of the box) rather
+    # than by boolean masks (a scan per lookup).
+    points = cv2.findNonZero(filled[box].view(np.uint8) & cv2.compare(cap, 255, cv2.CMP_LT))
+    if points is None:
+        return
+    points = points.reshape(-1, 2)
+    cols, rows = points[:, 0], points[:, 1]
+    own = source[box][rows, cols]
+    value = np.maximum(own, cap[rows, cols].astype(np.float32) / np.float32(255.0))
+    refined[box][rows, cols] = value
+    kinds = fix_kind[box][rows, cols]
+    kinds[value - own < HALF_CODE] = 0
+    fix_kind[box][rows, cols] = kinds
 
 
 def _even_runs(codes: np.ndarray, inner: np.ndarray, below: int, above: int, min_length: int,
@@ -728,11 +779,18 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         gap_code = int(np.ceil(p["gap_level"] * 255.0 - 1e-6))
         opened = _open_thin_strands(codes, p["strand_width"])
         see_through = opened < gap_code
-        gaps = _reach(seeds, background | (see_through & distance.within(p["reach_depth"])))
+        # Two coarse masks brought to full size in one go: bit 0 within reach of the
+        # background, bit 1 a faint valley.
+        coarse = distance.coarse_within(p["reach_depth"]).view(np.uint8)
         if p["faint_level"] > p["background_level"]:
             # A nearly transparent valley that the background reaches through nearly
             # transparent pixels is background seen through soft edges, however deep.
-            gaps |= _faint_valleys(opened, distance, p["faint_level"])
+            coarse = coarse | _faint_valleys(opened, distance, p["faint_level"]).view(np.uint8) << 1
+        packed = distance.upsample_codes(coarse)
+        gaps = _reach(seeds, background | (see_through & (packed & 1).view(bool)))
+        if p["faint_level"] > p["background_level"]:
+            faint_code = int(np.ceil(p["faint_level"] * 255.0 - 1e-6))
+            gaps |= np.greater_equal(packed, 2) & (opened < faint_code)
         near = distance.upsample(distance.coarse_within(p["band_width"])
                                  | _coarse_rim(gaps, distance.scale, p["gap_rim"]))
         passable = gaps | (not_opaque & near)

@@ -138,3 +138,41 @@ def test_pinhole_with_a_narrow_rim_is_still_filled():
     alpha = np.minimum(alpha, np.clip((radius - 2.0) / 2.0, 0, 1)).astype(np.float32)
     result = refine_alpha(alpha)
     assert result.alpha[240:260, 180:200].min() == 1.0
+
+
+def body_1024():
+    """A 1024 px opaque body below row 500 with a two-pixel soft outline (the measuring
+    resolution of the coarse tests is a quarter of this)."""
+    alpha = np.zeros((1024, 1024), np.float32)
+    alpha[500:] = 1.0
+    alpha[498:500] = np.array([[0.1], [0.6]], np.float32)
+    return alpha
+
+
+def test_thin_blotch_straddling_the_outline_is_filled_at_full_size(monkeypatch):
+    """At 1024 px a blotch ten pixels deep along the outline is a shelf: measured at full
+    resolution it is flat; at the quarter-size measuring resolution it blends into the outline
+    next to it and would be kept."""
+    alpha = body_1024()
+    alpha[500:510, 300:700] = 0.83
+    result = refine_alpha(alpha)
+    # (The row touching the steep outline may stay: it climbs like the outline.)
+    assert result.alpha[501:510, 305:695].min() == 1.0
+    monkeypatch.setattr(connectivity, "SHELF_FULL_RES_FROM", 1000)
+    assert (refine_alpha(alpha).alpha[501:510, 305:695] < 1.0).mean() > 0.3
+
+
+def test_speckle_just_inside_the_outline_is_filled_at_full_size():
+    """Speckle two pixels inside the outline: at the quarter-size measuring resolution of the
+    ramp test the outline's coarse pixels and the speckle's touch and climb steadily, but at
+    full size opaque pixels separate them, so the speckle is no soft edge."""
+    alpha = np.zeros((1024, 1024), np.float32)
+    alpha[503:] = 1.0
+    alpha[501:503] = np.array([[0.1], [0.6]], np.float32)  # the outline, sharing a coarse row with the body
+    speckle = np.zeros(alpha.shape, bool)
+    for col in range(120, 900, 40):
+        alpha[505:508, col:col + 4] = 0.7
+        speckle[505:508, col:col + 4] = True
+    result = refine_alpha(alpha)
+    assert result.alpha[speckle].min() == 1.0
+    assert np.array_equal(result.alpha[501:503], alpha[501:503])  # the outline is kept
