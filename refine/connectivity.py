@@ -90,6 +90,8 @@ SHELF_RAMP_MIN = 10
 #: measured at full resolution instead (see ``_shelves_full_res``): at the measuring
 #: resolution a blotch a few pixels wide blends with the outline next to it.
 SHELF_FULL_RES_FROM = 2
+#: ... over windows of at most this radius (larger images at a reduced size).
+SHELF_MAX_RADIUS = 4
 #: A stretch of the frame this fraction of the shorter side long, all below the first ramp
 #: level, is a soft edge running along the frame.
 BORDER_EDGE_MIN_RUN = 0.07
@@ -502,7 +504,16 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
     # Measure at a fixed relative scale, so the test means the same at 512 and at 8192.
     factor = max(1, min(height, width) // SHELF_WORKING_SIDE)
     if factor >= SHELF_FULL_RES_FROM:
-        return _shelves_full_res(codes, candidates, level_code, rise, factor)
+        # Windows wider than SHELF_MAX_RADIUS would make the time grow faster than the pixel
+        # count: very large images are measured at a reduced size instead.
+        reduce = max(1, factor // SHELF_MAX_RADIUS)
+        if reduce == 1:
+            return _shelves_full_res(codes, candidates, level_code, rise, factor)
+        small = _shrink(codes, reduce, shrunk)
+        inside = cv2.resize(candidates.view(np.uint8), small.shape[::-1], interpolation=cv2.INTER_AREA) > 0
+        shelves = _shelves_full_res(small, inside, level_code, rise, factor // reduce)
+        return candidates & cv2.resize(shelves.view(np.uint8), (width, height),
+                                       interpolation=cv2.INTER_NEAREST).view(bool)
     work = _shrink(codes, factor, shrunk)
     own = work.astype(np.float32)
     climb = own - cv2.erode(work, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)

@@ -21,7 +21,8 @@ FAMILIES = {fourier_fur.NAME: fourier_fur.make_portrait, metaball_strands.NAME: 
 
 #: Seeds of the evaluation half start here; calibration seeds start at 0. (Earlier
 #: evaluation draws at 100_000, 200_000 and 300_000 were each measured once during
-#: development and then retired: the reported half was never looked at while tuning.)
+#: development and then retired. This half was reported, never tuned on; docs/refinement.md
+#: says how often it was measured.)
 EVALUATION_SEED_BASE = 400_000
 
 

@@ -378,9 +378,10 @@ def test_synthetic_benchmark_gains():
     whole, band = report["whole"], report["band"]
     assert whole["sad_after"] < 0.05 * whole["sad_before"]
     assert whole["mse_after"] < 0.05 * whole["mse_before"]
-    # Some of this older family's fuzzy hair ramps resemble the shelves the refinement fills
-    # (issue 9's blotches along the outline): a few band pixels are set to 1. Measured: band
-    # SAD +20%, band MSE x3.9 (the band error is small: 0.0034 -> 0.0040 over 8 portraits).
+    # Some of this older family's short-hair texture is flat at mid levels, like the shelves
+    # the refinement fills (issue 9's blotches along the outline): a few band pixels are set to
+    # 1. Measured: band SAD +24%, band MSE x3.8 (the band error is small: 0.0034 -> 0.0042 over
+    # 8 portraits).
     assert band["sad_after"] <= 1.3 * band["sad_before"]
     assert band["mse_after"] <= 5 * band["mse_before"]
     assert report["band_worse_fraction"] < 0.002

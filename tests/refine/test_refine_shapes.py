@@ -176,3 +176,16 @@ def test_speckle_just_inside_the_outline_is_filled_at_full_size():
     result = refine_alpha(alpha)
     assert result.alpha[speckle].min() == 1.0
     assert np.array_equal(result.alpha[501:503], alpha[501:503])  # the outline is kept
+
+
+def test_thin_blotch_is_filled_at_2048_where_shelves_are_measured_at_a_reduced_size():
+    # From 2048 px the shelf window would grow with the image: it is measured at half size
+    # with the same 9 px window, and a blotch twenty pixels deep is still a shelf.
+    alpha = np.zeros((2048, 2048), np.float32)
+    alpha[1000:] = 1.0
+    alpha[996:1000] = np.array([[0.05], [0.2], [0.45], [0.7]], np.float32)
+    alpha[1000:1020, 600:1400] = 0.83
+    result = refine_alpha(alpha)
+    assert result.stats["params"]["taper_width"] > 6  # the coarse taper path is taken too
+    assert result.alpha[1004:1020, 610:1390].min() == 1.0
+    assert np.array_equal(result.alpha[996:1000], alpha[996:1000])
