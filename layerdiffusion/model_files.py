@@ -103,23 +103,28 @@ class ModelFile:
         return f"{base_url.rstrip('/')}/{self.repository}/resolve/{self.revision}/{self.file_name}"
 
 
-# The recorded SHA-256 values are those of revision e337e9d7a0f2a6fee6c3580374327380f88d065b of
-# LayerDiffusion/layerdiffusion-v1 (as a public ComfyUI integration that pins that revision
-# lists them); downloads take "main", so an upstream update fails the check and the user is told
-# about --no-sha256. No published hash was found for the other files (the server's is checked).
+#: The revision of LayerDiffusion/layerdiffusion-v1 whose SHA-256 values are recorded below (a
+#: public ComfyUI integration pins the same revision and lists the same values). Files with a
+#: recorded hash are downloaded from it, so the check holds whatever "main" becomes. No
+#: published hash was found for the other files: they come from "main" and the server's hash
+#: is checked.
+LAYER_DIFFUSION_REVISION = "e337e9d7a0f2a6fee6c3580374327380f88d065b"
+
 MODEL_FILES: Dict[str, ModelFile] = {
     spec.key: spec
     for spec in (
         ModelFile("attn", "layer_xl_transparent_attn.safetensors", "patch",
                   "b7919c5b4837fb64f24c97a7abdf1a9c6e8d60de080a5dae089dde098266df95",
-                  "SDXL UNet patch, attention injection (the usual choice)"),
+                  "SDXL UNet patch, attention injection (the usual choice)",
+                  revision=LAYER_DIFFUSION_REVISION),
         ModelFile("conv", "layer_xl_transparent_conv.safetensors", "patch",
                   "5ee958d80dcd515fa7ac915274c536fadd3db5d919adeb5ff45107b6169aacc7",
-                  "SDXL UNet patch, conv injection (an alternative to attn; large)"),
+                  "SDXL UNet patch, conv injection (an alternative to attn; large)",
+                  revision=LAYER_DIFFUSION_REVISION),
         ModelFile("decoder", "vae_transparent_decoder.safetensors", "decoder",
                   "59dc8feefe40d26b6cb7186aed7af70c60d94ac4f9db8ebe7f121a01ba27a2fc",
                   "transparent decoder: alpha and foreground colour from a VAE decode",
-                  latent_channels=4),
+                  latent_channels=4, revision=LAYER_DIFFUSION_REVISION),
         ModelFile("encoder", "vae_transparent_encoder.safetensors", "encoder", None,
                   "transparent encoder: RGBA to latent offset, for img2img", latent_channels=4),
         ModelFile("sd15_attn", "layer_sd15_transparent_attn.safetensors", "attn_sharing", None,
@@ -187,7 +192,7 @@ BASE_MODELS: Dict[str, Tuple[str, str, str, str]] = {
         "FLUX.1 [dev] Non-Commercial License (gated)"),
 }
 
-__all__ += ["CONVERTED_FROM", "BASE_MODELS", "SDXL_REPOSITORY", "FLUX_REPOSITORY"]
+__all__ += ["CONVERTED_FROM", "BASE_MODELS", "SDXL_REPOSITORY", "FLUX_REPOSITORY", "LAYER_DIFFUSION_REVISION"]
 
 
 def by_file_name(file_name: str) -> Optional[ModelFile]:

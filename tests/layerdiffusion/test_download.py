@@ -24,7 +24,7 @@ from comfyui_ld_portrait.layerdiffusion import weights as ld_weights
 from comfyui_ld_portrait.layerdiffusion.decoder import decoder_state_dict_shapes
 from comfyui_ld_portrait.layerdiffusion.encoder import encoder_state_dict_shapes
 
-PREFIX = "/LayerDiffusion/layerdiffusion-v1/resolve/main/"
+PREFIX = "/LayerDiffusion/layerdiffusion-v1/resolve/main/"  # the test table's files use "main"
 PATCH = "layer_xl_transparent_attn.safetensors"
 ENCODER = "vae_transparent_encoder.safetensors"
 
@@ -164,8 +164,10 @@ def test_published_files_and_urls(monkeypatch):
     assert names["encoder"] == ld_weights.ENCODER_FILE_NAME
     assert all(spec.sha256 is None or len(spec.sha256) == 64 for spec in md.MODEL_FILES.values())
     assert md.Downloader().url_for(md.MODEL_FILES["decoder"]) == (
-        "https://huggingface.co/LayerDiffusion/layerdiffusion-v1/resolve/main/"
-        "vae_transparent_decoder.safetensors")
+        "https://huggingface.co/LayerDiffusion/layerdiffusion-v1/resolve/"
+        "e337e9d7a0f2a6fee6c3580374327380f88d065b/vae_transparent_decoder.safetensors")
+    assert md.Downloader().url_for(md.MODEL_FILES["encoder"]) == (
+        "https://huggingface.co/LayerDiffusion/layerdiffusion-v1/resolve/main/vae_transparent_encoder.safetensors")
     monkeypatch.setenv(md.ENDPOINT_ENV, "https://mirror.example/")
     assert md.Downloader().url_for(md.MODEL_FILES["attn"]).startswith(
         "https://mirror.example/LayerDiffusion/")

@@ -34,7 +34,12 @@ def test_addresses_and_licences():
         if spec.repository is None:
             assert url is None and spec.key in sum(model_files.CONVERTED_FROM.values(), ())
         else:
-            assert url == f"https://huggingface.co/{spec.repository}/resolve/main/{spec.file_name}"
+            assert url == f"https://huggingface.co/{spec.repository}/resolve/{spec.revision}/{spec.file_name}"
+            # A recorded SHA-256 belongs to one revision: the file is fetched from it, not "main".
+            if spec.sha256 is not None:
+                assert spec.revision == model_files.LAYER_DIFFUSION_REVISION
+            else:
+                assert spec.revision == "main"
         if spec.family == "flux":
             assert "Non-Commercial" in spec.licence
     assert model_files.MODEL_FILES["flux_lora"].folder == "loras"
