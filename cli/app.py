@@ -16,6 +16,7 @@ continue).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import sys
@@ -67,7 +68,9 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     keep_freed_memory()  # batches of large images reuse memory instead of faulting it in again
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints usage errors, --help and --version itself: to the caller's streams.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parser.parse_args(argv)
         handler = getattr(args, "handler", None)
         if handler is None:
             parser.print_help(stdout)

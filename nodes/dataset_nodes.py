@@ -165,9 +165,9 @@ class LDPSaveDataset:
 
         # Everything that can be checked is checked before the first file is written.
         name = validate_dataset_name(dataset_name)
-        bits = int(alpha_bits)
-        if bits not in (8, 16):
-            raise ValueError(f"alpha_bits must be 8 or 16, got {alpha_bits!r}.")
+        # SavePolicy checks the bit depth (the combo sends "8" / "16"; the API may send more).
+        policy = SavePolicy(keep_rejected=bool(keep_rejected),
+                            alpha_bits=int(alpha_bits) if str(alpha_bits).strip().isdigit() else alpha_bits)
         if isinstance(sample_index, bool) or int(sample_index) < 0:
             raise ValueError(f"sample_index must be 0 or more, got {sample_index!r}.")
         parsed_attributes = parse_json_input(attributes, "attributes", kinds=(dict,))
@@ -208,9 +208,7 @@ class LDPSaveDataset:
             images.extend(self._previews(writer, name, outcome.sample_id))
             progress.update()
 
-        outcomes = save_batch(writer, records,
-                              SavePolicy(keep_rejected=bool(keep_rejected), alpha_bits=bits),
-                              before_each=check_interrupt, after_each=after_each)
+        outcomes = save_batch(writer, records, policy, before_each=check_interrupt, after_each=after_each)
         written = sum(outcome.written for outcome in outcomes)
         summary = (f"dataset {name} ({writer.root}): {written} written, {count - written} "
                    "skipped\n" + "\n".join(outcome.line for outcome in outcomes))

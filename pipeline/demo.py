@@ -93,8 +93,12 @@ def _prepare_folder(output_dir: Path, input_dir: Path, size: int, seed: int) -> 
     if settings_path.is_file():
         try:
             previous = json.loads(settings_path.read_text("utf-8"))
-        except (OSError, ValueError):
-            previous = None
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise ValueError(
+                f"{settings_path} (the settings of an earlier demo in this folder) cannot be "
+                f"read: {reason}. Choose another OUTPUT_DIR, or delete {output_dir} to start "
+                "the demo afresh.") from error
         if previous != settings:
             raise ValueError(
                 f"{output_dir} already holds a demo made with {previous}; this run asks for "

@@ -107,10 +107,12 @@ def run_evaluate(args, stdout, stderr) -> int:
         stderr.write(f"ld-portrait: error: {error}\n")
         return EXIT_FAILED
     bar = ProgressBar(len(pairs), stream=stderr, label="evaluate")
-    with StopFlag(stderr) as stop:
-        run = evaluate_pairs(pairs, args.protocol, limits=image_limit_kwargs(args),
-                             progress=bar.update, should_stop=stop)
-    bar.finish()
+    try:
+        with StopFlag(stderr) as stop:
+            run = evaluate_pairs(pairs, args.protocol, limits=image_limit_kwargs(args),
+                                 progress=bar.update, should_stop=stop)
+    finally:  # end the bar's line whatever happens, so an error starts on a line of its own
+        bar.finish()
     for name, reason in run.failures:
         stderr.write(f"ld-portrait: {name}: {reason}\n")
 

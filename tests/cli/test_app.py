@@ -251,7 +251,7 @@ def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_p
     (["demo", "OUT", "--size", "16"], "size must be"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_bad_arguments_exit_2_with_a_message(argv, message, capsys, tmp_path):
+def test_bad_arguments_exit_2_with_a_message(argv, message, tmp_path):
     (tmp_path / "in").mkdir()
     places = {"IN": str(tmp_path / "in"), "OUT": str(tmp_path / "out")}
     err = io.StringIO()
@@ -259,8 +259,8 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys, tmp_path):
             else a for a in argv]
     code = cli.main(argv, stdout=io.StringIO(), stderr=err)
     assert code == 2
-    # argparse's own errors go to sys.stderr, the command's checks to the given stream.
-    assert message in capsys.readouterr().err + err.getvalue()
+    # argparse's own errors and the command's checks both go to the given stream.
+    assert message in err.getvalue()
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
@@ -392,6 +392,10 @@ def test_demo_rerun_resumes_and_refuses_other_settings(tmp_path):
     assert again.run.skipped_complete == 1 and again.run.processed == 1
     code, _, err = _run(["demo", str(tmp_path), "--count", "1", "--size", "128", "--seed", "3"])
     assert code == 2 and "already holds a demo" in err
+    # A damaged settings file is named as such, not reported as "a demo made with None".
+    (tmp_path / "demo.json").write_text("{not json", "utf-8")
+    code, _, err = _run(["demo", str(tmp_path), "--count", "1", "--size", "96", "--seed", "3"])
+    assert code == 2 and "demo.json" in err and "cannot be read" in err and "None" not in err
 
 
 def test_zero_is_accepted_where_it_means_something():
@@ -399,3 +403,14 @@ def test_zero_is_accepted_where_it_means_something():
     assert parser.parse_args(["refine", "IN", "OUT", "--limit", "0"]).limit == 0
     assert parser.parse_args(["dataset", "sheet", "R", "o.png", "--seed", "0"]).seed == 0
     assert parser.parse_args(["dataset", "stats", "R", "--top", "1"]).top == 1
+
+
+def test_usage_errors_help_and_version_go_to_the_callers_streams(capsys):
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["refine", "in", "out", "--no-such-option"], stdout=out, stderr=err) == 2
+    assert "unrecognized arguments: --no-such-option" in err.getvalue()
+    assert cli.main(["--version"], stdout=out, stderr=err) == 0
+    assert out.getvalue().startswith("ld-portrait ")
+    assert cli.main(["refine", "--help"], stdout=out, stderr=err) == 0
+    assert "usage: ld-portrait refine" in out.getvalue()
+    assert capsys.readouterr() == ("", "")  # nothing leaked to the process streams

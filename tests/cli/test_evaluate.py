@@ -3,6 +3,7 @@ output, and a clear error for every kind of bad input."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import cv2
@@ -14,6 +15,7 @@ from comfyui_ld_portrait.evaluation import evaluate_pair
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
 from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
 
+from comfyui_ld_portrait.cli.app import main
 from helpers.cli_runs import run_cli
 
 METRICS = ["sad", "mse", "mad", "grad", "conn"]
@@ -202,3 +204,20 @@ def test_empty_unknown_region_writes_nan_and_says_so(tmp_path):
     rows = {row["name"]: row for row in csv.DictReader(table.open())}
     assert rows["a.png"]["mse"] == "nan" and float(rows["a.png"]["sad"]) == 0.0
     assert "1 image(s) without unknown pixels left out" in out
+
+
+def test_an_unexpected_error_still_ends_the_progress_line(tmp_path, monkeypatch):
+    from comfyui_ld_portrait.cli.evaluate import pairs as evaluate_pairs_module
+
+    pred_dir, truth_dir = _folders(tmp_path)
+
+    def broken(pairs, protocol, *, limits=None, progress=None, should_stop=None):
+        progress(1, "evaluated", "a.png")
+        raise RuntimeError("disk vanished")
+
+    monkeypatch.setattr(evaluate_pairs_module, "evaluate_pairs", broken)
+    err = io.StringIO()
+    with pytest.raises(RuntimeError, match="disk vanished"):
+        main(["evaluate", str(pred_dir), str(truth_dir)], stdout=io.StringIO(), stderr=err)
+    assert err.getvalue().endswith("\n")
+    assert "evaluate: 1/" in err.getvalue()  # the bar's final line was written

@@ -79,11 +79,10 @@ def test_input_without_pngs_is_exit_1_and_creates_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_help_lists_parameter_and_gate_names_with_ranges(capsys):
+def test_help_lists_parameter_and_gate_names_with_ranges():
     from comfyui_ld_portrait.refine.quality import QualityThresholds
 
-    code, _, _ = _run(["refine", "--help"])
-    text = capsys.readouterr().out
+    code, text, _ = _run(["refine", "--help"])
     assert code == 0
     assert "refine/connectivity.py" not in text and "refine/quality.py for names" not in text
     assert re.search(r"  band_width  \(", text) and "  min_side  (0..16384, default 256)" in text

@@ -235,6 +235,13 @@ def test_bad_attributes_json_is_a_clear_error_before_writing(tmp_path, text, mes
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.parametrize("bits", ["12", "eight", 0])
+def test_bad_alpha_bits_is_a_clear_error_before_writing(tmp_path, bits):
+    with pytest.raises(ValueError, match="alpha_bits must be 8 or 16"):
+        _save(tmp_path, alpha_bits=bits)
+    assert not (tmp_path / "ds").exists()
+
+
 def test_verdict_for_another_batch_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="3 entries but the batch has 2"):
         _save(tmp_path, count=2, verdict=_verdict(True, True, True))
