@@ -92,8 +92,9 @@ SHELF_RAMP_MIN = 10
 SHELF_FULL_RES_FROM = 2
 #: ... over windows of at most this radius (larger images at a reduced size).
 SHELF_MAX_RADIUS = 4
-#: A stretch of the frame this fraction of the shorter side long, all below the first ramp
-#: level, is a soft edge running along the frame.
+#: A stretch of the frame at least this fraction of the shorter side long, all below the
+#: first ramp level, with the body opaque a frame-fade depth inside, is a soft edge running
+#: along the frame ...
 BORDER_EDGE_MIN_RUN = 0.07
 #: ... and whose codes change by at most this per pixel along it (a soft edge parallel to
 #: the frame is even; a blotch where the body leaves the frame dips and rises again).
@@ -485,14 +486,16 @@ def _shrink(codes: np.ndarray, factor: int, cache: dict) -> np.ndarray:
 
 def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: float, shrunk: dict) -> np.ndarray:
     """Semi-transparent ``candidates`` at or above ``level`` that rise above their darkest
-    8-neighbour by less than ``rise`` times their own transparency, measured at a resolution
-    whose shorter side is 384 to 767 pixels, in patches (a lone pixel is not a shelf).
+    neighbour by less than ``rise`` times their own transparency, on a scale where the
+    image's shorter side is 256 to 511 working pixels. Below 512 pixels the image is measured
+    as it is, in patches (a lone pixel or a strand's ridge is not a shelf); from 512 pixels at
+    full resolution over a window one working pixel wide (:func:`_shelves_full_res`).
 
     A genuine soft edge climbs steeply from the background toward the body, so each of its
     pixels is clearly more opaque than its neighbour on the background side. A blotch that
     dims the body where it meets the contour is a flat shelf at its own level: its pixels
-    have neighbours at the same level. Soft edges wider than about ``2 / rise`` pixels at the
-    measuring resolution look like shelves above ``level``. ``rise`` 0 disables the test.
+    have neighbours at the same level. Soft edges wider than about ``2 / rise`` working
+    pixels look like shelves above ``level``. ``rise`` 0 disables the test.
     """
     if rise <= 0:
         return np.zeros(codes.shape, bool)
@@ -552,31 +555,29 @@ def _shelves(codes: np.ndarray, candidates: np.ndarray, level: float, rise: floa
 
 
 def _shelves_full_res(codes, candidates, level_code: int, rise: float, factor: int) -> np.ndarray:
-    """The shelf test at full resolution for large images, measured as at the working scale:
-    a shelf pixel climbs little above the lowest pixel within ``factor`` pixels, and a shelf
-    is an area (enough flat pixels in a window of that radius). Shelves then grow into pixels
+    """The shelf test at full resolution for large images, on the working scale's terms: a
+    shelf pixel climbs little above the lowest pixel within ``factor`` pixels (one working
+    pixel). Measured over a window that wide, a strand climbing slowly along its length is
+    steep toward its sides, so no separate area test is needed. Shelves then grow into pixels
     that climb a little more per pixel, ``factor`` pixels per pass. 8-bit OpenCV arithmetic
     throughout: cheaper than numpy on the many candidates of a large hair region."""
     box = _box(candidates, 2 * factor * (SHELF_GROW_PASSES + 1))
     if box is None:
-        return candidates
+        return np.zeros(codes.shape, bool)
     work, inside = codes[box], candidates[box].view(np.uint8)
     size = 2 * factor + 1
     window = np.ones((size, size), np.uint8)
-
-    own = np.arange(256, dtype=np.float64)
+    every_code = np.arange(256, dtype=np.float64)
 
     def gentle(climb, steeper: float, per: int = 1):
         """climb < steeper * rise * (255 - own) and climb < steeper * SHELF_MAX_CLIMB, with
         the climb counted over ``per`` times fewer pixels, as 0/1: one lookup of the bound for
         each pixel's own code (climbs are whole codes: ``climb < x`` is ``climb < ceil(x)``)."""
-        bound = np.ceil(np.minimum(steeper * rise * (255.0 - own), steeper * SHELF_MAX_CLIMB) / per - 1e-9)
+        bound = np.ceil(np.minimum(steeper * rise * (255.0 - every_code), steeper * SHELF_MAX_CLIMB) / per - 1e-9)
         bound[:level_code] = 0  # below the shelf level nothing is a shelf
         below = cv2.compare(climb, cv2.LUT(work, bound.astype(np.uint8)), cv2.CMP_LT)
         return below & inside  # compare gives 255 / 0; inside is 1 / 0
 
-    # Measured over a window this wide, a strand climbing slowly along its length is steep
-    # toward its sides: no separate area test is needed at full resolution.
     flat = gentle(cv2.subtract(work, cv2.erode(work, window, borderType=cv2.BORDER_REPLICATE)), 1.0)
     if SHELF_GROW_PASSES and flat.any():
         # Rims climb a little more than the middle; judged per pixel (a working pixel is
