@@ -31,7 +31,7 @@ def keep_freed_memory(limit: int = KEEP_FREED_BYTES) -> bool:
     """Let glibc's malloc keep freed memory for the next image instead of returning it.
 
     By default glibc hands large arrays back to the system when they are freed, so every
-    image of 2048 pixels or more faults in (and zeroes) its working arrays afresh: a third of
+    image of 2048 pixels or more faults in (and zeroes) its working arrays afresh: a quarter of
     the refinement's time at 2048x2048 (``benchmarks/bench_refine.py`` prints both). The
     ``ld-portrait`` process calls this once; the peak memory is unchanged, freed memory is
     reused. Returns False (and changes nothing) where the C library is not glibc. Never
