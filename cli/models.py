@@ -67,8 +67,8 @@ def register(commands) -> argparse.ArgumentParser:
                           help="also check the SHA-256 of files already present (reads them)")
     download.add_argument("--no-sha256", action="store_true",
                           help="accept files whose SHA-256 differs from the one recorded in "
-                               "this tool (after an upstream update); structure and the "
-                               "server's checksum are still checked")
+                               "this tool (a mirror serving another revision); structure and "
+                               "the server's checksum are still checked")
     download.set_defaults(handler=run_download_command)
 
     convert = actions.add_parser(

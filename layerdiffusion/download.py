@@ -571,7 +571,8 @@ class Downloader:
                     self._say(f"{spec.file_name}: the resumed download failed its check "
                               f"({error}); downloading it from the start.")
                     continue
-                hint = (" If upstream has updated the file, run again with --no-sha256."
+                hint = (" If you download from a mirror that serves another revision of the file, "
+                        "run again with --no-sha256."
                         if "published" in str(error) else "")
                 raise DownloadError(
                     f"{spec.file_name}: the downloaded file failed verification: {error}. It was "
