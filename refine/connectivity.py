@@ -50,8 +50,9 @@ The algorithm, on the alpha alone (no colour is needed):
    wisps within a few pixels of the portrait (hair fringe parted from it by near-zero pixels).
 
 Calibration: the defaults were tuned on the calibration halves of the two benchmark families in
-``pipeline/synthetic_families`` and checked on the real images the tests use; the families'
-evaluation halves are only reported (``benchmarks/bench_refine_quality.py``).
+``pipeline/synthetic_families`` (at 384, 640, 1024 and 2048 pixels) and checked on the real
+images the tests use; the families' evaluation halves are only reported
+(``benchmarks/bench_refine_quality.py``; figures in ``docs/refinement.md``).
 
 All sizes default to fractions of the image's shorter side, so the same defaults work from
 256 to 4096 pixels. The function is deterministic and uses OpenCV's connected components and
