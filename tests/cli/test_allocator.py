@@ -1,6 +1,7 @@
 """keep_freed_memory: the ld-portrait process keeps freed arrays for the next image."""
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def _kept_free_bytes(mode: str) -> int:
     return int(run.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt exists on Linux only")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt and mallinfo2 are glibc's")
 def test_freed_arrays_stay_with_the_process_for_the_next_image():
     assert _kept_free_bytes("keep") >= 64 * 2**20
     assert _kept_free_bytes("default") < 64 * 2**20  # without it glibc gives the array back
