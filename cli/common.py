@@ -11,13 +11,15 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "ProgressBar", "StopFlag",
            "format_seconds", "parse_assignments", "whole_number", "non_negative_int",
            "positive_int", "positive_float", "usage_error", "add_image_limit_options",
            "image_limit_kwargs", "float_argument", "non_negative_seconds", "JobProgress",
-           "JobErrors", "run_job", "print_summary", "run_exit_code", "keep_freed_memory"]
+           "JobErrors", "run_job", "print_summary", "run_exit_code", "keep_freed_memory",
+           "count_input_pngs"]
 
 #: 0 done; 1 failures or an unrecoverable error; 2 bad arguments; 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -287,6 +289,18 @@ def usage_error(stderr, message: str) -> int:
     """Print ``ld-portrait: error: <message>`` and return :data:`EXIT_USAGE`."""
     stderr.write(f"ld-portrait: error: {message}\n")
     return EXIT_USAGE
+
+
+def count_input_pngs(folder, stderr) -> int | None:
+    """How many PNGs a folder job will go through (its progress bar's total), or None after
+    printing why the existing ``folder`` cannot be listed (permissions): the caller exits 1."""
+    from ..dataset.imagefiles import ImageFileError, list_pngs
+
+    try:
+        return len(list_pngs(Path(folder).expanduser()))
+    except ImageFileError as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return None
 
 
 class JobProgress:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (EXIT_FAILED, JobErrors, JobProgress, field_type, non_negative_int,
-                     print_summary, run_exit_code, run_job, usage_error)
+from .common import (EXIT_FAILED, JobErrors, JobProgress, count_input_pngs, field_type,
+                     non_negative_int, print_summary, run_exit_code, run_job, usage_error)
 
 __all__ = ["register"]
 
@@ -53,7 +53,6 @@ def register(commands) -> None:
 
 def run_key(args, stdout, stderr) -> int:
     from ..dataset import DatasetError
-    from ..dataset.imagefiles import ImageFileError, list_pngs
     from ..matting.keying import KeyParams, parse_key_colour
     from ..pipeline.keying_folder import KeyOptions, key_folder
 
@@ -69,10 +68,8 @@ def run_key(args, stdout, stderr) -> int:
     input_dir = Path(args.input_dir)
     if not input_dir.is_dir():
         return usage_error(stderr, f"input folder {input_dir} does not exist or is not a folder.")
-    try:
-        total = len(list_pngs(input_dir))
-    except ImageFileError as error:  # exists but cannot be listed (permissions)
-        stderr.write(f"ld-portrait: error: {error}\n")
+    total = count_input_pngs(input_dir, stderr)
+    if total is None:
         return EXIT_FAILED
     progress = JobProgress(stderr, "key", total=total, failed_word="skipped")
     run, code = run_job(

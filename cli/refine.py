@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from pathlib import Path
 
 from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
-                     image_limit_kwargs, non_negative_int, parse_assignments, print_summary,
-                     run_exit_code, run_job, usage_error)
+                     count_input_pngs, image_limit_kwargs, non_negative_int, parse_assignments,
+                     print_summary, run_exit_code, run_job, usage_error)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
            "refine_like_parser"]
@@ -127,7 +126,6 @@ def _check_refine_folders(args, stderr) -> int | None:
 def run_refine_like(args, stdout, stderr) -> int:
     """Handler of ``refine`` and ``demo``: returns the exit code."""
     from ..dataset import DatasetError
-    from ..dataset.imagefiles import ImageFileError, list_pngs
     from ..pipeline.demo import run_demo
     from ..pipeline.folder import refine_folder
     from ..pipeline.summary import OUTCOME_LABELS
@@ -143,10 +141,8 @@ def run_refine_like(args, stdout, stderr) -> int:
         refused = _check_refine_folders(args, stderr)
         if refused is not None:
             return refused
-        try:
-            total = len(list_pngs(Path(args.input_dir).expanduser()))
-        except ImageFileError as error:  # exists but cannot be listed (permissions)
-            stderr.write(f"ld-portrait: error: {error}\n")
+        total = count_input_pngs(args.input_dir, stderr)
+        if total is None:
             return EXIT_FAILED
     progress = JobProgress(stderr, "demo" if demo else "refine", total=total,
                            labels=OUTCOME_LABELS)

@@ -11,6 +11,7 @@ host is absent, so the nodes also run in plain Python (tests, scripts).
 """
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "ALPHA_TOOLTIP",
     "INVERT_TOOLTIP",
     "alpha_input",
+    "field_input",
     "image_input",
     "invert_input",
     "number_input",
@@ -73,11 +75,10 @@ def number_input(kind: str, default, low, high, tooltip: str, step=None) -> tupl
 
 def field_input(record_class, name: str, step=None) -> tuple:
     """A widget for the ``bounded_field`` ``name`` of a settings dataclass: default, range and
-    tooltip come from the field, so the node cannot drift from the library."""
-    import dataclasses
-
+    tooltip come from the field, so the node cannot drift from the library. The field's
+    annotation decides INT or FLOAT."""
     spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
-    kind = "INT" if isinstance(spec.default, int) and not isinstance(spec.default, bool) else "FLOAT"
+    kind = "INT" if spec.type in ("int", int) else "FLOAT"
     return number_input(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
                         spec.metadata["doc"], step=step)
 

@@ -14,8 +14,8 @@ from dataclasses import fields
 
 import numpy as np
 
-from ._common import (alpha_input, each_in_batch, image_input, image_list, image_tensor, invert_input,
-                      mask_list, mask_tensor, match_batch, node_outputs, number_input)
+from ._common import (alpha_input, each_in_batch, field_input, image_input, image_list, image_tensor,
+                      invert_input, mask_list, mask_tensor, match_batch, node_outputs, number_input)
 
 CATEGORY = "LD-Portrait/matte"
 
@@ -48,11 +48,9 @@ STRICTNESS_TOOLTIP = (
 
 def _refine_widgets() -> dict:
     """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
-    from dataclasses import fields as dataclass_fields
-
     from ..refine.refine_params import RefineParams
 
-    specs = {spec.name: spec for spec in dataclass_fields(RefineParams)}
+    specs = {spec.name: spec for spec in fields(RefineParams)}
     widgets = {}
     for name in _REFINE_WIDGET_ORDER:
         spec = specs[name]
@@ -294,10 +292,8 @@ class LDPQualityGate(_GateNode):
 
         optional = dict(_GATE_INPUTS)
         for spec in fields(QualityThresholds):
-            kind = "INT" if spec.type in ("int", int) else "FLOAT"
-            step = 1 if kind == "INT" else 0.001
-            optional[spec.name] = number_input(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
-                                               spec.metadata["doc"], step=step)
+            optional[spec.name] = field_input(QualityThresholds, spec.name,
+                                              step=1 if spec.type in ("int", int) else 0.001)
         return {"required": {"alpha": alpha_input()}, "optional": optional}
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):

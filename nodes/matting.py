@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (Progress, check_interrupt, each_in_batch, image_input, image_list, image_tensor,
-                      field_input, invert_input, mask_list, mask_tensor, match_batch, node_outputs)
+from ._common import (Progress, check_interrupt, each_in_batch, field_input, image_input, image_list, image_tensor,
+                      invert_input, mask_list, mask_tensor, match_batch, node_outputs)
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")

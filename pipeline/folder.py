@@ -10,13 +10,13 @@ interrupt stop the run. :mod:`.demo` runs the same loop on synthetic portraits.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import time
 from pathlib import Path
 from typing import Callable, Mapping
 
 from ..dataset import DatasetError, DatasetWriter, is_disk_full, list_sample_ids, save_record
+from ..dataset.layout import IMAGE_KINDS, META_DIR, QUARANTINE_DIR, REJECTED_DIR
 from ..dataset.imagefiles import ImageFileError, printable_name, read_rgba, scan_pngs
 from .ids import legacy_ids, sample_id_for
 from .portrait import (ProcessedPortrait, RefineOptions, process_portrait, sample_record,
@@ -27,10 +27,10 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
-           "file_digest", "failure_reason", "output_message", "MANAGED_FOLDERS"]
+           "file_digest", "failure_reason", "output_message"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
-MANAGED_FOLDERS = ("fg", "alpha", "raw_alpha", "error_maps", "meta", "rejected")
+_MANAGED = (*IMAGE_KINDS, META_DIR, REJECTED_DIR, QUARANTINE_DIR)
 
 
 class NoInputImagesError(FileNotFoundError):
@@ -74,7 +74,7 @@ def check_folders(input_dir, output_dir) -> tuple[Path, Path]:
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"output {output_dir} is an existing file, not a folder; give a "
                          "folder (it is created when missing).")
-    for managed in MANAGED_FOLDERS:
+    for managed in _MANAGED:
         folder = resolved_output / managed
         if resolved_input == folder or folder in resolved_input.parents:
             raise ValueError(f"input folder {input_dir} is inside the dataset's own folder "
@@ -165,9 +165,8 @@ def output_message(root: Path, error: Exception) -> str:
     """Why writing to the dataset ``root`` failed, and what to do (for ``fatal_error``)."""
     if not isinstance(error, OSError):  # DatasetError, SampleIdError: already say it
         return str(error)
-    full = is_disk_full(error) or getattr(error, "errno", None) == errno.EDQUOT
     return (f"cannot write to {root}: {error.strerror or error}"
-            f"{' (disk full?)' if full else ''}; samples written so far are complete, run "
+            f"{' (disk full?)' if is_disk_full(error) else ''}; samples written so far are complete, run "
             "again once fixed.")
 
 

@@ -2,7 +2,6 @@
 climbing into the body (not shelves), a soft side running along the frame (not a fade), a
 blotch where the body leaves the frame (still filled), and the taper on large images."""
 import numpy as np
-import pytest
 
 from comfyui_ld_portrait.refine import connectivity
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
