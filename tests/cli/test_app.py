@@ -269,10 +269,11 @@ def test_no_command_prints_help():
     assert code == 2 and "refine" in out and "demo" in out
 
 
-def test_input_folder_inside_dataset_folders_is_refused(tmp_path):
-    (tmp_path / "out" / "fg").mkdir(parents=True)
+@pytest.mark.parametrize("managed", ["fg", "meta", "rejected", "quarantine"])
+def test_input_folder_inside_dataset_folders_is_refused(tmp_path, managed):
+    (tmp_path / "out" / managed).mkdir(parents=True)
     with pytest.raises(ValueError, match="inside the dataset's own folder"):
-        pipeline_folder.refine_folder(tmp_path / "out" / "fg", tmp_path / "out")
+        pipeline_folder.refine_folder(tmp_path / "out" / managed, tmp_path / "out")
 
 
 def test_output_inside_or_equal_to_input_is_refused_before_anything_is_written(tmp_path):
