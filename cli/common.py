@@ -19,7 +19,7 @@ __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "Progress
            "positive_int", "positive_float", "usage_error", "add_image_limit_options",
            "image_limit_kwargs", "float_argument", "non_negative_seconds", "JobProgress",
            "JobErrors", "run_job", "print_summary", "run_exit_code", "keep_freed_memory",
-           "count_input_pngs"]
+           "count_input_pngs", "add_replace_changed_option"]
 
 #: 0 done; 1 failures or an unrecoverable error; 2 bad arguments; 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -231,6 +231,14 @@ def add_image_limit_options(parser) -> None:
     parser.add_argument("--max-file-mb", type=positive_float, metavar="MB",
                         help=f"refuse image files larger than MB mebibytes (default "
                              f"{DEFAULT_MAX_BYTES >> 20}, or ${MAX_BYTES_ENV} in bytes)")
+
+
+def add_replace_changed_option(parser) -> None:
+    """``--replace-changed`` of the folder jobs that resume (``refine``, ``key``)."""
+    parser.add_argument("--replace-changed", action="store_true",
+                        help="an input whose content differs from the one its complete sample "
+                             "was made from (the sha256 in meta) is redone, replacing the old "
+                             "sample (default: it is listed as changed and left alone)")
 
 
 def image_limit_kwargs(args) -> dict:

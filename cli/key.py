@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (EXIT_FAILED, JobErrors, JobProgress, count_input_pngs, field_type,
-                     non_negative_int, print_summary, run_exit_code, run_job, usage_error)
+from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
+                     add_replace_changed_option, count_input_pngs, field_type,
+                     image_limit_kwargs, non_negative_int, print_summary, run_exit_code,
+                     run_job, usage_error)
 
 __all__ = ["register"]
 
@@ -19,7 +21,11 @@ def register(commands) -> None:
                     "photographs, e.g. SDXL portraits generated on a plain green screen) with a "
                     "colour-difference keyer (clean plate for uneven screens, clip black/white, "
                     "spill suppression) and write the same dataset layout as `refine` to "
-                    "OUTPUT_DIR: fg/, alpha/, meta/, manifest.jsonl. Re-running resumes.")
+                    "OUTPUT_DIR: fg/, alpha/, meta/, manifest.jsonl. Re-running resumes: "
+                    "complete samples are skipped, a file whose content changed since its "
+                    "sample was made is listed (see --replace-changed). Exit codes: 0 done "
+                    "(failed files are listed), 1 no PNG in INPUT_DIR or the dataset cannot be "
+                    "written, 2 bad arguments, 130 interrupted.")
     key.add_argument("input_dir", metavar="INPUT_DIR", help="folder of PNG photographs")
     key.add_argument("output_dir", metavar="OUTPUT_DIR", help="dataset root (created if missing)")
     key.add_argument("--key-colour", "--key-color", dest="key_colour", default="auto",
@@ -47,6 +53,8 @@ def register(commands) -> None:
                      help="store alpha mattes as 16-bit PNG (default 8-bit)")
     key.add_argument("--limit", type=non_negative_int, metavar="N",
                      help="process at most N new files in this run (resumable)")
+    add_replace_changed_option(key)
+    add_image_limit_options(key)
     key.add_argument("--json", action="store_true", help="print the summary as JSON")
     key.set_defaults(handler=run_key)
 
@@ -55,6 +63,7 @@ def run_key(args, stdout, stderr) -> int:
     from ..dataset import DatasetError
     from ..matting.keying import KeyParams, parse_key_colour
     from ..pipeline.keying_folder import KeyOptions, key_folder
+    from ..pipeline.summary import OUTCOME_LABELS
 
     try:
         params = KeyParams(key_colour=parse_key_colour(args.key_colour),
@@ -62,7 +71,8 @@ def run_key(args, stdout, stderr) -> int:
                            spill_strength=args.spill, edge_softness=args.softness,
                            plate=not args.no_plate)
         options = KeyOptions(key=params, alpha_bits=16 if args.sixteen_bit else 8,
-                             limit=args.limit, gate=not args.no_gate)
+                             limit=args.limit, gate=not args.no_gate,
+                             replace_changed=args.replace_changed, **image_limit_kwargs(args))
     except ValueError as error:
         return usage_error(stderr, str(error))
     input_dir = Path(args.input_dir)
@@ -71,11 +81,14 @@ def run_key(args, stdout, stderr) -> int:
     total = count_input_pngs(input_dir, stderr)
     if total is None:
         return EXIT_FAILED
-    progress = JobProgress(stderr, "key", total=total, failed_word="skipped")
+    # The same words as refine: "failed NAME: why" as it happens and "1 failed" in the counts.
+    progress = JobProgress(stderr, "key", total=total, labels=OUTCOME_LABELS)
+    # No input PNG (NoInputImagesError, nothing created) and an unwritable output: exit 1.
     run, code = run_job(
         lambda stop: key_folder(input_dir, args.output_dir, options,
                                 progress=progress.on_file_event, should_stop=stop),
-        progress, stderr, JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)))
+        progress, stderr, JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)),
+        final_line=False)
     if code is not None:
         return code
     print_summary(stdout, run, args.json)

@@ -9,8 +9,9 @@ import argparse
 import textwrap
 
 from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
-                     count_input_pngs, image_limit_kwargs, non_negative_int, parse_assignments,
-                     print_summary, run_exit_code, run_job, usage_error)
+                     add_replace_changed_option, count_input_pngs, image_limit_kwargs,
+                     non_negative_int, parse_assignments, print_summary, run_exit_code, run_job,
+                     usage_error)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
            "refine_like_parser"]
@@ -39,6 +40,7 @@ def add_refine_options(sub, *, demo: bool) -> None:
                               "OUTPUT_DIR/rejected/ (their verdict is always recorded there)")
         sub.add_argument("--limit", type=non_negative_int, metavar="N",
                          help="process at most N new files in this run (resumable)")
+        add_replace_changed_option(sub)
         add_image_limit_options(sub)
     sub.add_argument("--16bit", dest="sixteen_bit", action="store_true",
                      help="store alpha mattes as 16-bit PNG (default 8-bit)")
@@ -100,7 +102,9 @@ def register(commands) -> None:
         description="Refine every RGBA PNG in INPUT_DIR (sorted by name; sub-folders are not "
                     "scanned) and write the dataset layout to OUTPUT_DIR: fg/, alpha/, "
                     "raw_alpha/, meta/, manifest.jsonl. Re-running resumes: complete samples "
-                    "are skipped. A file that cannot be used (unreadable, over the size limits, "
+                    "are skipped; a file whose content changed since its sample was made (the "
+                    "meta records its sha256) is listed, not skipped (see --replace-changed). "
+                    "A file that cannot be used (unreadable, over the size limits, "
                     "not RGBA) is reported by name and the run goes on.",
         exit_codes="Exit codes: 0 done (failed files are listed), 1 no PNG in INPUT_DIR or the "
                    "dataset cannot be written (disk full), 2 bad arguments, 130 interrupted "
@@ -153,7 +157,8 @@ def run_refine_like(args, stdout, stderr) -> int:
                             options=options, progress=progress.on_file_event,
                             should_stop=stop)
         return refine_folder(args.input_dir, args.output_dir, options,
-                             progress=progress.on_file_event, should_stop=stop)
+                             progress=progress.on_file_event, should_stop=stop,
+                             replace_changed=args.replace_changed)
 
     # No input PNG (NoInputImagesError) and unwritable output are fatal (exit 1); bad demo
     # arguments and overlapping folders are usage errors. The summary below gives the counts

@@ -17,7 +17,7 @@ from .imagefiles import ImageFileError, read_gray, read_rgba
 from .jsonvalues import dumps_line, manifest_entry
 from .layout import IMAGE_KINDS, MANIFEST_NAME, META_DIR, REJECTED_DIR, TMP_PREFIX, DatasetError
 from .safeio import (MetaFileError, open_control_file, read_meta_file, root_lock,
-                     write_file_atomic)
+                     temporary_owner_gone, write_file_atomic)
 
 __all__ = ["list_sample_ids", "read_manifest", "rebuild_manifest", "Sample", "load_sample",
            "iter_meta", "remove_stale_temporary"]
@@ -96,8 +96,11 @@ def rebuild_manifest(root) -> int:
 def remove_stale_temporary(root, *, older_than_s: float = 600.0) -> int:
     """Delete temporary files left by killed writers; returns how many were removed.
 
-    Only files older than ``older_than_s`` seconds are touched, so a writer that is running
-    right now (its temporary files live for milliseconds) is never disturbed.
+    A file whose creating process is known to be gone (created on this machine by a process
+    that no longer runs, see :func:`.safeio.temporary_owner_gone`) is removed at once; any
+    other only once older than ``older_than_s`` seconds, so a writer that is running right
+    now (its temporary files live for milliseconds), on this machine or another, is never
+    disturbed.
     """
     root = Path(root).resolve()
     cutoff = time.time() - older_than_s
@@ -111,7 +114,8 @@ def remove_stale_temporary(root, *, older_than_s: float = 600.0) -> int:
                 for entry in entries:
                     if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
                         with contextlib.suppress(FileNotFoundError):
-                            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            if (temporary_owner_gone(entry.name)
+                                    or entry.stat(follow_symlinks=False).st_mtime < cutoff):
                                 os.unlink(entry.path)
                                 removed += 1
     return removed

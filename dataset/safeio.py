@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
 import json
 import os
+import re
 import secrets
+import socket
 import stat
 import time
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Iterator
 from .layout import (LOCK_NAME, MANIFEST_NAME, META_DIR, REJECTED_DIR, TMP_PREFIX, DatasetError)
 
 __all__ = ["MetaFileError", "root_lock", "open_control_file", "create_temporary",
-           "write_file_atomic", "read_meta_file", "png_size", "MISSING", "scan_names",
+           "temporary_owner_gone", "write_file_atomic", "read_meta_file", "png_size", "MISSING", "scan_names",
            "require_dataset"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: there an islink() check is used
@@ -148,12 +152,48 @@ def root_lock(root: Path) -> Iterator[None]:
 # Atomic writes
 # --------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temporary file names (a dataset may live on a
+    share that several machines write)."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+#: ``.tmp-<host tag>-<pid>-<random><suffix>``: who created a temporary file.
+_OWNED_TEMPORARY = re.compile(r"^\.tmp-([0-9a-f]{8})-([0-9]+)-")
+
+
+def _process_gone(pid: int) -> bool:
+    """True when no process ``pid`` runs on this machine (POSIX; False where unknown)."""
+    if os.name != "posix" or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, another user's
+        return False
+    return False
+
+
+def temporary_owner_gone(name: str) -> bool:
+    """True when the temporary file ``name`` was created on this machine by a process that no
+    longer runs (killed in the middle of a write): nobody will ever rename it, so it may be
+    deleted at once. False for another machine's files, a running writer's and names of an
+    older version (those are only deleted once old, see
+    :func:`.reading.remove_stale_temporary`)."""
+    match = _OWNED_TEMPORARY.match(name)
+    return bool(match) and match.group(1) == _host_tag() and _process_gone(int(match.group(2)))
+
+
 def create_temporary(folder, suffix: str = "") -> tuple[int, str]:
-    """Create a new hidden temporary file ``<folder>/.tmp-<random><suffix>``.
+    """Create a new hidden temporary file ``<folder>/.tmp-<host>-<pid>-<random><suffix>``.
 
     Like ``tempfile.mkstemp`` (private random name, ``O_EXCL``) but created with mode 0666
     minus the umask, so the file keeps the permissions an ordinary file would get after it
-    is renamed into place.
+    is renamed into place. The name says which machine and process created it, so that a
+    file left by a killed writer can be told from one a running writer is still using
+    (:func:`temporary_owner_gone`).
 
     Returns
     -------
@@ -162,7 +202,8 @@ def create_temporary(folder, suffix: str = "") -> tuple[int, str]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY | _CLOEXEC
     for _ in range(100):
-        path = os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(8)}{suffix}")
+        path = os.path.join(folder, f"{TMP_PREFIX}{_host_tag()}-{os.getpid()}-"
+                                    f"{secrets.token_hex(8)}{suffix}")
         try:
             return os.open(path, flags, _FILE_MODE), path
         except FileExistsError:

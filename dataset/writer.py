@@ -48,7 +48,7 @@ from .layout import (LOCK_NAME, MANIFEST_NAME, META_DIR, REJECTED_DIR, SCHEMA, D
                      SampleIdError)
 from .reading import list_sample_ids
 from .safeio import (MetaFileError, create_temporary, open_control_file, read_meta_file,
-                     root_lock)
+                     root_lock, write_file_atomic)
 from ..refine.validation import as_alpha, as_rgb, check_same_size
 
 __all__ = ["DatasetWriter", "WriteOutcome", "RESERVED_META_KEYS", "sample_status",
@@ -380,6 +380,53 @@ class DatasetWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         return True
+
+    def retire_sample(self, sample_id: str) -> bool:
+        """Remove a complete sample so that it can be written anew (its source changed).
+
+        Under the root lock: the meta files go first (the sample is then simply not done, as
+        after a killed write), then its images, accepted and rejected, then its manifest line
+        (the manifest is rewritten without it). Returns False when there was nothing to remove.
+
+        Raises
+        ------
+        SampleIdError
+            ``sample_id`` is not a valid id.
+        OSError
+            A file could not be removed (permissions); what was removed stays removed and a
+            later run writes the sample again.
+        """
+        validate_id(sample_id)
+        removed = False
+        with self._thread_lock, root_lock(self.root):
+            for rejected in (False, True):
+                paths = self.relative_paths(sample_id, rejected=rejected)
+                # meta first: from then on the sample counts as not done
+                for kind in ("meta", "fg", "alpha", "raw_alpha", "error_map"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.root / paths[kind])
+                        removed = True
+            self._drop_manifest_line_locked(sample_id)
+        return removed
+
+    def _drop_manifest_line_locked(self, sample_id: str) -> None:
+        """Rewrite the manifest without the lines of ``sample_id`` (the caller holds the lock)."""
+        fd = self._open_manifest()
+        try:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                lines = handle.readlines()
+        finally:
+            os.close(fd)
+        kept = []
+        for line in lines:
+            try:
+                listed = json.loads(line).get("id")
+            except (ValueError, AttributeError):
+                listed = None  # a torn or foreign line: not ours to judge here (verify does)
+            if listed != sample_id:
+                kept.append(line if line.endswith(b"\n") else line + b"\n")
+        if len(kept) != len(lines):
+            write_file_atomic(self.root / MANIFEST_NAME, b"".join(kept), durable=self.durable)
 
     # ---- manifest ---------------------------------------------------------------------------
 

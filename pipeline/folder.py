@@ -1,6 +1,8 @@
 """Folder refinement: every RGBA PNG of a folder into a matting dataset (``ld-portrait refine``).
 
-``refine_folder`` is the loop: it scans the folder, resumes, and hands each file to
+``refine_folder`` is the loop: it scans the folder, resumes (a complete sample whose source
+file has changed since, by its recorded ``source_sha256``, is reported, or replaced on
+request, never taken as done), and hands each file to
 ``_refine_file``, which reads (after checking the header against the size limits), refines,
 pads, judges and writes one sample (:mod:`.portrait` does the image work). One bad file never
 stops the run: whatever goes wrong with it is recorded with its name in
@@ -15,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..dataset import DatasetError, DatasetWriter, is_disk_full, list_sample_ids, save_record
+from ..dataset import (DatasetError, DatasetWriter, is_disk_full, list_sample_ids,
+                       remove_stale_temporary, save_record)
 from ..dataset.layout import IMAGE_KINDS, META_DIR, QUARANTINE_DIR, REJECTED_DIR
 from ..dataset.imagefiles import ImageFileError, printable_name, read_rgba, scan_pngs
+from ..dataset.safeio import MetaFileError, read_meta_file
 from .ids import legacy_ids, sample_id_for
 from .portrait import (ProcessedPortrait, RefineOptions, process_portrait, sample_record,
                        save_policy)
@@ -27,7 +31,8 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
-           "file_digest", "failure_reason", "output_message"]
+           "file_digest", "failure_reason", "output_message", "SourceChange", "source_change",
+           "retire_changed", "tidy_after_killed_writers"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
 _MANAGED = (*IMAGE_KINDS, META_DIR, REJECTED_DIR, QUARANTINE_DIR)
@@ -86,6 +91,47 @@ def file_digest(path: Path) -> tuple[str, int]:
     """SHA-256 (hex) and size in bytes of a file's content."""
     data = path.read_bytes()
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceChange:
+    """A complete sample whose source file has changed since it was made."""
+
+    sample_id: str   # the complete sample (under today's id or an older version's)
+    reason: str      # for the summary: what differs and what to do
+
+
+def source_change(root: Path, sample_id: str, path: Path) -> SourceChange | None:
+    """A :class:`SourceChange` when the content of ``path`` differs from the
+    ``source_sha256`` recorded in the meta of the complete sample ``sample_id``, else None.
+
+    A sample without a recorded hash (written by another tool or an older version) and a
+    file that cannot be read now count as unchanged (nothing to compare; reading the file
+    again would report the problem). The recorded size is compared first, so a file of
+    another size is not hashed.
+    """
+    meta, where = None, ""
+    for prefix in ("", f"{REJECTED_DIR}/"):
+        where = f"{prefix}{META_DIR}/{sample_id}.json"
+        try:
+            meta = read_meta_file(Path(root) / where, sample_id)
+            break
+        except (OSError, MetaFileError):
+            continue
+    recorded = meta.get("source_sha256") if meta else None
+    if not isinstance(recorded, str):
+        return None
+    try:
+        size = path.stat().st_size
+        recorded_size = meta.get("source_bytes")
+        if not (isinstance(recorded_size, int) and recorded_size != size):
+            if file_digest(path)[0] == recorded:
+                return None
+    except OSError:
+        return None
+    return SourceChange(sample_id, (
+        f"content differs from the file sample {sample_id} was made from (its sha256 is in "
+        f"{where}); the old sample is kept"))
 
 
 def failure_reason(error: Exception, path: Path) -> str:
@@ -150,10 +196,31 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     return "rejected", "; ".join(filter(None, [", ".join(result.verdict.reasons), redone]))
 
 
+def _complete_id(job: _Job, path: Path, sample_id: str) -> str | None:
+    """The id this file is complete under: today's, or one an earlier version gave its name."""
+    if job.writer.is_complete(sample_id):
+        return sample_id
+    return next((old for old in legacy_ids(path.name) if old in job.complete_before), None)
+
+
 def _is_done(job: _Job, path: Path, sample_id: str) -> bool:
-    """Complete under today's id, or under an id an earlier version gave this name."""
-    return job.writer.is_complete(sample_id) or any(
-        old in job.complete_before for old in legacy_ids(path.name))
+    return _complete_id(job, path, sample_id) is not None
+
+
+def _source_change(job: _Job, path: Path, sample_id: str) -> SourceChange | None:
+    complete = _complete_id(job, path, sample_id)
+    return None if complete is None else source_change(job.writer.root, complete, path)
+
+
+def retire_changed(writer: DatasetWriter, sample_id: str, fatal=None) -> None:
+    """Remove the sample of a changed source so that it is made again; a failure to remove is
+    a write failure of the dataset (raised as ``fatal(message)`` when given)."""
+    try:
+        writer.retire_sample(sample_id)
+    except OSError as error:
+        if fatal is None:
+            raise
+        raise fatal(output_message(writer.root, error)) from error
 
 
 def _failed(summary: RunSummary, name: str, detail: str) -> tuple[str, str]:
@@ -170,20 +237,28 @@ def output_message(root: Path, error: Exception) -> str:
             "again once fixed.")
 
 
-def _list_unlisted(writer: DatasetWriter, summary: RunSummary) -> None:
-    # A writer killed between its meta rename and its manifest append leaves a complete sample
-    # the manifest does not list: list those now (cheap; usually none).
+def tidy_after_killed_writers(writer: DatasetWriter, summary: RunSummary) -> None:
+    """What a killed run leaves behind, put right before a run resumes (cheap; usually
+    nothing): complete samples the manifest does not list (killed between the meta rename and
+    the manifest append) are listed, and temporary files of writers that no longer run (killed
+    in the middle of a write) are deleted (:func:`..dataset.remove_stale_temporary`)."""
     try:
         for sample_id in sorted(set(list_sample_ids(writer.root)) - writer.listed_ids()):
             summary.manifest_repaired += int(writer.ensure_listed(sample_id))
     except OSError as error:
         raise DatasetError(f"cannot update the manifest in {writer.root}: {error}") from error
+    try:
+        summary.removed_temporary += remove_stale_temporary(writer.root)
+    except OSError as error:
+        raise DatasetError(f"cannot remove the temporary files an interrupted run left in "
+                           f"{writer.root}: {error.strerror or error}") from error
 
 
 def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *,
                   progress: Callable[[ProgressEvent], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
-                  extra_meta: Mapping[str, Mapping] | None = None) -> RunSummary:
+                  extra_meta: Mapping[str, Mapping] | None = None,
+                  replace_changed: bool = False) -> RunSummary:
     """Turn a folder of RGBA PNGs into the dataset layout (README.md, "Dataset layout").
 
     Parameters
@@ -200,6 +275,10 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
         (the CLI sets it from Ctrl-C).
     extra_meta : mapping, optional
         File name -> extra meta keys for that sample (the demo records its synthesis seed).
+    replace_changed : bool
+        A file whose content differs from the ``source_sha256`` of its complete sample is
+        listed in ``summary.changed`` and left alone (False), or its old sample is removed
+        and made again (True, listed in ``summary.replaced``).
 
     Returns
     -------
@@ -237,13 +316,16 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
     writer = DatasetWriter(output_dir)
     summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
                          skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
-    _list_unlisted(writer, summary)
+    tidy_after_killed_writers(writer, summary)
     job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()))
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: _is_done(job, path, sample_id),
         process=lambda path, sample_id: _refine_file(job, path, sample_id, summary),
         limit=options.limit, progress=progress, should_stop=should_stop,
-        fatal_errors=(_OutputFailure,), record_unexpected=True))
+        fatal_errors=(_OutputFailure,), record_unexpected=True,
+        changed=lambda path, sample_id: _source_change(job, path, sample_id),
+        replace_changed=replace_changed,
+        retire=lambda sample_id: retire_changed(writer, sample_id, _OutputFailure)))
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -273,6 +355,14 @@ class FileLoop:
         Any other Exception is recorded as that file's failure (True) or propagates.
     fatal_message : callable (error) -> str
         E.g. ``functools.partial(output_message, root)``.
+    changed : callable (path, sample_id) -> SourceChange or None, optional
+        Asked for every complete file: has its source changed since (see
+        :func:`source_change`)? A changed file is not skipped as complete.
+    replace_changed : bool
+        A changed file is listed in ``summary.changed`` (False) or its sample is removed with
+        ``retire(sample_id)`` and the file processed again (True; ``summary.replaced``).
+    retire : callable (sample_id) -> None, optional
+        Removes a complete sample (:func:`retire_changed`).
     """
 
     files: list
@@ -285,6 +375,9 @@ class FileLoop:
     fatal_errors: tuple = (_OutputFailure,)
     record_unexpected: bool = False
     fatal_message: Callable[[Exception], str] = str
+    changed: Callable[[Path, str], SourceChange | None] | None = None
+    replace_changed: bool = False
+    retire: Callable[[str], None] | None = None
 
 
 def run_file_loop(loop: FileLoop) -> None:
@@ -298,13 +391,24 @@ def run_file_loop(loop: FileLoop) -> None:
             break
         outcome, detail = None, ""
         try:
+            change = None
             if loop.is_done(path, sample_id):
-                summary.skipped_complete += 1
-                outcome = "skipped"
-                continue
+                change = loop.changed(path, sample_id) if loop.changed is not None else None
+                if change is None:
+                    summary.skipped_complete += 1
+                    outcome = "skipped"
+                    continue
+                if not loop.replace_changed:
+                    summary.changed.append(FileFailure(printable_name(path.name), change.reason))
+                    outcome, detail = "changed", change.reason
+                    continue
             if loop.limit is not None and summary.processed >= loop.limit:
                 summary.limit_reached = True
                 break
+            if change is not None:
+                loop.retire(change.sample_id)
+                summary.replaced.append(FileFailure(
+                    printable_name(path.name), f"sample {change.sample_id} made again"))
             outcome, detail = loop.process(path, sample_id)
         except KeyboardInterrupt:
             summary.interrupted = True

@@ -17,13 +17,14 @@ from typing import Callable
 
 from ..dataset import (DatasetError, DatasetWriter, SampleIdError, SavePolicy, SampleRecord,
                        save_record)
-from ..dataset.imagefiles import ImageFileError, list_pngs, read_rgba
+from ..dataset.imagefiles import ImageFileError, read_rgba, scan_pngs
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
-from .folder import (FileLoop, check_folders, failure_reason, file_digest, output_message,
-                     run_file_loop)
-from .summary import FileFailure, ProgressEvent, RunSummary
+from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason, file_digest,
+                     output_message, retire_changed, run_file_loop, source_change,
+                     tidy_after_killed_writers)
+from .summary import FileFailure, ProgressEvent, RunSummary, SkippedEntry
 
 __all__ = ["KeyOptions", "key_folder"]
 
@@ -36,12 +37,20 @@ class KeyOptions:
     alpha_bits : {8, 16}        bit depth of the stored alphas
     limit : int or None         at most this many new files in this run
     gate : bool                 judge with the quality gate (False accepts every keyed image)
+    max_pixels, max_bytes       limits each input is checked against before decoding (None:
+                                the environment variable or the default, see
+                                ``dataset.imagefiles.check_image_file``)
+    replace_changed : bool      redo the sample of a file whose content changed since it was
+                                keyed (default: list it and keep the old sample)
     """
 
     key: KeyParams = dataclasses.field(default_factory=KeyParams)
     alpha_bits: int = 8
     limit: int | None = None
     gate: bool = True
+    max_pixels: int | None = None
+    max_bytes: int | None = None
+    replace_changed: bool = False
 
     def __post_init__(self):
         self.key.validate()
@@ -52,7 +61,8 @@ class KeyOptions:
 
 
 def _key_one(path: Path, options: KeyOptions):
-    rgb, _ = read_rgba(path, require_alpha=False)
+    rgb, _ = read_rgba(path, require_alpha=False, max_pixels=options.max_pixels,
+                       max_bytes=options.max_bytes)
     result = chroma_key(rgb, options.key)
     verdict = assess_quality(result.alpha) if options.gate else None
     return result, verdict
@@ -103,16 +113,25 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
     Raises
     ------
     FileNotFoundError   ``input_dir`` is not a folder
+    NoInputImagesError  ``input_dir`` holds no PNG file (nothing is created, as ``refine``)
     ValueError          bad options, or the folders overlap (see :func:`.folder.check_folders`)
     DatasetError        the output root cannot be created or written
     """
     options = options or KeyOptions()
     started = time.monotonic()
     input_dir, output_dir = check_folders(input_dir, output_dir)  # the same rules as refine
+    try:
+        files, odd_entries = scan_pngs(input_dir)
+    except ImageFileError as error:
+        raise FileNotFoundError(str(error)) from None
+    if not files:  # before the writer: an empty input creates no dataset folder
+        raise NoInputImagesError(
+            f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
+            "; nothing was written.")
     writer = DatasetWriter(output_dir)
-    summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root))
-    files = list_pngs(input_dir)
-    summary.found = len(files)
+    summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
+                         skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
+    tidy_after_killed_writers(writer, summary)
     reasons: collections.Counter = collections.Counter()
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: writer.is_complete(sample_id),
@@ -120,7 +139,10 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
                                   reasons=reasons),
         limit=options.limit, progress=progress, should_stop=should_stop,
         fatal_errors=(DatasetError, SampleIdError, OSError),
-        fatal_message=functools.partial(output_message, writer.root)))
+        fatal_message=functools.partial(output_message, writer.root),
+        changed=lambda path, sample_id: source_change(writer.root, sample_id, path),
+        replace_changed=options.replace_changed,
+        retire=functools.partial(retire_changed, writer)))
     summary.reject_reasons = dict(reasons)
     summary.elapsed_s = time.monotonic() - started
     return summary

@@ -17,6 +17,7 @@ OUTCOME_LABELS = {
     "rejected": "rejected",
     "failed": "failed",
     "skipped": "already complete",
+    "changed": "changed since their sample was made",
     "taken": "done by another writer",
 }
 
@@ -69,8 +70,9 @@ class ProgressEvent:
     """Sent to the ``progress`` callback after each file.
 
     ``outcome`` is one of ``accepted``, ``rejected``, ``skipped`` (already complete),
-    ``failed`` (unreadable, too large, not RGBA, or refinement failed), ``taken`` (another
-    writer completed it meanwhile). ``file`` is printable (non-UTF-8 bytes escaped).
+    ``failed`` (unreadable, too large, not RGBA, or refinement failed), ``changed`` (a
+    complete sample exists but its source file's content has changed since: kept, not
+    redone), ``taken`` (another writer completed it meanwhile). ``file`` is printable (non-UTF-8 bytes escaped).
     """
 
     done: int
@@ -87,6 +89,9 @@ class RunSummary:
 
     ``completed`` is True when every file was handled (some may have failed); False when the
     run stopped early (interrupt, ``limit``, or an unrecoverable ``fatal_error``).
+    ``changed``: files whose content differs from the ``source_sha256`` their complete sample
+    records (not redone, not counted as complete); ``replaced``: such files whose old sample
+    was removed and made again (``--replace-changed``).
     """
 
     input_dir: str
@@ -101,8 +106,11 @@ class RunSummary:
     rejected_files: list = dataclasses.field(default_factory=list)
     skipped_entries: list = dataclasses.field(default_factory=list)
     redone: list = dataclasses.field(default_factory=list)
+    changed: list = dataclasses.field(default_factory=list)
+    replaced: list = dataclasses.field(default_factory=list)
     reject_reasons: dict = dataclasses.field(default_factory=dict)
     manifest_repaired: int = 0
+    removed_temporary: int = 0
     interrupted: bool = False
     limit_reached: bool = False
     fatal_error: str | None = None
@@ -116,7 +124,7 @@ class RunSummary:
         """Outcome -> number of files (the keys of :data:`OUTCOME_LABELS`)."""
         return {"accepted": self.accepted, "rejected": self.rejected,
                 "failed": len(self.failed), "skipped": self.skipped_complete,
-                "taken": self.taken_by_other_writer}
+                "changed": len(self.changed), "taken": self.taken_by_other_writer}
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -125,6 +133,8 @@ class RunSummary:
                                   for r in self.rejected_files]
         data["skipped_entries"] = [dataclasses.asdict(s) for s in self.skipped_entries]
         data["redone"] = [dataclasses.asdict(r) for r in self.redone]
+        data["changed"] = [dataclasses.asdict(c) for c in self.changed]
+        data["replaced"] = [dataclasses.asdict(r) for r in self.replaced]
         data["completed"] = self.completed
         return data
 
@@ -146,13 +156,21 @@ class RunSummary:
         for heading, entries in (
                 ("failed (not used; fix or remove them and run again)", self.failed),
                 ("skipped (named *.png but not a file)", self.skipped_entries),
-                ("redone (their meta file was unreadable and has been replaced)", self.redone)):
+                ("redone (their meta file was unreadable and has been replaced)", self.redone),
+                ("changed since their sample was made (old sample kept; run again with "
+                 "--replace-changed to redo them, or give the new pictures other names)",
+                 self.changed),
+                ("replaced (their source had changed; the old sample was removed and made "
+                 "again)", self.replaced)):
             if entries:  # FileFailure or SkippedEntry records: ``file`` and ``reason``
                 lines.append(f"  {heading}:")
                 lines.extend(f"    {entry.file}: {entry.reason}" for entry in entries)
         if self.manifest_repaired:
             lines.append(f"  manifest: re-listed {self.manifest_repaired} complete sample(s) "
                          "a previous run had not listed")
+        if self.removed_temporary:
+            lines.append(f"  removed {self.removed_temporary} temporary file(s) an interrupted "
+                         "run had left")
         if self.interrupted:
             lines.append("  interrupted: run the same command again to continue")
         if self.limit_reached:

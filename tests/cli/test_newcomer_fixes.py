@@ -1,0 +1,140 @@
+"""Issue 17 items 5 and 6: what a newcomer met on a first day with the folder commands.
+
+Changed sources on resume, temporary files left by a killed writer, ``evaluate --csv`` checked
+up front, true counts of ``dataset export --limit``, options the hints name, empty input
+folders, libpng's own stderr, the help text, the demo figures in the docs, the pymatting
+notice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comfyui_ld_portrait.dataset import verify
+from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
+from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
+
+from helpers.cli_runs import run_cli
+
+
+def _portrait(seed: int, size: int = 72) -> np.ndarray:
+    """A small RGBA disc with a soft rim (refine accepts or rejects it; either completes it)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    alpha = np.clip((size * 0.35 - radius) / 4.0, 0.0, 1.0)
+    colour = np.broadcast_to(rng.uniform(0.2, 0.9, 3), (size, size, 3))
+    return np.dstack((colour, alpha)).astype(np.float32)
+
+
+def _green_screens(folder: Path, *names: str) -> Path:
+    for index, name in enumerate(names):
+        write_png_atomic(folder / name, make_green_screen(10 + index, 64).image)
+    return folder
+
+
+# ---- item 5: changed sources ------------------------------------------------------------------
+
+def test_refine_reports_a_changed_source_and_replaces_it_on_request(tmp_path):
+    inputs, root = tmp_path / "in", tmp_path / "out"
+    write_png_atomic(inputs / "a.png", _portrait(1))
+    write_png_atomic(inputs / "b.png", _portrait(2))
+    code, _, err = run_cli(["refine", inputs, root, "--json"])
+    assert code == 0, err
+    write_png_atomic(inputs / "a.png", _portrait(3))  # same name, other picture
+
+    code, out, err = run_cli(["refine", inputs, root, "--json"])
+    summary = json.loads(out)
+    assert code == 0, err
+    assert summary["skipped_complete"] == 1  # b only: a is not "already complete"
+    assert [entry["file"] for entry in summary["changed"]] == ["a.png"]
+    assert "content differs" in summary["changed"][0]["reason"]
+    code, text, _ = run_cli(["refine", inputs, root])
+    assert "--replace-changed" in text and "a.png" in text and "1 already complete" in text
+
+    code, out, err = run_cli(["refine", inputs, root, "--json", "--replace-changed"])
+    summary = json.loads(out)
+    assert code == 0, err
+    assert [entry["file"] for entry in summary["replaced"]] == ["a.png"]
+    assert summary["processed"] == 1 and not summary["changed"]
+    new_sha = __import__("hashlib").sha256((inputs / "a.png").read_bytes()).hexdigest()
+    metas = list(root.glob("meta/a.json")) + list(root.glob("rejected/meta/a.json"))
+    assert len(metas) == 1 and json.loads(metas[0].read_text())["source_sha256"] == new_sha
+    assert verify(root).ok
+    code, out, _ = run_cli(["refine", inputs, root, "--json"])
+    assert json.loads(out)["skipped_complete"] == 2 and not json.loads(out)["changed"]
+
+
+def test_key_reports_a_changed_source_and_replaces_it_on_request(tmp_path):
+    inputs, root = _green_screens(tmp_path / "in", "a.png", "b.png"), tmp_path / "keyed"
+    assert run_cli(["key", inputs, root, "--no-gate"])[0] == 0
+    (inputs / "a.png").write_bytes((inputs / "b.png").read_bytes())
+    code, out, _ = run_cli(["key", inputs, root, "--no-gate", "--json"])
+    summary = json.loads(out)
+    assert code == 0 and summary["skipped_complete"] == 1
+    assert [entry["file"] for entry in summary["changed"]] == ["a.png"]
+    code, out, _ = run_cli(["key", inputs, root, "--no-gate", "--json", "--replace-changed"])
+    summary = json.loads(out)
+    assert code == 0 and summary["accepted"] == 1 and len(summary["replaced"]) == 1
+    manifest = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(entry["id"] for entry in manifest) == ["a", "b"]
+    assert verify(root).ok
+
+
+# ---- item 6: temporary files of a killed writer ------------------------------------------------
+
+def _killed_writer_temporary(folder: Path) -> Path:
+    """Create a temporary file the way the writer does, in a process killed with SIGKILL
+    before it could rename it (what `kill -9` in the middle of a write leaves)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = ("import os, signal, sys\n"
+              "from comfyui_ld_portrait.dataset.safeio import create_temporary\n"
+              "fd, path = create_temporary(sys.argv[1], '.png')\n"
+              "os.write(fd, b'half a png')\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(folder)], check=False)
+    assert result.returncode == -9
+    (left,) = [path for path in folder.iterdir() if path.name.startswith(".tmp-")]
+    return left
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process ids are POSIX")
+def test_a_rerun_removes_the_temporary_files_of_a_killed_writer(tmp_path):
+    inputs, root = _green_screens(tmp_path / "in", "a.png"), tmp_path / "keyed"
+    assert run_cli(["key", inputs, root, "--no-gate"])[0] == 0
+    left = _killed_writer_temporary(root / "fg")
+    code, out, err = run_cli(["key", inputs, root, "--no-gate"])
+    assert code == 0, err
+    assert not left.exists()
+    assert "removed 1 temporary file(s)" in out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process ids are POSIX")
+def test_verify_repair_removes_the_temporary_files_of_a_killed_writer_and_says_so(tmp_path):
+    inputs, root = _green_screens(tmp_path / "in", "a.png"), tmp_path / "keyed"
+    assert run_cli(["key", inputs, root, "--no-gate"])[0] == 0
+    left = _killed_writer_temporary(root / "fg")
+    code, out, _ = run_cli(["dataset", "verify", root])
+    assert code == 0 and left.exists() and left.name in out  # listed, not removed
+    code, out, _ = run_cli(["dataset", "verify", root, "--repair"])
+    assert code == 0 and not left.exists()
+    assert "removed 1 stale temporary file(s)" in out
+
+
+def test_a_running_writers_temporary_file_is_left_alone(tmp_path):
+    from comfyui_ld_portrait.dataset import remove_stale_temporary
+    from comfyui_ld_portrait.dataset.safeio import create_temporary
+
+    (tmp_path / "meta").mkdir()
+    fd, path = create_temporary(tmp_path / "meta", ".json")
+    os.close(fd)
+    foreign = tmp_path / "meta" / ".tmp-0123abcd-1-feed.json"  # another machine's writer
+    foreign.write_bytes(b"x")
+    assert remove_stale_temporary(tmp_path) == 0
+    assert Path(path).exists() and foreign.exists()
