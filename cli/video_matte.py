@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (JobErrors, JobProgress, field_type, print_summary, run_exit_code, run_job,
-                     usage_error)
+from .common import (JobErrors, JobProgress, add_image_limit_options, field_type,
+                     image_limit_kwargs, print_summary, run_exit_code, run_job, usage_error)
 
 __all__ = ["register"]
 
@@ -22,7 +22,9 @@ def register(commands) -> None:
                     "stabilised over time (median + hysteresis), turned into trimaps whose "
                     "unknown band follows the motion, each frame is matted (pymatting "
                     "closed-form by default), alpha is smoothed over time on static parts, and "
-                    "RGBA PNGs with the frames' names are written to OUT_DIR.")
+                    "RGBA PNGs with the frames' names are written to OUT_DIR. Exit codes: 0 "
+                    "done, 1 no PNG in FRAMES_DIR or OUT_DIR cannot be written, 2 bad arguments "
+                    "or a mismatched clip, 130 interrupted.")
     video.add_argument("frames_dir", metavar="FRAMES_DIR", help="folder of frame PNGs")
     video.add_argument("masks_dir", metavar="MASKS_DIR", help="folder of mask PNGs, same names")
     video.add_argument("output_dir", metavar="OUT_DIR", help="folder for the RGBA PNGs")
@@ -47,13 +49,43 @@ def register(commands) -> None:
                        help="no temporal stabilisation (each frame on its own, for comparison)")
     video.add_argument("--invert-masks", action="store_true",
                        help="masks are white = background")
+    add_image_limit_options(video)
     video.add_argument("--json", action="store_true", help="print the summary as JSON")
     video.set_defaults(handler=run_video_matte)
 
 
+def _pymatting_kernels_cached() -> bool:
+    """Whether numba has cached pymatting's compiled kernels: ``*.nbi`` index files beside its
+    modules, or (when the package folder is read-only) under ``NUMBA_CACHE_DIR`` or numba's
+    per-user cache. Looks at file names only; True when pymatting is imported already or not
+    installed (nothing to compile then)."""
+    import importlib.util
+    import os
+    import sys
+
+    if "pymatting" in sys.modules:
+        return True
+    spec = importlib.util.find_spec("pymatting")
+    if spec is None or not spec.submodule_search_locations:
+        return True
+    for location in spec.submodule_search_locations:
+        if any(Path(location).rglob("*.nbi")):
+            return True
+    for cache in (os.environ.get("NUMBA_CACHE_DIR"), Path.home() / ".cache" / "numba"):
+        if cache and Path(cache).is_dir() and any(
+                "pymatting" in str(index) for index in Path(cache).rglob("*.nbi")):
+            return True
+    return False
+
+
+#: Printed before pymatting is first imported on a machine (numba compiles it then, silently).
+PYMATTING_COMPILE_NOTICE = ("video-matte: compiling pymatting kernels once (about a minute; "
+                            "cached for later runs) ...")
+
+
 def run_video_matte(args, stdout, stderr) -> int:
     from ..matting.video import VideoMatteParams
-    from ..pipeline.video_folder import ClipError, video_matte_folder
+    from ..pipeline.video_folder import ClipError, NoFramesError, video_matte_folder
 
     try:
         params = VideoMatteParams(band=args.band, motion_band=args.motion_band,
@@ -63,14 +95,24 @@ def run_video_matte(args, stdout, stderr) -> int:
         return usage_error(stderr, str(error))
     progress = JobProgress(stderr, "video-matte")
     output_dir = Path(args.output_dir)
+
+    def announce_compile() -> None:  # the clip is read and checked: the solve starts now
+        if not _pymatting_kernels_cached():
+            stderr.write(PYMATTING_COMPILE_NOTICE + "\n")
+            stderr.flush()
+
+    def describe(error: OSError) -> str:
+        if isinstance(error, NoFramesError):  # like refine on an empty folder: exit 1
+            return str(error)
+        return f"cannot write {output_dir}: {error.strerror or error}"
+
     run, code = run_job(
         lambda stop: video_matte_folder(
             args.frames_dir, args.masks_dir, args.output_dir, params, invert=args.invert_masks,
             progress=lambda done, total, name: progress(done, total, "done", name),
-            should_stop=stop),
-        progress, stderr, JobErrors(
-            usage=(ClipError, ValueError), fatal=(OSError,),
-            describe=lambda error: f"cannot write {output_dir}: {error.strerror or error}"))
+            should_stop=stop, before_solve=announce_compile, **image_limit_kwargs(args)),
+        progress, stderr, JobErrors(usage=(ClipError, ValueError), fatal=(OSError,),
+                                    describe=describe))
     if code is not None:
         return code
     print_summary(stdout, run, args.json)

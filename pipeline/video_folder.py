@@ -18,11 +18,17 @@ import numpy as np
 from ..dataset.imagefiles import ImageFileError, list_pngs, read_gray, read_rgba, write_png_atomic
 from ..matting.video import VideoMatteParams, matte_video
 
-__all__ = ["ClipError", "VideoRunSummary", "pair_clip", "load_clip", "video_matte_folder"]
+__all__ = ["ClipError", "NoFramesError", "VideoRunSummary", "pair_clip", "load_clip",
+           "video_matte_folder"]
 
 
 class ClipError(ValueError):
     """The frames and masks do not form a clip (the message says what is wrong)."""
+
+
+class NoFramesError(FileNotFoundError):
+    """The frames folder holds no PNG file (nothing was created), as ``refine``'s
+    ``NoInputImagesError``."""
 
 
 @dataclasses.dataclass
@@ -60,7 +66,9 @@ def pair_clip(frames_dir, masks_dir) -> list[tuple[Path, Path]]:
     Raises
     ------
     ClipError
-        A folder is missing or has no PNGs, frames without masks, or masks without frames.
+        A folder is missing, frames without masks, or masks without frames.
+    NoFramesError
+        The frames folder holds no PNG file.
     """
     frames_dir, masks_dir = Path(frames_dir).expanduser(), Path(masks_dir).expanduser()
     for label, folder in (("frames", frames_dir), ("masks", masks_dir)):
@@ -68,7 +76,8 @@ def pair_clip(frames_dir, masks_dir) -> list[tuple[Path, Path]]:
             raise ClipError(f"{label} folder {folder} does not exist or is not a folder.")
     frames, masks = list_pngs(frames_dir), list_pngs(masks_dir)
     if not frames:
-        raise ClipError(f"frames folder {frames_dir} contains no PNG files.")
+        raise NoFramesError(f"frames folder {frames_dir} holds no PNG file (*.png); nothing "
+                            "was written.")
     mask_by_name = {p.name: p for p in masks}
     missing = [name for name in _names(frames) if name not in mask_by_name]
     extra = sorted(set(mask_by_name) - set(_names(frames)))
@@ -84,8 +93,11 @@ def pair_clip(frames_dir, masks_dir) -> list[tuple[Path, Path]]:
     return [(frame, mask_by_name[frame.name]) for frame in frames]
 
 
-def load_clip(pairs, *, invert: bool = False) -> tuple[list, list, list[str]]:
-    """Read frames (RGB; an alpha channel is ignored) and masks (gray) of :func:`pair_clip`.
+def load_clip(pairs, *, invert: bool = False, max_pixels: int | None = None,
+              max_bytes: int | None = None) -> tuple[list, list, list[str]]:
+    """Read frames (RGB; an alpha channel is ignored) and masks (gray) of :func:`pair_clip`,
+    each checked against ``max_pixels`` / ``max_bytes`` before decoding (None: the
+    environment variable or the default, see ``dataset.imagefiles.check_image_file``).
 
     Returns
     -------
@@ -100,8 +112,9 @@ def load_clip(pairs, *, invert: bool = False) -> tuple[list, list, list[str]]:
     shape = None
     for frame_path, mask_path in pairs:
         try:
-            rgb, _ = read_rgba(frame_path, require_alpha=False)
-            mask = read_gray(mask_path)
+            rgb, _ = read_rgba(frame_path, require_alpha=False, max_pixels=max_pixels,
+                               max_bytes=max_bytes)
+            mask = read_gray(mask_path, max_pixels=max_pixels, max_bytes=max_bytes)
         except ImageFileError as error:
             raise ClipError(str(error)) from None
         if shape is None:
@@ -120,14 +133,22 @@ def load_clip(pairs, *, invert: bool = False) -> tuple[list, list, list[str]]:
 def video_matte_folder(frames_dir, masks_dir, output_dir, params: VideoMatteParams | None = None,
                        *, invert: bool = False,
                        progress: Callable[[int, int, str], None] | None = None,
-                       should_stop: Callable[[], bool] | None = None) -> VideoRunSummary:
+                       should_stop: Callable[[], bool] | None = None,
+                       max_pixels: int | None = None,
+                       max_bytes: int | None = None,
+                       before_solve: Callable[[], None] | None = None) -> VideoRunSummary:
     """Matte a clip stored as PNG folders (see the module docstring).
 
     ``progress(done, total, name)`` is called after each frame is matted and again after each
-    is written. ``should_stop`` is polled between frames.
+    is written. ``should_stop`` is polled between frames. ``max_pixels`` / ``max_bytes``: the
+    limits every frame and mask is checked against before decoding (see :func:`load_clip`).
+    ``before_solve()`` is called once the clip is read and checked, before the matting starts
+    (the CLI announces pymatting's one-time compile there).
 
     Raises
     ------
+    NoFramesError
+        The frames folder holds no PNG file (nothing is created).
     ClipError, ValueError
         A mismatched or unreadable clip, bad parameters, or an output folder that is an input.
     OSError
@@ -141,8 +162,11 @@ def video_matte_folder(frames_dir, masks_dir, output_dir, params: VideoMattePara
         if output_dir.resolve() == Path(folder).expanduser().resolve():
             raise ClipError(f"OUT_DIR is the {label} folder; the results would overwrite the "
                             "inputs. Choose another output folder.")
-    frames, masks, names = load_clip(pairs, invert=invert)
+    frames, masks, names = load_clip(pairs, invert=invert, max_pixels=max_pixels,
+                                     max_bytes=max_bytes)
     summary = VideoRunSummary(str(frames_dir), str(masks_dir), str(output_dir), frames=len(frames))
+    if before_solve is not None:
+        before_solve()
     try:
         result = matte_video(frames, masks, params, should_stop=should_stop,
                              progress=None if progress is None else

@@ -138,3 +138,73 @@ def test_a_running_writers_temporary_file_is_left_alone(tmp_path):
     foreign.write_bytes(b"x")
     assert remove_stale_temporary(tmp_path) == 0
     assert Path(path).exists() and foreign.exists()
+
+
+# ---- item 6: options the hints name, empty folders ------------------------------------------
+
+def test_key_accepts_the_max_pixels_option_its_error_message_suggests(tmp_path):
+    inputs = _green_screens(tmp_path / "in", "a.png")
+    code, out, err = run_cli(["key", inputs, tmp_path / "keyed", "--no-gate", "--json",
+                              "--max-pixels", "1000"])
+    assert code == 0, err
+    (failure,) = json.loads(out)["failed"]
+    assert "--max-pixels" in failure["reason"]
+    code, out, err = run_cli(["key", inputs, tmp_path / "keyed", "--no-gate", "--json",
+                              "--max-pixels", "5000", "--max-file-mb", "1"])
+    assert code == 0 and json.loads(out)["accepted"] == 1, err
+
+
+def _clip(folder: Path) -> tuple[Path, Path]:
+    from comfyui_ld_portrait.pipeline.matting_scenes import make_moving_clip
+
+    clip = make_moving_clip(3, frames=3, size=40)
+    for index, (frame, mask) in enumerate(zip(clip.frames, clip.masks)):
+        write_png_atomic(folder / "frames" / f"{index:04d}.png", frame)
+        write_png_atomic(folder / "masks" / f"{index:04d}.png", mask)
+    return folder / "frames", folder / "masks"
+
+
+def test_video_matte_accepts_the_max_pixels_option_its_error_message_suggests(tmp_path):
+    frames, masks = _clip(tmp_path)
+    code, _, err = run_cli(["video-matte", frames, masks, tmp_path / "out", "--max-pixels", "1000"])
+    assert code == 2 and "--max-pixels" in err and "unrecognized" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_key_on_an_empty_folder_fails_and_writes_nothing_like_refine(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for command in ("refine", "key"):
+        code, _, err = run_cli([command, tmp_path / "empty", tmp_path / command])
+        assert code == 1 and "no PNG file" in err, (command, err)
+        assert not (tmp_path / command).exists(), command
+
+
+def test_video_matte_announces_the_one_time_pymatting_compile(tmp_path, monkeypatch):
+    from comfyui_ld_portrait.cli import video_matte
+
+    frames, masks = _clip(tmp_path)
+    monkeypatch.setattr(video_matte, "_pymatting_kernels_cached", lambda: False)
+    code, _, err = run_cli(["video-matte", frames, masks, tmp_path / "first", "--band", "3"])
+    assert code == 0, err
+    assert err.startswith(video_matte.PYMATTING_COMPILE_NOTICE + "\n")
+    monkeypatch.setattr(video_matte, "_pymatting_kernels_cached", lambda: True)
+    code, _, err = run_cli(["video-matte", frames, masks, tmp_path / "again", "--band", "3"])
+    assert code == 0 and "compiling" not in err
+
+
+def test_the_pymatting_cache_is_told_by_numbas_index_files(tmp_path, monkeypatch):
+    import importlib
+
+    from comfyui_ld_portrait.cli import video_matte
+
+    package = tmp_path / "site" / "pymatting"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "pymatting", raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba_cache"))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    importlib.invalidate_caches()
+    assert not video_matte._pymatting_kernels_cached()
+    (package / "__pycache__" / "boxfilter.boxfilter_rows-6.py311.nbi").write_bytes(b"")
+    assert video_matte._pymatting_kernels_cached()

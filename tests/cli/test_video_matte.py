@@ -60,4 +60,5 @@ def test_empty_frames_folder_is_a_clear_error(tmp_path):
     (tmp_path / "masks").mkdir()
     code, _, err = _run("video-matte", str(tmp_path / "frames"), str(tmp_path / "masks"),
                         str(tmp_path / "out"))
-    assert code == 2 and "no PNG files" in err
+    assert code == 1 and "no PNG file" in err  # like refine on an empty folder
+    assert not (tmp_path / "out").exists()
