@@ -144,11 +144,22 @@ def _describe_transport_error(error: BaseException, timeout: float) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    """One HTTP answer: status code, body bytes and the ``Content-Type`` header."""
+    """One HTTP answer: status code, body bytes, the ``Content-Type`` header and the status
+    line's reason phrase (``"Internal Server Error"``)."""
 
     status: int
     body: bytes
     content_type: str = ""
+    reason: str = ""
+
+    def describe(self, limit: int = 200) -> str:
+        """``"HTTP 500 Internal Server Error: <body excerpt>"``: what the server said, for
+        messages (an HTML page is named as such rather than quoted)."""
+        head = f"HTTP {self.status}" + (f" {self.reason.strip()}" if self.reason.strip() else "")
+        if self.looks_like_html():
+            return f"{head}: an HTML page; is this a ComfyUI server?"
+        text = self.text(limit)
+        return f"{head}: {text}" if text else f"{head} (empty body)"
 
     def looks_like_html(self) -> bool:
         head = self.body[:512].lstrip().lower()
@@ -195,21 +206,27 @@ class HttpClient:
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
 
-    def request(self, method: str, path: str, payload=None) -> Answer:
-        """Send one request; :class:`ServerUnreachable` on any transport failure or overrun."""
+    def request(self, method: str, path: str, payload=None, *,
+                timeout: float | None = None) -> Answer:
+        """Send one request; :class:`ServerUnreachable` on any transport failure or overrun.
+
+        ``timeout`` (seconds, total) replaces the client's deadline for this request only.
+        """
+        budget = self.timeout if timeout is None else timeout
         factory = _HTTPSConnection if self.https else _HTTPConnection
-        connection = factory(self.host, self.port, timeout=self.timeout)
-        connection.deadline = time.monotonic() + self.timeout
-        connection.budget = self.timeout
+        connection = factory(self.host, self.port, timeout=budget)
+        connection.deadline = time.monotonic() + budget
+        connection.budget = budget
         body = None if payload is None else json.dumps(payload).encode("utf-8")
         headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
             connection.request(method, self.prefix + path, body=body, headers=headers)
             response = connection.getresponse()
             data = self._read_body(response, f"{method} {path}")
-            return Answer(response.status, data, response.getheader("Content-Type") or "")
+            return Answer(response.status, data, response.getheader("Content-Type") or "",
+                          response.reason or "")
         except (OSError, http.client.HTTPException) as error:
-            raise ServerUnreachable(_describe_transport_error(error, self.timeout)) from error
+            raise ServerUnreachable(_describe_transport_error(error, budget)) from error
         finally:
             connection.close()
 
@@ -230,7 +247,7 @@ class HttpClient:
         """JSON of a 200 answer; :class:`ServerUnreachable` for anything else."""
         answer = self.request("GET", path)
         if answer.status != 200:
-            raise ServerUnreachable(f"GET {path} answered HTTP {answer.status}")
+            raise ServerUnreachable(f"GET {path} answered {answer.describe(120)}")
         return decode_json(answer, f"GET {path}")
 
 

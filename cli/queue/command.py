@@ -44,6 +44,14 @@ Validation errors are reported and not retried; execution errors, lost jobs and 
 retried (on another server when possible) up to --retries times. Every HTTP request must be
 answered completely within 30 s. Ctrl-C stops submitting and waits up to --grace seconds for
 jobs in flight (Ctrl-C again: stop now).
+
+Dead servers end the run quickly (defaults): a sample no server accepts within 60 s of its
+first try fails (--submit-within); until some server has answered successfully (accepted a
+job, reported its queue, or rejected a graph as invalid) the run ends after 90 s
+(--first-answer-within) or after 3 failed samples (--first-answer-failures), whichever comes
+first, so a wrong URL, a refused port, a silent host or a server answering HTTP 500 to
+everything costs at most about 2 minutes, not hours. A server that has answered before and
+then fails (a restart, a hiccup) is waited for up to --give-up-after seconds.
 Exit codes: 0 all done, 1 some failed, 2 bad arguments or workflow, 130 interrupted (run the
 same command again to continue)."""
 
@@ -88,15 +96,47 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
                          help="after Ctrl-C, wait up to S seconds for jobs in flight (default 60)")
     servers.add_argument("--give-up-after", type=non_negative_seconds, default=600.0,
                          metavar="S",
-                         help="end the run when no server answered for S seconds; a job whose "
+                         help="end the run when no server answered for S seconds (how long "
+                              "a server that worked and went away, e.g. restarting, is waited "
+                              "for; see --first-answer-within for one that never worked); a job "
+                              "whose "
                               "result cannot be read for S seconds after it left the server's "
                               "queue fails its attempt; see also --timeout (default 600)")
     servers.add_argument("--max-failures", type=non_negative_int, default=0, metavar="N",
                          help="stop submitting after N failed jobs (default 0: no limit)")
-    servers.add_argument("--dry-run", action="store_true",
-                         help="print what would be queued and the inputs set; contact no server")
-    servers.add_argument("--summary-json", metavar="PATH",
-                         help="also write the summary as JSON to PATH")
+    _add_dead_server_arguments(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument("--dry-run", action="store_true",
+                        help="print what would be queued and the inputs set; contact no server")
+    output.add_argument("--summary-json", metavar="PATH",
+                        help="also write the summary as JSON to PATH")
+
+
+def _add_dead_server_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = QueueOptions()
+    dead = parser.add_argument_group(
+        "dead servers (0 turns a limit off)",
+        "Until a server has answered successfully (accepted a job, reported its queue, or\n"
+        "rejected a graph as invalid) nothing shows that it will ever work, so the run gives up\n"
+        "early; after that, failures are retried as faults that pass.")
+    dead.add_argument("--submit-within", type=non_negative_seconds,
+                      default=defaults.submit_within, metavar="S",
+                      help="a sample that no server accepted S seconds after its first try "
+                           "fails: always when servers answered but refused it (HTTP 5xx, not "
+                           "JSON), and for unreachable servers while none has answered yet; "
+                           "long enough for a few retries of a server that restarts "
+                           f"(default {defaults.submit_within:g})")
+    dead.add_argument("--first-answer-within", type=non_negative_seconds,
+                      default=defaults.first_answer_within, metavar="S",
+                      help="end the run (exit 1) if no server has answered successfully S "
+                           "seconds after the start: longer than ComfyUI usually takes to start, "
+                           "short enough that a wrong URL costs little; raise it for servers "
+                           f"that start slowly (default {defaults.first_answer_within:g})")
+    dead.add_argument("--first-answer-failures", type=non_negative_int,
+                      default=defaults.first_answer_failures, metavar="N",
+                      help="end the run (exit 1) once N samples have failed while no server "
+                           "has answered successfully yet: the rest would fail the same way "
+                           f"(default {defaults.first_answer_failures})")
 
 
 def add_queue_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -192,7 +232,9 @@ def _options_from_args(args, base: QueueOptions) -> QueueOptions:
         seed=args.seed, client_id=args.client_id, keep_sampler_seed=args.keep_sampler_seed,
         allow_no_template=args.allow_no_template, dataset_name=args.dataset_name,
         verify=not args.no_verify, poll_interval=args.poll or base.poll_interval,
-        grace=args.grace, give_up_after=args.give_up_after, max_failures=args.max_failures)
+        grace=args.grace, give_up_after=args.give_up_after, max_failures=args.max_failures,
+        submit_within=args.submit_within, first_answer_within=args.first_answer_within,
+        first_answer_failures=args.first_answer_failures)
 
 
 def _write_summary_json(path: str, summary, stderr) -> bool:

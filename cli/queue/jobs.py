@@ -37,7 +37,18 @@ class QueueOptions:
     grace: float = 60.0            # after stop(): how long to wait for jobs in flight
     backoff: float = 2.0           # first pause after a server error and before a retry;
     #                                doubles per further error/failure up to backoff_max
-    backoff_max: float = 60.0
+    backoff_max: float = 15.0      # short enough that a server coming back (ComfyUI restarts
+    #                                or starts in 20-60 s) is tried several times within
+    #                                submit_within: tries at 0, 2, 6, 14, 29, 44, 59 s
+    submit_within: float = 60.0    # a sample no server accepted this long after its first try
+    #                                fails: when a server answered but refused it (5xx, not
+    #                                JSON), and for any failure while no server has answered
+    #                                yet (0: no limit)
+    first_answer_within: float = 90.0  # no server answered successfully this long after the
+    #                                start: end the run (0: no limit); above a typical ComfyUI
+    #                                start-up, below the 2 minutes a dead server may cost
+    first_answer_failures: int = 3  # this many samples failed while no server has answered
+    #                                successfully yet: end the run (0: no limit)
     server_down_after: float = 30.0  # unreachable this long: its jobs in flight go elsewhere
     give_up_after: float = 600.0   # no server answered this long: end the run; a job whose
     #                                result cannot be read this long fails its attempt; with a
@@ -59,12 +70,16 @@ class QueueOptions:
             raise ValueError(f"--seed must be between 0 and 2**64-1, got {self.seed}.")
         if self.max_failures < 0:
             raise ValueError(f"--max-failures must be >= 0, got {self.max_failures}.")
+        if isinstance(self.first_answer_failures, bool) or \
+                not isinstance(self.first_answer_failures, int) or self.first_answer_failures < 0:
+            raise ValueError("--first-answer-failures must be a whole number >= 0, got "
+                             f"{self.first_answer_failures!r}.")
         for name in ("poll_interval", "http_timeout", "backoff", "backoff_max"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a number > 0, got {value!r}.")
         for name in ("grace", "server_down_after", "give_up_after", "verify_wait",
-                     "status_every"):
+                     "status_every", "submit_within", "first_answer_within"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
@@ -90,6 +105,11 @@ class Job:
     avoid: str | None = None       # server it last failed on
     ready_at: float = 0.0          # not submitted before this time (back-off before a retry)
     internal_errors: int = 0       # times a worker crashed while it held the job
+    # Placement (getting a server to accept it): when the first try since the job was last
+    # accepted began, whether a server answered but refused it since, and the last failure.
+    placing_since: float | None = None
+    placing_refused: bool = False
+    last_error: str = ""
     outcome: str | None = None     # done / rejected / skipped / failed / unfinished
     reason: str = ""
     verify_deadline: float = 0.0

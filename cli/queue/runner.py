@@ -49,6 +49,9 @@ class QueueRunner:
         Progress and log messages (default ``sys.stderr``).
     progress : bool, optional
         Force the in-place progress bar on or off (default: on when ``stream`` is a terminal).
+    clock : callable, optional
+        Monotonic seconds (default :func:`time.monotonic`); every deadline, back-off and budget
+        of the run is measured with it, so tests can step a run through simulated time.
 
     Raises
     ------
@@ -60,7 +63,8 @@ class QueueRunner:
 
     def __init__(self, graph: Mapping, indices: Iterable[int], servers: list[str], *,
                  dataset_root=None, options: QueueOptions | None = None, stream=None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, clock=None):
+        self._now = clock or time.monotonic
         self.options = options or QueueOptions()
         self.options.check()
         self.graph = check_api_graph(dict(graph))
@@ -110,6 +114,11 @@ class QueueRunner:
         self._taken_open = 0              # ... of which taken from the source
         self._give_up = False
         self._give_up_reason = ""         # always set together with _give_up (_give_up_now)
+        self._started = 0.0               # clock time the run began
+        # Whether any server has answered successfully yet (accepted a job, reported its queue,
+        # or judged a graph invalid): until then the first-answer limits apply.
+        self._answered = False
+        self._failed_unanswered = 0       # samples failed while no server had answered yet
         self._not_started = NotStarted()
         self._threads: list[threading.Thread] = []
         self._verify = bool(self.options.verify and self.probe is not None)
@@ -120,7 +129,7 @@ class QueueRunner:
         """Stop submitting; in-flight jobs get ``options.grace`` seconds (``now``: none)."""
         with self._cond:
             if not self._stop_requested:
-                self._stop_time = time.monotonic()
+                self._stop_time = self._now()
             self._stop_requested = True
             self._interrupted = True
             self._stop_reason = self._stop_reason or "stopped on request (Ctrl-C)"
@@ -153,16 +162,7 @@ class QueueRunner:
 
     def run(self) -> QueueSummary:
         """Run until every job is settled, the run is stopped, or no server answers."""
-        started = time.monotonic()
-        self._warn_about_setup()
-        self._complete = self.probe.complete_ids() if self.probe is not None else set()
-        self._skipped = self.source.count_in(self._complete)
-        self._open = self.source.count - self._skipped
-        self.console.start(self._open)
-        if self._open and self.options.preflight:
-            self._preflight()
-        for server in self.servers:
-            server.last_ok = time.monotonic()
+        self._begin()
         if self._open:
             for server in self.servers:
                 if server.enabled:
@@ -171,8 +171,25 @@ class QueueRunner:
                     thread.start()
                     self._threads.append(thread)
             self._supervise()
+        return self._end()
+
+    def _begin(self) -> None:
+        """Everything before the workers start: skip set, counters, preflight."""
+        self._started = self._now()
+        self._warn_about_setup()
+        self._complete = self.probe.complete_ids() if self.probe is not None else set()
+        self._skipped = self.source.count_in(self._complete)
+        self._open = self.source.count - self._skipped
+        self.console.start(self._open)
+        if self._open and self.options.preflight:
+            self._preflight()
+        for server in self.servers:
+            server.last_ok = self._now()
+
+    def _end(self) -> QueueSummary:
+        """Stop the workers, settle what is left, and summarise."""
         self._close()
-        summary = self._summary(time.monotonic() - started)
+        summary = self._summary(self._now() - self._started)
         self.console.finish()
         return summary
 
@@ -257,18 +274,27 @@ class QueueRunner:
         if outcome == "failed":
             self._failed += 1
             self.console.log(f"failed {job.sample_id}: {reason}")
+            if not self._answered:
+                self._failed_unanswered += 1
+                limit = self.options.first_answer_failures
+                if limit and self._failed_unanswered >= limit and not self._give_up:
+                    # A dead or broken server: every further sample would fail the same way.
+                    self._give_up_unanswered(
+                        f"{self._failed_unanswered} sample(s) failed and no server has answered "
+                        f"successfully yet (--first-answer-failures {limit}); last: {reason}")
             limit = self.options.max_failures
             if limit and self._failed >= limit and not self._stop_requested:
                 self._stop_requested = True
-                self._stop_time = time.monotonic()
+                self._stop_time = self._now()
                 self._stop_reason = f"{self._failed} job(s) failed (--max-failures {limit})"
                 self.console.log(f"stopping: {self._stop_reason}; waiting for jobs in flight.")
         self._cond.notify_all()
 
     def _server_ok(self, server: ServerState) -> None:
+        self._answered = True
         server.consecutive_errors = 0
         server.unhealthy_until = 0.0
-        server.last_ok = time.monotonic()
+        server.last_ok = self._now()
 
     def _server_error(self, server: ServerState, message: str, *, transport: bool = True) -> None:
         with self._cond:
@@ -277,10 +303,10 @@ class QueueRunner:
             server.consecutive_errors += 1
             pause = min(self.options.backoff * 2 ** min(server.consecutive_errors - 1, 60),
                         self.options.backoff_max)
-            server.unhealthy_until = time.monotonic() + pause
+            server.unhealthy_until = self._now() + pause
             server.last_error = message
             key = f"{server.url}:{message}"
-            now = time.monotonic()
+            now = self._now()
             # A new message, or the first error after a good spell (at most every 30 s: a
             # server whose /queue answers while /history fails alternates all the time).
             if key not in self._warned or (server.consecutive_errors == 1 and
@@ -312,6 +338,8 @@ class QueueRunner:
                 return  # _close settles every job without an outcome
             if self._stop_requested:
                 self._finalize(job, "unfinished", "not started (stopped)")
+            elif self._placement_expired(job, self._now()):
+                self._fail_unplaced(job)
             else:
                 self._pending.insert(0, job)
             self._cond.notify_all()
@@ -325,11 +353,14 @@ class QueueRunner:
                 return
             if self._stop_requested:
                 self._finalize(job, "unfinished", f"{reason} (not retried: stopped)")
+            elif job.attempts <= self.options.retries and \
+                    self._placement_expired(job, self._now()):
+                self._fail_unplaced(job)
             elif job.attempts <= self.options.retries:
                 self._retries += 1
                 job.avoid = server.url
                 delay = self._retry_delay(job)
-                job.ready_at = time.monotonic() + delay
+                job.ready_at = self._now() + delay
                 self._pending.insert(0, job)
                 self.console.log(f"retrying {job.sample_id} in {delay:g} s (attempt "
                                  f"{job.attempts} failed on {server.url}: {reason})")
@@ -338,12 +369,54 @@ class QueueRunner:
                 self._finalize(job, "failed", reason + suffix)
             self._cond.notify_all()
 
+    def _placement_expired(self, job: Job, now: float) -> bool:
+        """``job`` has used up ``submit_within`` (call with ``_cond`` held).
+
+        The budget covers refused submissions (the server answered, e.g. HTTP 500) always, and
+        transport failures only while no server has answered yet: a server that worked and is
+        restarting is waited for (``--give-up-after`` bounds that), a dead one is not.
+        """
+        limit = self.options.submit_within
+        if not limit or job.placing_since is None:
+            return False
+        if not (job.placing_refused or not self._answered):
+            return False
+        return now - job.placing_since >= limit
+
+    def _fail_unplaced(self, job: Job) -> None:
+        """``job`` could not be placed within its budget (``_cond`` held, job not pending)."""
+        limit = self.options.submit_within
+        self._finalize(job, "failed", f"no server accepted it within {limit:g} s of its first "
+                                      f"try (--submit-within {limit:g}); last: "
+                                      f"{job.last_error or 'no answer'}")
+
+    def _expire_unplaced(self, now: float) -> None:
+        """Fail the waiting jobs whose placement budget is used up (``_cond`` held)."""
+        expired = [job for job in self._pending if self._placement_expired(job, now)]
+        for job in expired:
+            self._pending.remove(job)
+            if job.outcome is None:
+                self._fail_unplaced(job)
+
+    def _request_timeout(self, job: Job) -> float | None:
+        """Deadline of ``job``'s ``POST /prompt``: while no server has answered yet, no later
+        than the end of its placement budget (so a silent server cannot stretch it); None: the
+        usual ``http_timeout``."""
+        limit = self.options.submit_within
+        if not limit or self._answered or job.placing_since is None:
+            return None
+        left = job.placing_since + limit - self._now()
+        return min(self.options.http_timeout, max(left, 0.1))
+
     def _take_job(self, server: ServerState) -> Job | None:
         """A job for ``server``: a retry that is due, else the next index not complete."""
         with self._cond:
-            if self._stop_requested or self._closing or not server.enabled:
+            if self._stop_requested or self._closing or self._give_up or not server.enabled:
                 return None
-            now = time.monotonic()
+            now = self._now()
+            self._expire_unplaced(now)
+            if self._give_up:  # the expired jobs ended the run (--first-answer-failures)
+                return None
             # A stuck server takes no work, so it does not count as another place to run a job.
             others = any(other is not server and other.healthy(now) and not other.stuck
                          for other in self.servers)
@@ -380,7 +453,7 @@ class QueueRunner:
     def _serve_step(self, server: ServerState) -> None:
         options = self.options
         self._expire_overdue(server)  # first: bounds jobs whatever the server answers
-        now = time.monotonic()
+        now = self._now()
         if now < server.unhealthy_until:
             self._sleep(min(server.unhealthy_until - now, options.poll_interval))
             return
@@ -393,7 +466,7 @@ class QueueRunner:
             if job is None or not self._submit(server, job):
                 break
         if (server.inflight or server.stuck) and not self._closing and server.enabled and \
-                time.monotonic() >= server.unhealthy_until:
+                self._now() >= server.unhealthy_until:
             self._poll(server)
         self._sleep(options.poll_interval)
 
@@ -444,7 +517,7 @@ class QueueRunner:
         answer shows it gone (after ``give_up_after`` more seconds the server counts as stuck).
         """
         options = self.options
-        now = time.monotonic()
+        now = self._now()
         overdue = []
         with self._cond:
             for prompt_id, job in list(server.inflight.items()):
@@ -497,10 +570,17 @@ class QueueRunner:
         graph, _ = self._rewrite(job.index)
         prompt_id = str(uuid.uuid4())
         payload = {"prompt": graph, "client_id": self.client_id, "prompt_id": prompt_id}
+        with self._cond:
+            if job.placing_since is None:
+                job.placing_since = self._now()
+            timeout = self._request_timeout(job)
         try:
-            answer = server.http.request("POST", "/prompt", payload)
+            answer = server.http.request("POST", "/prompt", payload, timeout=timeout)
         except ServerUnreachable as error:
-            self._server_error(server, f"POST /prompt failed: {error}")
+            reason = f"POST /prompt failed: {error}"
+            with self._cond:
+                job.last_error = f"{server.url}: {reason}"
+            self._server_error(server, reason)
             self._requeue_unattempted(job, server)
             return False
         if answer.status == 200:
@@ -521,19 +601,16 @@ class QueueRunner:
                 self._finalize(job, "failed", f"{reason} [{server.url}]")
             return True
         # 5xx, 404 (not ComfyUI?), ...: the server answered but could not take the job.
-        text = answer.text()
-        if answer.looks_like_html():
-            text = "an HTML page; is this a ComfyUI server?"
-        return self._submit_refused(server, job, f"POST /prompt answered HTTP {answer.status}"
-                                                 + (f": {text}" if text else ""))
+        return self._submit_refused(server, job, f"POST /prompt answered {answer.describe()}")
 
     def _accepted(self, server: ServerState, job: Job, prompt_id: str, body: dict) -> bool:
         """The server queued ``job`` as ``prompt_id``; False if the run is closing."""
         with self._cond:
             self._server_ok(server)
-            now = time.monotonic()
+            now = self._now()
             job.attempts += 1
             job.prompt_id = prompt_id
+            job.placing_since, job.placing_refused, job.last_error = None, False, ""
             job.missing_polls = 0
             job.running_since = None
             job.submitted_at = now
@@ -552,6 +629,8 @@ class QueueRunner:
         """The server answered ``POST /prompt`` but did not queue the job: a failed attempt."""
         with self._cond:
             job.attempts += 1
+            job.placing_refused = True
+            job.last_error = f"{server.url}: {reason}"
         self._server_error(server, reason, transport=False)
         self._attempt_failed(job, server, reason)
         return False
@@ -571,7 +650,7 @@ class QueueRunner:
                     if isinstance(item, (list, tuple)) and len(item) > 1}
 
         running, waiting = ids("queue_running"), ids("queue_pending")
-        now = time.monotonic()
+        now = self._now()
         with self._cond:
             self._server_ok(server)
             server.stuck = {pid: value for pid, value in server.stuck.items()
@@ -594,7 +673,7 @@ class QueueRunner:
     def _still_listed(self, server: ServerState, job: Job, prompt_id: str, running: bool,
                       waiting: set[str]) -> bool:
         """``job`` is queued or running; False when it timed out (stop polling this round)."""
-        now = time.monotonic()
+        now = self._now()
         with self._cond:
             job.missing_polls = 0
             job.unread_since = None
@@ -612,7 +691,7 @@ class QueueRunner:
         with self._cond:
             job.listed = ""
             if job.unread_since is None:
-                job.unread_since = time.monotonic()
+                job.unread_since = self._now()
         try:
             history = server.http.get_json(f"/history/{quote(prompt_id, safe='')}")
         except ServerUnreachable as error:
@@ -647,7 +726,7 @@ class QueueRunner:
         with self._cond:
             server.counts["timeouts"] += 1
             server.inflight.pop(prompt_id, None)
-            server.stuck[prompt_id] = (time.monotonic(), job.sample_id)
+            server.stuck[prompt_id] = (self._now(), job.sample_id)
             queued_behind = [(pid, j) for pid, j in server.inflight.items() if pid in waiting]
             for pid, _ in queued_behind:
                 server.inflight.pop(pid, None)
@@ -685,7 +764,7 @@ class QueueRunner:
             job.clear_attempt()
             job.finished_on = server
             if self._verify:
-                job.verify_deadline = time.monotonic() + self.options.verify_wait
+                job.verify_deadline = self._now() + self.options.verify_wait
                 self._verifying.append(job)
             elif job.outcome is None:
                 server.counts["done"] += 1
@@ -704,7 +783,7 @@ class QueueRunner:
                 if job.outcome is not None:
                     self._verifying.remove(job)
                     continue
-                if status is None and not final and time.monotonic() < job.verify_deadline:
+                if status is None and not final and self._now() < job.verify_deadline:
                     continue
                 self._verifying.remove(job)
                 if status == "accepted":
@@ -735,17 +814,29 @@ class QueueRunner:
         while True:
             with self._cond:
                 self._cond.wait(tick)
-            if self._verify:
-                self._check_verifying()
-            with self._cond:
-                self.console.progress(self._progress_detail())
-                if self._hard_stop or self._open == 0 or self._should_end(time.monotonic()):
-                    break
+            if self._supervise_tick():
+                break
         with self._cond:
             self.console.progress(self._progress_detail(), force=True)
 
+    def _supervise_tick(self) -> bool:
+        """One round of the main thread's checks; True when the run should end."""
+        if self._verify:
+            self._check_verifying()
+        with self._cond:
+            now = self._now()
+            self._expire_unplaced(now)
+            self.console.progress(self._progress_detail())
+            return self._hard_stop or self._open == 0 or self._should_end(now)
+
+    def _server_errors(self, servers) -> str:
+        return "; ".join(f"{s.url}: {s.last_error or 'no answer yet'}" for s in servers)
+
     def _should_end(self, now: float) -> bool:
-        """Stop grace over, no usable server, no worker, or no answer: True (``_cond`` held)."""
+        """Given up already, stop grace over, no usable server, no worker, no first answer in
+        time, or no answer for a long time: True (``_cond`` held)."""
+        if self._give_up:  # e.g. --first-answer-failures, decided where the job failed
+            return True
         if self._stop_requested:
             # Taken jobs that are not waiting in _pending are running somewhere (in flight,
             # being submitted, or being verified).
@@ -764,16 +855,29 @@ class QueueRunner:
         if self._threads and not any(t.is_alive() for t in self._threads):
             self._give_up_now("gave up: every server worker thread has stopped")
             return True
+        first_within = self.options.first_answer_within
+        if not self._answered and first_within and now - self._started > first_within:
+            self._give_up_unanswered(f"no server answered successfully within {first_within:g} "
+                                     f"s of the start (--first-answer-within {first_within:g}): "
+                                     f"{self._server_errors(enabled)}")
+            return True
         latest_ok = max(s.last_ok for s in enabled)
         if all(s.consecutive_errors for s in enabled) and \
                 now - latest_ok > self.options.give_up_after:
-            errors = "; ".join(f"{s.url}: {s.last_error}" for s in enabled)
+            errors = self._server_errors(enabled)
             # One give-up path, so that a job a worker still holds also fails with this
             # reason (it was labelled unfinished when only the stop reason was set).
             self._give_up_now(f"no server answered for {self.options.give_up_after:g} s "
                               f"({errors})")
             return True
         return False
+
+    def _give_up_unanswered(self, reason: str) -> None:
+        """Give up on servers that never worked, saying what to check (``_cond`` held)."""
+        self._give_up_now(reason)
+        self.console.log("hint: check the --server URL and that ComfyUI runs there and answers "
+                         "in a browser; a server that is only slow to start needs a larger "
+                         "--first-answer-within.")
 
     def _give_up_now(self, reason: str) -> None:
         """End the run (call with ``self._cond`` held): open jobs fail with ``reason``."""
