@@ -63,10 +63,14 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     ``argv`` defaults to ``sys.argv[1:]``; ``stdout``/``stderr`` default to the process streams
     (tests pass their own).
     """
+    from ..dataset.imagefiles import quiet_decoder_messages
+
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     keep_freed_memory()  # batches of large images reuse memory instead of faulting it in again
     parser = build_parser()
+    # A broken input is reported by our message naming the file, not by libpng's own line.
+    quiet_before = quiet_decoder_messages(True)
     try:
         # argparse prints usage errors, --help and --version itself: to the caller's streams.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -82,6 +86,8 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     except KeyboardInterrupt:
         stderr.write("\nld-portrait: interrupted\n")
         return EXIT_INTERRUPTED
+    finally:
+        quiet_decoder_messages(quiet_before)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -159,7 +159,8 @@ def parse_limits(text: str) -> tuple:
 class ExportEvent:
     """Progress of one composite: ``done`` of ``total``, ``outcome`` one of ``written``,
     ``linked`` (all its files came from a smaller subset), ``skipped`` (already complete),
-    ``failed``; ``name`` the composite's file stem."""
+    ``failed``, ``left out`` (its sample failed already, in a smaller subset or another
+    composite; reported once); ``name`` the composite's file stem."""
 
     done: int
     total: int
@@ -171,7 +172,9 @@ class ExportEvent:
 @dataclasses.dataclass
 class ExportResult:
     """What a run did. ``subsets`` maps a subset folder (relative to ``dest``; ``"."`` without
-    limits) to its number of training and validation foregrounds."""
+    limits) to the number of training and validation foregrounds written there (and
+    ``failed``: how many planned ones are missing, when any); ``failures`` has one line per
+    sample that could not be written, naming the subsets it is missing from."""
 
     dest: str
     layout: str
@@ -184,8 +187,11 @@ class ExportResult:
         parts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.counts.items()))
         lines = [f"export ({self.layout}) -> {self.dest}: {parts or 'nothing to do'}"]
         for folder, sizes in self.subsets.items():
-            lines.append(f"  {'everything' if folder == '.' else folder}: {sizes['train']} training and {sizes['validation']} "
-                         f"validation foreground(s)")
+            missing = (f" ({sizes['failed']} failed, not written)" if sizes.get("failed")
+                       else "")
+            lines.append(f"  {'everything' if folder == '.' else folder}: {sizes['train']} "
+                         f"training and {sizes['validation']} validation foreground(s)"
+                         f"{missing}")
         for failure in self.failures[:20]:
             lines.append(f"  failed {failure}")
         if self.interrupted:
@@ -502,33 +508,72 @@ def export_dataset(root, dest, options: ExportOptions, *,
     result = ExportResult(str(dest_real), options.layout, {}, {}, [])
     done = 0
     finished = []  # subset roots already complete, to link from
+    failed: dict[str, _Failure] = {}  # sample id -> why, and the subsets it is missing from
     for subset in subsets:
         base = dest_real / subset.folder if subset.folder != "." else dest_real
-        failed_before = len(result.failures)
         for unit in subset.units:
             if should_stop is not None and should_stop():
                 result.interrupted = True
+                result.failures = _failure_lines(failed, limited=bool(options.limits))
                 return result
             stem = Path(unit.files.get("image", next(iter(unit.files.values())))).stem
-            try:
-                outcome = _write_unit(unit, base, finished, pixels, writer, options)
-                detail = ""
-            except ExportError:
-                raise
-            except (ValueError, KeyError, DatasetError) as error:  # unreadable sample: go on
-                outcome, detail = "failed", str(error)
-                result.failures.append(f"{stem}: {error}")
+            detail = ""
+            if unit.sample_id in failed:  # nested subsets: one broken sample, one report
+                outcome, detail = "left out", f"{unit.sample_id} failed above"
+            else:
+                try:
+                    outcome = _write_unit(unit, base, finished, pixels, writer, options)
+                except ExportError:
+                    raise
+                except (ValueError, KeyError, DatasetError) as error:  # unreadable: go on
+                    outcome, detail = "failed", str(error)
+                    failed[unit.sample_id] = _Failure(stem, str(error), [])
+            if unit.sample_id in failed and subset.folder not in failed[unit.sample_id].subsets:
+                failed[unit.sample_id].subsets.append(subset.folder)
             done += 1
             result.counts[outcome] = result.counts.get(outcome, 0) + 1
             if progress is not None:
                 progress(ExportEvent(done, total, outcome, stem, detail))
-        _write_name_lists(subset, base, writer, options)
-        if len(result.failures) == failed_before:
-            _write_split_record(subset, base, writer, options)
+        written = _without(subset, failed)
+        _write_name_lists(written, base, writer, options)
+        if not any(sample_id in failed for sample_id in subset.train + subset.validation):
+            _write_split_record(subset, base, writer, options)  # only for a complete subset
         finished.append(base)
-        result.subsets[subset.folder] = {"train": len(subset.train),
-                                         "validation": len(subset.validation)}
+        # What the folder holds, not what was planned: a failed sample is not in it.
+        result.subsets[subset.folder] = {"train": len(written.train),
+                                         "validation": len(written.validation)}
+        missing = len(subset.train) + len(subset.validation) - len(written.train) - len(
+            written.validation)
+        if missing:
+            result.subsets[subset.folder]["failed"] = missing
+    result.failures = _failure_lines(failed, limited=bool(options.limits))
     return result
+
+
+@dataclasses.dataclass
+class _Failure:
+    """A sample whose composites could not be written: the first one's stem, the reason, and
+    the subset folders it is therefore missing from."""
+
+    stem: str
+    reason: str
+    subsets: list
+
+
+def _failure_lines(failed: dict, *, limited: bool) -> list[str]:
+    """One line per failed sample (``ExportResult.failures``), however many subsets hold it."""
+    lines = []
+    for failure in failed.values():
+        where = f" (missing from {', '.join(failure.subsets)})" if limited else ""
+        lines.append(f"{failure.stem}: {failure.reason}{where}")
+    return lines
+
+
+def _without(subset: _Subset, failed: dict) -> _Subset:
+    """``subset`` less the samples in ``failed`` (whose files were not written)."""
+    return _Subset(subset.folder, [i for i in subset.train if i not in failed],
+                   [i for i in subset.validation if i not in failed],
+                   [unit for unit in subset.units if unit.sample_id not in failed])
 
 
 def _check_backgrounds(folder: str) -> None:

@@ -9,11 +9,20 @@ the dimensions its header declares against a pixel limit, before any byte of pix
 decoded. Defaults: :data:`DEFAULT_MAX_PIXELS` and :data:`DEFAULT_MAX_BYTES`, overridden by the
 environment variables ``LDP_MAX_IMAGE_PIXELS`` / ``LDP_MAX_IMAGE_BYTES`` and by the
 ``max_pixels`` / ``max_bytes`` arguments (CLI ``--max-pixels`` / ``--max-file-mb``).
+
+A broken file is reported by our own message, never by libpng's: a PNG cut short (no ``IEND``
+chunk at its end) is refused before decoding, and where :func:`quiet_decoder_messages` is on
+(the ``ld-portrait`` command turns it on) whatever libpng or OpenCV print while decoding is kept
+off the console and its gist goes into the error message.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import cv2
@@ -25,7 +34,7 @@ from .imageheader import ImageHeaderError, declared_size
 __all__ = ["ImageFileError", "ImageTooLargeError", "read_rgba", "read_gray", "write_png_atomic",
            "to_uint8", "to_uint16", "list_pngs", "scan_pngs", "check_image_file", "image_limits",
            "printable_name", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "MAX_PIXELS_ENV",
-           "MAX_BYTES_ENV"]
+           "MAX_BYTES_ENV", "quiet_decoder_messages"]
 
 IMAGE_SUFFIXES = (".png",)
 
@@ -225,17 +234,83 @@ def read_gray(path, *, max_pixels: int | None = None, max_bytes: int | None = No
     return np.ascontiguousarray(np.clip(rgb @ _LUMA, 0.0, 1.0), dtype=np.float32)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The last chunk of every PNG: length 0, type IEND, its CRC.
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+#: Whether decoder messages on the process's stderr (file descriptor 2) are captured.
+_quiet = {"on": False}
+_quiet_lock = threading.Lock()
+
+
+def quiet_decoder_messages(enabled: bool = True) -> bool:
+    """Keep what libpng and OpenCV print themselves while a file is decoded (``libpng error:
+    PNG input buffer is incomplete``, ``libpng warning: iCCP: ...``) off the console; a failed
+    read then carries libpng's words in its :class:`ImageFileError` instead.
+
+    It redirects file descriptor 2 for the moment of each decode, which a process with other
+    threads writing to stderr would not want: the ``ld-portrait`` command turns it on, a
+    host such as ComfyUI keeps the default (off). Returns the previous setting.
+    """
+    previous, _quiet["on"] = _quiet["on"], bool(enabled)
+    return previous
+
+
+@contextlib.contextmanager
+def _decoder_messages(captured: list):
+    """While on (:func:`quiet_decoder_messages`), send file descriptor 2 to a temporary file
+    and append what was written there to ``captured``."""
+    if not _quiet["on"]:
+        yield
+        return
+    with _quiet_lock, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read(4096).decode("utf-8", "replace"))
+
+
+def _decoder_words(captured: list) -> str:
+    """The last ``libpng error: ...`` line (or any last line) of captured decoder output."""
+    lines = [line.strip() for text in captured for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1][:160]
+
+
+def _check_png_end(path: Path, data: np.ndarray) -> None:
+    """Refuse a PNG cut short (an interrupted copy or download) before libpng sees it."""
+    if data.size < len(_PNG_SIGNATURE) or bytes(data[:8]) != _PNG_SIGNATURE:
+        return
+    if bytes(data[-len(_PNG_END):]) == _PNG_END:
+        return
+    if data.tobytes().rfind(_PNG_END) < 0:  # rarely: bytes appended after IEND are allowed
+        raise ImageFileError(
+            f"{path}: not a readable image: the PNG is truncated (it ends before its IEND "
+            "chunk; an interrupted copy or write?). Copy or export the file again.")
+
+
 def _read_unchanged(path: Path, max_pixels=None, max_bytes=None) -> np.ndarray:
     """Decode ``path`` with its channels as stored (BGR order), as float32 in 0..1."""
     check_image_file(path, max_pixels, max_bytes)
     data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode handles non-ASCII paths
+    _check_png_end(path, data)
+    captured: list[str] = []
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        with _decoder_messages(captured):
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as error:  # OpenCV's own limits and decoder failures
         raise ImageFileError(f"{path}: not a readable image: {str(error).strip()[-160:]}") \
             from None
     if image is None:
-        raise ImageFileError(f"{path}: not a readable image (corrupt or unsupported format).")
+        words = _decoder_words(captured) or "corrupt or unsupported format"
+        raise ImageFileError(f"{path}: not a readable image ({words}).")
     if image.dtype == np.uint8:
         scale = 255.0
     elif image.dtype == np.uint16:

@@ -144,7 +144,8 @@ def _read_image(path: Path, gray: bool) -> np.ndarray:
     try:
         return read_gray(path) if gray else read_rgba(path, require_alpha=False)[0]
     except ImageFileError as error:
-        raise DatasetError(f"{path}: not a readable PNG ({error}).") from error
+        reason = str(error).removeprefix(f"{path}: ")  # name the file once
+        raise DatasetError(f"{path}: not a readable PNG ({reason.rstrip('.')}).") from error
 
 
 def load_sample(root, sample_id: str) -> Sample:

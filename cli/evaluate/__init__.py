@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import textwrap
 from pathlib import Path
 
@@ -88,14 +89,46 @@ def _check_arguments(args, stderr) -> int | None:
                            ("--trimap", args.trimap)):
         if folder is not None and not Path(folder).is_dir():
             return usage_error(stderr, f"{option} {folder}: no such folder.")
-    if args.csv and Path(args.csv).is_dir():
-        return usage_error(stderr, f"--csv {args.csv} is a folder; give a file path.")
+    if args.csv:
+        problem = _csv_target_problem(Path(args.csv))
+        if problem:
+            return usage_error(stderr, f"--csv {args.csv}: {problem}")
     return None
+
+
+def _csv_target_problem(path: Path) -> str | None:
+    """Why ``--csv PATH`` cannot be written, found before any pair is evaluated (a missing
+    folder is not created: a typo must not leave folders behind), or None."""
+    from ...dataset.safeio import create_temporary
+
+    path = path.expanduser()
+    if path.is_dir():
+        return "is a folder; give a file path."
+    folder = path.parent
+    if not folder.is_dir():
+        return (f"the folder {folder} does not exist (or is not a folder); create it first or "
+                "give a path in an existing folder.")
+    if path.exists() and not os.access(path, os.W_OK):
+        return "exists and may not be written by this user."
+    try:  # the real test: can a file be created there (permissions, read-only file system)?
+        descriptor, probe = create_temporary(folder, ".csv")
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        return f"cannot write in {folder}: {error.strerror or error}."
+    return None
+
+
+def _failure_line(name: str, reason: str) -> str:
+    """``name: reason``, or the reason alone when it starts with the file already (its name or
+    a path to it), so that no line says ``a0.png: a0.png: ...``."""
+    head = reason.split(": ", 1)[0]
+    return reason if head == name or Path(head).name == name else f"{name}: {reason}"
 
 
 def run_evaluate(args, stdout, stderr) -> int:
     """Handler of ``ld-portrait evaluate``."""
-    from ...dataset.imagefiles import write_bytes_atomic
+    from ...dataset.safeio import write_file_atomic
     from .pairs import EvaluationInputError, csv_text, evaluate_pairs, pair_files, summarise
 
     problem = _check_arguments(args, stderr)
@@ -114,12 +147,13 @@ def run_evaluate(args, stdout, stderr) -> int:
     finally:  # end the bar's line whatever happens, so an error starts on a line of its own
         bar.finish()
     for name, reason in run.failures:
-        stderr.write(f"ld-portrait: {name}: {reason}\n")
+        stderr.write(f"ld-portrait: {_failure_line(name, reason)}\n")
 
     summary = summarise(run.rows)
     if args.csv:
         try:
-            write_bytes_atomic(Path(args.csv), csv_text(run.rows).encode("utf-8"))
+            # Into the folder checked above: never creates one.
+            write_file_atomic(Path(args.csv).expanduser(), csv_text(run.rows).encode("utf-8"))
         except OSError as error:
             stderr.write(f"ld-portrait: error: cannot write {args.csv}: "
                          f"{error.strerror or error}\n")

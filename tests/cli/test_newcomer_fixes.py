@@ -208,3 +208,81 @@ def test_the_pymatting_cache_is_told_by_numbas_index_files(tmp_path, monkeypatch
     assert not video_matte._pymatting_kernels_cached()
     (package / "__pycache__" / "boxfilter.boxfilter_rows-6.py311.nbi").write_bytes(b"")
     assert video_matte._pymatting_kernels_cached()
+
+
+# ---- item 6: evaluate --csv, export --limit counts -----------------------------------------
+
+def _matte_pairs(folder: Path, *names: str) -> tuple[Path, Path]:
+    ramp = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
+    for name in names:
+        write_png_atomic(folder / "pred" / name, ramp)
+        write_png_atomic(folder / "truth" / name, ramp)
+    return folder / "pred", folder / "truth"
+
+
+def test_evaluate_refuses_a_csv_in_a_missing_folder_up_front_and_creates_nothing(tmp_path):
+    pred, truth = _matte_pairs(tmp_path, "a0.png")
+    target = tmp_path / "no_such_folder" / "x.csv"
+    code, out, err = run_cli(["evaluate", pred, truth, "--csv", target])
+    assert code == 2 and "does not exist" in err and "no_such_folder" in err
+    assert not target.parent.exists()
+    assert "evaluate:" not in err and not out  # refused before any pair was evaluated
+    (tmp_path / "a_file").write_text("")
+    code, _, err = run_cli(["evaluate", pred, truth, "--csv", tmp_path / "a_file" / "x.csv"])
+    assert code == 2 and "evaluate:" not in err
+    code, _, err = run_cli(["evaluate", pred, truth, "--csv", tmp_path / "x.csv"])
+    assert code == 0, err
+    assert (tmp_path / "x.csv").read_text().startswith("name,sad")
+
+
+def test_evaluate_names_a_broken_file_once_and_libpng_stays_quiet(tmp_path, capfd):
+    pred, truth = _matte_pairs(tmp_path, "a0.png", "a1.png")
+    data = (pred / "a0.png").read_bytes()
+    (pred / "a0.png").write_bytes(data[: len(data) // 2])  # truncated
+    code, _, err = run_cli(["evaluate", pred, truth])
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if "a0.png" in line]
+    assert line.count("a0.png") == 1 and "truncated" in line
+    assert "libpng" not in capfd.readouterr().err
+
+
+def test_libpngs_own_error_line_goes_into_our_message_not_the_console(tmp_path, capfd):
+    inputs = _green_screens(tmp_path / "in", "a.png", "b.png")
+    data = bytearray((inputs / "b.png").read_bytes())
+    data[100:300] = bytes(200)  # a broken zlib stream; the file still ends with IEND
+    (inputs / "b.png").write_bytes(bytes(data))
+    code, out, err = run_cli(["key", inputs, tmp_path / "keyed", "--no-gate", "--json"])
+    assert code == 0, err
+    (failure,) = json.loads(out)["failed"]
+    assert failure["file"] == "b.png" and "libpng error" in failure["reason"]
+    assert "libpng" not in capfd.readouterr().err  # the process's own stderr
+
+
+def test_key_uses_the_same_word_for_a_failure_in_progress_and_summary(tmp_path):
+    inputs = _green_screens(tmp_path / "in", "a.png")
+    (inputs / "broken.png").write_bytes(b"not a png")
+    code, out, err = run_cli(["key", inputs, tmp_path / "keyed", "--no-gate"])
+    assert code == 0
+    assert "failed broken.png:" in err and "skipped" not in err
+    assert "1 failed" in out
+
+
+def test_export_with_nested_limits_reports_what_was_written_and_each_failure_once(tmp_path):
+    from comfyui_ld_portrait.dataset.export import plan_split
+
+    names = [f"s{index}.png" for index in range(6)]
+    inputs, root = _green_screens(tmp_path / "in", *names), tmp_path / "ds"
+    assert run_cli(["key", inputs, root, "--no-gate"])[0] == 0
+    train, _ = plan_split([Path(name).stem for name in names], 1.0, 0)
+    (root / "fg" / f"{train[0]}.png").write_bytes(b"broken")  # in both subsets
+    code, out, err = run_cli(["dataset", "export", root, tmp_path / "out", "--layout", "am2k",
+                              "--limit", "5,3", "--split", "1.0", "--json"])
+    result = json.loads(out)
+    assert code == 1
+    assert result["subsets"]["limit_3"] == {"train": 2, "validation": 0, "failed": 1}
+    assert result["subsets"]["limit_5"] == {"train": 4, "validation": 0, "failed": 1}
+    (failure,) = result["failures"]
+    assert failure.startswith(train[0]) and "limit_3, limit_5" in failure
+    assert err.count(f"failed {train[0]}") == 1
+    for subset, count in (("limit_3", 2), ("limit_5", 4)):
+        assert len(list((tmp_path / "out" / subset / "train" / "fg").iterdir())) == count
