@@ -52,9 +52,11 @@ Job life cycle and failure handling
   running longer than ``--timeout``, and unexpected HTTP answers count as a failed attempt;
   the job is retried, on another server when one is healthy, until it has failed
   ``1 + --retries`` times. A retry waits ``backoff`` seconds after the first failure, doubling
-  per further failure up to ``backoff_max`` (2 s .. 60 s by default). ``POST /prompt``
-  answering 200 with a body that is not JSON (an HTML page: not a ComfyUI server, or a proxy's
-  login page) is such an answer and is reported as such.
+  per further failure up to ``backoff_max`` (2 s .. 15 s by default; a server's pause after
+  its errors follows the same schedule). ``POST /prompt`` answering 200 with a body that is
+  not JSON (an HTML page: not a ComfyUI server, or a proxy's login page) is such an answer and
+  is reported as such; any such answer is named with its status line and the start of its
+  body ("HTTP 500 Internal Server Error: <body>").
 * **Bounded jobs**: whatever succeeds in between, a job whose result cannot be read for
   ``--give-up-after`` seconds after it left the server's queue (``/history`` keeps failing
   while ``/queue`` answers) fails its attempt. With ``--timeout T``, a job that has not
@@ -67,6 +69,21 @@ Job life cycle and failure handling
   --give-up-after`` after it started), the server counts as stuck and is not used any more;
   when no usable server is left the run ends and the remaining jobs count as failed
   ("no usable server left ... server stuck").
+* **Placement budget** (``--submit-within``, 60 s): a sample that no server has accepted 60 s
+  after its first try fails, whatever attempts it has left: always when servers answered but
+  refused it (5xx, not JSON), and for transport failures while no server has answered yet
+  (then its ``POST /prompt`` deadline is also cut to what is left of the 60 s, so a silent
+  server cannot stretch it).
+* **Dead servers**: until some server has *answered successfully* (accepted a job, reported
+  its queue, or rejected a graph as invalid; the ``/object_info`` preflight does not count)
+  nothing shows that the servers will ever work, so the run ends (exit 1, every job not done
+  failed, the servers' last answers in the reason) ``--first-answer-within`` (90 s) after the
+  servers were first contacted, or once ``--first-answer-failures`` (3) samples have failed,
+  whichever comes first. A wrong URL, a refused port, a silent host or a server answering
+  HTTP 500 to everything so costs at most about 2 minutes however long the range. 90 s is
+  above a typical ComfyUI start-up (a queue started together with its server still runs);
+  with the 15 s back-off cap a starting server is tried at 0, 2, 6, 14, 29, 44 and 59 s.
+  Once a server has answered, failures count as faults that pass: the rules below apply.
 * **Unreachable servers** (refused, reset, no answer): the server is marked unhealthy with an
   exponential back-off and the job goes back to the queue for any server (this does not use
   up a retry: the job never ran). Jobs in flight on a server that stays unreachable longer than
@@ -82,6 +99,8 @@ Job life cycle and failure handling
 * **Ctrl-C** (or :meth:`QueueRunner.stop`): nothing new is submitted; jobs in flight get
   ``--grace`` seconds to finish; a second Ctrl-C stops waiting. Jobs left on a server may still
   complete there; a re-run skips them.
+* **Time** is read through the runner's ``clock`` (default :func:`time.monotonic`), so a run
+  can be stepped through simulated time (``tests/cli/queue/test_dead_servers.py``).
 * Exit codes: 0 everything done (or rejected, or skipped), 1 some failed, 2 usage errors,
   130 interrupted.
 

@@ -115,6 +115,7 @@ class QueueRunner:
         self._give_up = False
         self._give_up_reason = ""         # always set together with _give_up (_give_up_now)
         self._started = 0.0               # clock time the run began
+        self._contact_started = 0.0       # ... and the servers were first contacted
         # Whether any server has answered successfully yet (accepted a job, reported its queue,
         # or judged a graph invalid): until then the first-answer limits apply.
         self._answered = False
@@ -181,6 +182,8 @@ class QueueRunner:
         self._skipped = self.source.count_in(self._complete)
         self._open = self.source.count - self._skipped
         self.console.start(self._open)
+        # The first-answer window starts here: scanning a large dataset is not the server's time.
+        self._contact_started = self._now()
         if self._open and self.options.preflight:
             self._preflight()
         for server in self.servers:
@@ -856,7 +859,8 @@ class QueueRunner:
             self._give_up_now("gave up: every server worker thread has stopped")
             return True
         first_within = self.options.first_answer_within
-        if not self._answered and first_within and now - self._started > first_within:
+        if not self._answered and first_within and \
+                now - self._contact_started > first_within:
             self._give_up_unanswered(f"no server answered successfully within {first_within:g} "
                                      f"s of the start (--first-answer-within {first_within:g}): "
                                      f"{self._server_errors(enabled)}")

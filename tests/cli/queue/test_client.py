@@ -70,7 +70,9 @@ def test_html_instead_of_json_is_named(fake):
 
 def test_error_status_and_oversized_answers_are_refused(fake):
     fake.status_for["/queue"] = 503
-    with pytest.raises(sq.ServerUnreachable, match="GET /queue answered HTTP 503"):
+    # The status line's reason phrase and the body's start say what the server answered.
+    with pytest.raises(sq.ServerUnreachable,
+                       match="GET /queue answered HTTP 503 Service Unavailable: {\"error\""):
         sq.HttpClient(fake.url, timeout=5.0).get_json("/queue")
     with pytest.raises(sq.ServerUnreachable, match="answered more than"):
         sq.HttpClient(fake.url, timeout=5.0, max_answer_bytes=64).get_json("/object_info")
@@ -81,3 +83,23 @@ def test_a_closed_port_is_reported_as_refused(fake):
     fake.stop()
     with pytest.raises(sq.ServerUnreachable, match="connection refused"):
         sq.HttpClient(url, timeout=5.0).request("GET", "/queue")
+
+
+def test_one_request_can_have_a_shorter_deadline(fake):
+    # The queue cuts a submission's deadline to what is left of the sample's budget.
+    fake.drip_for["/queue"] = 0.05
+    client = sq.HttpClient(fake.url, timeout=30.0)
+    with pytest.raises(sq.ServerUnreachable, match="no complete answer within 0.3 s"):
+        client.request("GET", "/queue", timeout=0.3)
+    assert client.timeout == 30.0
+
+
+def test_answers_describe_themselves():
+    assert sq.Answer(500, b"boom\n  at line 3", "text/plain", "Internal Server Error"
+                     ).describe() == "HTTP 500 Internal Server Error: boom at line 3"
+    assert sq.Answer(502, b"", "text/plain", "Bad Gateway").describe() == \
+        "HTTP 502 Bad Gateway (empty body)"
+    assert sq.Answer(500, b"<html><body>oops</body></html>", "text/html", "").describe() == \
+        "HTTP 500: an HTML page; is this a ComfyUI server?"
+    assert sq.Answer(500, b"x" * 500, "text/plain", "Internal Server Error").describe(20) == \
+        "HTTP 500 Internal Server Error: " + "x" * 17 + "..."

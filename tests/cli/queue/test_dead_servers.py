@@ -118,12 +118,13 @@ def answer_not_json(*_):
     return Answer(200, b"Welcome to nginx! <p>not json", "text/plain", "OK")
 
 
-def simulate(respond, indices=range(3), *, limit_s: float = 7200.0, **overrides):
+def simulate(respond, indices=range(3), *, limit_s: float = 7200.0, setup_s: float = 0.0,
+             **overrides):
     """Run the queue with the real defaults (plus ``overrides``) in simulated time.
 
     Returns ``(summary, log, client, timeline)``; ``timeline`` has ``ended`` (seconds from the
     start to the end of the run) and ``settled`` (sample index -> seconds when it got its
-    outcome).
+    outcome). ``setup_s``: seconds the run's own setup (the dataset scan) takes.
     """
     clock = SimClock()
     options = sq.QueueOptions(**overrides)
@@ -142,6 +143,8 @@ def simulate(respond, indices=range(3), *, limit_s: float = 7200.0, **overrides)
         real_finalize(job, outcome, reason)
 
     runner._finalize = finalize
+    real_setup = runner._warn_about_setup
+    runner._warn_about_setup = lambda: (clock.advance(setup_s), real_setup())
     ended = []
 
     def supervise():  # the main thread's round, every 0.1 s of simulated time
@@ -537,3 +540,12 @@ def test_bad_limit_values_are_refused():
         sq.QueueOptions(first_answer_failures=-1).check()
     with pytest.raises(ValueError, match="submit_within must be a number >= 0"):
         sq.QueueOptions(submit_within=float("nan")).check()
+
+
+def test_the_first_answer_window_starts_after_the_setup():
+    # Scanning a large --dataset is the run's own time, not the server's.
+    summary, _, client, timeline = simulate(lambda *_: "refused", range(3), setup_s=100.0,
+                                            first_answer_failures=0)
+    assert "no server answered successfully within 90 s" in summary.stop_reason
+    assert 190.0 <= timeline["ended"] <= 192.0
+    assert client.posts[0][0] >= 100.0
