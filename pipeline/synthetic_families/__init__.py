@@ -1,14 +1,19 @@
-"""Independent synthetic portrait families for measuring alpha refinement (issue 9).
+"""Independent synthetic portrait families for measuring alpha refinement (issues 9 and 18).
 
-Two families built independently of each other and of :mod:`..synthetic` (different
+Four families built independently of each other and of :mod:`..synthetic` (different
 silhouettes, hair models and artifact models); ``metaball_strands`` also damages the soft
-edge and the hair. Each family is split into a calibration half (the only data defaults may
-be tuned on) and an evaluation half (reported, never tuned on): :func:`family_split`.
+edge and the hair. ``pocket_hair`` and ``sheer_motion`` (issue 18) carry wide or flat soft
+structure: soft pockets enclosed by opaque strands and a flat translucent hair volume; sheer
+veils and sleeves over the background and a motion-blurred hand. Their corruption
+(``artifact_models``: dimming patches, banding, glow rims, speckle reaching the outline,
+pinholes, debris) stays off the true soft band except ``sheer_motion``'s ``sheer_banding``.
+Each family is split into a calibration half (the only data defaults may be tuned on) and an
+evaluation half (reported, never tuned on): :func:`family_split`.
 The baseline is :func:`yardstick_filter`, the plain connectivity filter of the issue.
 """
 from __future__ import annotations
 
-from . import fourier_fur, metaball_strands
+from . import fourier_fur, metaball_strands, pocket_hair, sheer_motion
 from .common import FamilyPortrait
 from .scoring import enclosed_holes, portrait_scores, score_methods, summarise, true_band
 from .yardstick import yardstick_filter
@@ -17,7 +22,8 @@ __all__ = ["FAMILIES", "FamilyPortrait", "family_split", "make_family", "yardsti
            "portrait_scores", "score_methods", "summarise", "true_band", "enclosed_holes"]
 
 #: name -> make_portrait(seed, size)
-FAMILIES = {fourier_fur.NAME: fourier_fur.make_portrait, metaball_strands.NAME: metaball_strands.make_portrait}
+FAMILIES = {fourier_fur.NAME: fourier_fur.make_portrait, metaball_strands.NAME: metaball_strands.make_portrait,
+            pocket_hair.NAME: pocket_hair.make_portrait, sheer_motion.NAME: sheer_motion.make_portrait}
 
 #: Seeds of the evaluation half start here; calibration seeds start at 0. (Earlier
 #: evaluation draws at 100_000, 200_000 and 300_000 were each measured once during

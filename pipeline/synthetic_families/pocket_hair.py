@@ -329,7 +329,7 @@ def make_portrait(seed: int, size: int = 384) -> FamilyPortrait:
         "edge_speckle": damage.edge_speckle(rng, raw, truth, int(rng.uniform(150, 400) * scale), 3.0 * max(scale, 1.0)),
         "pinhole": damage.pinholes(rng, raw, truth, int(rng.integers(4, 14))),
         "glow_rim": damage.glow_rim(rng, raw, truth, scale),
-        "debris": damage.debris(rng, raw, truth, int(rng.integers(2, 7)), 12.0 * scale),
+        "debris": damage.debris(rng, raw, truth, int(rng.integers(2, 7)), 12.0 * scale, sigma=(1.0, 1.0 + 4.0 * scale)),
     }
     raw = quantise(raw)
     rgb = _colour(rng, size, truth, parts)
