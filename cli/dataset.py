@@ -1,4 +1,4 @@
-"""``ld-portrait dataset verify|stats|sheet ROOT``: inspect a dataset root.
+"""``ld-portrait dataset verify|stats|sheet|... ROOT``: inspect a dataset root.
 
 Further actions come from other modules of this package that define
 ``register_dataset_action(actions)`` (discovered by :func:`.app.command_modules`). The work is
@@ -6,6 +6,7 @@ in :mod:`..dataset`; this module parses and prints.
 """
 from __future__ import annotations
 
+import argparse
 import json
 
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, usage_error
@@ -13,20 +14,34 @@ from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_int, positive
 __all__ = ["register"]
 
 
-def register(commands) -> None:
-    """Add ``dataset`` and its actions to the ``ld-portrait`` sub-commands."""
+def _action_adders() -> list:
+    """The functions that add the ``dataset`` actions: this module's, then those of every
+    module defining ``register_dataset_action`` (``export``, ...)."""
     from .app import command_modules
 
-    dataset = commands.add_parser("dataset", help="inspect a dataset root: verify, stats, sheet")
+    return [_add_verify, _add_stats, _add_sheet] + [
+        module.register_dataset_action for module in command_modules()
+        if getattr(module, "register_dataset_action", None) is not None]
+
+
+def _action_names(adders) -> list[str]:
+    """The names the ``adders`` register, found on a scratch parser (so the one-line help of
+    ``dataset`` lists the real actions, however many modules add some)."""
+    scratch = argparse.ArgumentParser(add_help=False).add_subparsers()
+    for add in adders:
+        add(scratch)
+    return list(scratch.choices)
+
+
+def register(commands) -> None:
+    """Add ``dataset`` and its actions to the ``ld-portrait`` sub-commands."""
+    adders = _action_adders()
+    dataset = commands.add_parser(
+        "dataset", help=f"inspect or export a dataset root: {', '.join(_action_names(adders))}")
     dataset.set_defaults(handler=lambda args, stdout, stderr: _dataset_help(dataset, stdout))
     actions = dataset.add_subparsers(dest="dataset_command", metavar="ACTION")
-    _add_verify(actions)
-    _add_stats(actions)
-    _add_sheet(actions)
-    for module in command_modules():
-        register_action = getattr(module, "register_dataset_action", None)
-        if register_action is not None:
-            register_action(actions)
+    for add in adders:
+        add(actions)
 
 
 def _add_root_action(actions, name: str, handler, **parser):
@@ -51,7 +66,9 @@ def _add_verify(actions) -> None:
                     "manifest.jsonl lists exactly the accepted samples. Exit 0 when consistent, "
                     "1 otherwise (also when ROOT is not a dataset).")
     verify.add_argument("--repair", action="store_true",
-                        help="rebuild manifest.jsonl from meta/ when it has problems")
+                        help="repair what is safe to repair: move unreadable meta files to "
+                             "quarantine/, rebuild manifest.jsonl from meta/ when it has "
+                             "problems, delete temporary files left by killed writers")
     _add_json_option(verify, "report")
 
 

@@ -286,3 +286,27 @@ def test_export_with_nested_limits_reports_what_was_written_and_each_failure_onc
     assert err.count(f"failed {train[0]}") == 1
     for subset, count in (("limit_3", 2), ("limit_5", 4)):
         assert len(list((tmp_path / "out" / subset / "train" / "fg").iterdir())) == count
+
+
+# ---- item 6: the help lists every dataset action ---------------------------------------------
+
+def test_the_top_level_help_lists_every_dataset_action():
+    code, help_text, _ = run_cli(["--help"])
+    (line,) = [line for line in help_text.splitlines() if line.strip().startswith("dataset ")]
+    _, actions_help, _ = run_cli(["dataset", "--help"])
+    for action in ("verify", "stats", "sheet", "export"):
+        assert action in line and f"    {action} " in actions_help
+
+
+# ---- item 6: the demo figures in docs/command_line.md ----------------------------------------
+
+def test_the_demo_figures_in_the_docs_are_what_the_demo_prints(tmp_path):
+    import re
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "command_line.md"
+    section = docs.read_text(encoding="utf-8").split("## The demo:", 1)[1]
+    pattern = re.compile(r"against the synthetic ground truth[^\n]*")
+    documented = pattern.search(section).group(0)
+    code, out, err = run_cli(["demo", tmp_path / "demo"])  # the defaults the docs show
+    assert code == 0, err
+    assert pattern.search(out).group(0) == documented
