@@ -105,9 +105,10 @@ class ModelFile:
 
 #: The revision of LayerDiffusion/layerdiffusion-v1 whose SHA-256 values are recorded below (a
 #: public ComfyUI integration pins the same revision and lists the same values). Files with a
-#: recorded hash are downloaded from it, so the check holds whatever "main" becomes. No
-#: published hash was found for the other files: they come from "main" and the server's hash
-#: is checked.
+#: recorded hash are downloaded from it, so the check holds whatever "main" becomes; the SD1.5
+#: files of the same repository are pinned to it too (public integrations fetch them from this
+#: revision), their hash is the server's. Files of other repositories come from "main" and the
+#: server's hash is checked.
 LAYER_DIFFUSION_REVISION = "e337e9d7a0f2a6fee6c3580374327380f88d065b"
 
 MODEL_FILES: Dict[str, ModelFile] = {
@@ -129,9 +130,10 @@ MODEL_FILES: Dict[str, ModelFile] = {
                   "transparent encoder: RGBA to latent offset, for img2img", latent_channels=4),
         ModelFile("sd15_attn", "layer_sd15_transparent_attn.safetensors", "attn_sharing", None,
                   "SD1.5 transparent attention (attention-sharing modules, applied by the "
-                  "same patch node)", family="sd15"),
+                  "same patch node)", family="sd15", revision=LAYER_DIFFUSION_REVISION),
         ModelFile("sd15_decoder", "layer_sd15_vae_transparent_decoder.safetensors", "decoder",
-                  None, "SD1.5 transparent decoder", family="sd15", latent_channels=4),
+                  None, "SD1.5 transparent decoder", family="sd15", latent_channels=4,
+                  revision=LAYER_DIFFUSION_REVISION),
         ModelFile("flux_lora", "layerlora.safetensors", "lora", None,
                   "FLUX.1-dev transparency LoRA (diffusers layout; apply it with ComfyUI's "
                   "LoraLoaderModelOnly)", family="flux", folder=LORA_FOLDER,

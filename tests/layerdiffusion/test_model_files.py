@@ -38,8 +38,11 @@ def test_addresses_and_licences():
             # A recorded SHA-256 belongs to one revision: the file is fetched from it, not "main".
             if spec.sha256 is not None:
                 assert spec.revision == model_files.LAYER_DIFFUSION_REVISION
-            else:
+            elif spec.key not in ("sd15_attn", "sd15_decoder"):
                 assert spec.revision == "main"
+    # The SD1.5 links are pinned to the SDXL files' revision of the same repository (issue 17).
+    for key in ("sd15_attn", "sd15_decoder"):
+        assert f"/resolve/{model_files.LAYER_DIFFUSION_REVISION}/" in model_files.MODEL_FILES[key].url()
         if spec.family == "flux":
             assert "Non-Commercial" in spec.licence
     assert model_files.MODEL_FILES["flux_lora"].folder == "loras"
