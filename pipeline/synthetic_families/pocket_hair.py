@@ -8,13 +8,13 @@ enclosed background hole between arm and torso.
 Hair (the structures the family exists for):
 
 * a hair mass, a strip between the head (and the neck, for long hair falling to the
-  shoulders) and a lumpy outer contour, filled with opaque strands 2.5-4.5 px thick that run
-  along the strip and cross it, drawn with ``cv2.polylines`` on a 4x canvas. The cells the
-  strands leave are *soft pockets*, each with its own flat alpha in 0.2-0.8 (background seen
-  through thin hair). An opaque rim strand with a few gaps runs along the outer contour, so
-  most pockets are enclosed by opaque strands: soft regions that are not connected to the
-  background through low alpha (a naive connectivity fill makes them opaque). Between the
-  falls and the jaw there is true background;
+  shoulders) and a lumpy outer contour, filled with opaque strands 2.8-4.5 px thick (at 384,
+  never below 2.5 px) that run along the strip and cross it, drawn with ``cv2.polylines`` on
+  a 4x canvas. The cells the strands leave are *soft pockets*, each with its own flat alpha
+  in 0.2-0.8 (background seen through thin hair). An opaque rim strand with a few gaps runs
+  along the outer contour, so most pockets are enclosed by opaque strands: soft regions that
+  are not connected to the background through low alpha (a naive connectivity fill makes
+  them opaque). Between the falls and the jaw there is true background;
 * fine semi-transparent strands over the pockets;
 * a translucent hair volume: a flat alpha 0.55-0.8 halo 10-40 px wide (at 384 px) around
   the hair mass, with a 2-5 px soft outer edge;
@@ -56,9 +56,10 @@ def _closed_spline(points: np.ndarray, samples: int = 12) -> np.ndarray:
 
 
 def _fill(shape, polygons) -> np.ndarray:
-    """Anti-aliased coverage 0..1 of filled polygons (float px coordinates)."""
+    """Anti-aliased coverage 0..1 of the union of filled polygons (float px coordinates)."""
     def draw(canvas, factor):
-        cv2.fillPoly(canvas, [np.round(p * factor).astype(np.int32) for p in polygons], 255)
+        for polygon in polygons:  # one call each: one call with several leaves overlaps empty
+            cv2.fillPoly(canvas, [np.round(polygon * factor).astype(np.int32)], 255)
     return supersampled(shape, _FACTOR, draw)
 
 
@@ -81,11 +82,10 @@ def _layout(rng, size):
     neck = rx * rng.uniform(0.42, 0.55)
     shoulder_y = cy + ry * rng.uniform(1.45, 1.7)
     half = size * rng.uniform(0.28, 0.38)
-    leaves_side = rng.random() < 0.35
-    if leaves_side:
+    if rng.random() < 0.35:  # shoulders leave the frame at a side
         half = size * rng.uniform(0.45, 0.6)
     return dict(cx=cx, cy=cy, rx=rx, ry=ry, tilt=tilt, neck=neck, shoulder_y=shoulder_y,
-                half=half, body_x=cx + size * rng.uniform(-0.05, 0.05), leaves_side=leaves_side,
+                half=half, body_x=cx + size * rng.uniform(-0.05, 0.05),
                 arm=rng.random() < 0.45)
 
 
@@ -120,10 +120,7 @@ def _body_polygons(rng, g, size):
     torso = _closed_spline(torso)
     arm = None
     if g["arm"]:
-        sign = 1.0 if bx < size / 2 else -1.0  # the arm on the side with room in the frame
-        if g["leaves_side"]:
-            sign = 1.0 if bx + half > size else -1.0
-            sign = -sign
+        sign = 1.0 if size - (bx + half) > bx - half else -1.0  # the side with more room
         elbow_x = bx + sign * (half + size * rng.uniform(0.07, 0.12))
         elbow_x = float(np.clip(elbow_x, 0.06 * size, 0.94 * size))
         arm = np.array([(bx + sign * half * 0.85, sy + size * 0.06),
@@ -133,7 +130,7 @@ def _body_polygons(rng, g, size):
 
 
 def _hair_strip(rng, g, size):
-    """Inner and outer curves [M, 2] of the hair mass (parallel samples) and whether it falls
+    """Inner and outer curves [M, 2] of the hair mass (parallel samples), and whether it falls
     to the shoulders."""
     cx, cy, rx, ry = g["cx"], g["cy"], g["rx"], g["ry"]
     start = np.pi - rng.uniform(0.25, 0.45)
@@ -159,7 +156,7 @@ def _hair_strip(rng, g, size):
             falls.append((fall_in, fall_out))
         inner = np.concatenate((falls[0][0][::-1], inner, falls[1][0]))
         outer = np.concatenate((falls[0][1][::-1], outer, falls[1][1]))
-    return inner, outer
+    return inner, outer, long_hair
 
 
 def _strip_point(inner, outer, t, u):
@@ -197,7 +194,8 @@ def _hair_strands(rng, inner, outer, scale):
     for _ in range(int(rng.integers(60, 120))):
         t0 = rng.uniform(0, 1)
         t = t0 + np.linspace(0, rng.uniform(-0.2, 0.2), 30)
-        fine.append(_strip_point(inner, outer, t, rng.uniform(0, 1.0) + np.linspace(0, rng.uniform(-0.3, 0.3), 30)))
+        u = rng.uniform(0, 1.0) + np.linspace(0, rng.uniform(-0.3, 0.3), 30)
+        fine.append(_strip_point(inner, outer, t, u))
     return paths, thick, fine
 
 
@@ -232,15 +230,14 @@ def _truth(rng, size):
     head_poly = _head_polygon(rng, g)
     neck_poly, torso_poly, arm = _body_polygons(rng, g, size)
     head = _fill(shape, [head_poly])
-    # Separate fills: one fillPoly call with overlapping polygons leaves their overlap empty.
-    neck_torso = np.maximum(_fill(shape, [neck_poly]), _fill(shape, [torso_poly]))
+    neck_torso = _fill(shape, [neck_poly, torso_poly])
     arm_cover = np.zeros(shape, np.float32)
     if arm is not None:
-        arm_cover = np.maximum(_strokes(shape, [arm], [size * rng.uniform(0.055, 0.075)]),
-                               _fill(shape, [_closed_spline(arm[-1] + size * 0.035 * np.array(
-                                   [(np.cos(a), np.sin(a)) for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)]))]))
+        around = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+        hand = _closed_spline(arm[-1] + size * 0.035 * np.stack((np.cos(around), np.sin(around)), axis=1))
+        arm_cover = np.maximum(_strokes(shape, [arm], [size * rng.uniform(0.055, 0.075)]), _fill(shape, [hand]))
     body = 1.0 - (1.0 - head) * (1.0 - neck_torso) * (1.0 - arm_cover)
-    inner, outer = _hair_strip(rng, g, size)
+    inner, outer, long_hair = _hair_strip(rng, g, size)
     strip = _fill(shape, [np.concatenate((inner, outer[::-1]))])
     paths, thick, fine_paths = _hair_strands(rng, inner, outer, scale)
     strands = _strokes(shape, paths, thick) * strip
@@ -261,11 +258,12 @@ def _truth(rng, size):
     volume_level = np.clip(rng.uniform(0.58, 0.77) + 0.025 * smooth_noise(rng, shape, 10 * scale), 0.55, 0.8)
     volume = volume_level * np.clip((reach_map - distance) / ramp + 0.5, 0.0, 1.0)
     volume[distance <= 0] = 0.0
-    below = g["shoulder_y"] + (0.12 * size if len(inner) > 160 else -0.02 * size)
+    below = g["shoulder_y"] + (0.12 * size if long_hair else -0.02 * size)
     volume *= np.clip((below - np.arange(size, dtype=np.float32)[:, None]) / (8.0 * scale), 0.0, 1.0)
     fly = np.zeros(shape, np.float32)
     for path in _flyaways(rng, outer, size, int(rng.integers(5, 14))):
-        fly = 1 - (1 - fly) * (1 - rng.uniform(0.5, 1.0) * _strokes(shape, [path], [rng.uniform(0.7, 1.2) * max(scale, 0.8)]))
+        opacity = rng.uniform(0.5, 1.0)
+        fly = 1 - (1 - fly) * (1 - opacity * _strokes(shape, [path], [rng.uniform(0.7, 1.2) * max(scale, 0.8)]))
     volume *= 1.0 - body  # the volume sits behind the head and shoulders
     hair_layer = np.maximum(hair, volume)
     alpha = 1.0 - (1.0 - body) * (1.0 - hair_layer) * (1.0 - fly)
@@ -276,7 +274,8 @@ def _truth(rng, size):
 
 
 _SKIN = [(0.94, 0.78, 0.66), (0.83, 0.63, 0.5), (0.62, 0.44, 0.32), (0.42, 0.29, 0.21), (0.98, 0.86, 0.76)]
-_HAIR = [(0.12, 0.09, 0.07), (0.3, 0.2, 0.12), (0.55, 0.38, 0.2), (0.82, 0.7, 0.45), (0.55, 0.2, 0.1), (0.6, 0.6, 0.62)]
+_HAIR = [(0.12, 0.09, 0.07), (0.3, 0.2, 0.12), (0.55, 0.38, 0.2), (0.82, 0.7, 0.45), (0.55, 0.2, 0.1),
+         (0.6, 0.6, 0.62)]
 
 
 def _colour(rng, size, truth, parts):
@@ -300,8 +299,8 @@ def _colour(rng, size, truth, parts):
 
     skin_map = layer_colour(skin, 0.06, 20)
     cloth_map = layer_colour(cloth, 0.12, 8)
-    body_colour = np.where((parts["neck_torso"] - parts["head"] > 0.5)[..., None] & (yy > parts["g"]["shoulder_y"] / size)[..., None],
-                           cloth_map, skin_map)
+    clothed = (parts["neck_torso"] - parts["head"] > 0.5) & (yy > parts["g"]["shoulder_y"] / size)
+    body_colour = np.where(clothed[..., None], cloth_map, skin_map)
     highlight = rng.uniform(-0.25, 0.25)  # strands lighter or darker than the hair in pockets
     hair_map = layer_colour(hair, 0.1, 3) * (1 + highlight * parts["strands"])[..., None]
     hair_map = np.clip(hair_map, 0, 1)
@@ -326,10 +325,12 @@ def make_portrait(seed: int, size: int = 384) -> FamilyPortrait:
     artifacts = {
         "dimming": damage.dimming_patches(rng, raw, truth, int(rng.integers(1, 4))),
         "banding": damage.banding(rng, raw, truth, scale),
-        "edge_speckle": damage.edge_speckle(rng, raw, truth, int(rng.uniform(150, 400) * scale), 3.0 * max(scale, 1.0)),
+        "edge_speckle": damage.edge_speckle(rng, raw, truth, int(rng.uniform(150, 400) * scale),
+                                            3.0 * max(scale, 1.0)),
         "pinhole": damage.pinholes(rng, raw, truth, int(rng.integers(4, 14))),
         "glow_rim": damage.glow_rim(rng, raw, truth, scale),
-        "debris": damage.debris(rng, raw, truth, int(rng.integers(2, 7)), 12.0 * scale, sigma=(1.0, 1.0 + 4.0 * scale)),
+        "debris": damage.debris(rng, raw, truth, int(rng.integers(2, 7)), 12.0 * scale,
+                                sigma=(1.0, 1.0 + 4.0 * scale)),
     }
     raw = quantise(raw)
     rgb = _colour(rng, size, truth, parts)

@@ -124,7 +124,8 @@ def _weave(rng, shape, scale):
     weave = rng.uniform(0.02, 0.05) * np.sin(2 * np.pi * u / period) * np.sin(2 * np.pi * v / period)
     fold_angle = rng.uniform(-0.4, 0.4)  # folds hang roughly vertically
     fold = xx * np.cos(fold_angle) + yy * np.sin(fold_angle)
-    folds = rng.uniform(0.05, 0.12) * np.sin(2 * np.pi * fold / (rng.uniform(15, 45) * scale) + rng.uniform(0, 6.3))
+    depth = rng.uniform(0.05, 0.12)
+    folds = depth * np.sin(2 * np.pi * fold / (rng.uniform(15, 45) * scale) + rng.uniform(0, 6.3))
     return weave + folds + 0.04 * smooth_noise(rng, shape, 20 * scale)
 
 
@@ -153,7 +154,8 @@ def _hand(rng, g, size, side):
     bx, half, sy, cx, cy = g["bx"], g["half"], g["shoulder_y"], g["cx"], g["cy"]
     palm = np.array((np.clip(cx + side * size * rng.uniform(0.22, 0.32), 0.1 * size, 0.9 * size),
                      cy + size * rng.uniform(-0.06, 0.12)))
-    elbow = np.array((np.clip(bx + side * half * rng.uniform(0.7, 0.95), 0, size), sy + size * rng.uniform(0.1, 0.2)))
+    elbow = np.array((np.clip(bx + side * half * rng.uniform(0.7, 0.95), 0, size),
+                      sy + size * rng.uniform(0.1, 0.2)))
     axis = (palm - elbow) / np.linalg.norm(palm - elbow)
     normal = np.array((-axis[1], axis[0]))
     angle = np.degrees(np.arctan2(axis[1], axis[0]))
@@ -163,7 +165,8 @@ def _hand(rng, g, size, side):
     def draw(canvas, factor):
         def pt(p):
             return int(round(p[0] * factor)), int(round(p[1] * factor))
-        cv2.line(canvas, pt(elbow), pt(palm - axis * palm_len * 0.6), 255, int(size * rng.uniform(0.045, 0.06) * factor))
+        forearm = int(size * rng.uniform(0.045, 0.06) * factor)
+        cv2.line(canvas, pt(elbow), pt(palm - axis * palm_len * 0.6), 255, forearm)
         cv2.ellipse(canvas, pt(palm), (int(palm_len * factor), int(palm_wid * factor)), angle, 0, 360, 255, -1)
         for offset in np.linspace(-0.75, 0.75, 4):  # fingers, spread a little
             base = palm + axis * palm_len * 0.7 + normal * palm_wid * offset
@@ -197,7 +200,8 @@ def _flyaways(rng, g, size, scale):
     paths = []
     for _ in range(int(rng.integers(3, 9))):
         phi = rng.uniform(np.pi * 1.1, np.pi * 1.9)
-        root = np.array((g["cx"] + 1.02 * g["rx"] * np.cos(phi), g["cy"] - 0.12 * g["ry"] + 0.92 * g["ry"] * np.sin(phi)))
+        root = np.array((g["cx"] + 1.02 * g["rx"] * np.cos(phi),
+                         g["cy"] - 0.12 * g["ry"] + 0.92 * g["ry"] * np.sin(phi)))
         out = np.array((np.cos(phi), np.sin(phi)))
         bend = np.array((-out[1], out[0])) * rng.uniform(-0.5, 0.5)
         t = np.linspace(0, 1, 24)[:, None]
@@ -228,7 +232,8 @@ def _layers(rng, size):
         layers.append(("arm", _polyline(shape, arm_path, arm_thick)))
         if has_sleeve:
             cuff = arm_path[1] + rng.uniform(0.5, 0.9) * (arm_path[2] - arm_path[1])
-            sleeve_cover = _polyline(shape, [arm_path[0], arm_path[1], cuff], arm_thick + 2 * rng.uniform(10, 25) * scale)
+            sleeve_thick = arm_thick + 2 * rng.uniform(10, 25) * scale
+            sleeve_cover = _polyline(shape, [arm_path[0], arm_path[1], cuff], sleeve_thick)
             sleeve, soft = _sheer(rng, shape, sleeve_cover, (0.25, 0.6), scale, rng.uniform(0.5, 1.5))
             layers.append(("sleeve", sleeve))
             sheer_total = 1 - (1 - sheer_total) * (1 - sleeve)
@@ -264,7 +269,10 @@ def _colour(rng, size, truth, layers, alpha):
     pick = rng.random()  # the backdrop sometimes shares colour with hair or clothing
     base = hair if pick < 0.25 else cloth if pick < 0.45 else rng.uniform(0.2, 0.95, 3)
     base = np.clip(base + rng.uniform(-0.04, 0.04, 3), 0, 1)
-    sheer = base + rng.uniform(-0.08, 0.08, 3) if rng.random() < 0.35 else np.array(_SHEER[rng.integers(len(_SHEER))])
+    if rng.random() < 0.35:  # sheer fabric close to the backdrop colour
+        sheer = base + rng.uniform(-0.08, 0.08, 3)
+    else:
+        sheer = np.array(_SHEER[rng.integers(len(_SHEER))])
     yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
     angle = rng.uniform(0, 2 * np.pi)
     shade = rng.uniform(-0.1, 0.1) * ((xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle))
@@ -277,7 +285,8 @@ def _colour(rng, size, truth, layers, alpha):
     premult = np.zeros((size, size, 3), np.float32)
     for name, a in layers:  # premultiplied "over", bottom to top
         variation = {"torso": 0.1, "sleeve": 0.04, "veil": 0.04}.get(name, 0.05)
-        colour = np.clip(colours[name][None, None] * (1 + variation * smooth_noise(rng, shape, 10 * scale))[..., None], 0, 1)
+        shading = 1 + variation * smooth_noise(rng, shape, 10 * scale)
+        colour = np.clip(colours[name][None, None] * shading[..., None], 0, 1)
         premult = a[..., None] * colour + (1 - a[..., None]) * premult
     foreground = premult / np.maximum(alpha, 1e-4)[..., None]
     rgb = truth[..., None] * foreground + (1 - truth[..., None]) * backdrop
@@ -308,10 +317,12 @@ def make_portrait(seed: int, size: int = 384) -> FamilyPortrait:
         "dimming": damage.dimming_patches(rng, raw, truth, int(rng.integers(1, 3)), depth=(0.55, 0.9)),
         "banding": damage.banding(rng, raw, truth, scale),
         "sheer_banding": _sheer_banding(rng, raw, truth, sheer_core & (rng.random() < 0.5)),
-        "edge_speckle": damage.edge_speckle(rng, raw, truth, int(rng.uniform(100, 300) * scale), 4.0 * max(scale, 1.0)),
+        "edge_speckle": damage.edge_speckle(rng, raw, truth, int(rng.uniform(100, 300) * scale),
+                                            4.0 * max(scale, 1.0)),
         "pinhole": damage.pinholes(rng, raw, truth, int(rng.integers(3, 11))),
         "glow_rim": damage.glow_rim(rng, raw, truth, scale),
-        "debris": damage.debris(rng, raw, truth, int(rng.integers(3, 9)), 12.0 * scale, sigma=(1.0, 1.0 + 4.0 * scale)),
+        "debris": damage.debris(rng, raw, truth, int(rng.integers(3, 9)), 12.0 * scale,
+                                sigma=(1.0, 1.0 + 4.0 * scale)),
     }
     raw = quantise(raw)
     rgb = _colour(rng, size, truth, layers, alpha.astype(np.float32))
