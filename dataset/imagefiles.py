@@ -256,10 +256,15 @@ def quiet_decoder_messages(enabled: bool = True) -> bool:
     return previous
 
 
+#: Lines libpng and OpenCV write themselves while decoding (kept for our message).
+_DECODER_PREFIXES = ("libpng ", "[ WARN:", "[ERROR:", "[ INFO:")
+
+
 @contextlib.contextmanager
 def _decoder_messages(captured: list):
     """While on (:func:`quiet_decoder_messages`), send file descriptor 2 to a temporary file
-    and append what was written there to ``captured``."""
+    for the decode; the decoder's lines go to ``captured``, anything else written meanwhile
+    (a Ctrl-C notice from a signal handler) is written to stderr afterwards."""
     if not _quiet["on"]:
         yield
         return
@@ -271,15 +276,21 @@ def _decoder_messages(captured: list):
             os.dup2(sink.fileno(), 2)
             yield
         finally:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            captured.append(sink.read(4096).decode("utf-8", "replace"))
+            others = []
+            for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True):
+                (captured if line.startswith(_DECODER_PREFIXES) else others).append(line)
+            if others:
+                os.write(2, "".join(others).encode("utf-8", "replace"))
 
 
 def _decoder_words(captured: list) -> str:
     """The last ``libpng error: ...`` line (or any last line) of captured decoder output."""
-    lines = [line.strip() for text in captured for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in captured if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [""])[-1][:160]
 

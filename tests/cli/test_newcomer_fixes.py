@@ -310,3 +310,25 @@ def test_the_demo_figures_in_the_docs_are_what_the_demo_prints(tmp_path):
     code, out, err = run_cli(["demo", tmp_path / "demo"])  # the defaults the docs show
     assert code == 0, err
     assert pattern.search(out).group(0) == documented
+
+
+def test_only_the_decoders_own_lines_are_kept_off_stderr(tmp_path, monkeypatch, capfd):
+    """Text another part of the process writes to stderr during a decode (a Ctrl-C notice from
+    a signal handler) still reaches stderr; libpng's line goes into our message."""
+    from comfyui_ld_portrait.dataset import imagefiles
+
+    def noisy_decode(data, flags):
+        os.write(2, b"libpng error: IDAT: invalid distance too far back\n")
+        sys.stderr.write("stopping after the current file\n")
+        return None
+
+    write_png_atomic(tmp_path / "a.png", np.zeros((8, 8), np.float32))
+    monkeypatch.setattr(imagefiles.cv2, "imdecode", noisy_decode)
+    previous = imagefiles.quiet_decoder_messages(True)
+    try:
+        with pytest.raises(imagefiles.ImageFileError, match="invalid distance too far back"):
+            imagefiles.read_gray(tmp_path / "a.png")
+    finally:
+        imagefiles.quiet_decoder_messages(previous)
+    err = capfd.readouterr().err
+    assert "stopping after the current file" in err and "libpng" not in err
