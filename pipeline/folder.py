@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -31,7 +32,7 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
-           "file_digest", "failure_reason", "output_message", "SourceChange", "source_change",
+           "file_digest", "file_fingerprint", "failure_reason", "output_message", "SourceChange", "source_change",
            "retire_changed", "tidy_after_killed_writers"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
@@ -93,6 +94,15 @@ def file_digest(path: Path) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+def file_fingerprint(path: Path) -> tuple[str, int, int]:
+    """SHA-256 (hex), size in bytes and modification time (ns) of one opened file; the time is
+    taken before the content is read, so a file changed meanwhile shows another time later."""
+    with open(path, "rb") as handle:
+        mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+        data = handle.read()
+    return hashlib.sha256(data).hexdigest(), len(data), mtime_ns
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceChange:
     """A complete sample whose source file has changed since it was made."""
@@ -107,8 +117,10 @@ def source_change(root: Path, sample_id: str, path: Path) -> SourceChange | None
 
     A sample without a recorded hash (written by another tool or an older version) and a
     file that cannot be read now count as unchanged (nothing to compare; reading the file
-    again would report the problem). The recorded size is compared first, so a file of
-    another size is not hashed.
+    again would report the problem). Cheap checks first, so that resuming a large dataset does
+    not read every input again: another size than ``source_bytes`` is a change; the recorded
+    size and modification time (``source_mtime_ns``, as make and rsync judge files) mean no
+    change; otherwise (a touched file, meta of an older version) the content is hashed.
     """
     meta, where = None, ""
     for prefix in ("", f"{REJECTED_DIR}/"):
@@ -122,9 +134,11 @@ def source_change(root: Path, sample_id: str, path: Path) -> SourceChange | None
     if not isinstance(recorded, str):
         return None
     try:
-        size = path.stat().st_size
-        recorded_size = meta.get("source_bytes")
-        if not (isinstance(recorded_size, int) and recorded_size != size):
+        stat = path.stat()
+        recorded_size, recorded_mtime = meta.get("source_bytes"), meta.get("source_mtime_ns")
+        if not (isinstance(recorded_size, int) and recorded_size != stat.st_size):
+            if recorded_size == stat.st_size and recorded_mtime == stat.st_mtime_ns:
+                return None
             if file_digest(path)[0] == recorded:
                 return None
     except OSError:
@@ -163,7 +177,7 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     options = job.options
     try:
         rgb, alpha = read_rgba(path, max_pixels=options.max_pixels, max_bytes=options.max_bytes)
-        digest, size = file_digest(path)
+        digest, size, mtime_ns = file_fingerprint(path)
     except (ImageFileError, OSError) as error:
         return _failed(summary, name, failure_reason(error, path))
     try:
@@ -172,8 +186,10 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     except (ValueError, MemoryError) as error:
         return _failed(summary, name, f"cannot be refined: {error}")
     del rgb, alpha
+    # source_mtime_ns lets a resume see an unchanged source without reading it again.
     record = sample_record(sample_id, result, source_file=name, source_sha256=digest,
-                           source_bytes=size, extra=job.extra_meta.get(path.name, {}))
+                           source_bytes=size, extra={**job.extra_meta.get(path.name, {}),
+                                                     "source_mtime_ns": mtime_ns})
     try:
         saved = save_record(job.writer, record, save_policy(options))
     except (DatasetError, OSError) as error:

@@ -21,9 +21,9 @@ from ..dataset.imagefiles import ImageFileError, read_rgba, scan_pngs
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
-from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason, file_digest,
-                     output_message, retire_changed, run_file_loop, source_change,
-                     tidy_after_killed_writers)
+from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason,
+                     file_fingerprint, output_message, retire_changed, run_file_loop,
+                     source_change, tidy_after_killed_writers)
 from .summary import FileFailure, ProgressEvent, RunSummary, SkippedEntry
 
 __all__ = ["KeyOptions", "key_folder"]
@@ -73,7 +73,7 @@ def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: Key
     """Key, judge and save one file that is not complete yet; returns ``(outcome, detail)``
     and counts it in ``summary`` (reject reasons in ``reasons``)."""
     try:
-        digest, size = file_digest(path)
+        digest, size, mtime_ns = file_fingerprint(path)
         result, verdict = _key_one(path, options)
     except (ImageFileError, ValueError, OSError, MemoryError) as error:
         detail = failure_reason(error, path)
@@ -83,6 +83,7 @@ def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: Key
     record = SampleRecord(
         sample_id, result.foreground, result.alpha, accepted=keep,
         meta={"source_file": path.name, "source_sha256": digest, "source_bytes": size,
+              "source_mtime_ns": mtime_ns,
               "tool": {"name": "ld-portrait", "version": tool_version(), "command": "key"},
               "padding": {"method": "layerdiffuse_pyramid", "alpha": "keyed"},
               "keying": result.stats},

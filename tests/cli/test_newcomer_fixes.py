@@ -87,6 +87,22 @@ def test_key_reports_a_changed_source_and_replaces_it_on_request(tmp_path):
     assert verify(root).ok
 
 
+def test_a_touched_but_identical_source_is_not_changed_and_an_unchanged_one_is_not_read(
+        tmp_path, monkeypatch):
+    from comfyui_ld_portrait.pipeline import folder
+
+    inputs, root = _green_screens(tmp_path / "in", "a.png", "b.png"), tmp_path / "keyed"
+    assert run_cli(["key", inputs, root, "--no-gate"])[0] == 0
+    os.utime(inputs / "a.png", ns=(1, 1))  # copied back with other dates: same content
+    hashed = []
+    digest = folder.file_digest
+    monkeypatch.setattr(folder, "file_digest", lambda path: hashed.append(path.name) or digest(path))
+    code, out, _ = run_cli(["key", inputs, root, "--no-gate", "--json"])
+    summary = json.loads(out)
+    assert code == 0 and summary["skipped_complete"] == 2 and not summary["changed"]
+    assert hashed == ["a.png"]  # b.png: size and time as recorded, not read again
+
+
 # ---- item 6: temporary files of a killed writer ------------------------------------------------
 
 def _killed_writer_temporary(folder: Path) -> Path:
