@@ -30,8 +30,8 @@ from typing import Iterator
 from .layout import (LOCK_NAME, MANIFEST_NAME, META_DIR, REJECTED_DIR, TMP_PREFIX, DatasetError)
 
 __all__ = ["MetaFileError", "root_lock", "open_control_file", "create_temporary",
-           "temporary_owner_gone", "write_file_atomic", "read_meta_file", "png_size", "MISSING", "scan_names",
-           "require_dataset"]
+           "temporary_owner_gone", "write_file_atomic", "read_meta_file", "png_size", "MISSING",
+           "scan_names", "require_dataset"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: there an islink() check is used
 _BINARY = getattr(os, "O_BINARY", 0)      # Windows only

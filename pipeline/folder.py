@@ -32,8 +32,8 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
-           "file_digest", "file_fingerprint", "failure_reason", "output_message", "SourceChange", "source_change",
-           "retire_changed", "tidy_after_killed_writers"]
+           "file_digest", "file_fingerprint", "failure_reason", "output_message",
+           "SourceChange", "source_change", "retire_changed", "tidy_after_killed_writers"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
 _MANAGED = (*IMAGE_KINDS, META_DIR, REJECTED_DIR, QUARANTINE_DIR)

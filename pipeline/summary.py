@@ -72,7 +72,8 @@ class ProgressEvent:
     ``outcome`` is one of ``accepted``, ``rejected``, ``skipped`` (already complete),
     ``failed`` (unreadable, too large, not RGBA, or refinement failed), ``changed`` (a
     complete sample exists but its source file's content has changed since: kept, not
-    redone), ``taken`` (another writer completed it meanwhile). ``file`` is printable (non-UTF-8 bytes escaped).
+    redone), ``taken`` (another writer completed it meanwhile). ``file`` is printable
+    (non-UTF-8 bytes escaped).
     """
 
     done: int

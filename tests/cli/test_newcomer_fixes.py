@@ -96,7 +96,8 @@ def test_a_touched_but_identical_source_is_not_changed_and_an_unchanged_one_is_n
     os.utime(inputs / "a.png", ns=(1, 1))  # copied back with other dates: same content
     hashed = []
     digest = folder.file_digest
-    monkeypatch.setattr(folder, "file_digest", lambda path: hashed.append(path.name) or digest(path))
+    monkeypatch.setattr(folder, "file_digest",
+                        lambda path: hashed.append(path.name) or digest(path))
     code, out, _ = run_cli(["key", inputs, root, "--no-gate", "--json"])
     summary = json.loads(out)
     assert code == 0 and summary["skipped_complete"] == 2 and not summary["changed"]
