@@ -29,6 +29,11 @@ MAX_ANSWER_BYTES = 256 * 1024 * 1024
 _HTML_HINT = "the server answered HTML, not JSON: is this a ComfyUI server?"
 
 
+def _seconds(value: float) -> str:
+    """A deadline for messages: ``30``, ``0.3``, and ``28`` for a cut one of 27.9666 s."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 class ServerUnreachable(Exception):
     """Transport failure (refused, reset, closed, no complete answer in time) or an answer the
     queue cannot use (wrong status, not JSON); the message says which."""
@@ -81,7 +86,7 @@ class _DeadlineSocket:
     def _arm(self) -> None:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"no complete answer within {self._budget:g} s")
+            raise TimeoutError(f"no complete answer within {_seconds(self._budget)} s")
         self._sock.settimeout(remaining)
 
     def sendall(self, data, *flags):
@@ -116,7 +121,7 @@ class _DeadlineMixin:
     def connect(self):
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"no complete answer within {self.budget:g} s")
+            raise TimeoutError(f"no complete answer within {_seconds(self.budget)} s")
         self.timeout = remaining
         super().connect()
         self.sock = _DeadlineSocket(self.sock, self.deadline, self.budget)
@@ -136,7 +141,7 @@ def _describe_transport_error(error: BaseException, timeout: float) -> str:
     if isinstance(error, http.client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(error, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
-        return f"no complete answer within {timeout:g} s"
+        return f"no complete answer within {_seconds(timeout)} s"
     if isinstance(error, (ConnectionResetError, BrokenPipeError)):
         return "connection reset"
     return short_text(f"{type(error).__name__}: {error}", 160)

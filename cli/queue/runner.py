@@ -634,8 +634,10 @@ class QueueRunner:
             job.attempts += 1
             job.placing_refused = True
             job.last_error = f"{server.url}: {reason}"
-        self._server_error(server, reason, transport=False)
+        # The job's retry delay first, then the server's pause (never shorter): when the server
+        # is usable again the retry is due too, so it goes before a new sample.
         self._attempt_failed(job, server, reason)
+        self._server_error(server, reason, transport=False)
         return False
 
     def _poll(self, server: ServerState) -> None:
