@@ -11,8 +11,9 @@ stops cleanly on Ctrl-C and prints a summary. Standard library only (``http.clie
 
 Modules: ``graph`` (read, check and rewrite workflow graphs), ``client`` (HTTP with a total
 deadline per request, reading ComfyUI's answers), ``jobs`` (options, job and server records,
-the lazy index source, the dataset probe), ``runner`` (worker threads, retries, timeouts,
-give-up), ``report`` (progress line and summary), ``command`` (arguments, the command,
+the lazy index source, the dataset probe), ``runner`` (worker threads, retries, timeouts),
+``limits`` (when a job or the run gives up: placement budget, first answer, no answer),
+``report`` (progress line and summary), ``command`` (arguments, the command,
 ``register`` for ``ld-portrait``).
 
 What is rewritten in each job's copy of the graph
