@@ -45,7 +45,7 @@ class RunLimits:
         limit = self.options.submit_within
         if not limit or job.placing_since is None:
             return False
-        if not (job.placing_refused or not self._answered):
+        if self._answered and not job.placing_refused:  # a server that worked: wait for it
             return False
         return now - job.placing_since >= limit
 
