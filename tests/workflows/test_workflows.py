@@ -548,11 +548,26 @@ def _load(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def api_twin(ui_path: Path) -> Path:
+    """The API workflow a UI workflow names in extra.ld_portrait.api_workflow (the UI file is named for
+    the template browser, its API twin keeps the short name the CLI uses)."""
+    twin = _load(ui_path).get("extra", {}).get("ld_portrait", {}).get("api_workflow")
+    assert twin, f"{ui_path.name}: extra.ld_portrait.api_workflow (its API twin) is missing"
+    return WORKFLOW_DIR / twin
+
+
+def ui_workflow(api_name: str) -> Path:
+    """The UI workflow whose API twin is workflows/api/<api_name>.json."""
+    found = [path for path in UI_WORKFLOWS if api_twin(path) == WORKFLOW_DIR / "api" / f"{api_name}.json"]
+    assert len(found) == 1, f"expected one UI workflow for api/{api_name}.json, found {[p.name for p in found]}"
+    return found[0]
+
+
 def test_workflows_are_shipped_in_pairs():
-    ui_names = {path.stem for path in UI_WORKFLOWS}
-    api_names = {path.stem for path in API_WORKFLOWS}
-    assert {GENERATION, REFINE_FOLDER} <= ui_names
-    assert ui_names == api_names, "every UI workflow needs its API version in workflows/api/ and back"
+    twins = [api_twin(path) for path in UI_WORKFLOWS]
+    assert len(set(twins)) == len(twins), "two UI workflows name the same API twin"
+    assert {WORKFLOW_DIR / "api" / f"{name}.json" for name in (GENERATION, REFINE_FOLDER)} <= set(twins)
+    assert set(twins) == set(API_WORKFLOWS), "every UI workflow needs its API version in workflows/api/ and back"
 
 
 @pytest.mark.parametrize("path", UI_WORKFLOWS, ids=[p.stem for p in UI_WORKFLOWS])
@@ -570,10 +585,10 @@ def test_api_workflow_matches_node_definitions(path):
     assert check_api_workflow(graph) == []
 
 
-@pytest.mark.parametrize("name", sorted({p.stem for p in UI_WORKFLOWS} & {p.stem for p in API_WORKFLOWS}))
-def test_ui_and_api_versions_describe_the_same_graph(name):
-    ui = _load(WORKFLOW_DIR / f"{name}.json")
-    api = _load(WORKFLOW_DIR / "api" / f"{name}.json")
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=[p.stem for p in UI_WORKFLOWS])
+def test_ui_and_api_versions_describe_the_same_graph(path):
+    ui = _load(path)
+    api = _load(api_twin(path))
     assert compare_ui_api(ui, api) == []
 
 
@@ -664,7 +679,7 @@ def test_generation_graph_is_driven_by_ld_portrait_queue():
 
 
 def test_generation_ui_workflow_says_where_the_models_go():
-    data = _load(WORKFLOW_DIR / f"{GENERATION}.json")
+    data = _load(ui_workflow(GENERATION))
     notes = "\n".join(node["widgets_values"][0] for node in data["nodes"] if node["type"] in ("Note", "MarkdownNote"))
     for needle in ("models/checkpoints/sd_xl_base_1.0.safetensors",
                    "models/layer_model/layer_xl_transparent_attn.safetensors",
@@ -691,7 +706,7 @@ def test_refine_folder_graph_walks_one_counter():
     # One counter picks the file and names the sample, so ids follow the folder order.
     assert load["inputs"]["index"] == save["inputs"]["sample_index"]
     assert _source(graph, load, "index") == ("PrimitiveInt", "INT")
-    data = _load(WORKFLOW_DIR / f"{REFINE_FOLDER}.json")
+    data = _load(ui_workflow(REFINE_FOLDER))
     counter = next(node for node in data["nodes"] if node["type"] == "PrimitiveInt")
     assert counter["widgets_values"] == [0, "increment"]
 
@@ -702,7 +717,7 @@ def test_refine_folder_graph_walks_one_counter():
 
 @pytest.fixture(scope="module")
 def generation():
-    return (_load(WORKFLOW_DIR / f"{GENERATION}.json"), _load(WORKFLOW_DIR / "api" / f"{GENERATION}.json"))
+    return (_load(ui_workflow(GENERATION)), _load(WORKFLOW_DIR / "api" / f"{GENERATION}.json"))
 
 
 def _ui_node(data, type_name):

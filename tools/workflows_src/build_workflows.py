@@ -9,8 +9,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph import (Graph, layout, T, REPO, preview, prompt_and_sample, quality_gate,  # noqa: E402
+from graph import (Graph, arrange, T, REPO, preview, prompt_and_sample, quality_gate,  # noqa: E402
                    refine_and_pad, save_dataset, transparent_decode)
+
+# The template browsers of ComfyUI's frontends (1.27, 1.35) show a custom node's example workflow under its
+# file name: the title is the name, the description the name with '-' and '_' read as spaces, and the list
+# keeps the server's order (a directory listing) unless sorted A-Z by name. Nothing else is read (no index,
+# no field inside the workflow), so the UI file is named as a person would title it, numbered for the
+# order; the API twin keeps the short name that the CLI and the docs use.
+TITLES = {
+    "ld_portrait_generate_preview": "LD-Portrait 1. Preview one transparent portrait (SDXL)",
+    "ld_portrait_20k_generate": "LD-Portrait 2. Generate the 20K matting dataset (SDXL)",
+    "ld_portrait_sd15_generate": "LD-Portrait 3. Generate a matting dataset with SD1.5",
+    "ld_portrait_flux_generate": "LD-Portrait 4. Generate a matting dataset with Flux",
+    "ld_portrait_refine_folder": "LD-Portrait 5. Refine a folder of RGBA portraits",
+    "ld_portrait_greenscreen_key": "LD-Portrait 6. Green-screen portraits, chroma keyed",
+    "ld_portrait_video_matte": "LD-Portrait 7. Video portrait matting",
+}
 
 CUSTOM_TEMPLATE = (
     "# Used only when preset is 'custom' (a shipped preset ignores this text).\n"
@@ -59,7 +74,7 @@ Previews:
 - 'error map': the portrait with every pixel Connectivity Refine corrected in red.
 - 'refined composite': padded foreground + refined alpha over a background.
 
-Change the prompt by switching the template's preset to 'custom' and editing its text, or keep 'ld_portrait' and step the index. To make a dataset use ld_portrait_20k_generate.json instead.""")
+Change the prompt by switching the template's preset to 'custom' and editing its text, or keep 'ld_portrait' and step the index. To make a dataset use the workflow \"LD-Portrait 2. Generate the 20K matting dataset (SDXL)\" instead.""")
     else:
         overview = g.note(None, [420, 700], title="Read me: LD-Portrait-20K generation", text="""One portrait matte per run, saved into a matting dataset (the LD-Portrait-20K pipeline).
 
@@ -93,7 +108,7 @@ Switch preset to 'custom' to use the text in the node. Your own wildcard lists g
     template = g.node("LDPPromptTemplate", None,
                       {"preset": "ld_portrait", "template": CUSTOM_TEMPLATE, "index": 0, "seed": 0,
                        "mode": "enumerate"}, controls={"index": "increment", "seed": "fixed"},
-                      size=[460, 560])
+                      size=[460, 500])
 
     sample_note = g.note(None, [360, 300], title="Encode and sample", text="""SDXL at 1024 x 1024 with the Layer Diffusion patched model: the latent now also carries transparency.
 
@@ -139,26 +154,19 @@ Check a dataset with: ld-portrait dataset verify | stats | sheet""")
     comp_preview = preview(g, (composite, 0), "Preview: refined composite")
     err_preview = preview(g, (refine, 2), "Preview: error map (corrections in red)")
 
+    models = ("1. Models", [[models_note, ckpt, patch, decoder]])
+    prompt = ("2. Prompt", [[prompt_note, template]])
+    encode = ("3. Encode and sample", [[sample_note, sampled["pos_enc"], sampled["neg_enc"], sampled["latent"]],
+                                       [sampler, vae]])
+    decoding = ("4. Transparent decode", [[decode_note, decode], [raw_preview]])
+    refining = ("5. Refine and pad", [[refine_note, refine, pad]])
     if preview_only:
-        columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
-                   [sample_note, sampled["pos_enc"], sampled["neg_enc"], sampled["latent"]], [sampler, vae],
-                   [decode_note, decode, raw_preview], [refine_note, refine, pad],
-                   [composite, comp_preview, err_preview]]
-        groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
-                  ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
-                  ("5. Refine and pad", columns[6]), ("6. Previews", columns[7])]
+        previews = ("6. Previews", [[composite, comp_preview], [err_preview]])
+        arrange(g, [(None, [[overview]]), models, prompt, encode, decoding, refining, previews])
     else:
-        columns = [[overview], [models_note, ckpt, patch, decoder], [prompt_note, template],
-                   [sample_note, sampled["pos_enc"], sampled["neg_enc"], sampled["latent"]], [sampler, vae],
-                   [decode_note, decode, raw_preview], [refine_note, refine, pad],
-                   [gate_note, gate], [save_note, save], [composite, comp_preview, err_preview]]
-        groups = [("1. Models", columns[1]), ("2. Prompt", columns[2]),
-                  ("3. Encode and sample", columns[3] + columns[4]), ("4. Transparent decode", columns[5]),
-                  ("5. Refine and pad", columns[6]), ("6. Quality gate and save", columns[7] + columns[8]),
-                  ("7. Previews", columns[9])]
-    layout(g, columns)
-    for title, members in groups:
-        g.group(title, members)
+        arrange(g, [(None, [[overview]]), models, prompt, encode, decoding, refining,
+                    ("6. Quality gate and save", [[gate_note, gate, save_note], [save]]),
+                    ("7. Previews", [[composite, comp_preview], [err_preview]])])
     return g
 
 
@@ -195,25 +203,30 @@ Check the result with: ld-portrait dataset verify | stats | sheet""")
         "foreground": (pad, 0), "alpha": (refine, 0), "sample_index": (counter, 0), "raw_alpha": (load, 1)},
         gate, refine=refine)
     err_preview = preview(g, (refine, 2), "Preview: error map (corrections in red)")
-    columns = [[overview], [load_note, counter, load], [refine_note, refine, pad], [gate_note, gate],
-               [save_note, save], [err_preview]]
-    layout(g, columns)
-    g.group("1. Load", columns[1])
-    g.group("2. Refine and pad", columns[2])
-    g.group("3. Quality gate and save", columns[3] + columns[4])
-    g.group("Preview", columns[5])
+    arrange(g, [(None, [[overview]]), ("1. Load", [[load_note, counter, load]]),
+                ("2. Refine and pad", [[refine_note, refine, pad]]),
+                ("3. Quality gate and save", [[gate_note, gate, save_note], [save]]), ("Preview", [[err_preview]])])
     return g
 
 
 def write(name, g):
+    """workflows/<title>.json (UI, the template browser lists it under its file name) and
+    workflows/api/<name>.json (API, the name the CLI and the docs use); the UI file records its API twin."""
     ui, api = g.ui(), g.api()
-    (REPO / "workflows" / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    ui["extra"]["ld_portrait"] = {"api_workflow": f"api/{name}.json"}
+    (REPO / "workflows" / f"{TITLES[name]}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (REPO / "workflows" / "api" / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     from graph import spec_of
     problems = T.check_ui_workflow(ui, spec_of) + T.check_api_workflow(api, spec_of) + \
         T.compare_ui_api(ui, api, spec_of) + T.overlapping_nodes(ui)
     print(name, "problems:", problems)
 
+
+# UI workflows that are no longer built (renamed or removed) must not linger in the template browser.
+for _old in (REPO / "workflows").glob("*.json"):
+    if _old.stem not in TITLES.values():
+        _old.unlink()
+        _old.with_suffix(".jpg").unlink(missing_ok=True)
 
 write("ld_portrait_20k_generate", generation())
 write("ld_portrait_refine_folder", refine_folder())

@@ -5,6 +5,7 @@ can never disagree about what a valid workflow is.
 """
 import importlib.util
 import sys
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,24 +26,56 @@ def display_name(type_name):
     return names.get(type_name, type_name)
 
 NOTE_COLOR, NOTE_BG = "#432", "#653"
-# The saved view (extra.ds) must show the whole graph in a 1280x720 window: ComfyUI's frontends draw at
-# canvas = (graph + offset) * scale. 1.35's canvas is the whole window under an ~80 px tab/top bar and a
-# ~50 px sidebar; 1.27's canvas starts 40 px right and down (1240x680). Fit into both: x 50..1240, y 80..680.
-VIEW_WINDOW, VIEW_TOP_BAR, VIEW_SIDEBAR, VIEW_MARGIN = (1240, 680), 80, 50, 20
+# The saved view (extra.ds) is what a 1920x1080 window shows when the workflow opens. ComfyUI's frontends
+# draw at canvas = (graph + offset) * scale. Measured in that window: 1.27's canvas is 1856 x 1002 px, below
+# its 78 px menu and right of its 64 px sidebar; 1.35's canvas fills the window, under 38 px of tabs, a
+# floating breadcrumb down to y 90 and a 59 px sidebar. Canvas pixels x 59..1856, y 90..1002 show on both.
+# Below a zoom of 0.6 both draw nodes as empty boxes (no titles, values or note text): the view stays at
+# VIEW_MIN_SCALE or more and the groups are laid out in rows that fit the window at that zoom, so a reader
+# scrolls down through the stages instead of zooming.
+VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM, VIEW_MARGIN = 59, 90, 1856, 1002, 10
+VIEW_MIN_SCALE, VIEW_MAX_SCALE = 1.0, 1.0  # 1.0: note text at the frontends' own size (10 px), as in a new graph
+GROUP_PAD, GROUP_HEADER = 20, 36      # Graph.group: padding around members, title band above them
+BLOCK_GAP, NODE_GAP = 50, 40          # between groups; between nodes inside a group
+
+
+def visible_area():
+    """(left, top, width, height) of the canvas area a 1920x1080 window shows on both frontends, less a
+    margin, in canvas pixels."""
+    left, top = VIEW_LEFT + VIEW_MARGIN, VIEW_TOP + VIEW_MARGIN
+    return left, top, VIEW_RIGHT - VIEW_MARGIN - left, VIEW_BOTTOM - VIEW_MARGIN - top
+
+
+# A Note's text area at zoom 1 (both frontends' default 10 px monospace font): characters per graph unit of
+# width and graph units per line, with the title bar and padding around the text.
+NOTE_CHAR_WIDTH, NOTE_LINE_HEIGHT, NOTE_PADDING = 6.1, 12.5, 40
+
+
+def note_height(text, width):
+    """Height that shows all of a note's text without scrolling, at its width (words wrap as in a
+    textarea), with a little room to spare."""
+    per_line = max(10, int((width - 24) / NOTE_CHAR_WIDTH))
+    lines = sum(max(1, len(textwrap.wrap(paragraph, per_line))) for paragraph in text.split("\n"))
+    return int(lines * NOTE_LINE_HEIGHT * 1.05 + NOTE_PADDING)
 
 
 def saved_view(nodes, groups):
-    """extra.ds {"scale", "offset"} fitting every node (with its title bar) and group in the visible area."""
+    """extra.ds {"scale", "offset"}: the whole graph when it fits at VIEW_MIN_SCALE or more (centred, at
+    most VIEW_MAX_SCALE), else VIEW_MIN_SCALE with the graph's top-left corner (the first stage) at the
+    top-left of the visible area."""
     boxes = [(n["pos"][0], n["pos"][1] - T.TITLE_HEIGHT, n["size"][0], n["size"][1] + T.TITLE_HEIGHT) for n in nodes]
     boxes += [tuple(g["bounding"]) for g in groups]
     x0 = min(b[0] for b in boxes); y0 = min(b[1] for b in boxes)
     x1 = max(b[0] + b[2] for b in boxes); y1 = max(b[1] + b[3] for b in boxes)
-    left, top = VIEW_SIDEBAR + VIEW_MARGIN, VIEW_TOP_BAR + VIEW_MARGIN
-    width, height = VIEW_WINDOW[0] - VIEW_MARGIN - left, VIEW_WINDOW[1] - VIEW_MARGIN - top
-    scale = min(1.0, width / (x1 - x0), height / (y1 - y0))
-    scale = int(scale * 1000) / 1000  # round down: the rounded view still fits
-    offset = [round(left / scale + (width / scale - (x1 - x0)) / 2 - x0, 1),
-              round(top / scale + (height / scale - (y1 - y0)) / 2 - y0, 1)]
+    left, top, width, height = visible_area()
+    fit = min(width / (x1 - x0), height / (y1 - y0))
+    if fit >= VIEW_MIN_SCALE:
+        scale = int(min(VIEW_MAX_SCALE, fit) * 1000) / 1000  # round down: the rounded view still fits
+        offset = [round(left / scale + (width / scale - (x1 - x0)) / 2 - x0, 1),
+                  round(top / scale + (height / scale - (y1 - y0)) / 2 - y0, 1)]
+    else:
+        scale = VIEW_MIN_SCALE
+        offset = [round(left / scale - x0, 1), round(top / scale - y0, 1)]
     return {"scale": scale, "offset": offset}
 
 class Graph:
@@ -69,7 +102,7 @@ class Graph:
     def link(self, src, slot, dst, name):
         self.links.append((len(self.links) + 1, src, slot, dst, name))
 
-    def group(self, title, members, color="#3f789e", pad=20):
+    def group(self, title, members, color="#3f789e", pad=GROUP_PAD):
         self.groups.append((title, members, color, pad))
 
     # ---------------------------------------------------------------------------------
@@ -163,7 +196,7 @@ class Graph:
         sizes = {e["id"]: e["size"] for e in out_nodes}
         for gi, (title, members, color, pad) in enumerate(self.groups, 1):
             x0 = min(by_id[m]["pos"][0] for m in members) - pad
-            y0 = min(by_id[m]["pos"][1] for m in members) - T.TITLE_HEIGHT - pad - 36
+            y0 = min(by_id[m]["pos"][1] for m in members) - T.TITLE_HEIGHT - pad - GROUP_HEADER
             x1 = max(by_id[m]["pos"][0] + sizes[m][0] for m in members) + pad
             y1 = max(by_id[m]["pos"][1] + sizes[m][1] for m in members) + pad
             groups.append({"id": gi, "title": title, "bounding": [x0, y0, x1 - x0, y1 - y0],
@@ -193,22 +226,49 @@ class Graph:
         return out
 
 
-def layout(g, columns, x0=0, y0=0, gap_x=90, gap_y=70):
-    """columns: list of lists of node ids; stacks each column top-down, columns left to right."""
+def arrange(g, blocks):
+    """Place nodes and create groups: blocks is a list of (group title or None, columns), each column a
+    list of node ids stacked top-down, columns side by side inside the block. Blocks flow left to right
+    in rows no wider than the window shows at VIEW_MIN_SCALE (first block top-left); a block with a title
+    becomes a group. Every block must fit the window at that zoom (checked here and by the tests)."""
     by_id = g._by_id()
-    x = x0
-    for col in columns:
-        y = y0
-        width = 0
+    _, _, view_w, view_h = visible_area()
+    max_w, max_h = view_w / VIEW_MIN_SCALE, view_h / VIEW_MIN_SCALE
+
+    def column_size(col):
+        sizes = []
         for nid in col:
             n = by_id[nid]
-            spec = spec_of(n["type"])
-            size = n["size"] if n.get("size") else g.size_of(n, spec)
-            n["size"] = size
-            n["pos"] = [x, y]
-            y += size[1] + gap_y
-            width = max(width, size[0])
-        x += width + gap_x
+            n["size"] = list(n["size"]) if n.get("size") else g.size_of(n, spec_of(n["type"]))
+            if n["type"] == "Note":
+                n["size"][1] = note_height(n["text"], n["size"][0])
+            sizes.append(n["size"])
+        return (max(w for w, _ in sizes),
+                sum(h + T.TITLE_HEIGHT for _, h in sizes) + NODE_GAP * (len(sizes) - 1))
+
+    x = y = row_h = 0
+    for title, columns in blocks:
+        sizes = [column_size(col) for col in columns]
+        inner_w = sum(w for w, _ in sizes) + NODE_GAP * (len(sizes) - 1)
+        inner_h = max(h for _, h in sizes)
+        pad, header = (GROUP_PAD, GROUP_HEADER + GROUP_PAD) if title else (0, 0)
+        block_w, block_h = inner_w + 2 * pad, inner_h + header + pad
+        if block_w > max_w or block_h > max_h:
+            raise ValueError(f"block {title!r} is {block_w} x {block_h}: more than the {max_w:.0f} x {max_h:.0f} "
+                             f"a 1920x1080 window shows at zoom {VIEW_MIN_SCALE}; split its columns")
+        if x and x + block_w > max_w:
+            x, y, row_h = 0, y + row_h + BLOCK_GAP, 0
+        cx = x + pad
+        for col, (col_w, _) in zip(columns, sizes):
+            cy = y + header
+            for nid in col:
+                by_id[nid]["pos"] = [cx, cy + T.TITLE_HEIGHT]
+                cy += T.TITLE_HEIGHT + by_id[nid]["size"][1] + NODE_GAP
+            cx += col_w + NODE_GAP
+        if title:
+            g.group(title, [nid for col in columns for nid in col], pad=GROUP_PAD)
+        x += block_w + BLOCK_GAP
+        row_h = max(row_h, block_h)
 
 
 # --- graph fragments the shipped workflows share ---------------------------------------------

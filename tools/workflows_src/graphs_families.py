@@ -13,7 +13,7 @@ Every model file name, folder and URL comes from layerdiffusion/model_files.py.
 """
 import json
 
-from graph import (Graph, layout, preview, prompt_and_sample, quality_gate, refine_and_pad, save_dataset,
+from graph import (Graph, arrange, preview, prompt_and_sample, quality_gate, refine_and_pad, save_dataset,
                    transparent_decode)
 
 from comfyui_ld_portrait.layerdiffusion import model_files as MF
@@ -74,7 +74,8 @@ def _flux_models(g):
     decoder_node = g.node("LDPTransparentDecoderLoader", None, {"decoder_file": decoder.file_name},
                           size=[420, 70])
     g.link(unet_node, 0, lora_node, "model")
-    return dict(note=note, column=[note, unet_node, lora_node, clip, vae, decoder_node], model=(lora_node, 0),
+    return dict(note=note, column=[note, unet_node, lora_node, clip, vae, decoder_node],
+                columns=[[note], [unet_node, lora_node, clip, vae, decoder_node]], model=(lora_node, 0),
                 clip=(clip, 0), vae=(vae, 0), decoder=decoder_node)
 
 
@@ -95,7 +96,8 @@ def _sd15_models(g):
     decoder_node = g.node("LDPTransparentDecoderLoader", None, {"decoder_file": decoder.file_name},
                           size=[420, 70], models=_models_entry("sd15_decoder"))
     g.link(ckpt, 0, patch, "model")
-    return dict(note=note, column=[note, ckpt, patch, decoder_node], model=(patch, 0), clip=(ckpt, 1),
+    return dict(note=note, column=[note, ckpt, patch, decoder_node], columns=[[note, ckpt, patch, decoder_node]],
+                model=(patch, 0), clip=(ckpt, 1),
                 vae=(ckpt, 2), decoder=decoder_node)
 
 
@@ -128,7 +130,7 @@ def transparent_portraits(family):
     models = spec["models"](g)
     template = g.node("LDPPromptTemplate", None, {"preset": "ld_portrait", "index": 0, "seed": 0,
                                                   "mode": "enumerate"},
-                      controls={"index": "increment", "seed": "fixed"}, size=[460, 560])
+                      controls={"index": "increment", "seed": "fixed"}, size=[460, 500])
     sample_note = g.note(None, [360, 220], title="Encode and sample", text=spec["sample_text"] + (
         " The sampler seed is wired from the template (one seed per index, the same on every machine). "
         "Keep batch_size 1: the dataset id follows the index."))
@@ -150,17 +152,10 @@ def transparent_portraits(family):
 
     encode_column = [sample_note] + [sampled[name] for name in ("pos_enc", "neg_enc", "guidance", "latent")
                                      if sampled[name] is not None]
-    columns = [[overview], models["column"], [template], encode_column,
-               [sampled["sampler"], sampled["vae_decode"]], [decode, raw_preview], [refine, pad], [gate], [save],
-               [err_preview]]
-    layout(g, columns)
-    g.group("1. Models", columns[1])
-    g.group("2. Prompt", columns[2])
-    g.group("3. Encode and sample", columns[3] + columns[4])
-    g.group("4. Transparent decode", columns[5])
-    g.group("5. Refine and pad", columns[6])
-    g.group("6. Quality gate and save", columns[7] + columns[8])
-    g.group("Preview", columns[9])
+    arrange(g, [(None, [[overview]]), ("1. Models", models["columns"]), ("2. Prompt", [[template]]),
+                ("3. Encode and sample", [encode_column, [sampled["sampler"], sampled["vae_decode"]]]),
+                ("4. Transparent decode", [[decode, raw_preview]]), ("5. Refine and pad", [[refine, pad]]),
+                ("6. Quality gate and save", [[gate], [save]]), ("Preview", [[err_preview]])])
     return g
 
 

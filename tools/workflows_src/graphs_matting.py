@@ -2,7 +2,7 @@
 folders to an RGBA PNG sequence (built by build_workflows.py)."""
 import json
 
-from graph import Graph, layout, preview, prompt_and_sample, quality_gate, save_dataset
+from graph import Graph, arrange, preview, prompt_and_sample, quality_gate, save_dataset
 
 from comfyui_ld_portrait.prompting import preset_text
 
@@ -40,7 +40,7 @@ ld-portrait key INPUT_DIR OUTPUT_DIR""")
     template = g.node("LDPPromptTemplate", None,
                       {"preset": "custom", "template": green_screen_template(), "index": 0,
                        "seed": 0, "mode": "enumerate"},
-                      controls={"index": "increment", "seed": "fixed"}, size=[460, 560])
+                      controls={"index": "increment", "seed": "fixed"}, size=[460, 500])
     sampled = prompt_and_sample(g, template, model=(ckpt, 0), clip=(ckpt, 1), vae=(ckpt, 2))
     vae = sampled["vae_decode"]
     key_note = g.note(None, [420, 260], title="Chroma key", text="""Colour-difference keying against a clean plate (the screen colour estimated at every pixel, so uneven lighting keys cleanly). clip_black / clip_white stretch the matte; spill_strength removes green cast from hair and skin; edge_softness blurs the alpha. key_colour 'auto' measures the screen on the image border.
@@ -54,15 +54,11 @@ Quality Gate and Save then work as in the Layer Diffusion workflow.""")
         "foreground": (key, 0), "alpha": (key, 1), "sample_index": (template, 4)}, gate, template=template)
     keyed = preview(g, (key, 2), "Preview: keyed portrait (checkerboard)")
     photo = preview(g, (vae, 0), "Preview: green-screen photograph")
-    columns = [[overview], [ckpt, prompt_note, template],
-               [sampled[name] for name in ("pos_enc", "neg_enc", "latent", "sampler", "vae_decode")],
-               [key_note, key, photo], [gate], [save], [keyed]]
-    layout(g, columns)
-    g.group("1. Model and prompt", columns[1])
-    g.group("2. Sample (no Layer Diffusion)", columns[2])
-    g.group("3. Chroma key", columns[3])
-    g.group("4. Quality gate and save", columns[4] + columns[5])
-    g.group("Preview", columns[6])
+    arrange(g, [(None, [[overview]]), ("1. Model and prompt", [[ckpt, prompt_note], [template]]),
+                ("2. Sample (no Layer Diffusion)",
+                 [[sampled[name] for name in ("pos_enc", "neg_enc", "latent")], [sampled["sampler"], sampled["vae_decode"]]]),
+                ("3. Chroma key", [[key_note, key], [photo]]), ("4. Quality gate and save", [[gate], [save]]),
+                ("Preview", [[keyed]])])
     return g
 
 
@@ -91,11 +87,8 @@ Long clips: all frames are held in memory; split very long clips into parts.""")
     g.link(matte, 0, save, "rgba")
     g.link(frames, 1, save, "names")
     rgba_preview = preview(g, (matte, 0), "Preview: RGBA frames")
-    columns = [[overview], [frames, masks], [matte_note, matte], [save, rgba_preview]]
-    layout(g, columns)
-    g.group("1. Load frames and masks", columns[1])
-    g.group("2. Matte", columns[2])
-    g.group("3. Save RGBA sequence", columns[3])
+    arrange(g, [(None, [[overview]]), ("1. Load frames and masks", [[frames, masks]]),
+                ("2. Matte", [[matte_note, matte]]), ("3. Save RGBA sequence", [[save, rgba_preview]])])
     return g
 
 

@@ -30,6 +30,7 @@ RENDER_VERSION = 1                   # bump when the drawing changes, so every t
 BACKGROUND = "#202020"
 NODE_BODY, NODE_TITLE_BAR, NODE_EDGE = "#353535", "#222222", "#555555"
 TEXT, NOTE_TEXT = "#dddddd", "#f0e0c0"
+NOTE_LINES = "#8a7a60"               # the grey lines that stand for a note's text
 # litegraph's link colours by type, so the thumbnail reads like the editor
 LINK_COLORS = {"IMAGE": "#64b5f6", "MASK": "#81c784", "LATENT": "#ff9cf9", "MODEL": "#b39ddb",
                "CLIP": "#ffd500", "CONDITIONING": "#ffa931", "VAE": "#ff6e6e", "INT": "#aaaaaa"}
@@ -104,14 +105,8 @@ def _blend_rect(img, p0, p1, color, opacity):
     roi[:] = (roi * (1 - opacity) + np.array(color, np.float32) * opacity).astype(np.uint8)
 
 
-def render(workflow: dict) -> np.ndarray:
-    """Draw the workflow's graph.
-
-    Returns
-    -------
-    np.ndarray, uint8 BGR, shape (HEIGHT, WIDTH, 3).
-    """
-    s = scene(workflow)
+def _frame(s: dict) -> tuple[float, float, float]:
+    """(scale, ox, oy) mapping graph units to supersampled pixels: pixel = graph * scale + offset."""
     boxes = [g[:4] for g in s["groups"]] + [n[:4] for n in s["nodes"]]
     if not boxes:
         raise ValueError("workflow has no nodes and no groups: nothing to draw")
@@ -122,6 +117,55 @@ def render(workflow: dict) -> np.ndarray:
     scale = min((W - 2 * m) / (x1 - x0), (H - 2 * m) / (y1 - y0))
     ox = (W - (x1 - x0) * scale) / 2 - x0 * scale
     oy = (H - (y1 - y0) * scale) / 2 - y0 * scale
+    return scale, ox, oy
+
+
+def layout(workflow: dict) -> dict:
+    """Where render() puts each group and node, in thumbnail pixels (after the supersampled picture is
+    shrunk), with the colour it fills them with: for checks that must not depend on how a library draws
+    text or encodes JPEG.
+
+    Returns
+    -------
+    dict with ``groups`` [((x0, y0, x1, y1), title_bar_bottom, body_bgr)] (body_bgr: the group colour
+    blended over the background, as drawn), ``nodes`` [((x0, y0, x1, y1), title_bar_bottom, body_bgr,
+    is_note)], ``links`` [((x0, y0), (x1, y1))] (drawn as straight lines), ``background`` (bgr) and ``note_lines`` (bgr:
+    the lines drawn across a note's body, so it holds blends of its body colour and this one). Coordinates are floats; boxes include their outline.
+    """
+    s = scene(workflow)
+    scale, ox, oy = _frame(s)
+    k = SUPERSAMPLE
+
+    def box(x, y, w, h):
+        return ((x * scale + ox) / k, (y * scale + oy) / k, ((x + w) * scale + ox) / k, ((y + h) * scale + oy) / k)
+
+    background = np.array(_bgr(BACKGROUND), np.float32)
+    group_bar = max(int(GROUP_TITLE_HEIGHT * scale), 13 * k) / k
+    node_bar = max(int(NODE_TITLE_HEIGHT * scale), 10 * k) / k
+    groups = []
+    for gx, gy, gw, gh, color, _title in s["groups"]:
+        b = box(gx, gy, gw, gh)
+        body = tuple(float(v) for v in background * (1 - 0.22) + np.array(_bgr(color), np.float32) * 0.22)
+        groups.append((b, b[1] + group_bar, body))
+    nodes = [(box(nx, ny, nw, nh), box(nx, ny, nw, nh)[1] + node_bar, tuple(map(float, _bgr(body))), is_note)
+             for nx, ny, nw, nh, _label, is_note, body in s["nodes"]]
+    links = [(((x0 * scale + ox) / k, (y0 * scale + oy) / k), ((x1 * scale + ox) / k, (y1 * scale + oy) / k))
+             for x0, y0, x1, y1, _type in s["links"]]
+    return {"groups": groups, "nodes": nodes, "links": links, "background": tuple(map(float, background)),
+            "note_lines": tuple(map(float, _bgr(NOTE_LINES)))}
+
+
+def render(workflow: dict) -> np.ndarray:
+    """Draw the workflow's graph.
+
+    Returns
+    -------
+    np.ndarray, uint8 BGR, shape (HEIGHT, WIDTH, 3).
+    """
+    s = scene(workflow)
+    scale, ox, oy = _frame(s)
+    k = SUPERSAMPLE
+    W, H = WIDTH * k, HEIGHT * k
 
     def pt(x, y):
         return (int(round(x * scale + ox)), int(round(y * scale + oy)))
@@ -144,7 +188,7 @@ def render(workflow: dict) -> np.ndarray:
         cv2.rectangle(img, p0, p1, _bgr(NODE_EDGE), 1, aa)
         if is_note:  # a few grey lines stand for the note's text
             for ty in range(p0[1] + node_bar + 5 * k, p1[1] - 4 * k, 6 * k):
-                cv2.line(img, (p0[0] + 4 * k, ty), (p1[0] - 4 * k, ty), _bgr("#8a7a60"), 1, aa)
+                cv2.line(img, (p0[0] + 4 * k, ty), (p1[0] - 4 * k, ty), _bgr(NOTE_LINES), 1, aa)
         text = _fit_text(label, p1[0] - p0[0] - 6 * k, 0.30 * k, 1)
         cv2.putText(img, text, (p0[0] + 3 * k, p0[1] + node_bar - 3 * k), font, 0.30 * k,
                     _bgr(NOTE_TEXT if is_note else TEXT), 1, aa)
