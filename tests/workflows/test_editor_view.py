@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOW_DIR = Path(__file__).resolve().parents[2] / "workflows"
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_DIR = REPO / "workflows"
 UI_WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
 LOW_QUALITY_BELOW = 0.6               # litegraph's low_quality threshold in both frontends
 READABLE_SCALE = 1.0                  # note text at the frontends' own 10 px; node titles at 14 px
@@ -149,3 +150,16 @@ def test_templates_are_numbered_in_the_order_they_are_listed_by_name():
     assert sorted(numbers) == list(range(1, len(UI_WORKFLOWS) + 1)), f"numbers {numbers}: want 1..N, once each"
     assert numbers == sorted(numbers), "sorting the file names (the browser's A -> Z) must give the numbered order"
     assert len(UI_WORKFLOWS) <= 9, "10 or more templates: pad the numbers so '10' sorts after '9'"
+
+
+@pytest.mark.parametrize("path", UI_WORKFLOWS, ids=_ids(UI_WORKFLOWS))
+def test_docs_show_the_workflow_on_both_frontends(path):
+    """docs/workflows.md shows every template as it opens (tools/workflows_src/screenshots.py makes them)."""
+    number = TITLE.fullmatch(path.stem).group(1)
+    short = Path(_load(path)["extra"]["ld_portrait"]["api_workflow"]).stem.removeprefix("ld_portrait_")
+    page = (REPO / "docs" / "workflows.md").read_text(encoding="utf-8")
+    for frontend in ("1.27", "1.35"):
+        picture = f"screenshots/frontend_{frontend}_{number}_{short}.jpg"
+        assert (REPO / "docs" / picture).is_file(), f"{picture} missing: run tools/workflows_src/screenshots.py"
+        assert (REPO / "docs" / picture).stat().st_size < 300 * 1024, f"{picture} is over 300 KB"
+        assert picture in page, f"docs/workflows.md does not show {picture}"
