@@ -21,9 +21,10 @@ UI_WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
 MAX_BYTES = 60 * 1024
 MAX_SIZE = (512, 384)                 # width, height
 # A region matches when at most this share of its pixels differ from its colour by more than
-# COLOUR_TOLERANCE (0..255, any channel). Measured: shipped thumbnails <= 0.07 (JPEG noise, the faint
-# lines that stand for a note's text); a group moved by 150-200 graph units >= 0.67, a node moved by
-# 100 >= 0.15 (test_stale_thumbnail_is_detected).
+# COLOUR_TOLERANCE (0..255, any channel) from the nearest blend of its colours. Measured on the shipped
+# thumbnails, and on fresh renderings with OpenCV 5.1: <= 0.03 (JPEG noise); the group '1. ...' moved by
+# (200, 150) graph units: >= 0.48; a node moved by 100 units: 0.04 to 0.46 by graph size, 0.37 in the
+# refine-folder graph that test_stale_thumbnail_is_detected uses.
 COLOUR_TOLERANCE = 24
 MAX_MISMATCHED_SHARE = 0.10
 MIN_REGION_PIXELS = 20                # smaller regions (a sliver between boxes) say nothing
