@@ -14,7 +14,10 @@ Refinement sheet columns (left to right):
 3. **alpha-bar_h**: the paper's error view (``refine.errormap.alpha_bar_error_view``): raw
    semi-transparent pixels (alpha-bar) in white on black, the pixels refinement corrected in
    red; under its title the legend ``refine.errormap.RED_LEGEND`` is written in that red (the
-   error-map panel's titles carry the same legend in the same red);
+   error-map panel's titles carry the same legend in the same red). Rows that carry the
+   pixels refinement kept unjudged (``SheetRow.uncertain``, from ``RefineResult.uncertain``)
+   show them in ``refine.errormap.UNCERTAIN_CYAN``, and the sheet then has a second legend
+   line, ``refine.errormap.UNCERTAIN_LEGEND`` in that cyan;
 4. **refined alpha**: the matte that goes into the dataset;
 5. **refined composite**: the padded foreground with the refined alpha over a coloured
    gradient, the way a training pipeline composites it.
@@ -34,11 +37,12 @@ import cv2
 import numpy as np
 
 from .imagefiles import to_uint8
-from ..refine.errormap import ERROR_RED, RED_LEGEND, alpha_bar_error_view, checker_composite
+from ..refine.errormap import (ERROR_RED, RED_LEGEND, UNCERTAIN_CYAN, UNCERTAIN_LEGEND, alpha_bar_error_view,
+                               checker_composite)
 from ..refine.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
 
 __all__ = ["SheetRow", "contact_sheet", "gradient_background", "COLUMN_TITLES",
-           "COLUMN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size", "check_sheet_size", "choose_samples",
+           "COLUMN_LEGENDS", "COLUMN_UNCERTAIN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size", "check_sheet_size", "choose_samples",
            "dataset_sheet", "SHEET_BACKGROUND_KINDS", "MAX_CELL", "MAX_SHEET_PIXELS"]
 
 COLUMN_TITLES = ("raw composite", "raw alpha", "alpha-bar_h", "refined alpha",
@@ -46,6 +50,8 @@ COLUMN_TITLES = ("raw composite", "raw alpha", "alpha-bar_h", "refined alpha",
 #: Second header line under a column title: the legend for red under alpha-bar_h (the panel
 #: of ``refine.errormap`` writes the same legend, in the same red, in its titles).
 COLUMN_LEGENDS = ("", "", RED_LEGEND, "", "")
+#: Third header line, drawn only when a row carries uncertain pixels: their legend (cyan).
+COLUMN_UNCERTAIN_LEGENDS = ("", "", UNCERTAIN_LEGEND, "", "")
 
 _SHEET_BACKGROUND = np.array([0.11, 0.11, 0.13], np.float32)
 # Text colours in 8-bit RGB: OpenCV draws text on uint8 images only.
@@ -53,6 +59,7 @@ _TEXT = (235, 235, 235)
 _KEEP = (115, 217, 115)
 _REJECT = (242, 115, 102)
 _LEGEND = tuple(int(round(255 * c)) for c in ERROR_RED)
+_UNCERTAIN_LEGEND = tuple(int(round(255 * c)) for c in UNCERTAIN_CYAN)
 
 
 @dataclasses.dataclass
@@ -75,6 +82,9 @@ class SheetRow:
         Second caption part (verdict, corrected share, ...).
     kept : bool or None
         Colours the note green (True) or red (False); None leaves it neutral.
+    uncertain : ndarray [H, W] of bool, optional
+        Pixels refinement kept unjudged (``RefineResult.uncertain``), drawn cyan in the
+        alpha-bar_h column.
     """
 
     label: str
@@ -84,6 +94,7 @@ class SheetRow:
     alpha: np.ndarray
     note: str = ""
     kept: bool | None = None
+    uncertain: np.ndarray | None = None
 
 
 def gradient_background(height: int, width: int, index: int = 0) -> np.ndarray:
@@ -161,18 +172,23 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
     cell_w = min(MAX_CELL, max(32, int(round(cell * first_w / first_h))))
     columns = len(COLUMN_TITLES)
     scale, title_line, caption = _sheet_metrics(cell)
-    header = title_line + caption  # titles, then the legend line
+    legend_rows = [COLUMN_LEGENDS]
+    if any(row.uncertain is not None for row in rows):
+        legend_rows.append(COLUMN_UNCERTAIN_LEGENDS)
+    header = title_line + len(legend_rows) * caption  # titles, then the legend lines
     width = gap + columns * (cell_w + gap)
     height = header + len(rows) * (caption + cell + gap) + gap
     check_sheet_size(height, width)
     sheet = np.empty((height, width, 3), np.uint8)
     sheet[:] = to_uint8(_SHEET_BACKGROUND)
 
-    for column, (title, legend) in enumerate(zip(COLUMN_TITLES, COLUMN_LEGENDS)):
+    for column, title in enumerate(COLUMN_TITLES):
         x = gap + column * (cell_w + gap) + 2
         _text(sheet, _shorten(title, cell_w, scale), x, title_line - 8, _TEXT, scale)
-        if legend:
-            _text(sheet, _shorten(legend, cell_w, scale), x, header - 8, _LEGEND, scale)
+        for line, (legends, colour) in enumerate(zip(legend_rows, (_LEGEND, _UNCERTAIN_LEGEND))):
+            if legends[column]:
+                _text(sheet, _shorten(legends[column], cell_w, scale), x,
+                      title_line + (line + 1) * caption - 8, colour, scale)
 
     for index, row in enumerate(rows):
         rgb = as_rgb(row.rgb, "rgb")
@@ -186,7 +202,8 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
         refined = fg * alpha[..., None] + gradient_background(h, w, index) * (1.0 - alpha[..., None])
         corrected = np.abs(alpha - raw) > HALF_CODE  # the stored files are 8-bit
         pictures = (checker_composite(rgb, raw), np.repeat(raw[..., None], 3, axis=2),
-                    alpha_bar_error_view(raw, corrected), np.repeat(alpha[..., None], 3, axis=2),
+                    alpha_bar_error_view(raw, corrected, row.uncertain),
+                    np.repeat(alpha[..., None], 3, axis=2),
                     refined)
 
         top = header + index * (caption + cell + gap)

@@ -22,9 +22,11 @@ from .safeio import open_control_file, require_dataset, scan_names
 __all__ = ["DatasetStats", "dataset_stats", "NO_VERDICT_REASON"]
 
 #: Refinement measures summarised by :func:`dataset_stats` first (others that are numeric
-#: follow in name order); pixel counts per fix kind come from ``RefineResult.stats``.
+#: follow in name order); pixel counts per fix kind and of the uncertain pixels (kept unjudged)
+#: come from ``RefineResult.stats``.
 _REFINE_KEYS = ("changed_fraction", "changed_pixels", "semi_before", "semi_after",
-                "interior_fixed", "pinholes_filled", "debris_removed", "frame_fade_fixed")
+                "interior_fixed", "pinholes_filled", "debris_removed", "frame_fade_fixed",
+                "uncertain_pixels", "uncertain_fraction")
 _NOT_MEASURES = {"height", "width"}
 #: Reject reason recorded for a rejected sample whose meta has no verdict with reasons.
 NO_VERDICT_REASON = "(no verdict)"

@@ -2,8 +2,8 @@
 
 Refinement and gate come in two forms, as core's KSampler / KSampler (Advanced): a simple node
 with one choice (strength, strictness) for artists, and an advanced node with every parameter
-(the original ids, so saved workflows keep working). Thin adapters: each node converts ComfyUI tensors to numpy, loops over the batch, calls the
-library in ``refine/`` and converts back. Alpha sockets are named ``alpha`` and mean
+(the original ids, so saved workflows keep working). Thin adapters: each node converts ComfyUI
+tensors to numpy, loops over the batch, calls the library in ``refine/`` and converts back. Alpha sockets are named ``alpha`` and mean
 1 = opaque portrait; an ``invert`` switch accepts core's inverted MASK (LoadImage gives
 1 - alpha). Library modules are imported inside the methods so importing the pack stays light.
 """
@@ -20,26 +20,25 @@ from ._common import (alpha_input, each_in_batch, field_input, image_input, imag
 CATEGORY = "LD-Portrait/matte"
 
 # Refinement parameters shown by the advanced node, in widget order. The order is fixed (saved
-# UI workflows store widget values by position: new fields go at the end); types, ranges,
+# UI workflows store widget values by position: new fields go at the end; issue 18 replaced
+# the whole parameter set, so workflows saved before it need rebuilding); types, ranges,
 # defaults and tooltips come from RefineParams' field metadata, so widgets cannot drift from
 # the library. Sizes whose library default is None ("scale with the image") show 0 for
 # "automatic".
 _REFINE_WIDGET_ORDER = (
-    "background_level", "gap_level", "opaque_level", "band_width", "gap_rim", "reach_depth",
-    "hole_min_area", "island_min_area", "debris_max_alpha", "keep_island_fraction", "strand_width",
-    "ramp_depth", "speckle_level", "speckle_passes", "frame_fade_depth", "fade_min_alpha",
-    "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade", "shelf_level", "shelf_rise", "faint_level",
-    "taper_width",
+    "background_level", "see_through_level", "deep_fill_level", "flat_step", "reach", "solid_radius",
+    "hole_min_area", "island_keep_fraction", "frame_fade_depth",
+    "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade",
 )
-_AUTOMATIC_SIZES = ("band_width", "gap_rim", "reach_depth", "strand_width", "ramp_depth", "taper_width", "hole_min_area",
-                    "island_min_area", "frame_fade_depth")
+_AUTOMATIC_SIZES = ("reach", "solid_radius", "hole_min_area", "frame_fade_depth")
+_FINE_STEP = ("background_level", "island_keep_fraction")  # useful values below 0.01
 _REFINE_WIDGET_MAX = 4096  # lengths in px; an alpha's side rarely exceeds it
 
 STRENGTH_TOOLTIP = (
-    "How hard to repair: 'standard' suits Layer Diffusion portraits; 'gentle' keeps more "
-    "semi-transparency (only clear errors are fixed); 'strong' also fills dimmer blotches along "
-    "the outline and longer speckle chains. Every parameter is in Connectivity Refine Alpha, "
-    "Advanced.")
+    "How hard to repair: 'standard' suits Layer Diffusion portraits; 'gentle' fills only "
+    "near-opaque pixels deep inside the body and keeps more semi-transparency (more is left "
+    "uncertain); 'strong' trusts the prior further and also fills dimmer ones. Every parameter "
+    "is in Connectivity Refine Alpha, Advanced.")
 STRICTNESS_TOOLTIP = (
     "How strict the gate is: 'standard' suits Layer Diffusion portrait datasets; 'lenient' lets "
     "more through (busts cut at the sides, more corrections); 'strict' keeps only clean, centred, "
@@ -67,8 +66,7 @@ def _refine_widgets() -> dict:
         if is_int:
             widgets[name] = number_input("INT", int(default), int(low), int(high), doc, step=1)
         else:
-            step = 0.5 if name in _AUTOMATIC_SIZES else (0.001 if name in ("background_level", "opaque_level",
-                                                                          "keep_island_fraction") else 0.01)
+            step = 0.5 if name in _AUTOMATIC_SIZES else (0.001 if name in _FINE_STEP else 0.01)
             widgets[name] = number_input("FLOAT", float(default), float(low), float(high), doc, step=step)
     return widgets
 
@@ -81,31 +79,35 @@ def _refine_batch(alpha, image, invert: bool, params) -> tuple:
     alphas, images = match_batch(
         mask_list(alpha, invert=invert), None if image is None else image_list(image),
         names=("alpha", "image"))
-    refined, changed, maps, stats = [], [], [], []
+    refined, changed, uncertain, maps, stats = [], [], [], [], []
     for index, matte in each_in_batch(list(enumerate(alphas))):
         result = refine_alpha(matte, params)
         # Without colour, a white silhouette over the map's grey background stands in.
         colour = images[index] if images is not None else np.ones(matte.shape + (3,), np.float32)
         refined.append(result.alpha)
         changed.append(result.changed)
-        maps.append(error_map(colour, result.alpha, result.changed))
+        uncertain.append(result.uncertain)
+        maps.append(error_map(colour, result.alpha, result.changed, uncertain=result.uncertain))
         stats.append(result.stats)
-    return (mask_tensor(refined), mask_tensor(changed), image_tensor(maps), json.dumps(stats))
+    return (mask_tensor(refined), mask_tensor(changed), image_tensor(maps), json.dumps(stats),
+            mask_tensor(uncertain))
 
 
-def _judge_batch(alpha, raw_alpha, changed, invert: bool, thresholds) -> tuple:
+def _judge_batch(alpha, raw_alpha, changed, invert: bool, thresholds, uncertain=None) -> tuple:
     """Judge every alpha of a batch with ``thresholds`` (QualityThresholds); the node outputs."""
     from ..refine.quality import judge_quality, measure_quality
 
-    alphas, raws, changes = match_batch(
+    alphas, raws, changes, unsure = match_batch(
         mask_list(alpha, invert=invert),
         None if raw_alpha is None else mask_list(raw_alpha, "raw_alpha", invert=invert),
         None if changed is None else mask_list(changed, "changed"),
-        names=("alpha", "raw_alpha", "changed"))
+        None if uncertain is None else mask_list(uncertain, "uncertain"),
+        names=("alpha", "raw_alpha", "changed", "uncertain"))
     verdicts, lines = [], []
     for index, matte in each_in_batch(list(enumerate(alphas))):
         measures = measure_quality(matte, raw_alpha=None if raws is None else raws[index],
-                                   changed=None if changes is None else changes[index], thresholds=thresholds)
+                                   changed=None if changes is None else changes[index],
+                                   uncertain=None if unsure is None else unsure[index], thresholds=thresholds)
         verdict = judge_quality(measures, thresholds)
         verdicts.append(verdict.to_dict())
         if verdict.keep:
@@ -127,9 +129,13 @@ class _RefineNode:
         MASK changed: 1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality
             gate.
         IMAGE error_map: Error map: the portrait with the corrected pixels in red, in the style of the
-            paper's figures (IMAGE [B,H,W,3]). Without an image input a white silhouette stands in.
+            paper's figures, and the uncertain ones in cyan (IMAGE [B,H,W,3]). Without an image input a
+            white silhouette stands in.
         STRING stats: Refinement statistics as a JSON list, one object per image of the batch (pixel counts
-            per repair kind, changed fraction, parameters used).
+            per repair kind, uncertain pixels and fraction, changed fraction, parameters used).
+        MASK uncertain: 1 where refinement kept the alpha as decoded because it cannot tell a genuine soft
+            region (veil, translucent hair) from an artifact, else 0 (MASK [B,H,W]); plug it into the
+            quality gate, which rejects mattes with too much of it.
     """)
 
 
@@ -155,7 +161,14 @@ _GATE_INPUTS = {
         "Optional 'changed' output of the refine node; enables the 'too_many_corrections' check.")}),
     "invert": invert_input(
         "Turn on when alpha and raw_alpha are core's inverted MASK (1 = transparent, as "
-        "from Load Image); both are then used as 1 - mask. 'changed' is never inverted."),
+        "from Load Image); both are then used as 1 - mask. 'changed' and 'uncertain' are never "
+        "inverted."),
+}
+# Added with issue 18, after every existing input so saved workflows' input slots stay valid.
+_GATE_UNCERTAIN_INPUT = {
+    "uncertain": ("MASK", {"tooltip": (
+        "Optional 'uncertain' output of the refine node; enables the 'uncertain_matte' check "
+        "(too much of the portrait kept as decoded, unjudged).")}),
 }
 
 
@@ -196,9 +209,11 @@ class LDPRefineAlpha(_RefineNode):
         "Repair a Layer Diffusion alpha with the portrait connectivity prior: semi-transparent "
         "speckle and blotches inside the body and transparent pinholes (eye highlights) become "
         "opaque, faint floating debris is removed and the fade at the frame is fixed, while hair "
-        "strands, soft edges and large background holes are kept. Pick a strength; every "
-        "parameter is in Connectivity Refine Alpha, Advanced. Outputs the refined alpha, the "
-        "changed pixels, an error map (corrections in red) and statistics.")
+        "strands, soft edges and large background holes are kept; what the prior cannot judge "
+        "(a veil or a dimming blotch) is kept as decoded and marked uncertain. Pick a strength; "
+        "every parameter is in Connectivity Refine Alpha, Advanced. Outputs the refined alpha, "
+        "the changed pixels, an error map (corrections in red, uncertain in cyan), statistics "
+        "and the uncertain pixels.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -222,12 +237,13 @@ class LDPRefineAlpha(_RefineNode):
 class LDPConnectivityRefine(_RefineNode):
     DESCRIPTION = (
         "Connectivity refinement with every parameter exposed (the simple form is Refine Alpha). "
-        "Semi-transparent speckle, blotches and shelves inside the body and transparent "
-        "pinholes become opaque, faint floating debris is removed, the fade at the frame is "
-        "fixed, while the genuine transition band along the outline (hair strands, soft edges) "
-        "and large background holes are kept. Sizes at 0 scale with the image; hover a widget "
-        "for its meaning. Outputs the refined alpha, the changed pixels, an error map "
-        "(corrected pixels in red) and statistics.")
+        "Semi-transparent speckle and blotches inside the body and transparent pinholes become "
+        "opaque, floating debris is removed, the fade at the frame is fixed, while soft structure "
+        "near background seen through hair (strands, soft edges) and large background holes are "
+        "kept; what the prior cannot judge is kept as decoded and marked uncertain. Sizes at 0 "
+        "scale with the image; hover a widget for its meaning. Outputs the refined alpha, the "
+        "changed pixels, an error map (corrected pixels in red, uncertain in cyan), statistics "
+        "and the uncertain pixels.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -252,12 +268,13 @@ class LDPConnectivityRefine(_RefineNode):
 
 class LDPQualityGateSimple(_GateNode):
     DESCRIPTION = (
-        "Judge whether portrait mattes belong in a dataset, at a chosen strictness: rejects empty "
-        "mattes, several people, subjects cut off at the top or sides, mattes that needed too "
-        "many corrections, nearly binary alpha (a failed transparent decode), translucent "
-        "objects, tiny or off-centre subjects. Every threshold is in Matte Quality Gate, "
-        "Advanced. Outputs keep (True only when every image of the batch passes), the number "
-        "kept, readable reasons and the full verdicts as JSON.")
+        "Judge whether portrait mattes belong in a dataset, at a chosen strictness: rejects "
+        "empty mattes, several people, subjects cut off at the top or sides, mattes that needed "
+        "too many corrections, nearly binary alpha (a failed transparent decode), translucent "
+        "objects, tiny or off-centre subjects, mattes with too much area refinement left "
+        "uncertain. Every threshold is in Matte Quality Gate, Advanced. Outputs keep (True only "
+        "when every image of the batch passes), the number kept, readable reasons and the full "
+        "verdicts as JSON.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -268,23 +285,24 @@ class LDPQualityGateSimple(_GateNode):
                 "alpha": alpha_input(),
                 "strictness": (list(QUALITY_PRESETS), {"default": "standard", "tooltip": STRICTNESS_TOOLTIP}),
             },
-            "optional": dict(_GATE_INPUTS),
+            "optional": {**_GATE_INPUTS, **_GATE_UNCERTAIN_INPUT},
         }
 
-    def judge(self, alpha, strictness="standard", raw_alpha=None, changed=None, invert=False):
+    def judge(self, alpha, strictness="standard", raw_alpha=None, changed=None, invert=False, uncertain=None):
         from ..refine.quality import quality_preset
 
-        return _judge_batch(alpha, raw_alpha, changed, invert, quality_preset(strictness))
+        return _judge_batch(alpha, raw_alpha, changed, invert, quality_preset(strictness), uncertain)
 
 
 class LDPQualityGate(_GateNode):
     DESCRIPTION = (
         "The quality gate with every threshold exposed (the simple form is Matte Quality Gate): "
-        "rejects empty mattes, several people, subjects cut off at the top or sides, mattes that "
-        "needed too many corrections, nearly binary alpha (a failed transparent decode), "
-        "translucent objects, tiny or off-centre subjects. Outputs keep (True only when every "
-        "image of the batch passes), the number kept, readable reasons and the full verdicts "
-        "with all measured values as JSON. Hover a threshold for its meaning.")
+        "rejects empty mattes, several people, subjects cut off at the top or sides, mattes "
+        "that needed too many corrections, nearly binary alpha (a failed transparent decode), "
+        "translucent objects, tiny or off-centre subjects, mattes with too much area refinement "
+        "left uncertain. Outputs keep (True only when every image of the batch passes), the "
+        "number kept, readable reasons and the full verdicts with all measured values as JSON. "
+        "Hover a threshold for its meaning.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -294,12 +312,14 @@ class LDPQualityGate(_GateNode):
         for spec in fields(QualityThresholds):
             optional[spec.name] = field_input(QualityThresholds, spec.name,
                                               step=1 if spec.type in ("int", int) else 0.001)
+        optional.update(_GATE_UNCERTAIN_INPUT)
         return {"required": {"alpha": alpha_input()}, "optional": optional}
 
-    def judge(self, alpha, raw_alpha=None, changed=None, invert=False, **thresholds):
+    def judge(self, alpha, raw_alpha=None, changed=None, invert=False, uncertain=None, **thresholds):
         from ..refine.quality import QualityThresholds
 
-        return _judge_batch(alpha, raw_alpha, changed, invert, QualityThresholds.from_kwargs(**thresholds))
+        return _judge_batch(alpha, raw_alpha, changed, invert, QualityThresholds.from_kwargs(**thresholds),
+                            uncertain)
 
 
 NODE_CLASS_MAPPINGS = {

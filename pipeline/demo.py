@@ -141,9 +141,15 @@ class _Measured:
     mse_refined: list
 
 
-def _measure_against_truth(input_dir: Path, dataset_dir: Path, truths: dict) -> _Measured:
-    """Errors of the raw and refined alphas against the truth, and one sheet row per sample."""
+def _measure_against_truth(input_dir: Path, dataset_dir: Path, truths: dict,
+                           refine_params: dict) -> _Measured:
+    """Errors of the raw and refined alphas against the truth, and one sheet row per sample.
+
+    The dataset does not store the pixels refinement left uncertain; the sheet row gets them by
+    refining the raw alpha again with the run's parameters (deterministic, so the same mask).
+    """
     from ..dataset.sheet import SheetRow
+    from ..refine.connectivity import refine_alpha
 
     measured = _Measured([], [], [], [], [])
     for name in sorted(truths):
@@ -165,8 +171,10 @@ def _measure_against_truth(input_dir: Path, dataset_dir: Path, truths: dict) -> 
         kept = bool(verdict.get("keep"))
         note = "kept" if kept else "rejected: " + ", ".join(verdict.get("reasons", []))
         note += f"   corrected {stats.get('changed_pixels', 0)} px"
+        note += f", uncertain {stats.get('uncertain_pixels', 0)} px"
+        uncertain = refine_alpha(raw, **refine_params).uncertain
         measured.rows.append(SheetRow(label=sample_id, rgb=rgb, raw_alpha=raw, fg=sample.fg,
-                                      alpha=sample.alpha, note=note, kept=kept))
+                                      alpha=sample.alpha, note=note, kept=kept, uncertain=uncertain))
     return measured
 
 
@@ -209,7 +217,7 @@ def run_demo(output_dir, *, count: int = 8, size: int = 512, seed: int = 0,
         run = refine_folder(input_dir, dataset_dir, options, progress=progress,
                             should_stop=should_stop, extra_meta=extra)
 
-    measured = _measure_against_truth(input_dir, dataset_dir, truths)
+    measured = _measure_against_truth(input_dir, dataset_dir, truths, dict(options.refine_params))
     sheet_path = output_dir / "contact_sheet.png"
     if measured.rows:
         sheet = contact_sheet(measured.rows, cell=min(256, size))

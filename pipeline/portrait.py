@@ -42,7 +42,7 @@ class RefineOptions:
         Process at most this many new files in this run (complete ones are skipped and do not
         count); None processes all.
     refine_params : mapping
-        Keyword overrides for ``refine_alpha`` (``band_width=20`` ...).
+        Keyword overrides for ``refine_alpha`` (``reach=20`` ...).
     gate : mapping
         Keyword thresholds for ``assess_quality`` (``min_side=128`` ...).
     max_pixels, max_bytes : int or None
@@ -94,6 +94,7 @@ class ProcessedPortrait:
     stats : dict               refinement statistics (``RefineResult.stats``)
     verdict : QualityVerdict   quality gate result
     error_map : float32 [H, W', 3] or None
+    uncertain : bool [H, W]    pixels refinement kept unjudged (``RefineResult.uncertain``)
     """
 
     fg: np.ndarray
@@ -103,6 +104,7 @@ class ProcessedPortrait:
     stats: dict
     verdict: object
     error_map: np.ndarray | None = None
+    uncertain: np.ndarray | None = None
 
 
 def process_portrait(rgb, alpha, *, refine_params: Mapping | None = None,
@@ -127,14 +129,14 @@ def process_portrait(rgb, alpha, *, refine_params: Mapping | None = None,
     result = refine_alpha(alpha, **dict(refine_params or {}))
     fg = pad_foreground(rgb, result.alpha)
     verdict = assess_quality(result.alpha, raw_alpha=alpha, changed=result.changed,
-                             **dict(gate or {}))
+                             uncertain=result.uncertain, **dict(gate or {}))
     panel = None
     if error_map:
         from ..refine.errormap import error_panel
-        panel = error_panel(rgb, alpha, result.alpha, result.changed)
+        panel = error_panel(rgb, alpha, result.alpha, result.changed, uncertain=result.uncertain)
     return ProcessedPortrait(fg=fg, raw_alpha=np.asarray(alpha, np.float32), alpha=result.alpha,
                              changed=result.changed, stats=result.stats, verdict=verdict,
-                             error_map=panel)
+                             error_map=panel, uncertain=result.uncertain)
 
 
 def sample_record(sample_id: str, processed: ProcessedPortrait, *, source_file: str,

@@ -5,9 +5,12 @@ illustrates Layer Diffusion's alpha errors with two kinds of picture: ``alpha-ba
 pixels whose 8-bit alpha is neither 0 nor 255 (white on black), and ``alpha-bar_h``, the same
 with the erroneous ones in red. This module draws those, an error map (the portrait, dimmed
 and desaturated, with the changed pixels in pure red) and a four-up panel for reports and the
-ComfyUI preview. It also holds the pack's one transparency checkerboard (:func:`checkerboard`,
-:func:`checker_composite`) and the one legend for red (:data:`RED_LEGEND` in
-:data:`ERROR_RED`), which the contact sheets of ``dataset/sheet.py`` use too.
+ComfyUI preview. Where refinement could not judge a region and kept it as decoded
+(``RefineResult.uncertain``: a veil or a dimming blotch, the prior cannot tell), the views
+that mark pixels show it in its own colour, :data:`UNCERTAIN_CYAN`. It also holds the pack's one
+transparency checkerboard (:func:`checkerboard`, :func:`checker_composite`) and the one legend
+per mark colour (:data:`RED_LEGEND` in :data:`ERROR_RED`, :data:`UNCERTAIN_LEGEND` in
+:data:`UNCERTAIN_CYAN`), which the contact sheets of ``dataset/sheet.py`` use too.
 
 Every function returns float32 RGB ``[H, W, 3]`` in 0..1 (the panel is wider) and never
 modifies its inputs.
@@ -35,10 +38,17 @@ __all__ = [
     "error_panel",
     "ERROR_RED",
     "PANEL_TITLES",
+    "UNCERTAIN_CYAN",
+    "UNCERTAIN_LEGEND",
+    "PANEL_TITLES_WITH_UNCERTAIN",
+    "LEGEND_COLOURS",
 ]
 
 #: Colour of erroneous / changed pixels (pure red, RGB).
 ERROR_RED = (1.0, 0.0, 0.0)
+#: Colour of uncertain pixels (kept as decoded, unjudged): a saturated cyan, far from red, from
+#: the white and black of alpha-bar and from the dimmed grey portrait of the error map.
+UNCERTAIN_CYAN = (0.0, 0.8, 1.0)
 
 #: Legend for :data:`ERROR_RED` on every picture that marks pixels in red; it is written in
 #: that red (error panel labels and contact sheet column titles alike).
@@ -46,9 +56,17 @@ RED_LEGEND = "red: corrected"
 #: Title of the paper's alpha-bar_h view, with the legend.
 ALPHA_BAR_H_TITLE = f"alpha-bar_h ({RED_LEGEND})"
 
+#: Legend for :data:`UNCERTAIN_CYAN`, written in that cyan wherever uncertain pixels are drawn.
+UNCERTAIN_LEGEND = "cyan: uncertain"
+#: Each legend and the colour its text is written in.
+LEGEND_COLOURS = {RED_LEGEND: ERROR_RED, UNCERTAIN_LEGEND: UNCERTAIN_CYAN}
+
 #: Panel titles drawn by :func:`error_panel` when ``labels=True``, left to right.
 PANEL_TITLES = ("raw composite", ALPHA_BAR_H_TITLE, f"error map ({RED_LEGEND})",
                 "refined composite")
+#: The same when the panel shows uncertain pixels: their legend on a second line.
+PANEL_TITLES_WITH_UNCERTAIN = (PANEL_TITLES[0], f"{PANEL_TITLES[1]}\n{UNCERTAIN_LEGEND}",
+                               f"{PANEL_TITLES[2]}\n{UNCERTAIN_LEGEND}", PANEL_TITLES[3])
 
 #: The checkerboard's two grey shades (cell with even ``row // cell + col // cell`` first).
 CHECKER_SHADES = (0.62, 0.80)
@@ -198,8 +216,9 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def error_map(rgb, alpha, changed, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
-    """The portrait over a neutral background, dimmed, with the changed pixels in pure red.
+def error_map(rgb, alpha, changed, *, uncertain=None, background=(0.5, 0.5, 0.5)) -> np.ndarray:
+    """The portrait over a neutral background, dimmed, with the changed pixels in pure red
+    and the uncertain ones in cyan.
 
     Parameters
     ----------
@@ -209,34 +228,53 @@ def error_map(rgb, alpha, changed, *, background=(0.5, 0.5, 0.5)) -> np.ndarray:
         Alpha in 0..1 used for the composite (1 = opaque); same size as ``rgb``.
     changed : ndarray [H, W], bool or 0/1 numbers
         Pixels to mark (for example ``RefineResult.changed``).
+    uncertain : ndarray [H, W], bool or 0/1 numbers, optional
+        Pixels refinement kept unjudged (``RefineResult.uncertain``).
     background : sequence of 3 floats in 0..1
         Background RGB behind the portrait (before dimming).
 
     Returns
     -------
     ndarray, float32 [H, W, 3] in 0..1
-        Unchanged pixels: the composite, mostly desaturated (35 % of its colour kept) and
+        Unmarked pixels: the composite, mostly desaturated (35 % of its colour kept) and
         dimmed to 70 % brightness, so that nothing in it is as saturated as the marks.
-        Changed pixels: exactly ``ERROR_RED`` (1, 0, 0).
+        Changed pixels: exactly ``ERROR_RED`` (1, 0, 0); uncertain pixels that are not changed:
+        exactly ``UNCERTAIN_CYAN``.
 
     Raises
     ------
     ValueError
-        Sizes differ, ``changed`` is not a 2-D bool / 0-1 mask, or a colour is out of range.
+        Sizes differ, ``changed`` or ``uncertain`` is not a 2-D bool / 0-1 mask, or a colour is
+        out of range.
     """
     rgb, alpha = _rgb_and_alpha(rgb, alpha)
     mask = as_mask(changed, alpha.shape)
+    unsure = _optional_mask(uncertain, alpha.shape)
     picture = _composite(rgb, alpha, _colour_triplet(background, "background"))
     luma = picture @ _LUMA
     picture *= np.float32(_KEEP_COLOUR)
     picture += (np.float32(1.0 - _KEEP_COLOUR) * luma)[..., None]
     picture *= np.float32(_DIM)
-    picture[mask] = ERROR_RED
-    return np.clip(picture, 0.0, 1.0, out=picture)
+    np.clip(picture, 0.0, 1.0, out=picture)
+    _mark(picture, mask, unsure)
+    return picture
 
 
-def alpha_bar_error_view(raw_alpha, changed) -> np.ndarray:
-    """The paper's ``alpha-bar_h``: semi-transparent pixels white, erroneous ones red, on black.
+def _optional_mask(mask, shape) -> np.ndarray | None:
+    """``as_mask`` of an optional mask (None stays None)."""
+    return None if mask is None else as_mask(mask, shape)
+
+
+def _mark(picture: np.ndarray, changed: np.ndarray, uncertain: np.ndarray | None) -> None:
+    """Paint uncertain pixels cyan, then changed ones red (red wins where both are set)."""
+    if uncertain is not None:
+        picture[uncertain] = UNCERTAIN_CYAN
+    picture[changed] = ERROR_RED
+
+
+def alpha_bar_error_view(raw_alpha, changed, uncertain=None) -> np.ndarray:
+    """The paper's ``alpha-bar_h``: semi-transparent pixels white, erroneous ones red, on black
+    (and, beyond the paper, the uncertain ones cyan).
 
     Parameters
     ----------
@@ -244,18 +282,21 @@ def alpha_bar_error_view(raw_alpha, changed) -> np.ndarray:
         Alpha before refinement, 0..1 float or uint8/uint16/bool.
     changed : ndarray [H, W], bool or 0/1 numbers
         The erroneous pixels (those refinement changed); same size as ``raw_alpha``.
+    uncertain : ndarray [H, W], bool or 0/1 numbers, optional
+        Pixels refinement kept unjudged (``RefineResult.uncertain``).
 
     Returns
     -------
     ndarray, float32 [H, W, 3] in 0..1
         Red (1, 0, 0) where ``changed`` (including errors that were fully 0 or 1, such as
-        pinholes); white where ``raw_alpha`` is semi-transparent at 8-bit precision and not
-        changed; black elsewhere.
+        pinholes); ``UNCERTAIN_CYAN`` where ``uncertain`` and not changed; white where
+        ``raw_alpha`` is semi-transparent at 8-bit precision and neither; black elsewhere.
     """
     alpha = as_alpha(raw_alpha, "raw_alpha")
     mask = as_mask(changed, alpha.shape)
+    unsure = _optional_mask(uncertain, alpha.shape)
     picture = _gray(semi_transparent(alpha))
-    picture[mask] = ERROR_RED
+    _mark(picture, mask, unsure)
     return picture
 
 
@@ -271,34 +312,48 @@ def _text_coverage(shape: tuple[int, int], text: str, origin: tuple[int, int], s
 
 def _draw_label(picture: np.ndarray, text: str) -> None:
     """Write ``text`` in the top-left corner of a float RGB picture, in place: white letters
-    with a black outline over a darkened box, so it reads on any content; the
-    :data:`RED_LEGEND` part of a title is written in :data:`ERROR_RED`. The size follows the
-    picture width; pictures too small to hold legible text get no label."""
+    with a black outline over a darkened box, so it reads on any content; each line of the
+    text (``\n`` separates them) goes below the previous one, and the legends of
+    :data:`LEGEND_COLOURS` in it are written in their colours. The size follows the picture
+    width; pictures too small to hold legible text get no label."""
     height, width = picture.shape[:2]
+    lines = text.split("\n")
     scale = float(np.clip(width / 640.0, 0.3, 1.5))
     thickness = max(1, int(round(scale * 1.5)))
-    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    sizes = [cv2.getTextSize(line, font, scale, thickness) for line in lines]
+    text_h = max(size[0][1] for size in sizes)
+    baseline = max(size[1] for size in sizes)
+    text_w = max(size[0][0] for size in sizes)
     margin = max(2, int(round(6 * scale)))
-    box_h, box_w = text_h + baseline + 2 * margin, min(width, text_w + 2 * margin)
+    line_h = text_h + baseline + margin
+    box_h, box_w = len(lines) * line_h + margin, min(width, text_w + 2 * margin)
     if box_h > height or width < 4 * margin:
         return
     box = picture[:box_h, :box_w]
-    origin = (margin, margin + text_h)
-    outline = _text_coverage((box_h, box_w), text, origin, scale, thickness + 2)
-    letters = _text_coverage((box_h, box_w), text, origin, scale, thickness)
+    outline = np.zeros((box_h, box_w, 1), np.float32)
+    letters = np.zeros((box_h, box_w, 1), np.float32)
     colour = np.ones((box_h, box_w, 3), np.float32)
-    start = text.find(RED_LEGEND)
-    if start >= 0:  # colour the legend's letters: everything right of the text before it
-        before_w = cv2.getTextSize(text[:start], cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
-        legend_w = cv2.getTextSize(RED_LEGEND, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
-        colour[:, margin + before_w: margin + before_w + legend_w] = ERROR_RED
+    for number, line in enumerate(lines):
+        top = number * line_h
+        origin = (margin, top + margin + text_h)
+        np.maximum(outline, _text_coverage((box_h, box_w), line, origin, scale, thickness + 2), out=outline)
+        np.maximum(letters, _text_coverage((box_h, box_w), line, origin, scale, thickness), out=letters)
+        for legend, legend_colour in LEGEND_COLOURS.items():
+            start = line.find(legend)
+            if start < 0:
+                continue
+            # colour the legend's letters: the columns from the end of the text before it
+            before_w = cv2.getTextSize(line[:start], font, scale, thickness)[0][0]
+            legend_w = cv2.getTextSize(legend, font, scale, thickness)[0][0]
+            colour[top: top + line_h, margin + before_w: margin + before_w + legend_w] = legend_colour
     box *= np.float32(0.45)
     box *= np.float32(1.0) - outline
     box *= np.float32(1.0) - letters
     box += letters * colour
 
 
-def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
+def error_panel(rgb, raw_alpha, refined_alpha, changed, *, uncertain=None, labels: bool = True,
                 background=(0.5, 0.5, 0.5), gap: int | None = None) -> np.ndarray:
     """Four pictures side by side: raw composite, alpha-bar_h, error map, refined composite.
 
@@ -312,8 +367,12 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
         Alpha after refinement.
     changed : ndarray [H, W], bool or 0/1 numbers
         Pixels refinement changed.
+    uncertain : ndarray [H, W], bool or 0/1 numbers, optional
+        Pixels refinement kept unjudged (``RefineResult.uncertain``): cyan in alpha-bar_h and
+        the error map, whose titles then carry :data:`UNCERTAIN_LEGEND` on a second line.
     labels : bool
-        Write a short title in the top-left corner of each picture (``PANEL_TITLES``).
+        Write a short title in the top-left corner of each picture (``PANEL_TITLES``, or
+        ``PANEL_TITLES_WITH_UNCERTAIN`` when ``uncertain`` is given).
     background : sequence of 3 floats in 0..1
         Background colour of the refined composite and the error map.
     gap : int or None
@@ -339,6 +398,7 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
     check_same_size(rgb, raw, "rgb", "raw_alpha")
     check_same_size(raw, refined, "raw_alpha", "refined_alpha")
     mask = as_mask(changed, raw.shape)
+    unsure = _optional_mask(uncertain, raw.shape)
     back = _colour_triplet(background, "background")
     height, width = raw.shape
     if gap is None:
@@ -348,14 +408,15 @@ def error_panel(rgb, raw_alpha, refined_alpha, changed, *, labels: bool = True,
 
     pictures = (
         checker_composite(rgb, raw),
-        alpha_bar_error_view(raw, mask),
-        error_map(rgb, raw, mask, background=back),
+        alpha_bar_error_view(raw, mask, unsure),
+        error_map(rgb, raw, mask, uncertain=unsure, background=back),
         _composite(rgb, refined, back),
     )
+    titles = PANEL_TITLES if unsure is None else PANEL_TITLES_WITH_UNCERTAIN
     panel = np.ones((height, 4 * width + 3 * gap, 3), np.float32)
     for index, picture in enumerate(pictures):
         left = index * (width + gap)
         if labels:  # on the separate contiguous picture: cv2 cannot draw into a strided view
-            _draw_label(picture, PANEL_TITLES[index])
+            _draw_label(picture, titles[index])
         panel[:, left: left + width] = picture
     return panel

@@ -235,7 +235,7 @@ def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_p
     (["refine", "/no/such/folder", "/tmp/whatever"], "does not exist"),
     (["refine", "IN", "OUT", "--gate", "min_sidee=3"], "unknown --gate quality threshold"),
     (["refine", "IN", "OUT", "--gate", "min_side"], "NAME=VALUE"),
-    (["refine", "IN", "OUT", "--param", "band_widht=3"], "band_width  ("),
+    (["refine", "IN", "OUT", "--param", "raech=3"], "reach  ("),
     (["refine", "IN", "OUT", "--gate", "min_side=-3"], "out of range 0..16384"),
     (["refine", "IN", "OUT", "--max-pixels", "0"], ">= 1"),
     (["refine", "IN", "OUT", "--max-file-mb", "-1"], "> 0"),

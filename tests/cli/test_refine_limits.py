@@ -85,7 +85,7 @@ def test_help_lists_parameter_and_gate_names_with_ranges():
     code, text, _ = _run(["refine", "--help"])
     assert code == 0
     assert "refine/connectivity.py" not in text and "refine/quality.py for names" not in text
-    assert re.search(r"  band_width  \(", text) and "  min_side  (0..16384, default 256)" in text
+    assert re.search(r"  reach  \(", text) and "  min_side  (0..16384, default 256)" in text
     doc = QualityThresholds.__dataclass_fields__["min_side"].metadata["doc"]
     assert " ".join(doc.split()[:5]) in " ".join(text.split())
 
@@ -93,10 +93,10 @@ def test_help_lists_parameter_and_gate_names_with_ranges():
 def test_misspelt_param_lists_the_valid_names(tmp_path):
     (tmp_path / "in").mkdir()
     code, _, err = _run(["refine", str(tmp_path / "in"), str(tmp_path / "out"), "--param",
-                         "band_widht=20"])
+                         "raech=20"])
     assert code == 2
     assert "unexpected keyword argument" not in err
-    assert "'band_widht'" in err and "  band_width  (" in err and "  gap_rim  (" in err
+    assert "'raech'" in err and "  reach  (" in err and "  solid_radius  (" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -155,8 +155,8 @@ def test_wrong_type_link_is_refused(comfy_host, host_images):
 
 
 @pytest.mark.parametrize("name, value, error_type", [
-    ("band_width", -5.0, "value_smaller_than_min"),
-    ("opaque_level", 1.5, "value_bigger_than_max"),
+    ("reach", -5.0, "value_smaller_than_min"),
+    ("see_through_level", 1.5, "value_bigger_than_max"),
 ])
 def test_out_of_range_value_is_refused(comfy_host, host_images, name, value, error_type):
     graph = _bad_graph(host_images)

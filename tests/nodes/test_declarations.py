@@ -121,10 +121,10 @@ def test_connectivity_refine_batch_outputs():
     alphas = [_bust_alpha(speckle=True, seed=1), _bust_alpha(speckle=True, seed=2)]
     node = LDPConnectivityRefine()
     colours = _image_batch(_colour(), _colour(1))
-    refined, changed, error_map, stats = node.refine(_mask_batch(*alphas), image=colours)
-    assert refined.shape == changed.shape == (2, SIZE, SIZE)
+    refined, changed, error_map, stats, uncertain = node.refine(_mask_batch(*alphas), image=colours)
+    assert refined.shape == changed.shape == uncertain.shape == (2, SIZE, SIZE)
     assert error_map.shape == (2, SIZE, SIZE, 3)
-    assert refined.dtype == changed.dtype == error_map.dtype == torch.float32
+    assert refined.dtype == changed.dtype == error_map.dtype == uncertain.dtype == torch.float32
     assert set(np.unique(changed.numpy())) <= {0.0, 1.0}
     records = json.loads(stats)
     assert isinstance(records, list) and len(records) == 2
@@ -148,9 +148,9 @@ def test_connectivity_refine_invert_widgets_and_no_image():
     np.testing.assert_array_equal(inverted[1].numpy(), plain[1].numpy())
     assert plain[2].shape == (1, SIZE, SIZE, 3)  # an error map even without colour
     # Widgets reach the library: 0 means "automatic", a switch turns a repair off.
-    auto = node.refine(_mask_batch(alpha), band_width=0.0, hole_min_area=0)
+    auto = node.refine(_mask_batch(alpha), reach=0.0, hole_min_area=0)
     np.testing.assert_array_equal(auto[0].numpy(), plain[0].numpy())
-    assert json.loads(auto[3])[0]["params"]["band_width"] > 0
+    assert json.loads(auto[3])[0]["params"]["reach"] > 0
     off = node.refine(_mask_batch(alpha), fix_interior=False, fix_pinholes=False)
     assert off[1].sum() < plain[1].sum()
     assert json.loads(off[3])[0]["interior_fixed"] == 0
@@ -190,8 +190,9 @@ def test_quality_gate_raw_alpha_changed_invert_and_thresholds():
 
 def test_refine_then_gate_on_a_real_portrait(layerdiffuse_dir):
     image, alpha, _, _, _ = LDPLoadRGBA().load(str(layerdiffuse_dir / "i2i_0_transparent.png"), 0)
-    refined, changed, _, _ = LDPConnectivityRefine().refine(alpha, image=image)
-    keep, kept, reasons, _ = LDPQualityGate().judge(refined, raw_alpha=alpha, changed=changed)
+    refined, changed, _, _, uncertain = LDPConnectivityRefine().refine(alpha, image=image)
+    keep, kept, reasons, _ = LDPQualityGate().judge(refined, raw_alpha=alpha, changed=changed,
+                                                    uncertain=uncertain)
     assert keep is True and kept == 1, reasons
 
 
