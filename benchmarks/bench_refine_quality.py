@@ -1,30 +1,30 @@
-"""Benchmark: refine_alpha against the issue's yardstick filter on independent synthetic families.
+"""Benchmark: refine_alpha against raw and the issue's yardstick filter, band first (issue 18).
 
-Two portrait families built independently of each other and of ``pipeline/synthetic.py``
-(``pipeline/synthetic_families``: ``fourier_fur`` and ``metaball_strands``, the latter also
-damaging the soft edge and the hair). Each has a calibration half (the only data the defaults
-were tuned on) and an evaluation half (reported here by default, never tuned on). For raw
-(the damaged alpha), the yardstick (the issue's five-step connectivity filter) and ours
-(``refine_alpha`` with its defaults) it prints, per family:
+Data (``pipeline/refine_benchmark.py``): four independent synthetic families, the demo's own
+portraits and, when ``$LDP_REAL_MATTES`` names the folder (docs/evaluation.md), real
+ground-truth person mattes with Layer-Diffusion-like corruption. For each family's evaluation
+half (never tuned on) it prints, for raw (the damaged alpha), the yardstick and ours:
 
-* SAD (sum |pred - truth| / 1000) and MSE on the whole image and on the true transition band
-  (truth strictly between 0 and 1), summed (SAD) or averaged (MSE) over the portraits;
-* gradient and connectivity error (DIM definitions, ``evaluation/metrics.py``, / 1000) on the
-  whole image and the band, when that package is installed;
-* the whole-image SAD reduction vs raw, the band SAD ratio vs raw, the worst alpha left in an
-  enclosed true-background hole, and on how many portraits ours beats the yardstick.
+* on the DIM band (true 0 < alpha < 1 dilated 2 px) first, then on the whole image: SAD
+  (/1000), MSE, and the DIM gradient and connectivity errors (/1000);
+* the band SAD ratio ours / raw, the whole-image SAD against the yardstick and on how many
+  portraits ours beats it; for the real set one row per image;
+* with ``--lofo``, the leave-one-family-out table: for each family, the tuned numbers chosen
+  on the calibration halves of all the other families, and that family's held-out result.
 
-    python benchmarks/bench_refine_quality.py [--half evaluation] [--count 24] [--size 384]
+    python benchmarks/bench_refine_quality.py [--count 8] [--size 384] [--lofo] [--no-dim]
 """
 from __future__ import annotations
 
 import argparse
-import time
+import os
 
 import numpy as np
 
-from comfyui_ld_portrait.pipeline.synthetic_families import (
-    FAMILIES, make_family, portrait_scores, true_band, yardstick_filter)
+from comfyui_ld_portrait.pipeline.real_mattes import ENV_VAR
+from comfyui_ld_portrait.pipeline.refine_benchmark import (
+    TUNED_GRID, compare, family_sets, leave_one_family_out, score, totals)
+from comfyui_ld_portrait.pipeline.synthetic_families import dim_band, yardstick_filter
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
 
 METHODS = {
@@ -34,80 +34,84 @@ METHODS = {
 }
 
 
-def _dim_metrics():
-    """(gradient_error, connectivity_error) from the evaluation package, or None."""
-    try:
-        from comfyui_ld_portrait.evaluation.metrics import connectivity_error, gradient_error
-    except ImportError:
-        return None
-    return gradient_error, connectivity_error
+def _dim_scores(pred, portrait) -> dict:
+    """DIM gradient and connectivity error (/1000) on the band and the whole image."""
+    from comfyui_ld_portrait.evaluation.metrics import connectivity_error, gradient_error
+
+    truth = portrait.alpha_true
+    trimap = np.where(dim_band(truth), 128, np.where(truth >= 0.5, 255, 0)).astype(np.uint8)
+    return {"band_grad": gradient_error(pred, truth, trimap), "band_conn": connectivity_error(pred, truth, trimap),
+            "grad": gradient_error(pred, truth), "conn": connectivity_error(pred, truth)}
 
 
-def score_family(portraits, dim) -> dict:
-    """``{method: {"rows": [per-portrait scores], "seconds": mean time}}``."""
+def score_family(portraits, dim: bool) -> dict:
+    """``{method: [per-portrait rows]}``."""
     out = {}
     for name, fn in METHODS.items():
-        rows, elapsed = [], []
+        rows = []
         for portrait in portraits:
-            start = time.perf_counter()
             pred = fn(portrait.alpha_raw)
-            elapsed.append(time.perf_counter() - start)
-            row = portrait_scores(pred, portrait)
-            if dim is not None:
-                gradient_error, connectivity_error = dim
-                band = true_band(portrait.alpha_true)
-                trimap = np.where(band, 128, np.where(portrait.alpha_true > 0.5, 255, 0)).astype(np.uint8)
-                row["grad"] = gradient_error(pred, portrait.alpha_true)
-                row["conn"] = connectivity_error(pred, portrait.alpha_true)
-                row["band_grad"] = gradient_error(pred, portrait.alpha_true, trimap)
-                row["band_conn"] = connectivity_error(pred, portrait.alpha_true, trimap)
+            row = score(pred, portrait)
+            if dim:
+                row.update(_dim_scores(pred, portrait))
             rows.append(row)
-        out[name] = {"rows": rows, "seconds": float(np.mean(elapsed))}
+        out[name] = rows
     return out
 
 
-def print_family(name: str, scores: dict, dim: bool) -> dict:
-    """Print one family's table; return the issue's checks."""
-    columns = ["sad", "mse", "band_sad", "band_mse"] + (["grad", "conn", "band_grad", "band_conn"] if dim else [])
-    print(f"\n{name}: {len(scores['raw']['rows'])} portraits")
-    print(f"{'method':<10}" + "".join(f"{c:>11}" for c in columns) + f"{'hole max':>10}{'ms/img':>9}")
-    totals = {}
-    for method, result in scores.items():
-        rows = result["rows"]
-        total = {c: (sum if c.endswith("sad") or c in ("grad", "conn", "band_grad", "band_conn") else np.mean)(
-            [r[c] for r in rows]) for c in columns}
-        total["hole_max"] = max(r["hole_max"] for r in rows)
-        totals[method] = total
-        cells = "".join(f"{total[c]:>11.4g}" for c in columns)
-        print(f"{method:<10}{cells}{total['hole_max']:>10.3f}{1000 * result['seconds']:>9.1f}")
-    raw, yard, ours = totals["raw"], totals["yardstick"], totals["ours"]
-    wins = sum(o["sad"] < y["sad"] for o, y in zip(scores["ours"]["rows"], scores["yardstick"]["rows"]))
-    checks = {
-        "whole SAD reduction (ours)": 1 - ours["sad"] / raw["sad"],
-        "whole SAD reduction (yardstick)": 1 - yard["sad"] / raw["sad"],
-        "band SAD ratio vs raw (ours)": ours["band_sad"] / raw["band_sad"],
-        "band SAD ratio vs raw (yardstick)": yard["band_sad"] / raw["band_sad"],
-        "worst enclosed-hole alpha (ours)": ours["hole_max"],
-        "portraits where ours beats the yardstick": f"{wins}/{len(scores['ours']['rows'])}",
-    }
-    for label, value in checks.items():
-        print(f"  {label}: {value if isinstance(value, str) else f'{value:.4f}'}")
-    return checks
+def print_family(name: str, scores: dict) -> None:
+    columns = [c for c in ("band_sad", "band_mse", "band_grad", "band_conn", "sad", "mse", "grad", "conn")
+               if c in scores["raw"][0]]
+    print(f"\n{name}: {len(scores['raw'])} portraits (band = DIM unknown region, first)")
+    print(f"{'method':<10}" + "".join(f"{c:>11}" for c in columns))
+    for method, rows in scores.items():
+        total = totals(rows)
+        print(f"{method:<10}" + "".join(f"{total[c]:>11.4g}" for c in columns))
+    c = compare(scores["raw"], scores["yardstick"], scores["ours"])
+    print(f"  band SAD ours/raw {c.band_ratio:.3f} (worst portrait {c.worst_band_ratio:.2f}); "
+          f"whole SAD ours {c.whole_ours:.3f} vs yardstick {c.whole_yardstick:.3f}; "
+          f"ours beats the yardstick on {c.wins}/{c.count}")
+
+
+def print_real_images(portraits, scores: dict) -> None:
+    print("\nreal ground truth, per image (band SAD raw -> ours, ratio; whole SAD raw / yardstick / ours)")
+    for portrait, raw, yard, ours in zip(portraits, scores["raw"], scores["yardstick"], scores["ours"]):
+        ratio = ours["band_sad"] / raw["band_sad"] if raw["band_sad"] > 0 else float("nan")
+        print(f"  {portrait.subject:<26} {portrait.family:<18} band {raw['band_sad']:7.3f} -> {ours['band_sad']:7.3f} "
+              f"({ratio:5.2f})  whole {raw['sad']:7.3f} / {yard['sad']:7.3f} / {ours['sad']:7.3f}")
+
+
+def print_lofo(count: int, size: int) -> None:
+    calibration = family_sets("calibration", count, size)
+    evaluation = family_sets("evaluation", count, size)
+    print(f"\nleave one family out: grid {TUNED_GRID}")
+    result = leave_one_family_out(calibration, evaluation)
+    print(f"{'held out':<18}{'chosen on the others':<58}{'band':>7}{'worst':>7}{'ours':>9}{'yard':>9}{'wins':>7}")
+    for family, row in result["held_out"].items():
+        c = row["comparison"]
+        setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items())
+        print(f"{family:<18}{setting:<58}{c.band_ratio:>7.3f}{c.worst_band_ratio:>7.2f}{c.whole_ours:>9.3f}"
+              f"{c.whole_yardstick:>9.3f}{c.wins:>4}/{c.count}")
+    print(f"chosen on every family: {result['all']['setting']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--half", choices=("evaluation", "calibration"), default="evaluation")
-    parser.add_argument("--count", type=int, default=24, help="portraits per family")
+    parser.add_argument("--count", type=int, default=8, help="portraits per synthetic family and half")
     parser.add_argument("--size", type=int, default=384, help="side length in pixels")
-    parser.add_argument("--no-dim", action="store_true", help="skip gradient / connectivity error")
+    parser.add_argument("--no-dim", action="store_true", help="skip the gradient / connectivity errors")
+    parser.add_argument("--lofo", action="store_true", help="also print the leave-one-family-out table")
     args = parser.parse_args()
-    dim = None if args.no_dim else _dim_metrics()
-    print(f"half: {args.half}, {args.count} portraits per family at {args.size}x{args.size}; "
-          f"DIM gradient/connectivity: {'yes' if dim else 'no'}")
-    for family in FAMILIES:
-        portraits = make_family(family, args.half, args.count, args.size)
-        print_family(family, score_family(portraits, dim), dim is not None)
+    real = os.environ.get(ENV_VAR)
+    print(f"evaluation halves, {args.count} portraits per synthetic family at {args.size} px; real ground "
+          f"truth: {real or f'absent (set {ENV_VAR})'}")
+    for family, portraits in family_sets("evaluation", args.count, args.size).items():
+        scores = score_family(portraits, not args.no_dim)
+        print_family(family, scores)
+        if family == "real":
+            print_real_images(portraits, scores)
+    if args.lofo:
+        print_lofo(args.count, args.size)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,11 @@ __all__ = ["ENV_VAR", "MAX_SIDE", "BAND_MARGIN", "CORRUPTION_MODELS", "RealMatte
 ENV_VAR = "LDP_REAL_MATTES"
 #: Default limit of the long side after loading (px).
 MAX_SIDE = 800
-#: The true soft band is widened by this many px before it is protected and scored.
+#: Refiners are scored on the true soft band widened by this many px (the DIM unknown region).
 BAND_MARGIN = 2
+#: The corruption leaves the true soft region itself untouched (widened by this many px: none),
+#: so speckle on the outline can reach the scored band as Layer Diffusion's does.
+CORRUPTION_MARGIN = 0
 
 _IMAGE_NAMES = ("image.png", "image.jpg", "image.jpeg")
 _ALPHA_NAMES = ("alpha.png",)
@@ -222,7 +225,7 @@ class _Scene:
 
 
 def _scene(truth: np.ndarray) -> _Scene:
-    band = protected_band(truth)
+    band = protected_band(truth, CORRUPTION_MARGIN)
     full = truth >= 1.0 - _HALF
     zero = truth <= _HALF
     depth = cv2.distanceTransform(full.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from . import fourier_fur, metaball_strands, pocket_hair, sheer_motion
 from .common import FamilyPortrait
-from .scoring import enclosed_holes, portrait_scores, score_methods, summarise, true_band
+from .scoring import dim_band, enclosed_holes, portrait_scores, score_methods, summarise, true_band
 from .yardstick import yardstick_filter
 
 __all__ = ["FAMILIES", "FamilyPortrait", "family_split", "make_family", "yardstick_filter",
-           "portrait_scores", "score_methods", "summarise", "true_band", "enclosed_holes"]
+           "portrait_scores", "score_methods", "summarise", "true_band", "dim_band", "enclosed_holes"]
 
 #: name -> make_portrait(seed, size)
 FAMILIES = {fourier_fur.NAME: fourier_fur.make_portrait, metaball_strands.NAME: metaball_strands.make_portrait,
