@@ -43,7 +43,7 @@ import numpy as np
 
 from .synthetic_families.common import FamilyPortrait, quantise
 
-__all__ = ["ENV_VAR", "MAX_SIDE", "BAND_MARGIN", "CORRUPTION_MODELS", "RealMatte", "RealPortrait",
+__all__ = ["ENV_VAR", "MAX_SIDE", "BAND_MARGIN", "CORRUPTION_MARGIN", "CORRUPTION_MODELS", "RealMatte", "RealPortrait",
            "find_real_mattes", "load_subject", "protected_band", "corrupt_real", "real_portraits",
            "real_scores"]
 

@@ -323,39 +323,37 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
 
     if has_background:
         radius, reach = p["solid_radius"], p["reach"]
-        # 2. See-through evidence: what the background reaches through see-through pixels (the
-        # gaps between strands), and enclosed see-through regions too wide for a pinhole or a
-        # dark speck (pockets of a hair mass).
-        count, labels, areas = _components(codes < see_code)
-        evidence_lut = _hit(labels, seeds, count) | (areas >= (2.0 * radius) ** 2)
-        evidence_lut[0] = False
-        distance = cv2.distanceTransform((~_lookup(evidence_lut, labels)).view(np.uint8), cv2.DIST_L2,
-                                         cv2.DIST_MASK_5)
-        deep = distance > reach
-        # 3. Enclosed dips: non-opaque components the background does not reach.
+        near_opaque = codes >= fill_code
+        # Enclosed dips: non-opaque components the background does not reach (step 3).
         count, labels, areas = _components(not_opaque)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
-        near_opaque = codes >= fill_code
-        if enclosed_lut.any():
-            isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, radius)
-            small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
-            wide_lut = areas >= reach ** 2  # wider than any pocket between strands
-            # One gather: bit 0 enclosed, 1 isolated, 2 small, 3 wide.
-            kind = np.take(enclosed_lut.astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
-                           | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
-            enclosed = (kind & 1).view(bool)
-            isolated = (kind & 2) > 0
-            small = (kind & 4) > 0
-            # A dip alone in a solid body is speckle or a pinhole when small or near-opaque;
-            # a larger dim one might be a pocket walled in by thick strands: uncertain.
-            errors = isolated & (small | near_opaque)
-            # Beyond the reach of see-through background: speckle, near-opaque dips and
-            # blotches wider than a pocket are filled; a dim dip of pocket size is uncertain.
-            errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
-            uncertain |= (isolated | (enclosed & deep)) & ~errors
-        else:
-            errors = np.zeros(source.shape, bool)
+        isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, radius)
+        small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
+        wide_lut = areas >= reach ** 2  # wider than any pocket between strands
+        # One gather: bit 0 enclosed, 1 isolated, 2 small, 3 wide.
+        kind = np.take(enclosed_lut.astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
+                       | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
+        enclosed = (kind & 1).view(bool)
+        isolated = (kind & 2) > 0
+        small = (kind & 4) > 0
+        # 2. See-through evidence: what the background reaches through see-through pixels (the
+        # gaps between strands), and enclosed see-through regions among other dips that are
+        # too wide for a pinhole (pockets of a hair mass; a lone one is a hole in the body).
+        count, labels, areas = _components(codes < see_code)
+        evidence_lut = _hit(labels, seeds, count) | (areas >= (2.0 * radius) ** 2)
+        evidence_lut[0] = False
+        evidence = np.greater(_lookup(evidence_lut, labels), isolated)
+        distance = cv2.distanceTransform((~evidence).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        deep = distance > reach
+        # 3. A dip alone in a solid body is speckle or a pinhole when small, near-opaque or
+        # clear (a clear hole smaller than a true background hole); a larger dim one might be a
+        # pocket walled in by thick strands: uncertain. Beyond the reach of see-through
+        # background: speckle, near-opaque dips and blotches wider than a pocket are filled; a
+        # dim dip of pocket size is uncertain.
+        errors = isolated & (small | near_opaque | (codes <= background_code))
+        errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
+        uncertain |= (isolated | (enclosed & deep)) & ~errors
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
         # edge drops steeply within a few pixels) and stays.
@@ -374,8 +372,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         fix_kind[errors & pinholes] = _KIND_CODE["pinhole"]
 
     if p["fix_frame_fade"]:
-        # 5. Frame fade, judged on the pixels the steps above did not explain as genuine.
-        eligible = deep & not_opaque & (fix_kind == 0) & (codes >= see_code)
+        # 5. Frame fade: deep pixels (the steps above may have filled some as dimming; a fade is
+        # their actual cause, and what they report).
+        eligible = deep & not_opaque & (fix_kind != _KIND_CODE["pinhole"]) & (codes >= see_code)
         fade = _frame_fade(codes, fix_kind > 0, eligible, p["frame_fade_depth"], see_code)
         if fade.any():
             fix_kind[fade] = _KIND_CODE["frame_fade"]

@@ -18,7 +18,7 @@ import numpy as np
 from .validation import bounded_field
 
 __all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "REACH_FRACTION", "SOLID_RADIUS_FRACTION",
-           "HOLE_MIN_FRACTION", "FRAME_FADE_FRACTION"]
+           "SOLID_RADIUS_FLOOR", "HOLE_MIN_FRACTION", "FRAME_FADE_FRACTION", "TUNED_NUMBERS"]
 
 #: Default reach: how far (as a fraction of the shorter side) genuine soft structure may lie
 #: from background seen through clearly transparent pixels. Chosen leaving one family out
@@ -32,6 +32,11 @@ REACH_FRACTION = 0.045
 #: than its square are speckle or pinholes; near-opaque plateaus farther than twice this from
 #: see-through background are dimming, and flatness is measured over this radius.
 SOLID_RADIUS_FRACTION = 0.004
+#: The solid radius is at least this many pixels: the smallest neighbourhood with a ring around
+#: its centre (5 x 5). The other automatic sizes' floors follow from it: the reach is at least
+#: twice the solid radius, a true hole at least the square of that, a frame fade at least one
+#: solid radius deep.
+SOLID_RADIUS_FLOOR = 2.0
 #: Enclosed transparent regions covering this fraction of the image are real holes (the gap
 #: between an arm and the torso): the issue's own size for a true background hole.
 HOLE_MIN_FRACTION = 0.001
@@ -75,18 +80,19 @@ class RefineParams:
     reach: float | None = bounded_field(
         None, 0.0, 65536.0,
         "How far (px) genuine soft structure may lie from background seen through see-through "
-        f"pixels. Unset (None) = automatic ({REACH_FRACTION:.0%} of the shorter side, at least 4).")
+        f"pixels. Unset (None) = automatic ({REACH_FRACTION:.1%} of the shorter side, at least twice "
+        "solid_radius).")
     solid_radius: float | None = bounded_field(
         None, 0.0, 4096.0,
         "The scale of speckle (px): an enclosed dip with no other enclosed dip within twice this "
         "is a hole in a solid body and is filled when small or near-opaque; dips among others are "
         f"hair texture and are kept. Unset (None) = automatic ({SOLID_RADIUS_FRACTION:.1%} of the "
-        "shorter side, at least 2).")
+        f"shorter side, at least {SOLID_RADIUS_FLOOR:g}).")
     hole_min_area: int | None = bounded_field(
         None, 0, 1 << 30,
         "Enclosed transparent regions at least this large (px) are real background holes (the gap "
         "between arm and torso); smaller ones are pinholes. Unset (None) = automatic "
-        f"({HOLE_MIN_FRACTION:.1%} of the image, at least 16).")
+        f"({HOLE_MIN_FRACTION:.1%} of the image, at least (2 x solid_radius) squared).")
     island_keep_fraction: float = bounded_field(
         0.01, 0.0, 1.0,
         "Detached islands farther than the reach from the portrait are removed as debris unless "
@@ -96,7 +102,7 @@ class RefineParams:
         None, 0, 65536,
         "Rows/columns from the image border in which a fade of the body toward the frame is "
         f"repaired. Unset (None) = automatic ({FRAME_FADE_FRACTION:.1%} of the shorter side, at "
-        "least 2).")
+        "least solid_radius).")
     fix_interior: bool = bounded_field(
         True, False, True, "Make semi-transparent speckle and blotches inside the body opaque.")
     fix_pinholes: bool = bounded_field(
@@ -146,11 +152,13 @@ class RefineParams:
         """Concrete values for an image of ``height`` x ``width`` pixels (``None`` sizes scaled)."""
         short = min(height, width)
         values = asdict(self)
+        solid = max(SOLID_RADIUS_FLOOR, SOLID_RADIUS_FRACTION * short) if values["solid_radius"] is None \
+            else float(values["solid_radius"])
         automatic = {
-            "reach": max(4.0, REACH_FRACTION * short),
-            "solid_radius": max(2.0, SOLID_RADIUS_FRACTION * short),
-            "hole_min_area": max(16, int(round(HOLE_MIN_FRACTION * height * width))),
-            "frame_fade_depth": max(2, int(round(FRAME_FADE_FRACTION * short))),
+            "reach": max(2.0 * solid, REACH_FRACTION * short),
+            "solid_radius": solid,
+            "hole_min_area": max(int(np.ceil((2.0 * solid) ** 2)), int(round(HOLE_MIN_FRACTION * height * width))),
+            "frame_fade_depth": max(int(np.ceil(solid)), int(round(FRAME_FADE_FRACTION * short))),
         }
         for name, value in automatic.items():
             if values[name] is None:
@@ -161,6 +169,31 @@ class RefineParams:
             values[name] = int(values[name])
         return values
 
+
+#: Every tuned number of the refinement (issue 18: at most 12), with the reason for its value.
+#: docs/refinement.md shows this table; the test suite checks it is complete.
+TUNED_NUMBERS = {
+    "background_level": "2/255: Layer Diffusion's background is exactly 0 up to one or two codes of decoder noise.",
+    "see_through_level": "0.5: a pixel below it shows more background than body; the gaps between strands are "
+                         "mostly below it, Layer Diffusion's interior speckle mostly above.",
+    "deep_fill_level": "0.8: chosen leaving one family out from 0.7, 0.8, 0.9; 0.7 fills the pockets of wide hair "
+                       "masses, 0.9 leaves most dimming.",
+    "flat_step": "0.03 (8 codes): chosen leaving one family out from 0.03, 0.05, 0.08; real near-opaque hair drops "
+                 "more than this within a few pixels, dimming and banding do not.",
+    "REACH_FRACTION": "0.045 of the shorter side: chosen leaving one family out from 0.02, 0.03, 0.045; real hair's "
+                      "near-opaque soft pixels lie within 3-6% of a see-through gap.",
+    "SOLID_RADIUS_FRACTION": "0.004 of the shorter side: Layer Diffusion's speckle clusters are 1-4 px at 1024 px.",
+    "SOLID_RADIUS_FLOOR": "2 px: the smallest neighbourhood with a ring around its centre; the other sizes' floors "
+                          "follow from it.",
+    "HOLE_MIN_FRACTION": "0.001 of the image: the issue's own size for a true background hole (the gap between an "
+                         "arm and the torso); pinholes are far smaller.",
+    "FRAME_FADE_FRACTION": "0.025 of the shorter side: Layer Diffusion fades the body over its last 1-2% of rows "
+                           "where it leaves the frame; 2.5% covers that with margin.",
+    "island_keep_fraction": "0.01 of the portrait's area: the yardstick's own limit for debris; a second person or "
+                            "a held object is larger.",
+    "max_uncertain_fraction": "0.1 of the portrait (quality gate): normal portraits measure 0 to 0.06, decodes with "
+                              "large translucent blotches 0.1 to 0.3 (refine/quality.py gives the figures).",
+}
 
 #: Named settings for the simple node and the CLI: overrides of :class:`RefineParams`.
 #: ``gentle`` fills only near-opaque deep pixels and keeps more soft structure; ``strong``

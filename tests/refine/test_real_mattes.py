@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from comfyui_ld_portrait.pipeline.real_mattes import (
-    CORRUPTION_MODELS, ENV_VAR, RealMatte, corrupt_real, find_real_mattes, protected_band, real_portraits,
+    CORRUPTION_MARGIN, CORRUPTION_MODELS, ENV_VAR, RealMatte, corrupt_real, find_real_mattes, protected_band, real_portraits,
     real_scores)
 from comfyui_ld_portrait.pipeline.synthetic_families import FamilyPortrait, yardstick_filter
 
@@ -116,9 +116,11 @@ def test_corruption_leaves_the_soft_band_untouched_and_damages_the_rest(model):
     portrait = corrupt_real(record, model, seed=3)
     assert isinstance(portrait, FamilyPortrait) and portrait.family == f"real_{model}"
     assert portrait.subject == "subject"
-    band = protected_band(portrait.alpha_true)
-    assert band.sum() > 500  # the test matte does have a soft band to protect
-    assert np.array_equal(portrait.alpha_raw[band], portrait.alpha_true[band])
+    # The true soft region itself is never touched; its 2-px DIM margin may be (speckle on the
+    # outline, a glow rim), as Layer Diffusion's artifacts reach it.
+    soft = protected_band(portrait.alpha_true, CORRUPTION_MARGIN)
+    assert soft.sum() > 500  # the test matte does have a soft band to protect
+    assert np.array_equal(portrait.alpha_raw[soft], portrait.alpha_true[soft])
     damaged = np.abs(portrait.alpha_raw - portrait.alpha_true) > 0.5 / 255
     assert damaged.sum() > 200
     # Damage only where the truth is exactly 0 or 1.
@@ -174,7 +176,8 @@ def test_real_portraits_pairs_every_subject_with_every_model_and_scores_them(tmp
     assert [(p.subject, p.family) for p in portraits] == [
         ("one", "real_blotchy"), ("one", "real_banded_glow"), ("two", "real_blotchy"), ("two", "real_banded_glow")]
     rows = real_scores(portraits, {"raw": lambda alpha, rgb: alpha})
-    assert all(row["band_sad"] == 0.0 and row["sad"] > 0.0 for row in rows)
+    # Damage lies outside the true soft region; only its 2-px DIM margin may be touched.
+    assert all(row["sad"] > 0.0 and row["band_sad"] < 0.5 * row["sad"] for row in rows)
     with pytest.raises(ValueError, match="unknown corruption model"):
         real_portraits(tmp_path, models=("nope",))
 
@@ -202,6 +205,6 @@ def test_real_mattes_benchmark_raw_and_yardstick_per_image():
     for row in rows:
         print(f"{row['subject']:28s} {row['family']:18s} {row['method']:10s} {row['sad']:8.3f} {row['band_sad']:9.3f}")
     raw = [row for row in rows if row["method"] == "raw"]
-    # The corruption is real damage outside the band and none inside it.
-    assert all(row["sad"] > 0.0 and row["band_sad"] == 0.0 for row in raw)
+    # The corruption is real damage, mostly outside the band (only its 2-px margin is reachable).
+    assert all(row["sad"] > 0.0 and row["band_sad"] < 0.5 * row["sad"] for row in raw)
     assert len({row["subject"] for row in raw}) == len(find_real_mattes(root))
