@@ -343,10 +343,12 @@ def _draw_label(picture: np.ndarray, text: str) -> None:
             start = line.find(legend)
             if start < 0:
                 continue
-            # colour the legend's letters: the columns from the end of the text before it
-            before_w = cv2.getTextSize(line[:start], font, scale, thickness)[0][0]
-            legend_w = cv2.getTextSize(legend, font, scale, thickness)[0][0]
-            colour[top: top + line_h, margin + before_w: margin + before_w + legend_w] = legend_colour
+            # colour the legend's letters: the columns from the end of the text before it to
+            # the end of the legend (to the box's edge when the legend ends the line)
+            before_w = cv2.getTextSize(line[:start], font, scale, thickness)[0][0] if start else 0
+            end = start + len(legend)
+            end_w = cv2.getTextSize(line[:end], font, scale, thickness)[0][0] if end < len(line) else box_w
+            colour[top: top + line_h, margin + before_w: margin + end_w] = legend_colour
     box *= np.float32(0.45)
     box *= np.float32(1.0) - outline
     box *= np.float32(1.0) - letters
