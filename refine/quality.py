@@ -199,20 +199,21 @@ class QualityThresholds:
     # Last field: the advanced gate node shows the thresholds in this order (saved workflows
     # store widget values by position).
     max_uncertain_fraction: float = bounded_field(
-        # 0.1, from refine_alpha's uncertain_fraction with standard refinement (issue 18). The
-        # largest share on normal portraits: 0.0013 on the real Layer Diffusion portrait
-        # i2i_0_transparent (0 on causal_cut), 0.0004 on the demo portraits, 0.019 on the
-        # fourier_fur and metaball_strands families, 0.055 on eight undamaged real hair mattes and
-        # 0.027 on sheer_motion's veils: 0.1 passes them with a margin of about 2 or more. Real
-        # mattes damaged with translucent patches measure 0.04 to 0.24 (median 0.10), pocket_hair
-        # and sheer_motion as decoded up to 0.27: a tenth of the portrait left unjudged is where a
-        # curator stops trusting the matte. Genuine flat translucent hair volumes (pocket_hair's
-        # truths, up to 0.14) are rejected too, 4 of 12: precision before recall.
+        # 0.1, from refine_alpha's uncertain_fraction with standard refinement (issue 18's
+        # design, commit 6dfd7ff). Largest share on normal portraits: 0.0002 on the real Layer
+        # Diffusion portrait i2i_0_transparent (0 on causal_cut), 0.0005 on the demo portraits,
+        # 0.018 on the fourier_fur and metaball_strands families, 0.037 on eight undamaged real
+        # hair mattes, 0.008 on sheer_motion's veils and 0.088 on pocket_hair's genuine flat
+        # translucent hair volumes: 0.1 passes them all, the real mattes with a margin of about
+        # 3. Real mattes damaged with translucent patches measure up to 0.27 (medians 0.11 and
+        # 0.13 for the 'blotchy' and 'all' damage), pocket_hair and sheer_motion as decoded up
+        # to 0.20: a tenth of the portrait left unjudged is where a curator stops trusting it.
         0.1, 0.0, 1.0,
         "Reject as 'uncertain_matte' when more than this fraction of the portrait's pixels was "
         "kept as decoded because refinement could not tell a genuine soft region (a veil, "
-        "translucent hair) from an artifact (a dimming blotch). Portraits measure 0 to 0.06; "
-        "decodes with large translucent blotches 0.1 to 0.3. 1 disables.")
+        "translucent hair) from an artifact (a dimming blotch). Portraits measure 0 to about 0.04 "
+        "(flat translucent hair volumes up to 0.09); decodes left with large translucent "
+        "blotches 0.1 to 0.3. 1 disables.")
 
     def __post_init__(self):
         for spec in fields(self):
