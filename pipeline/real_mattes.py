@@ -24,9 +24,10 @@ mixes the alpha failures seen in Layer Diffusion decodes:
 * ``glow_rim``: a faint 0.05..0.25 halo a few px outside the outline, over true background;
 * ``banding``: quantised plateaus (steps) in the opaque interior.
 
-The true soft band (ground truth strictly between 0 and 1, dilated by ``BAND_MARGIN`` px) is
-never touched: damage lands only where the truth is exactly 0 or 1 outside that band, so the
-raw matte's band error is zero and any band error of a refiner is damage the refiner did.
+The true soft region (ground truth strictly between 0 and 1) is never touched: damage lands
+only where the truth is exactly 0 or 1, so any change a refiner makes to that region is damage
+it did. The scored band, that region dilated by ``BAND_MARGIN`` px (the DIM unknown region), may
+be reached, as Layer Diffusion's outline speckle and glow rims reach it.
 The statistics (noise generators, sizes, levels) are this module's own, independent of the
 synthetic families in :mod:`.synthetic_families`; only the record type is shared.
 """
@@ -200,7 +201,8 @@ def find_real_mattes(root=None, max_side: int = MAX_SIDE) -> list:
 
 def protected_band(alpha_true: np.ndarray, margin: float = BAND_MARGIN) -> np.ndarray:
     """Bool [H, W]: ground truth strictly between 0 and 1 (8-bit), dilated by ``margin`` px
-    (Euclidean). The corruption never touches it; reports score refiners on it."""
+    (Euclidean). Reports score refiners on it (``BAND_MARGIN``); the corruption never touches it
+    at ``CORRUPTION_MARGIN``."""
     soft = (alpha_true > _HALF) & (alpha_true < 1.0 - _HALF)
     if not soft.any():
         return soft
