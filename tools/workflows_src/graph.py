@@ -326,13 +326,15 @@ def refine_and_pad(g, image, alpha):
 
 def quality_gate(g, alpha, raw_alpha=None, refine=None):
     """Matte Quality Gate (standard strictness) on alpha; the raw alpha and the refine node's
-    changed pixels when given."""
+    changed and uncertain pixels when given (the uncertain ones enable the gate's
+    'uncertain_matte' check)."""
     gate = g.node("LDPQualityGateSimple", None, {"strictness": "standard"}, size=[400, 150])
     g.link(*alpha, gate, "alpha")
     if raw_alpha is not None:
         g.link(*raw_alpha, gate, "raw_alpha")
     if refine is not None:
         g.link(refine, 1, gate, "changed")
+        g.link(refine, 4, gate, "uncertain")
     return gate
 
 
