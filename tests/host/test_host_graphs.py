@@ -198,7 +198,8 @@ def test_prompt_template_and_quality_gate_run_in_host(comfy_host, host_images):
         "1": {"class_type": "LDPLoadRGBA", "inputs": {"path": host_images["single_rel"], "index": 0}},
         "2": {"class_type": "LDPConnectivityRefine", "inputs": {"alpha": ["1", 1]}},
         "3": {"class_type": "LDPQualityGate",
-              "inputs": {"alpha": ["2", 0], "raw_alpha": ["1", 1], "changed": ["2", 1]}},
+              "inputs": {"alpha": ["2", 0], "raw_alpha": ["1", 1], "changed": ["2", 1],
+                         "uncertain": ["2", 4]}},
         "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 3]}},
         "5": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
         "6": {"class_type": "LDPPromptTemplate", "inputs": template_inputs},
@@ -210,8 +211,9 @@ def test_prompt_template_and_quality_gate_run_in_host(comfy_host, host_images):
 
     _, alpha = read_rgba(host_images["single"])
     raw = torch.from_numpy(alpha)[None]
-    refined, changed, _, _ = LDPConnectivityRefine().refine(raw)
-    keep, _, _, verdict = LDPQualityGate().judge(refined, raw_alpha=raw, changed=changed)
+    refined, changed, _, _, uncertain = LDPConnectivityRefine().refine(raw)
+    keep, _, _, verdict = LDPQualityGate().judge(refined, raw_alpha=raw, changed=changed, uncertain=uncertain)
+    assert json.loads(verdict)[0]["measures"]["uncertain_fraction"] is not None
     assert shown["4"] == verdict
     assert shown["5"] == str(keep)
     prompt, _, attributes, _, _ = LDPPromptTemplate().render(**template_inputs)
