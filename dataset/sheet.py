@@ -42,8 +42,9 @@ from ..refine.errormap import (ERROR_RED, RED_LEGEND, UNCERTAIN_CYAN, UNCERTAIN_
 from ..refine.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
 
 __all__ = ["SheetRow", "contact_sheet", "gradient_background", "COLUMN_TITLES",
-           "COLUMN_LEGENDS", "COLUMN_UNCERTAIN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size", "check_sheet_size", "choose_samples",
-           "dataset_sheet", "SHEET_BACKGROUND_KINDS", "MAX_CELL", "MAX_SHEET_PIXELS"]
+           "COLUMN_LEGENDS", "COLUMN_UNCERTAIN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size",
+           "check_sheet_size", "choose_samples", "dataset_sheet", "SHEET_BACKGROUND_KINDS", "MAX_CELL",
+           "MAX_SHEET_PIXELS"]
 
 COLUMN_TITLES = ("raw composite", "raw alpha", "alpha-bar_h", "refined alpha",
                  "refined composite")

@@ -3,9 +3,11 @@
 Refinement and gate come in two forms, as core's KSampler / KSampler (Advanced): a simple node
 with one choice (strength, strictness) for artists, and an advanced node with every parameter
 (the original ids, so saved workflows keep working). Thin adapters: each node converts ComfyUI
-tensors to numpy, loops over the batch, calls the library in ``refine/`` and converts back. Alpha sockets are named ``alpha`` and mean
-1 = opaque portrait; an ``invert`` switch accepts core's inverted MASK (LoadImage gives
-1 - alpha). Library modules are imported inside the methods so importing the pack stays light.
+tensors to numpy, loops over the batch, calls the library in ``refine/`` and converts back.
+Alpha sockets are named ``alpha`` and mean 1 = opaque portrait; an ``invert`` switch accepts
+core's inverted MASK (LoadImage gives 1 - alpha). Library modules are imported inside the
+methods so importing the pack stays light. Outputs and inputs added later go last (issue 18's
+``uncertain`` output of the refine nodes and input of the gates), so saved links stay valid.
 """
 from __future__ import annotations
 
