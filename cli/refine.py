@@ -50,7 +50,7 @@ def add_refine_options(sub, *, demo: bool) -> None:
                      help="quality-gate threshold, e.g. --gate min_side=128 (repeatable; "
                           "names and ranges below)")
     sub.add_argument("--param", action="append", metavar="NAME=VALUE",
-                     help="refinement parameter, e.g. --param band_width=20 (repeatable; "
+                     help="refinement parameter, e.g. --param reach=20 (repeatable; "
                           "names and ranges below)")
     sub.add_argument("--json", action="store_true",
                      help="print the summary as JSON on stdout")

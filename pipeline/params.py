@@ -1,4 +1,4 @@
-"""Named overrides of a parameter dataclass (``--param band_width=20``, ``--gate min_side=128``).
+"""Named overrides of a parameter dataclass (``--param reach=20``, ``--gate min_side=128``).
 
 The names, ranges and help come from the dataclass fields themselves: a field's
 ``metadata`` may hold ``"min"``, ``"max"`` and ``"doc"`` (as :class:`..refine.quality.

@@ -191,8 +191,9 @@ TUNED_NUMBERS = {
                            "where it leaves the frame; 2.5% covers that with margin.",
     "island_keep_fraction": "0.01 of the portrait's area: the yardstick's own limit for debris; a second person or "
                             "a held object is larger.",
-    "max_uncertain_fraction": "0.1 of the portrait (quality gate): normal portraits measure 0 to 0.06, decodes with "
-                              "large translucent blotches 0.1 to 0.3 (refine/quality.py gives the figures).",
+    "max_uncertain_fraction": "0.1 of the portrait (quality gate): normal portraits measure 0 to 0.04 (genuine flat "
+                              "translucent hair volumes up to 0.09), decodes with large translucent blotches 0.1 to "
+                              "0.3 (refine/quality.py gives the figures).",
 }
 
 #: Named settings for the simple node and the CLI: overrides of :class:`RefineParams`.
