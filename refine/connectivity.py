@@ -97,7 +97,8 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     plain labelling and a histogram beat OpenCV's labelling with statistics four times over."""
     try:
         count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_16U)
-        if count <= 65535:
+        # (calcHist counts in float32: exact below 2**24 pixels.)
+        if count <= 65535 and mask.size < 1 << 24:
             areas = cv2.calcHist([labels], [0], None, [count], [0, count]).ravel()
             return count, labels, np.rint(areas).astype(np.int64)
     except cv2.error:  # more components than 16 bits can label
