@@ -16,6 +16,8 @@ status, width, height, alpha_bits, files, written``)::
     verdict                    record.verdict, when given
     rejected_by                record.rejected_by, for a rejected sample, when given
     **record.trailing_meta     extra keys last (the demo's synthesis seed and attributes)
+    provenance                 the reference to record.provenance, when given (set by the
+                               writer, which stores the document first)
 
 Examples
 --------
@@ -72,6 +74,12 @@ class SampleRecord:
         Error-map picture, stored in ``error_maps/`` with the images.
     trailing_meta : mapping
         Meta keys written last (they win over equal keys above).
+    provenance : ProvenanceDocument or None
+        What made the sample (the API graph, a command's settings): stored once per dataset
+        and referenced from the meta (see :mod:`.provenance`).
+    png_text : sequence of (str, str)
+        Text chunks for the fg PNG (ComfyUI's ``prompt`` and ``workflow``); kept for rejected
+        samples' images too.
     """
 
     sample_id: str
@@ -85,6 +93,8 @@ class SampleRecord:
     raw_alpha: Any = None
     error_map: Any = None
     trailing_meta: Mapping = dataclasses.field(default_factory=dict)
+    provenance: Any = None
+    png_text: Sequence = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +208,8 @@ def save_record(writer: DatasetWriter, record: SampleRecord, policy: SavePolicy 
         record.sample_id, record.fg, record.alpha, meta=record_meta(record),
         raw_alpha=record.raw_alpha if (store and policy.store_raw_alpha) else None,
         error_map=record.error_map if store else None, rejected=not record.accepted,
-        store_images=store, alpha_bits=policy.alpha_bits)
+        store_images=store, alpha_bits=policy.alpha_bits, provenance=record.provenance,
+        fg_text=record.png_text)
     sample_id = record.sample_id
     if not written.written:
         return SaveOutcome(sample_id, "skipped_meanwhile",
@@ -303,6 +314,8 @@ class BatchInput:
     first_index : int
         Sample index of the first image: meta records ``sample_index = first_index + b``,
         ``batch_index = b`` and ``batch_size = B``.
+    provenance, png_text
+        As :class:`SampleRecord`'s, the same for every image of the batch.
     """
 
     ids: Sequence[str]
@@ -315,6 +328,8 @@ class BatchInput:
     refinements: Sequence | None = None
     common: Mapping = dataclasses.field(default_factory=dict)
     first_index: int = 0
+    provenance: Any = None
+    png_text: Sequence = ()
 
 
 def batch_records(batch: BatchInput) -> list[SampleRecord]:
@@ -349,7 +364,8 @@ def batch_records(batch: BatchInput) -> list[SampleRecord]:
                       batch_size=count),
             refinement=refinements[b], verdict=verdicts[b], rejected_by=rejected_by,
             raw_alpha=None if batch.raw_alphas is None else batch.raw_alphas[b],
-            error_map=None if batch.error_maps is None else batch.error_maps[b]))
+            error_map=None if batch.error_maps is None else batch.error_maps[b],
+            provenance=batch.provenance, png_text=tuple(batch.png_text)))
     return records
 
 

@@ -46,6 +46,9 @@ from .imagefiles import encode_png
 from .jsonvalues import dumps_line, manifest_entry, to_jsonable
 from .layout import (LOCK_NAME, MANIFEST_NAME, META_DIR, REJECTED_DIR, SCHEMA, DatasetError,
                      SampleIdError)
+from .pngtext import insert_text_chunks
+from .provenance import META_KEY as PROVENANCE_KEY
+from .provenance import ProvenanceDocument, store_provenance
 from .reading import list_sample_ids
 from .safeio import (MetaFileError, create_temporary, open_control_file, read_meta_file,
                      root_lock, write_file_atomic)
@@ -56,7 +59,7 @@ __all__ = ["DatasetWriter", "WriteOutcome", "RESERVED_META_KEYS", "sample_status
 
 #: Keys the writer sets itself in meta files; callers may not supply them.
 RESERVED_META_KEYS = frozenset({"schema", "id", "status", "width", "height", "files",
-                                "alpha_bits", "written"})
+                                "alpha_bits", "written", PROVENANCE_KEY})
 
 
 def _byte_at(fd: int, position: int) -> bytes:
@@ -66,13 +69,15 @@ def _byte_at(fd: int, position: int) -> bytes:
 
 
 def _encode_images(sample_id: str, paths: Mapping, fg, alpha: np.ndarray, raw_alpha, error_map,
-                   alpha_bits: int) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
+                   alpha_bits: int, fg_text=()) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
     """PNG payloads ``(folder kind, file name, bytes)`` of a sample's images and the relative
-    paths its meta lists; arrays are checked (sizes, NaN) before anything is written."""
+    paths its meta lists; arrays are checked (sizes, NaN) before anything is written. Only the
+    fg PNG carries the text chunks ``fg_text`` (as core SaveImage's images do); alphas stay
+    plain."""
     fg = as_rgb(fg, "fg")
     check_same_size(fg, alpha, "fg", "alpha")
     name = f"{sample_id}.png"
-    payloads = [("fg", name, encode_png(fg, bits=8)),
+    payloads = [("fg", name, insert_text_chunks(encode_png(fg, bits=8), fg_text)),
                 ("alpha", name, encode_png(alpha, bits=alpha_bits))]
     files = {"fg": paths["fg"], "alpha": paths["alpha"]}
     if raw_alpha is not None:
@@ -200,6 +205,8 @@ class DatasetWriter:
         #: ``"meta/<id>.json"`` (or under ``rejected/``) -> why it could not be used, for every
         #: unreadable meta file :meth:`status` met; such a sample counts as not done.
         self.unreadable_meta: dict[str, str] = {}
+        #: Hashes of the provenance documents this writer has stored (stored once per run).
+        self._stored_provenance: set[str] = set()
 
     # ---- paths ------------------------------------------------------------------------------
 
@@ -274,9 +281,20 @@ class DatasetWriter:
             raise
         return tmp, folder / final_name
 
+    def store_provenance(self, document: ProvenanceDocument) -> str:
+        """Store ``document`` once under ``provenance/`` (see :mod:`.provenance`); returns
+        its relative path. Cheap when this writer stored it before and it is still there."""
+        path = self.root / document.relative_path
+        if document.sha256 not in self._stored_provenance or not path.is_file():
+            store_provenance(self.root, document, durable=self.durable)
+            self._stored_provenance.add(document.sha256)
+        return document.relative_path
+
     def write_sample(self, sample_id: str, fg, alpha, *, meta: Mapping | None = None,
                      raw_alpha=None, error_map=None, rejected: bool = False,
-                     store_images: bool = True, alpha_bits: int = 8) -> WriteOutcome:
+                     store_images: bool = True, alpha_bits: int = 8,
+                     provenance: ProvenanceDocument | None = None,
+                     fg_text=()) -> WriteOutcome:
         """Write one sample atomically; meta goes last and marks it complete.
 
         Parameters
@@ -303,6 +321,12 @@ class DatasetWriter:
             that their verdict is recorded and a re-run does not redo them).
         alpha_bits : {8, 16}
             Bit depth of ``alpha`` and ``raw_alpha``.
+        provenance : ProvenanceDocument, optional
+            What made the sample (API graph or command settings): stored once under
+            ``provenance/`` before the meta, which records its reference as ``provenance``.
+        fg_text : sequence of (str, str)
+            PNG text chunks for the fg image (ComfyUI's ``prompt`` / ``workflow``, see
+            :func:`.pngtext.comfy_text_entries`); other images get none.
 
         Returns
         -------
@@ -335,12 +359,15 @@ class DatasetWriter:
         payloads, files = [], {}
         if store_images:
             payloads, files = _encode_images(sample_id, paths, fg, alpha, raw_alpha, error_map,
-                                             alpha_bits)
+                                             alpha_bits, fg_text)
         record = {"schema": SCHEMA, "id": sample_id, "status": status, "width": width,
                   "height": height, "alpha_bits": alpha_bits, "files": files,
                   "written": datetime.datetime.now(datetime.timezone.utc).isoformat(
                       timespec="seconds")}
         record.update(to_jsonable(meta))
+        if provenance is not None:  # the document is in place before the meta refers to it
+            self.store_provenance(provenance)
+            record[PROVENANCE_KEY] = provenance.reference()
         meta_bytes = json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False).encode()
         payloads.append((META_DIR, f"{sample_id}.json", meta_bytes))  # last: marks completion
         relative = {**files, "meta": paths["meta"]}

@@ -22,10 +22,21 @@ Without any of them the node refuses to run rather than guess. ``dataset_name`` 
 plain folder name (see :func:`..dataset.validate_dataset_name`); names that try to leave the
 output folder (``../x``, absolute paths, separators, NUL bytes, very long names) and a root
 that is a symlink pointing elsewhere are refused before anything is written.
+
+The graph that made the samples
+-------------------------------
+Like core ``SaveImage`` the node takes ComfyUI's hidden ``PROMPT`` (the API graph, here the
+argument ``api_graph``: ``prompt`` is the positive-prompt socket) and ``EXTRA_PNGINFO`` (the
+editor graph as ``workflow``, and whatever else the client sent) inputs and writes them into
+each ``fg`` PNG as text chunks ``prompt``, ``workflow``, ... (``alpha`` PNGs stay plain), so
+dropping an ``fg`` PNG onto the canvas reopens the graph. The API graph is also stored once
+per dataset under ``provenance/<sha256>.json`` and referenced from each sample's meta
+(:mod:`..dataset.provenance`). The host's ``--disable-metadata`` turns both off.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ._common import (Progress, alpha_input, check_interrupt, each_in_batch, image_input, image_list,
@@ -65,6 +76,20 @@ def output_directory(override=None) -> Path:
         f"{OUTPUT_DIR_ENV} to the folder that should hold the dataset, or pass output_root=.")
 
 
+def host_disables_metadata() -> bool:
+    """True when the running ComfyUI was started with ``--disable-metadata``.
+
+    Looked up only inside a running host, where ``comfy.cli_args`` has long been imported;
+    outside one nothing is imported (importing it elsewhere would parse this process's
+    command line as ComfyUI's).
+    """
+    if "comfy.cli_args" not in sys.modules:
+        return False
+    from comfy.cli_args import args  # host-only module, already loaded
+
+    return bool(getattr(args, "disable_metadata", False))
+
+
 # --------------------------------------------------------------------------------------------
 # Save node
 # --------------------------------------------------------------------------------------------
@@ -74,7 +99,9 @@ class LDPSaveDataset:
         "Save portraits into a matting dataset under ComfyUI's output folder: "
         "<output>/<dataset_name>/fg/<id>.png (padded foreground), alpha/<id>.png (refined "
         "alpha), raw_alpha/ and error_maps/ (optional), meta/<id>.json (prompt, negative, seed, "
-        "attributes, models, refinement statistics, verdict) and manifest.jsonl. Ids come from "
+        "attributes, models, refinement statistics, verdict, the graph) and manifest.jsonl. The fg "
+        "PNGs carry the workflow like core Save Image's (drop one onto the canvas to reopen "
+        "it). Ids come from "
         "sample_index: index_id(i) = '000123'; a batch of B images gets ids sample_index .. "
         "sample_index + B - 1. Writes are atomic, ids already complete are skipped (re-running "
         "a range resumes it), several ComfyUI instances may write one dataset at once, and "
@@ -144,6 +171,8 @@ class LDPSaveDataset:
                     "JSON), stored in meta.")}),
                 "invert": invert_input(),
             },
+            # What core SaveImage takes: the API graph and the editor graph (fg PNG chunks).
+            "hidden": {"api_graph": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
     @classmethod
@@ -155,7 +184,9 @@ class LDPSaveDataset:
     def save(self, foreground, alpha, dataset_name=DEFAULT_DATASET_NAME, sample_index=0,
              keep=True, keep_rejected=False, alpha_bits="8", raw_alpha=None, error_map=None,
              prompt=None, negative=None, attributes=None, seed=None, verdict=None, stats=None,
-             models="", invert=False, output_root=None):
+             models="", invert=False, output_root=None, api_graph=None, extra_pnginfo=None):
+        from ..dataset.pngtext import comfy_text_entries
+        from ..dataset.provenance import GRAPH_KIND, provenance_document
         from ..dataset.version import tool_version
         from ..refine.validation import check_same_size
         from ..dataset import (BatchInput, DatasetError, DatasetWriter, SavePolicy,
@@ -186,6 +217,11 @@ class LDPSaveDataset:
         verdicts = per_image(parsed_verdict, count, "verdict")
         refinements = per_image(parsed_stats, count, "stats")
         ids = [index_id(int(sample_index) + b) for b in range(count)]
+        png_text, left_out, provenance = [], [], None
+        if not host_disables_metadata():
+            png_text, left_out = comfy_text_entries(api_graph, extra_pnginfo)
+            if isinstance(api_graph, dict) and api_graph:
+                provenance = provenance_document(GRAPH_KIND, api_graph)
         records = batch_records(BatchInput(
             ids, foregrounds, alphas, decide_keep(bool(keep), verdicts), raw_alphas=raws,
             error_maps=maps, verdicts=verdicts, refinements=refinements,
@@ -193,7 +229,8 @@ class LDPSaveDataset:
             common=common_meta(prompt=prompt, negative=negative, seed=seed,
                                attributes=parsed_attributes, models=models_value(models),
                                tool={"name": "ld-portrait", "version": tool_version(),
-                                     "node": "LDPSaveDataset"})))
+                                     "node": "LDPSaveDataset"}),
+            provenance=provenance, png_text=png_text))
 
         output = output_directory(output_root)
         root = dataset_root_in(output, name)
@@ -212,6 +249,9 @@ class LDPSaveDataset:
         written = sum(outcome.written for outcome in outcomes)
         summary = (f"dataset {name} ({writer.root}): {written} written, {count - written} "
                    "skipped\n" + "\n".join(outcome.line for outcome in outcomes))
+        if left_out:
+            summary += ("\nnot written into the fg PNGs (not valid PNG text keywords): "
+                        + ", ".join(map(repr, left_out)))
         return {"ui": {"images": images, "text": [summary]}, "result": (summary,)}
 
     @staticmethod
