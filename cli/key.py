@@ -64,6 +64,7 @@ def run_key(args, stdout, stderr) -> int:
     from ..matting.keying import KeyParams, parse_key_colour
     from ..pipeline.keying_folder import KeyOptions, key_folder
     from ..pipeline.summary import OUTCOME_LABELS
+    from .refine import recorded_command_line
 
     try:
         params = KeyParams(key_colour=parse_key_colour(args.key_colour),
@@ -86,7 +87,8 @@ def run_key(args, stdout, stderr) -> int:
     # No input PNG (NoInputImagesError, nothing created) and an unwritable output: exit 1.
     run, code = run_job(
         lambda stop: key_folder(input_dir, args.output_dir, options,
-                                progress=progress.on_file_event, should_stop=stop),
+                                progress=progress.on_file_event, should_stop=stop,
+                                command_line=recorded_command_line(args)),
         progress, stderr, JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)),
         final_line=False)
     if code is not None:

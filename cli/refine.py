@@ -14,7 +14,15 @@ from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_option
                      usage_error)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
-           "refine_like_parser"]
+           "refine_like_parser", "recorded_command_line"]
+
+
+def recorded_command_line(args) -> dict:
+    """The parsed command line as every sample's meta records it (through the run's
+    provenance document): each option with its value, defaults included."""
+    values = {key: value for key, value in vars(args).items()
+              if key != "handler" and not callable(value)}
+    return {"program": "ld-portrait", **values}
 
 
 def _parameter_epilog() -> str:
@@ -158,7 +166,8 @@ def run_refine_like(args, stdout, stderr) -> int:
                             should_stop=stop)
         return refine_folder(args.input_dir, args.output_dir, options,
                              progress=progress.on_file_event, should_stop=stop,
-                             replace_changed=args.replace_changed)
+                             replace_changed=args.replace_changed,
+                             command_line=recorded_command_line(args))
 
     # No input PNG (NoInputImagesError) and unwritable output are fatal (exit 1); bad demo
     # arguments and overlapping folders are usage errors. The summary below gives the counts

@@ -13,8 +13,9 @@ next to ``tool`` (name and pack version). Kinds:
 ``comfyui_api_graph``    the API graph ComfyUI ran (the ``LDPSaveDataset`` node's hidden
                          ``PROMPT`` input), exactly as queued: the file is a graph that
                          ``ld-portrait queue`` accepts (``ld-portrait dataset graph ROOT ID``)
-``ld-portrait_settings`` ``{"command": "refine", "argv": [...], "parameters": {...}}``: the
-                         command line and the parameters resolved from it
+``ld-portrait_settings`` ``{"command": "refine", "command_line": {...}, "parameters":
+                         {...}}``: the parsed command line and the parameters resolved
+                         from it
 
 Documents are written like every other dataset file (private temporary file, rename) before
 the first sample that refers to them; two writers storing the same document write the same
@@ -93,11 +94,15 @@ def provenance_document(kind: str, content: Any) -> ProvenanceDocument:
     return ProvenanceDocument(kind, payload, hashlib.sha256(payload).hexdigest())
 
 
-def settings_document(command: str, argv, parameters: Mapping) -> ProvenanceDocument:
-    """The settings of an ``ld-portrait`` run: the sub-command, its command line (``argv``,
-    None when called as a library) and the parameters it resolved."""
+def settings_document(command: str, command_line: Mapping | None,
+                      parameters: Mapping) -> ProvenanceDocument:
+    """The settings of an ``ld-portrait`` run: the sub-command, its parsed command line (every
+    option with its value, defaults included; None when called as a library) and the
+    parameters resolved from it (every refinement / keying / gate value, defaults filled in,
+    so the record stays true when a later version changes a default)."""
     return provenance_document(SETTINGS_KIND, {
-        "command": command, "argv": None if argv is None else [str(a) for a in argv],
+        "command": command,
+        "command_line": None if command_line is None else dict(command_line),
         "parameters": dict(parameters)})
 
 

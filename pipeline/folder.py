@@ -22,6 +22,7 @@ from ..dataset import (DatasetError, DatasetWriter, is_disk_full, list_sample_id
                        remove_stale_temporary, save_record)
 from ..dataset.layout import IMAGE_KINDS, META_DIR, QUARANTINE_DIR, REJECTED_DIR
 from ..dataset.imagefiles import ImageFileError, printable_name, read_rgba, scan_pngs
+from ..dataset.provenance import ProvenanceDocument, settings_document
 from ..dataset.safeio import MetaFileError, read_meta_file
 from .ids import legacy_ids, sample_id_for
 from .portrait import (ProcessedPortrait, RefineOptions, process_portrait, sample_record,
@@ -33,7 +34,8 @@ __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailur
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
            "file_digest", "file_fingerprint", "failure_reason", "output_message",
-           "SourceChange", "source_change", "retire_changed", "tidy_after_killed_writers"]
+           "SourceChange", "source_change", "retire_changed", "tidy_after_killed_writers",
+           "refine_settings"]
 
 #: Folders the writer manages inside a dataset root (an input there would read our output).
 _MANAGED = (*IMAGE_KINDS, META_DIR, REJECTED_DIR, QUARANTINE_DIR)
@@ -165,6 +167,7 @@ class _Job:
     options: RefineOptions
     extra_meta: Mapping
     complete_before: frozenset  # ids complete when the run started (for legacy ids)
+    settings: ProvenanceDocument | None = None  # the run's settings, referenced from each meta
 
 
 def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> tuple[str, str]:
@@ -190,6 +193,8 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     record = sample_record(sample_id, result, source_file=name, source_sha256=digest,
                            source_bytes=size, extra={**job.extra_meta.get(path.name, {}),
                                                      "source_mtime_ns": mtime_ns})
+    if job.settings is not None:
+        record = dataclasses.replace(record, provenance=job.settings)
     try:
         saved = save_record(job.writer, record, save_policy(options))
     except (DatasetError, OSError) as error:
@@ -270,11 +275,32 @@ def tidy_after_killed_writers(writer: DatasetWriter, summary: RunSummary) -> Non
                            f"{writer.root}: {error.strerror or error}") from error
 
 
+def _resolved(cls, overrides: Mapping) -> dict:
+    """Every field of ``cls`` with ``overrides`` applied (its defaults filled in); the
+    overrides alone when they do not make a ``cls`` (the algorithm reports that itself)."""
+    try:
+        return dataclasses.asdict(cls(**dict(overrides)))
+    except (TypeError, ValueError):
+        return dict(overrides)
+
+
+def refine_settings(options: RefineOptions) -> dict:
+    """The parameters a refine run resolved from ``options``: the options themselves and every
+    refinement parameter and quality-gate threshold, defaults included."""
+    from ..refine.connectivity import RefineParams
+    from ..refine.quality import QualityThresholds
+
+    return {"options": dataclasses.asdict(options),
+            "refine_params": _resolved(RefineParams, options.refine_params),
+            "quality_thresholds": _resolved(QualityThresholds, options.gate)}
+
+
 def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *,
                   progress: Callable[[ProgressEvent], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   extra_meta: Mapping[str, Mapping] | None = None,
-                  replace_changed: bool = False) -> RunSummary:
+                  replace_changed: bool = False, command_line: Mapping | None = None
+                  ) -> RunSummary:
     """Turn a folder of RGBA PNGs into the dataset layout (README.md, "Dataset layout").
 
     Parameters
@@ -295,6 +321,10 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
         A file whose content differs from the ``source_sha256`` of its complete sample is
         listed in ``summary.changed`` and left alone (False), or its old sample is removed
         and made again (True, listed in ``summary.replaced``).
+    command_line : mapping, optional
+        The parsed command line (``ld-portrait refine``'s arguments). With the resolved
+        parameters (:func:`refine_settings`) it is stored once under ``provenance/`` and
+        referenced from every sample's meta (see :mod:`..dataset.provenance`).
 
     Returns
     -------
@@ -333,7 +363,9 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
     summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
                          skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
     tidy_after_killed_writers(writer, summary)
-    job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()))
+    settings = settings_document("refine", command_line, refine_settings(options))
+    job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()),
+               settings)
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: _is_done(job, path, sample_id),
         process=lambda path, sample_id: _refine_file(job, path, sample_id, summary),

@@ -13,11 +13,12 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from ..dataset import (DatasetError, DatasetWriter, SampleIdError, SavePolicy, SampleRecord,
                        save_record)
 from ..dataset.imagefiles import ImageFileError, read_rgba, scan_pngs
+from ..dataset.provenance import ProvenanceDocument, settings_document
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
@@ -26,7 +27,7 @@ from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason
                      source_change, tidy_after_killed_writers)
 from .summary import FileFailure, ProgressEvent, RunSummary, SkippedEntry
 
-__all__ = ["KeyOptions", "key_folder"]
+__all__ = ["KeyOptions", "key_folder", "key_settings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +69,20 @@ def _key_one(path: Path, options: KeyOptions):
     return result, verdict
 
 
+def key_settings(options: KeyOptions) -> dict:
+    """The parameters a key run resolved: every keyer setting and option, and the quality
+    gate's thresholds when it judges (defaults included)."""
+    from ..refine.quality import QualityThresholds
+
+    settings = {"options": dataclasses.asdict(options)}
+    if options.gate:
+        settings["quality_thresholds"] = dataclasses.asdict(QualityThresholds())
+    return settings
+
+
 def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: KeyOptions,
-              summary: RunSummary, reasons: collections.Counter) -> tuple[str, str]:
+              summary: RunSummary, reasons: collections.Counter,
+              settings: ProvenanceDocument | None = None) -> tuple[str, str]:
     """Key, judge and save one file that is not complete yet; returns ``(outcome, detail)``
     and counts it in ``summary`` (reject reasons in ``reasons``)."""
     try:
@@ -87,7 +100,7 @@ def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: Key
               "tool": {"name": "ld-portrait", "version": tool_version(), "command": "key"},
               "padding": {"method": "layerdiffuse_pyramid", "alpha": "keyed"},
               "keying": result.stats},
-        verdict=None if verdict is None else verdict.to_dict())
+        verdict=None if verdict is None else verdict.to_dict(), provenance=settings)
     saved = save_record(writer, record, SavePolicy(
         keep_rejected=True, alpha_bits=options.alpha_bits, store_raw_alpha=False))
     if not saved.written:
@@ -104,8 +117,13 @@ def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: Key
 
 def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
                progress: Callable[[ProgressEvent], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> RunSummary:
+               should_stop: Callable[[], bool] | None = None,
+               command_line: Mapping | None = None) -> RunSummary:
     """Key every PNG of ``input_dir`` into the dataset root ``output_dir``.
+
+    ``command_line`` (the parsed ``ld-portrait key`` arguments) and the resolved settings
+    (:func:`key_settings`) are stored once under ``provenance/`` and referenced from every
+    sample's meta (see :mod:`..dataset.provenance`).
 
     Returns
     -------
@@ -137,7 +155,9 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: writer.is_complete(sample_id),
         process=functools.partial(_key_file, writer=writer, options=options, summary=summary,
-                                  reasons=reasons),
+                                  reasons=reasons,
+                                  settings=settings_document("key", command_line,
+                                                             key_settings(options))),
         limit=options.limit, progress=progress, should_stop=should_stop,
         fatal_errors=(DatasetError, SampleIdError, OSError),
         fatal_message=functools.partial(output_message, writer.root),
