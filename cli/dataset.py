@@ -1,4 +1,4 @@
-"""``ld-portrait dataset verify|stats|sheet|... ROOT``: inspect a dataset root.
+"""``ld-portrait dataset verify|stats|sheet|graph|... ROOT``: inspect a dataset root.
 
 Further actions come from other modules of this package that define
 ``register_dataset_action(actions)`` (discovered by :func:`.app.command_modules`). The work is
@@ -19,7 +19,7 @@ def _action_adders() -> list:
     module defining ``register_dataset_action`` (``export``, ...)."""
     from .app import command_modules
 
-    return [_add_verify, _add_stats, _add_sheet] + [
+    return [_add_verify, _add_stats, _add_sheet, _add_graph] + [
         module.register_dataset_action for module in command_modules()
         if getattr(module, "register_dataset_action", None) is not None]
 
@@ -103,6 +103,97 @@ def _add_sheet(actions) -> None:
                        help="side of each picture in pixels (default 256, at least 32)")
     sheet.add_argument("--columns", type=positive_int, default=4, metavar="K",
                        help="samples per row (default 4)")
+
+
+def _add_graph(actions) -> None:
+    graph = _add_root_action(
+        actions, "graph", _run_graph,
+        help="the API graph (or refine/key settings) that made a sample",
+        description="Write the ComfyUI API graph that made sample ID (as ComfyUI ran it, with "
+                    "the sample's index and seed), ready for `ld-portrait queue`, and say how "
+                    "to queue it again. For a sample made by `ld-portrait refine` or `key`, "
+                    "write that run's settings (command line and resolved parameters) instead. "
+                    "ID is the sample id (e.g. 000123) or its sample index (123). The editor "
+                    "graph is in the sample's fg PNG: drop it onto the ComfyUI canvas. Exit 1 "
+                    "when the sample or its record is missing.")
+    graph.add_argument("sample_id", metavar="ID", help="sample id, or sample index")
+    graph.add_argument("-o", "--output", metavar="OUT.json",
+                       help="file to write (default: print the JSON on stdout)")
+
+
+def _queue_hint(found, path: str) -> str:
+    """How to queue a stored graph again so that it makes the same sample: the ``queue``
+    options whose rewrite (:func:`.queue.graph.rewrite_graph`) leaves the graph as it ran."""
+    from ..dataset import index_id
+    from .queue.graph import check_api_graph, inspect_graph, rewrite_graph
+
+    meta = found.meta
+    lines = [f"sample {found.sample_id}: made by a ComfyUI graph"]
+    index, batch_index = meta.get("sample_index"), meta.get("batch_index", 0)
+    try:
+        graph = check_api_graph(found.content, "the stored graph")
+    except ValueError as error:
+        return "\n".join(lines + [f"  the stored graph cannot be queued: {error}"])
+    if not (isinstance(index, int) and isinstance(batch_index, int)):
+        return "\n".join(lines + ["  its meta records no sample_index"])
+    info = inspect_graph(graph)
+    first = index - batch_index
+    where = f"sample index {index}" + (
+        f" (image {batch_index} of a batch starting at {first})" if batch_index else "")
+    lines.append(f"  {where}, sampler seed {meta.get('seed', 'not recorded')}")
+    base_seed = info.template_seed or 0
+    options = [f"--start {first}", "--count 1"]
+    if info.template_nodes:
+        options.append(f"--seed {base_seed}")
+    else:  # e.g. refine-a-folder: a counter node drives the index
+        options.append("--allow-no-template")
+    same = None
+    for keep in (False, True):
+        rewritten, _ = rewrite_graph(graph, first, base_seed=base_seed, keep_sampler_seed=keep,
+                                     allow_no_template=not info.template_nodes)
+        if rewritten == graph:
+            same = keep
+            break
+    if same is None:
+        lines.append("  note: the queue would change some inputs of this graph (see "
+                     "`ld-portrait queue --dry-run`); the sample may not come out the same")
+    elif same:
+        options.append("--keep-sampler-seed")
+    lines.append(f"  queue it again (same id {index_id(index)} and seed; into another dataset, "
+                 f"as complete ids are skipped):\n    ld-portrait queue {path} "
+                 f"{' '.join(options)} --dataset-name NEW_NAME")
+    return "\n".join(lines)
+
+
+def _run_graph(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError
+    from ..dataset.imagefiles import write_bytes_atomic
+    from ..dataset.provenance import GRAPH_KIND, sample_provenance
+
+    try:
+        found = sample_provenance(args.root, args.sample_id)
+    except DatasetError as error:  # not a dataset, no such sample, nothing recorded
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    if args.output:
+        try:
+            write_bytes_atomic(args.output, found.payload)
+        except OSError as error:
+            stderr.write(f"ld-portrait: error: cannot write {args.output}: "
+                         f"{error.strerror or error}\n")
+            return EXIT_FAILED
+    else:
+        stdout.write(found.payload.decode("utf-8"))
+    if found.kind == GRAPH_KIND:
+        note = _queue_hint(found, args.output or "GRAPH.json")
+    else:
+        command = found.content.get("command") if isinstance(found.content, dict) else None
+        note = (f"sample {found.sample_id}: made by `ld-portrait {command or '?'}`, not a "
+                "ComfyUI graph; these are its settings (command line and resolved parameters)")
+    # Notes go to stderr when the JSON is on stdout, so `> graph.json` stays pure JSON.
+    (stdout if args.output else stderr).write(
+        note + (f"\nwritten: {args.output}\n" if args.output else "\n"))
+    return EXIT_OK
 
 
 def _dataset_help(parser, stdout) -> int:

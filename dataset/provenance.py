@@ -36,7 +36,7 @@ from .layout import DatasetError
 
 __all__ = ["PROVENANCE_DIR", "GRAPH_KIND", "SETTINGS_KIND", "META_KEY", "ProvenanceDocument",
            "provenance_document", "settings_document", "store_provenance", "read_provenance",
-           "ProvenanceError"]
+           "ProvenanceError", "SampleProvenance", "sample_provenance"]
 
 PROVENANCE_DIR = "provenance"
 #: ``kind`` of a ComfyUI API graph.
@@ -136,15 +136,7 @@ def store_provenance(root, document: ProvenanceDocument, *, durable: bool = True
     return write_file_atomic(path, document.payload, durable=durable)
 
 
-def read_provenance(root, reference: Mapping) -> tuple[str, Any]:
-    """``(kind, content)`` of the document a meta's ``provenance`` reference names.
-
-    Raises
-    ------
-    ProvenanceError
-        The reference is malformed, the file is missing, or its content does not match the
-        recorded hash (the message says which and what to do).
-    """
+def _read_reference(root, reference: Mapping) -> tuple[str, bytes, Any]:
     if not isinstance(reference, Mapping) or not isinstance(reference.get("sha256"), str) \
             or not _HEX.fullmatch(reference["sha256"]):
         raise ProvenanceError(f"the meta's {META_KEY!r} entry is not a reference with a sha256 "
@@ -165,4 +157,92 @@ def read_provenance(root, reference: Mapping) -> tuple[str, Any]:
         content = json.loads(payload)
     except ValueError as error:
         raise ProvenanceError(f"{path} is not JSON ({error}).") from None
-    return str(reference.get("kind", "")), content
+    return str(reference.get("kind", "")), payload, content
+
+
+def read_provenance(root, reference: Mapping) -> tuple[str, Any]:
+    """``(kind, content)`` of the document a meta's ``provenance`` reference names.
+
+    Raises
+    ------
+    ProvenanceError
+        The reference is malformed, the file is missing, or its content does not match the
+        recorded hash (the message says which and what to do).
+    """
+    kind, _, content = _read_reference(root, reference)
+    return kind, content
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleProvenance:
+    """What :func:`sample_provenance` found for one sample.
+
+    Attributes
+    ----------
+    sample_id : str
+    meta : dict
+        The sample's meta (accepted or rejected).
+    kind : str
+        :data:`GRAPH_KIND` or :data:`SETTINGS_KIND`.
+    payload : bytes
+        The stored document's bytes (checked against its hash).
+    content : object
+        ``payload`` parsed.
+    """
+
+    sample_id: str
+    meta: dict
+    kind: str
+    payload: bytes
+    content: Any
+
+
+def sample_provenance(root, sample_id: str) -> SampleProvenance:
+    """The document that made ``sample_id`` (accepted or rejected) in the dataset ``root``.
+
+    ``sample_id`` may also be a sample index (``123`` for ``000123``) when no sample has
+    that exact id.
+
+    Raises
+    ------
+    DatasetError
+        ``root`` is not a dataset.
+    ProvenanceError
+        No such sample, its meta records no provenance (written before this was recorded, or
+        with ComfyUI's ``--disable-metadata``), or the document is missing or damaged.
+    """
+    from .ids import index_id, validate_id
+    from .layout import META_DIR, REJECTED_DIR, SampleIdError
+    from .safeio import MetaFileError, read_meta_file, require_dataset
+
+    root = require_dataset(root)
+    candidates = [str(sample_id)]
+    if str(sample_id).isdigit():
+        candidates.append(index_id(int(sample_id)))
+    meta = None
+    for candidate in dict.fromkeys(candidates):
+        try:
+            validate_id(candidate)
+        except SampleIdError as error:
+            raise ProvenanceError(str(error)) from None
+        for prefix in ("", f"{REJECTED_DIR}/"):
+            try:
+                meta = read_meta_file(root / prefix / META_DIR / f"{candidate}.json", candidate)
+            except FileNotFoundError:
+                continue
+            except MetaFileError as error:
+                raise ProvenanceError(f"{prefix}{META_DIR}/{candidate}.json {error}.") from None
+            sample_id = candidate
+            break
+        if meta is not None:
+            break
+    if meta is None:
+        raise ProvenanceError(f"{root} has no complete sample {sample_id!r} (no "
+                              f"{META_DIR}/{sample_id}.json, accepted or rejected).")
+    if META_KEY not in meta:
+        raise ProvenanceError(
+            f"sample {sample_id} records no graph or settings: it was written by a version "
+            "that did not record them, by a ComfyUI started with --disable-metadata, or by a "
+            "client that sent no graph. Its fg PNG may still hold the editor graph.")
+    kind, payload, content = _read_reference(root, meta[META_KEY])
+    return SampleProvenance(str(sample_id), meta, kind, payload, content)
