@@ -123,6 +123,7 @@ class _Scan:
     metas: dict = dataclasses.field(default_factory=dict)   # accepted id -> meta
     invalid_meta: list = dataclasses.field(default_factory=list)  # relative paths
     denied: set = dataclasses.field(default_factory=set)  # accepted ids this user may not read
+    provenance: dict = dataclasses.field(default_factory=dict)  # document path -> exists
 
     def problem(self, kind: str, sample_id: str | None, detail: str) -> None:
         self.report.problems.append(Problem(kind, sample_id, detail))
@@ -222,6 +223,14 @@ def _check_listed_files(scan: _Scan, sample_id: str, meta: dict) -> None:
                 scan.problem("size_mismatch", sample_id, f"{relative} is {size}, meta says {expected}")
         elif not os.path.isfile(file_path):
             scan.problem("missing_file", sample_id, relative)
+    reference = meta.get("provenance")  # what made the sample, shared by many: looked up once
+    if isinstance(reference, dict) and isinstance(reference.get("file"), str):
+        document = reference["file"]
+        if document not in scan.provenance:
+            scan.provenance[document] = os.path.isfile(os.path.join(root_text, document))
+        if not scan.provenance[document]:
+            scan.problem("missing_file", sample_id, f"{document} (what made the sample; copy "
+                                                    "provenance/ with the dataset)")
 
 
 def _check_image_folders(scan: _Scan, rejected: bool, meta_ids: set[str]) -> None:

@@ -97,3 +97,15 @@ def test_sample_provenance_finds_rejected_samples_and_settings(tmp_path):
         sample_provenance(writer.root, "../x")
     with pytest.raises(ProvenanceError, match="not a reference"):
         read_provenance(writer.root, {"sha256": "../../etc/passwd"})
+
+
+def test_verify_reports_a_missing_document(tmp_path):
+    writer = DatasetWriter(tmp_path / "ds")
+    document = provenance_document(GRAPH_KIND, GRAPH)
+    _sample(writer, "000001", document)
+    _sample(writer, "000002", document)
+    (writer.root / document.relative_path).unlink()
+    problems = verify(writer.root).problems
+    assert [(p.kind, p.sample_id) for p in problems] == [("missing_file", "000001"),
+                                                          ("missing_file", "000002")]
+    assert document.relative_path in problems[0].detail
