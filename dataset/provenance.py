@@ -36,7 +36,8 @@ from .layout import DatasetError
 
 __all__ = ["PROVENANCE_DIR", "GRAPH_KIND", "SETTINGS_KIND", "META_KEY", "ProvenanceDocument",
            "provenance_document", "settings_document", "store_provenance", "read_provenance",
-           "ProvenanceError", "SampleProvenance", "sample_provenance"]
+           "ProvenanceError", "SampleProvenance", "sample_provenance", "api_graph_as_queued",
+           "HOST_EXECUTION_KEYS"]
 
 PROVENANCE_DIR = "provenance"
 #: ``kind`` of a ComfyUI API graph.
@@ -46,6 +47,20 @@ SETTINGS_KIND = "ld-portrait_settings"
 #: Meta key holding the reference.
 META_KEY = "provenance"
 _HEX = re.compile(r"[0-9a-f]{64}")
+
+
+#: Keys a host adds to the nodes of the graph it runs: ``is_changed`` holds the nodes'
+#: IS_CHANGED results (NaN for "always run"). A host trusts that key when a client sends it,
+#: so a stored graph that kept it could be served from the cache instead of running again.
+HOST_EXECUTION_KEYS = ("is_changed",)
+
+
+def api_graph_as_queued(graph: Mapping) -> dict:
+    """``graph`` (the API graph a host hands to a node as ``PROMPT``) without the execution
+    state the host added to its nodes (:data:`HOST_EXECUTION_KEYS`): the graph as queued."""
+    return {node_id: ({key: value for key, value in node.items() if key not in HOST_EXECUTION_KEYS}
+                      if isinstance(node, Mapping) else node)
+            for node_id, node in graph.items()}
 
 
 class ProvenanceError(DatasetError):

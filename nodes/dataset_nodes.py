@@ -186,7 +186,7 @@ class LDPSaveDataset:
              prompt=None, negative=None, attributes=None, seed=None, verdict=None, stats=None,
              models="", invert=False, output_root=None, api_graph=None, extra_pnginfo=None):
         from ..dataset.pngtext import comfy_text_entries
-        from ..dataset.provenance import GRAPH_KIND, provenance_document
+        from ..dataset.provenance import GRAPH_KIND, api_graph_as_queued, provenance_document
         from ..dataset.version import tool_version
         from ..refine.validation import check_same_size
         from ..dataset import (BatchInput, DatasetError, DatasetWriter, SavePolicy,
@@ -221,7 +221,7 @@ class LDPSaveDataset:
         if not host_disables_metadata():
             png_text, left_out = comfy_text_entries(api_graph, extra_pnginfo)
             if isinstance(api_graph, dict) and api_graph:
-                provenance = provenance_document(GRAPH_KIND, api_graph)
+                provenance = provenance_document(GRAPH_KIND, api_graph_as_queued(api_graph))
         records = batch_records(BatchInput(
             ids, foregrounds, alphas, decide_keep(bool(keep), verdicts), raw_alphas=raws,
             error_maps=maps, verdicts=verdicts, refinements=refinements,

@@ -146,3 +146,16 @@ def test_an_extra_key_png_cannot_hold_is_reported_not_fatal(tmp_path):
                     extra_pnginfo={"workflow": WORKFLOW, "bad\0key": 1})["result"][0]
     assert "not written into the fg PNGs" in summary and "bad\\x00key" in summary
     assert set(_texts(tmp_path / "ds" / "fg" / "000000.png")) == {"prompt", "workflow"}
+
+
+def test_the_stored_graph_leaves_out_the_hosts_execution_state(tmp_path):
+    # A host records IS_CHANGED results in the graph it runs (NaN = always run) and trusts them
+    # when a client sends them: a stored graph with them could be served from the cache.
+    ran = {node_id: dict(node) for node_id, node in GRAPH.items()}
+    ran["9"]["is_changed"] = [float("nan")]
+    _save(tmp_path, count=1, api_graph=ran)
+    root = tmp_path / "ds"
+    chunk = _texts(root / "fg" / "000000.png")["prompt"]
+    assert chunk == json.dumps(ran) and "NaN" in chunk  # the chunk is core SaveImage's
+    reference = json.loads((root / "meta" / "000000.json").read_text())["provenance"]
+    assert read_provenance(root, reference)[1] == GRAPH
