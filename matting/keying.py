@@ -29,7 +29,7 @@ from ..refine.padding import pad_foreground
 from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
 
 __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estimate_screen_plate",
-           "screen_signal", "green_excess", "parse_key_colour", "checker_preview"]
+           "screen_signal", "noise_clip_black", "green_excess", "parse_key_colour", "checker_preview"]
 
 #: Named key colours accepted by :func:`parse_key_colour` (typical chroma green / blue).
 NAMED_KEYS = {"green": (0.0, 0.694, 0.251), "blue": (0.0, 0.278, 0.733)}
@@ -58,11 +58,29 @@ class KeyParams:
     border : int >= 1, or None
         Width in pixels of the border ring the key colour is measured on (None = 3% of the
         shorter side, at least 2).
+    plate_passes : int >= 0
+        Refinement passes of the clean plate (0 = the first estimate only, the keyer before
+        issue 21). Each pass keys with the current plate and re-measures the screen only where
+        that key is below ``plate_screen_alpha``, eroded by ``plate_erode`` px: the first
+        estimate also takes screen seen through hair, whose colour difference is lower, so
+        the plate under hair reads too dim and the hair too transparent.
+    plate_screen_alpha : float in 0..1
+    plate_erode : int >= 0
+    noise_clip : float >= 0
+        Noise-aware clip black. The image noise of the colour difference is measured on the
+        screen (robust deviation from a 5x5 median); divided by the local plate signal it is
+        the raw matte's noise, larger where the screen is dim. The clip black at a pixel is at
+        least ``noise_clip`` times that. 0 = one clip black everywhere.
+
+    Defaults (issue 21) were chosen on the calibration half of
+    ``pipeline/keying_benchmark.py`` (real ground-truth mattes and synthetic portraits on
+    varied screens) and are reported on its evaluation half (docs/matting.md). The keyer
+    before issue 21 is ``KeyParams(clip_black=0.1, plate_passes=0, noise_clip=0)``.
     """
 
     key_colour: tuple | None = None
     clip_black: float = bounded_field(
-        0.1, 0.0, 1.0, "Raw matte at or below this becomes transparent (screen noise, wrinkles).")
+        0.05, 0.0, 1.0, "Raw matte at or below this becomes transparent (screen noise, wrinkles).")
     clip_white: float = bounded_field(
         0.88, 0.0, 1.0, "Raw matte at or above this becomes opaque (subject noise, spill).")
     spill_strength: float = bounded_field(
@@ -72,6 +90,15 @@ class KeyParams:
         0.0, 0.0, 256.0, "Gaussian blur (sigma, px) of the alpha; 0 = off.")
     plate: bool = True
     border: int | None = None
+    plate_passes: int = 2
+    plate_screen_alpha: float = bounded_field(
+        0.2, 0.0, 1.0, "Refinement passes of the clean plate take as screen only pixels keyed "
+        "below this alpha (hair-covered screen is not screen).")
+    plate_erode: int = 3
+    noise_clip: float = bounded_field(
+        2.0, 0.0, 20.0, "Noise-aware clip black: at least this many noise deviations of the "
+        "raw matte (image noise over the local screen signal; dim screen = noisier matte); "
+        "0 = off.")
 
     def validate(self) -> "KeyParams":
         check_bounded_fields(self)
@@ -80,6 +107,10 @@ class KeyParams:
                              f"({self.clip_black}).")
         if self.border is not None and (isinstance(self.border, bool) or int(self.border) < 1):
             raise ValueError(f"border must be a whole number >= 1 or None, got {self.border!r}.")
+        for name in ("plate_passes", "plate_erode"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 16:
+                raise ValueError(f"{name} must be a whole number 0..16, got {value!r}.")
         if self.key_colour is not None:
             _check_key(self.key_colour)
         return self
@@ -245,12 +276,19 @@ def _smooth_fill(rgb: np.ndarray, weight: np.ndarray, work_side: int = 96) -> np
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
-def estimate_screen_plate(rgb, key, *, screen_fraction: float = 0.35) -> np.ndarray:
+def estimate_screen_plate(rgb, key, *, screen_fraction: float = 0.35, passes: int = 0,
+                          screen_alpha: float = 0.2, erode: int = 2) -> np.ndarray:
     """Clean plate: the screen's colour at every pixel, also behind the subject.
 
     Pixels whose colour difference is at least ``screen_fraction`` of the key's and whose
     hue points the key's way count as clearly visible screen; they are eroded by one pixel
     (no subject edges) and their colour is spread smoothly (:func:`_smooth_fill`).
+
+    Then ``passes`` refinement passes: key with the current plate, take as screen only the
+    pixels keyed below ``screen_alpha`` (eroded by ``erode`` px) and fill again. The first
+    estimate's threshold also admits screen seen through thin hair, whose colour difference
+    is lower; a plate measured there is too dim under the hair, and the hair keys too
+    transparent (issue 21). A pass that would leave fewer than 16 screen pixels is skipped.
 
     Returns
     -------
@@ -264,7 +302,17 @@ def estimate_screen_plate(rgb, key, *, screen_fraction: float = 0.35) -> np.ndar
     screen = cv2.erode(screen.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if screen.sum() < 16:
         return np.broadcast_to(key.astype(np.float32), rgb.shape).copy()
-    return _smooth_fill(rgb, screen.astype(np.float32)).astype(np.float32)
+    plate = _smooth_fill(rgb, screen.astype(np.float32)).astype(np.float32)
+    kernel = np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)
+    for _ in range(int(passes)):
+        raw = 1.0 - signal / np.maximum(screen_signal(plate, key), 0.02)
+        screen = raw < screen_alpha
+        if erode > 0:
+            screen = cv2.erode(screen.astype(np.uint8), kernel).astype(bool)
+        if screen.sum() < 16:
+            break
+        plate = _smooth_fill(rgb, screen.astype(np.float32)).astype(np.float32)
+    return plate
 
 
 def green_excess(rgb, alpha, key=(0.0, 1.0, 0.0), *, min_alpha: float = 0.05) -> float:
@@ -314,6 +362,21 @@ def _suppress_spill(fg, key, strength: float) -> np.ndarray:
     return out
 
 
+def noise_clip_black(rgb, key, raw, plate_signal, clip_black: float, sigmas: float):
+    """Per-pixel clip black: ``max(clip_black, sigmas * noise / plate_signal)`` with ``noise``
+    the colour difference's robust noise on the screen (``raw < 0.2``, eroded 2 px): 1.4826 x
+    the median absolute deviation from a 5x5 median filter. ``sigmas <= 0``: ``clip_black``."""
+    if sigmas <= 0:
+        return np.float32(clip_black)
+    signal = screen_signal(rgb, key).astype(np.float32)
+    screen = cv2.erode((raw < 0.2).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if screen.sum() < 64:
+        return np.float32(clip_black)
+    residual = (signal - cv2.medianBlur(signal, 5))[screen]
+    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    return np.maximum(clip_black, sigmas * noise / plate_signal).astype(np.float32)
+
+
 def chroma_key(rgb, params: KeyParams | None = None) -> KeyResult:
     """Key a green- or blue-screen image.
 
@@ -338,13 +401,16 @@ def chroma_key(rgb, params: KeyParams | None = None) -> KeyResult:
                      else estimate_key_colour(rgb, params.border), np.float32)
     _check_key(key)
     if params.plate:
-        plate = estimate_screen_plate(rgb, key)
+        plate = estimate_screen_plate(rgb, key, passes=params.plate_passes,
+                                      screen_alpha=params.plate_screen_alpha,
+                                      erode=params.plate_erode)
     else:
         plate = np.broadcast_to(key, rgb.shape).astype(np.float32).copy()
     plate_signal = np.maximum(screen_signal(plate, key), 0.02)
     raw = 1.0 - screen_signal(rgb, key) / plate_signal
-    span = params.clip_white - params.clip_black
-    alpha = np.clip((raw - params.clip_black) / span, 0.0, 1.0).astype(np.float32)
+    black = noise_clip_black(rgb, key, raw, plate_signal, params.clip_black, params.noise_clip)
+    span = np.maximum(params.clip_white - black, 1e-3)
+    alpha = np.clip((raw - black) / span, 0.0, 1.0).astype(np.float32)
     fg = _unmix_foreground(rgb, alpha, plate)
     fg = _suppress_spill(fg, key, float(params.spill_strength))
     if params.edge_softness > 0:
@@ -357,6 +423,8 @@ def chroma_key(rgb, params: KeyParams | None = None) -> KeyResult:
         "clip_black": float(params.clip_black), "clip_white": float(params.clip_white),
         "spill_strength": float(params.spill_strength),
         "edge_softness": float(params.edge_softness), "plate": bool(params.plate),
+        "plate_passes": int(params.plate_passes),
+        "noise_clip": float(params.noise_clip),
         "opaque_fraction": round(float((alpha >= 1.0).mean()), 5),
         "transparent_fraction": round(float((alpha <= 0.0).mean()), 5),
         "green_excess_before": round(green_excess(rgb, alpha, key), 5),
