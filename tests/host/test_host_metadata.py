@@ -106,3 +106,49 @@ def test_disable_metadata_writes_no_chunk(host_without_metadata, layerdiffuse_di
     root = host.output_dir / "no_metadata"
     assert read_text_chunks(_fg(root).read_bytes()) == {}
     assert not (root / "provenance").exists()
+
+
+def test_dataset_graph_of_a_queued_sample_queues_again_to_the_same_sample(
+        comfy_host, layerdiffuse_dir, tmp_path):
+    from comfyui_ld_portrait.cli import queue as serverqueue
+
+    folder = "ldp_metadata_queue_inputs"
+    (comfy_host.input_dir / folder).mkdir(parents=True, exist_ok=True)
+    for number, source in enumerate(("i2i_0_transparent.png", "t2i_0_transparent.png")):
+        shutil.copyfile(layerdiffuse_dir / source, comfy_host.input_dir / folder / f"{number:02d}.png")
+    graph = json.loads(API_GRAPH.read_text(encoding="utf-8"))
+    graph["3"]["inputs"]["path"] = folder
+    graph[SAVE_NODE]["inputs"]["keep_rejected"] = True
+    workflow = tmp_path / "refine_api.json"
+    workflow.write_text(json.dumps(graph), encoding="utf-8")
+
+    def queue(path, name, *options):
+        out, err = io.StringIO(), io.StringIO()
+        code = serverqueue.main([str(path), "--server", comfy_host.url, "--dataset",
+                                 str(comfy_host.output_dir / name), "--dataset-name", name,
+                                 "--poll", "0.2", "--timeout", "60", *options],
+                                stdout=out, stderr=err)
+        assert code == 0, out.getvalue() + err.getvalue()
+
+    queue(workflow, "ldp_first", "--range", "1:2", "--allow-no-template")
+    first = comfy_host.output_dir / "ldp_first"
+    out, err = io.StringIO(), io.StringIO()
+    again = tmp_path / "again.json"
+    assert cli.main(["dataset", "graph", str(first), "1", "-o", str(again)],
+                    stdout=out, stderr=err) == 0, err.getvalue()
+    line = next(text for text in out.getvalue().splitlines() if "ld-portrait queue" in text)
+    options = line.split(str(again), 1)[1].split()
+    options = options[:options.index("--dataset-name")]
+    assert options[:4] == ["--start", "1", "--count", "1"], line
+    queue(again, "ldp_second", *options)
+    second = comfy_host.output_dir / "ldp_second"
+    metas = []
+    for root in (first, second):
+        found = sorted(root.glob("meta/000001.json")) + sorted(root.glob("rejected/meta/000001.json"))
+        assert len(found) == 1, f"{root} has no sample 000001"
+        metas.append(json.loads(found[0].read_text(encoding="utf-8")))
+    assert metas[0]["sample_index"] == metas[1]["sample_index"] == 1
+    assert metas[0]["refinement"] == metas[1]["refinement"]  # the same input, the same matte
+    assert metas[0]["status"] == metas[1]["status"]
+    alpha = metas[0]["files"]["alpha"]
+    assert (first / alpha).read_bytes() == (second / alpha).read_bytes()
