@@ -2,8 +2,10 @@
 
 Scenes come from ``pipeline/matting_scenes.py`` (unevenly lit green screen with spill; a
 portrait whose head sways over a textured background, with jittering masks). Keyer defaults
-were set on seed 0; this benchmark reports seeds from 1 on. Every figure has a baseline
-measured in the same run:
+were chosen on the calibration half of benchmarks/bench_keying.py (issue 21: real
+ground-truth mattes and synthetic portraits on varied screens, scored band first against the
+plain colour-difference key); this benchmark reports seeds from 1 on. Every figure has a
+baseline measured in the same run:
 
 * keyer: SAD (sum |alpha - truth| / 1000) against a single-key-colour keyer (no clean plate)
   and against the binary mask ``truth > 0.5`` on the soft pixels; green excess (alpha-weighted
