@@ -94,11 +94,13 @@ def iter_chunks(png: bytes) -> Iterable[tuple[bytes, bytes, int]]:
         kind = png[offset + 4:offset + 8]
         end = offset + 12 + length
         if end > len(png):
-            raise PngTextError(f"PNG chunk {kind!r} at byte {offset} runs past the end of the file.")
+            raise PngTextError(f"PNG chunk {kind!r} at byte {offset} runs past the end of "
+                               "the file.")
         data = png[offset + 8:offset + 8 + length]
         crc = struct.unpack(">I", png[end - 4:end])[0]
         if zlib.crc32(kind + data) & 0xFFFFFFFF != crc:
-            raise PngTextError(f"PNG chunk {kind!r} at byte {offset} has a wrong CRC (damaged file).")
+            raise PngTextError(f"PNG chunk {kind!r} at byte {offset} has a wrong CRC "
+                               "(damaged file).")
         yield kind, data, offset
         if kind == b"IEND":
             return

@@ -69,7 +69,8 @@ def _byte_at(fd: int, position: int) -> bytes:
 
 
 def _encode_images(sample_id: str, paths: Mapping, fg, alpha: np.ndarray, raw_alpha, error_map,
-                   alpha_bits: int, fg_text=()) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
+                   alpha_bits: int, fg_text=()
+                   ) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
     """PNG payloads ``(folder kind, file name, bytes)`` of a sample's images and the relative
     paths its meta lists; arrays are checked (sizes, NaN) before anything is written. Only the
     fg PNG carries the text chunks ``fg_text`` (as core SaveImage's images do); alphas stay

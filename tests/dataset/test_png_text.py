@@ -72,7 +72,8 @@ def test_inserted_chunks_follow_ihdr_and_read_back_with_the_pixels_unchanged():
     assert [c for c in iter_chunks(tagged) if c[0] == b"IDAT"][0][1] == \
         [c for c in iter_chunks(plain) if c[0] == b"IDAT"][0][1]
     decoded = cv2.imdecode(np.frombuffer(tagged, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_UNCHANGED))
+    assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(plain, np.uint8),
+                                                cv2.IMREAD_UNCHANGED))
     assert insert_text_chunks(plain, []) == plain
 
 
@@ -101,7 +102,8 @@ def test_non_latin1_text_goes_into_itxt_and_reads_back():
 
 def test_compressed_chunks_written_by_other_tools_are_read():
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
 
     plain = _png()
     extra = (chunk(b"zTXt", b"z\0\0" + zlib.compress(b"squeezed"))

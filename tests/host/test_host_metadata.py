@@ -115,7 +115,8 @@ def test_dataset_graph_of_a_queued_sample_queues_again_to_the_same_sample(
     folder = "ldp_metadata_queue_inputs"
     (comfy_host.input_dir / folder).mkdir(parents=True, exist_ok=True)
     for number, source in enumerate(("i2i_0_transparent.png", "t2i_0_transparent.png")):
-        shutil.copyfile(layerdiffuse_dir / source, comfy_host.input_dir / folder / f"{number:02d}.png")
+        shutil.copyfile(layerdiffuse_dir / source,
+                        comfy_host.input_dir / folder / f"{number:02d}.png")
     graph = json.loads(API_GRAPH.read_text(encoding="utf-8"))
     graph["3"]["inputs"]["path"] = folder
     graph[SAVE_NODE]["inputs"]["keep_rejected"] = True
@@ -144,7 +145,7 @@ def test_dataset_graph_of_a_queued_sample_queues_again_to_the_same_sample(
     second = comfy_host.output_dir / "ldp_second"
     metas = []
     for root in (first, second):
-        found = sorted(root.glob("meta/000001.json")) + sorted(root.glob("rejected/meta/000001.json"))
+        found = [*root.glob("meta/000001.json"), *root.glob("rejected/meta/000001.json")]
         assert len(found) == 1, f"{root} has no sample 000001"
         metas.append(json.loads(found[0].read_text(encoding="utf-8")))
     assert metas[0]["sample_index"] == metas[1]["sample_index"] == 1
