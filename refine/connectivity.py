@@ -20,11 +20,13 @@ genuine, and marks it **uncertain** where the prior cannot tell:
    are marked uncertain.
 4. Near-opaque plateaus: pixels of at least ``deep_fill_level`` whose neighbourhood dips less
    than ``flat_step`` (dimming, banding and interior speckle are flat; near-opaque hair drops
-   steeply at strand edges), farther than ``2 * solid_radius`` from the evidence, are filled.
+   steeply at strand edges), in flat areas at least a solid diameter wide or in enclosed dips
+   (dimming covers areas and speckle sits in a solid body; a strand is a line reaching the soft
+   edge), farther than ``2 * solid_radius`` from the evidence, are filled.
    Deep pixels left as they are are marked uncertain (a veil, translucent hair volume or a
    dimming blotch: the prior cannot tell them apart).
-5. Frame fade: deep pixels of at least ``see_through_level`` on lines from the border to an
-   opaque anchor ``frame_fade_depth`` inside (the body leaves the frame) are filled.
+5. Frame fade: deep pixels of at least ``see_through_level`` on lines from the border to a
+   near-opaque anchor ``frame_fade_depth`` inside (the body leaves the frame) are filled.
 6. Debris: islands farther than ``reach`` from the portrait and smaller than
    ``island_keep_fraction`` of it are set to 0.
 
@@ -200,19 +202,26 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, radius: float) -> np.
     return crowded
 
 
-def _flat(codes: np.ndarray, radius: float, step: float) -> np.ndarray:
-    """Pixels whose neighbourhood (a square of half-side ``radius``) dips less than ``step``
-    (alpha) below them: on a plateau or a gentle slope, not at a steep edge."""
+def _plateaus(codes: np.ndarray, candidates: np.ndarray, enclosed: np.ndarray, radius: float,
+              step: float) -> np.ndarray:
+    """Candidate pixels whose neighbourhood (a square of half-side ``radius``) dips less than
+    ``step`` (alpha) below them (on a plateau or a gentle slope, not at a steep edge), in flat
+    areas at least that square wide or in enclosed dips: dimming and banding cover areas and
+    speckle sits in a solid body, while a near-opaque strand is a line that reaches the soft
+    edge."""
     size = 2 * max(1, int(round(radius))) + 1
-    lowest = cv2.erode(codes, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
-    return cv2.subtract(codes, lowest) < step * 255.0
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    flat = candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < step * 255.0)
+    return cv2.morphologyEx(flat.view(np.uint8), cv2.MORPH_OPEN, square).view(bool) | (flat & enclosed)
 
 
-def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, depth: int, min_code: int) -> np.ndarray:
-    """Pixels within ``depth`` of a border whose line toward the interior reaches an opaque
-    anchor at ``depth`` through pixels of at least ``min_code`` (``filled`` pixels count as
-    opaque): the body continues out of the frame, so a fade toward the border there is an
-    error. Only ``eligible`` pixels count; only the border strips are computed."""
+def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, depth: int, min_code: int,
+                anchor_code: int) -> np.ndarray:
+    """Pixels within ``depth`` of a border whose line toward the interior reaches a
+    near-opaque anchor (at least ``anchor_code``) at ``depth`` through pixels of at least
+    ``min_code`` (``filled`` pixels count as opaque): the body continues out of the frame, so a
+    fade toward the border there is an error. Only ``eligible`` pixels count; only the border
+    strips are computed."""
     fade = np.zeros(codes.shape, bool)
     if depth <= 0:
         return fade
@@ -222,7 +231,7 @@ def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, dep
             continue
         strip = np.where(orient(filled)[:d + 1], np.uint8(255), orient(codes)[:d + 1])
         run = np.logical_and.accumulate((strip >= min_code)[::-1], axis=0)[::-1]
-        candidates = run[:d] & (strip[d] == 255)[None, :]
+        candidates = run[:d] & (strip[d] >= anchor_code)[None, :]
         if candidates.any():
             orient(fade)[:d] |= candidates & orient(eligible)[:d]
     return fade
@@ -358,7 +367,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
         # edge drops steeply within a few pixels) and stays.
-        plateau = near_opaque & not_opaque & _flat(codes, radius, p["flat_step"])
+        plateau = _plateaus(codes, near_opaque & not_opaque, enclosed, radius, p["flat_step"])
         errors |= plateau & (distance > 2.0 * radius)
         # What the reach does not explain and no rule repaired: a veil, a translucent volume or
         # a dimming blotch, which the prior cannot tell apart.
@@ -376,7 +385,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # 5. Frame fade: deep pixels (the steps above may have filled some as dimming; a fade is
         # their actual cause, and what they report).
         eligible = deep & not_opaque & (fix_kind != _KIND_CODE["pinhole"]) & (codes >= see_code)
-        fade = _frame_fade(codes, fix_kind > 0, eligible, p["frame_fade_depth"], see_code)
+        fade = _frame_fade(codes, fix_kind > 0, eligible, p["frame_fade_depth"], see_code, fill_code)
         if fade.any():
             fix_kind[fade] = _KIND_CODE["frame_fade"]
             uncertain &= ~fade

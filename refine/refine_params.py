@@ -72,7 +72,7 @@ class RefineParams:
         "and become opaque; dimmer ones are kept and marked uncertain (a veil or translucent "
         "hair volume cannot be told from a dimming blotch). 1 disables deep filling.")
     flat_step: float = bounded_field(
-        0.03, 0.0, 1.0,
+        0.05, 0.0, 1.0,
         "A near-opaque pixel (at least deep_fill_level) whose neighbourhood within solid_radius "
         "dips less than this below it lies on a plateau: Layer Diffusion's dimming and banding "
         "are flat, near-opaque hair drops steeply at strand edges. Plateaus farther than twice "
@@ -178,7 +178,7 @@ TUNED_NUMBERS = {
                          "mostly below it, Layer Diffusion's interior speckle mostly above.",
     "deep_fill_level": "0.8: chosen leaving one family out from 0.7, 0.8, 0.9; 0.7 fills the pockets of wide hair "
                        "masses, 0.9 leaves most dimming.",
-    "flat_step": "0.03 (8 codes): chosen leaving one family out from 0.03, 0.05, 0.08; real near-opaque hair drops "
+    "flat_step": "0.05 (13 codes): chosen leaving one family out from 0.03, 0.05, 0.08; real near-opaque hair drops "
                  "more than this within a few pixels, dimming and banding do not.",
     "REACH_FRACTION": "0.045 of the shorter side: chosen leaving one family out from 0.02, 0.03, 0.045; real hair's "
                       "near-opaque soft pixels lie within 3-6% of a see-through gap.",

@@ -39,11 +39,12 @@ def test_real_portrait_removes_deep_semi_transparency(real_portrait):
     before = np.count_nonzero(semi(alpha) & deep)
     after = np.count_nonzero(semi(result.alpha) & deep)
     assert before > 50_000  # the image really has the artifact
-    # Measured: 70% of the semi-transparency more than 40 px from the true background goes
-    # (the interior speckle and dimming). What stays lies within the reach of see-through gaps
-    # between the curls and inside them, which the refinement keeps as hair (issue 18 asks for
-    # 94%; docs/refinement.md says why the method cannot tell those apart). A regression guard:
-    assert after <= 0.35 * before, (before, after)
+    # Measured: 57% of the semi-transparency more than 40 px from the true background goes
+    # (interior speckle and dimming). What stays lies within the reach of see-through gaps
+    # between the curls and inside them, or is line-like near-opaque texture, which the
+    # refinement keeps as possible hair (issue 18 asks for 94%; docs/refinement.md says why the
+    # method cannot tell those apart). A regression guard:
+    assert after <= 0.5 * before, (before, after)
 
 
 def test_real_portrait_keeps_pixels_near_true_background(real_portrait):
@@ -143,17 +144,30 @@ def test_interior_speckle_and_blotches_become_opaque():
     assert np.all(result.fix_kind[ys[pick], xs[pick]] == 1)
 
 
-def test_speckle_chained_to_the_band_is_removed_away_from_the_gaps():
+def test_a_near_opaque_line_is_kept_as_a_strand_but_a_dimmed_area_is_filled():
     alpha = disc_portrait()
-    # A one-pixel chain of 0.9 running from the soft edge deep into the head.
     centre_row = int(256 * HEAD_ROW)
     edge_col = int(256 * (0.5 - HEAD_RADIUS))
-    alpha[centre_row, edge_col - 2: edge_col + 60] = np.minimum(alpha[centre_row, edge_col - 2: edge_col + 60], 0.9)
+    # A one-pixel line of 0.9 running from the soft edge into the head: the prior cannot tell
+    # it from a near-opaque strand, so it stays (and is uncertain where it is deep).
+    line = (centre_row, slice(edge_col - 2, edge_col + 60))
+    alpha[line] = np.minimum(alpha[line], 0.9)
+    # A dimmed area of 0.9 (20 x 20) reaching the same soft edge lower down: dimming.
+    patch = (slice(centre_row + 15, centre_row + 35), slice(edge_col + 2, edge_col + 22))
+    alpha[patch] = np.minimum(alpha[patch], 0.9)
     result = refine_alpha(alpha)
     params = result.stats["params"]
-    # A flat near-opaque chain is dimming, filled from twice the speckle scale off the gaps on.
-    deep_cols = np.arange(edge_col + int(2 * params["solid_radius"]) + 4, edge_col + 60)
-    assert np.all(result.alpha[centre_row, deep_cols] == 1.0)
+    deep_cols = np.arange(edge_col + int(np.ceil(params["reach"])) + 2, edge_col + 60)
+    assert not result.changed[centre_row, edge_col:edge_col + 60].any()
+    assert result.uncertain[centre_row, deep_cols].all()
+    in_patch = np.zeros(alpha.shape, bool)
+    in_patch[patch] = alpha[patch] >= 0.9
+    # Filled wherever its flat neighbourhood is whole: farther than twice the speckle scale (plus
+    # the flatness window) from anything dimmer than the patch.
+    clear = cv2.distanceTransform((alpha >= 0.89).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    away = in_patch & (clear > 3 * params["solid_radius"] + 1)
+    assert away.sum() > 50
+    assert np.all(result.alpha[away] == 1.0)
 
 
 def test_pinholes_filled_but_large_enclosed_hole_kept():
