@@ -45,7 +45,8 @@ def report(title: str, shots, chosen: dict) -> dict:
         t = kb.totals(rows)
         wins = sum(r["band_sad"] <= p["band_sad"] for r, p in zip(rows, plain))
         print(f"| {name} | {t['band_sad']:.2f} | {t['sad']:.2f} | {t['background_sad']:.2f} | "
-              f"{t['body_sad']:.2f} | {t['fg_error']:.4f} | {t['excess_ratio']:.3f} | {wins}/{len(rows)} |")
+              f"{t['body_sad']:.2f} | {t['fg_error']:.4f} | {t['excess_ratio']:.3f} | "
+              f"{wins}/{len(rows)} |")
     print("\nper shot, band SAD (SAD):")
     for index, shot in enumerate(shots):
         cells = "  ".join(f"{name} {rows[index]['band_sad']:.2f} ({rows[index]['sad']:.2f})"
@@ -57,7 +58,8 @@ def report(title: str, shots, chosen: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half", choices=("calibration", "evaluation", "both"), default="both")
-    parser.add_argument("--real", default=None, help="folder of real mattes (default $LDP_REAL_MATTES)")
+    parser.add_argument("--real", default=None,
+                        help="folder of real mattes (default $LDP_REAL_MATTES)")
     parser.add_argument("--size", type=int, default=256, help="synthetic portrait side (px)")
     parser.add_argument("--max-side", type=int, default=512, help="real mattes' long side (px)")
     parser.add_argument("--no-cf", action="store_true", help="skip closed-form matting (slow)")

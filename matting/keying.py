@@ -8,10 +8,13 @@ not itself green (``d(F) <= 0``) has ``d(c) ~= (1 - a) d(S)``, so ``a = 1 - d(c)
 Screens are never evenly lit. As in IBK keyers, ``d(S)`` is not one number but a per-pixel
 *clean plate*: the screen colour is measured where the screen is clearly visible and spread
 smoothly under the subject (:func:`estimate_screen_plate`), so a screen that is twice as bright
-in one corner still keys to alpha 0 there, and a dim corner does not turn semi-opaque.
+in one corner still keys to alpha 0 there, and a dim corner does not turn semi-opaque. The
+plate is then re-measured where the key says clear screen (``plate_passes``), so screen seen
+through hair does not darken the plate under the hair (issue 21).
 
 Then ``clip_black`` / ``clip_white`` stretch the raw matte (values below clip black become 0,
-above clip white 1: screen noise and subject noise), the foreground colour is un-mixed from
+above clip white 1: screen noise and subject noise; the clip black rises with the local noise
+of the matte, :func:`noise_clip_black`), the foreground colour is un-mixed from
 the plate (``F = S + (c - S) / a``), spill is suppressed on it (the key channel is limited to
 the larger other channel, by ``spill_strength``), and an optional Gaussian edge softness is
 applied to the alpha.
@@ -29,7 +32,8 @@ from ..refine.padding import pad_foreground
 from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
 
 __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estimate_screen_plate",
-           "screen_signal", "noise_clip_black", "green_excess", "parse_key_colour", "checker_preview"]
+           "screen_signal", "noise_clip_black", "green_excess", "parse_key_colour",
+           "checker_preview"]
 
 #: Named key colours accepted by :func:`parse_key_colour` (typical chroma green / blue).
 NAMED_KEYS = {"green": (0.0, 0.694, 0.251), "blue": (0.0, 0.278, 0.733)}
@@ -109,7 +113,8 @@ class KeyParams:
             raise ValueError(f"border must be a whole number >= 1 or None, got {self.border!r}.")
         for name in ("plate_passes", "plate_erode"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 16:
+            whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            if not whole or not 0 <= value <= 16:
                 raise ValueError(f"{name} must be a whole number 0..16, got {value!r}.")
         if self.key_colour is not None:
             _check_key(self.key_colour)
@@ -277,7 +282,7 @@ def _smooth_fill(rgb: np.ndarray, weight: np.ndarray, work_side: int = 96) -> np
 
 
 def estimate_screen_plate(rgb, key, *, screen_fraction: float = 0.35, passes: int = 0,
-                          screen_alpha: float = 0.2, erode: int = 2) -> np.ndarray:
+                          screen_alpha: float = 0.2, erode: int = 3) -> np.ndarray:
     """Clean plate: the screen's colour at every pixel, also behind the subject.
 
     Pixels whose colour difference is at least ``screen_fraction`` of the key's and whose

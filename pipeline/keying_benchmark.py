@@ -52,7 +52,8 @@ from .synthetic_families.common import quantise
 from .synthetic_families.scoring import dim_band, true_band
 
 __all__ = ["Shot", "SPLITS", "EVALUATION_SEED_BASE", "make_screen", "spill_subject", "shoot",
-           "split_subjects", "wears_key_colour", "real_shots", "synthetic_shots", "plain_key", "plain_despill",
+           "split_subjects", "wears_key_colour", "real_shots", "synthetic_shots", "plain_key",
+           "plain_despill",
            "trimap_matting_key", "keyer_method", "score_shot", "evaluate", "totals"]
 
 SPLITS = ("calibration", "evaluation")
@@ -94,7 +95,8 @@ def _smooth(rng, shape, cells: float) -> np.ndarray:
     """Smooth noise in -1..1 with about ``cells`` features across the longer side."""
     height, width = shape
     longest = max(height, width)
-    grid = (max(2, int(round(cells * height / longest)) + 2), max(2, int(round(cells * width / longest)) + 2))
+    grid = (max(2, int(round(cells * height / longest)) + 2),
+            max(2, int(round(cells * width / longest)) + 2))
     field_ = cv2.resize(rng.standard_normal(grid).astype(np.float32), (width, height),
                         interpolation=cv2.INTER_CUBIC)
     return field_ / (np.abs(field_).max() + 1e-6)
@@ -121,7 +123,8 @@ def make_screen(rng: np.random.Generator, shape: tuple, kind: str) -> np.ndarray
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
     spot_x, spot_y = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)
     light = (1.0 - rng.uniform(0.2, 0.55) * ramp
-             + rng.uniform(0.1, 0.3) * np.exp(-((xx - spot_x) ** 2 + (yy - spot_y) ** 2) / rng.uniform(0.03, 0.1))
+             + rng.uniform(0.1, 0.3) * np.exp(-((xx - spot_x) ** 2 + (yy - spot_y) ** 2)
+                                              / rng.uniform(0.03, 0.1))
              + rng.uniform(0.04, 0.1) * _smooth(rng, shape, rng.uniform(8, 20)))
     screen = base[None, None, :] * light[..., None]
     drift = rng.uniform(0.01, 0.04) * level * _smooth(rng, shape, 2.5)
@@ -130,7 +133,8 @@ def make_screen(rng: np.random.Generator, shape: tuple, kind: str) -> np.ndarray
     return np.clip(screen, 0.0, 1.0).astype(np.float32)
 
 
-def spill_subject(foreground, alpha, screen, rng: np.random.Generator, strength: float) -> np.ndarray:
+def spill_subject(foreground, alpha, screen, rng: np.random.Generator,
+                  strength: float) -> np.ndarray:
     """The subject's colour with screen light bounced onto it: a blend toward the local screen
     colour, ``strength`` at the silhouette and in the soft band, fading into the body."""
     solid = (alpha >= 1.0 - _HALF).astype(np.uint8)
@@ -208,7 +212,7 @@ def synthetic_shots(half: str, count: int = 4, size: int = 256) -> list:
 
 # ------------------------------------------------------------------------------ baselines
 
-def _border_median_key(image, kind_hint=None) -> np.ndarray:
+def _border_median_key(image) -> np.ndarray:
     """The median colour of the 3%-wide border ring (the plain key's key colour)."""
     height, width = image.shape[:2]
     border = max(2, int(round(0.03 * min(height, width))))
@@ -222,7 +226,8 @@ def plain_despill(rgb, key) -> np.ndarray:
     primary = int(np.argmax(key))
     others = [c for c in range(3) if c != primary]
     out = np.array(rgb, np.float32, copy=True)
-    out[..., primary] = np.minimum(out[..., primary], np.maximum(out[..., others[0]], out[..., others[1]]))
+    larger_other = np.maximum(out[..., others[0]], out[..., others[1]])
+    out[..., primary] = np.minimum(out[..., primary], larger_other)
     return out
 
 

@@ -41,7 +41,7 @@ def _check_issue_21(scores, whole_ratio):
 
 @pytest.fixture(scope="module")
 def synthetic_evaluation():
-    return kb.synthetic_shots("evaluation", 4, 192)
+    return kb.synthetic_shots("evaluation", 4, 256)
 
 
 def test_synthetic_held_out_band_and_whole_image(synthetic_evaluation):
@@ -97,8 +97,10 @@ def test_plain_key_is_exact_on_a_grey_subject_over_an_even_screen():
 
 def test_shots_are_reproducible_and_halves_disjoint():
     names = ["d", "a", "c", "b", "e"]
-    calibration, evaluation = kb.split_subjects(names, "calibration"), kb.split_subjects(names, "evaluation")
-    assert set(calibration).isdisjoint(evaluation) and set(calibration) | set(evaluation) == set(names)
+    calibration = kb.split_subjects(names, "calibration")
+    evaluation = kb.split_subjects(names, "evaluation")
+    assert set(calibration).isdisjoint(evaluation)
+    assert set(calibration) | set(evaluation) == set(names)
     first = kb.synthetic_shots("calibration", 2, 96)
     again = kb.synthetic_shots("calibration", 2, 96)
     assert [s.name for s in first] == [s.name for s in again]
