@@ -13,6 +13,7 @@ Real ground-truth mattes come from ``$LDP_REAL_MATTES`` (or --real); without the
 synthetic portraits are reported. Run from the repository root::
 
     .venv/bin/python benchmarks/bench_keying.py [--half both] [--real DIR] [--size 256] [--no-cf]
+        [--portraits 4] [--screens 1]
 """
 from __future__ import annotations
 
@@ -61,8 +62,13 @@ def main() -> None:
     parser.add_argument("--real", default=None,
                         help="folder of real mattes (default $LDP_REAL_MATTES)")
     parser.add_argument("--size", type=int, default=256, help="synthetic portrait side (px)")
+    parser.add_argument("--portraits", type=int, default=4,
+                        help="synthetic portraits per half (default 4)")
     parser.add_argument("--max-side", type=int, default=512, help="real mattes' long side (px)")
     parser.add_argument("--no-cf", action="store_true", help="skip closed-form matting (slow)")
+    parser.add_argument("--screens", type=int, default=1,
+                        help="screens per real subject and kind (default 1; more = new screen "
+                             "draws, the first one unchanged)")
     args = parser.parse_args()
     halves = kb.SPLITS if args.half == "both" else (args.half,)
     records = find_real_mattes(args.real, max_side=args.max_side)
@@ -70,9 +76,9 @@ def main() -> None:
         print("no real mattes (set LDP_REAL_MATTES or --real): synthetic shots only")
     chosen = methods(not args.no_cf)
     for half in halves:
-        report(f"synthetic portraits, {half}", kb.synthetic_shots(half, 4, args.size), chosen)
+        report(f"synthetic portraits, {half}", kb.synthetic_shots(half, args.portraits, args.size), chosen)
         if records:
-            report(f"real ground-truth mattes, {half}", kb.real_shots(records, half), chosen)
+            report(f"real ground-truth mattes, {half}", kb.real_shots(records, half, screens=args.screens), chosen)
 
 
 if __name__ == "__main__":

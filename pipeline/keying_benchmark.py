@@ -180,15 +180,19 @@ def wears_key_colour(foreground, alpha, kind: str) -> bool:
     return _greenish(check, alpha) >= 0.01
 
 
-def real_shots(records: Sequence, half: str, kinds: Sequence[str] = ("green", "blue")) -> list:
-    """Each subject of ``half`` (records from ``find_real_mattes``) on one screen per kind,
-    except screens of a colour the subject wears (:func:`wears_key_colour`)."""
+def real_shots(records: Sequence, half: str, kinds: Sequence[str] = ("green", "blue"),
+               screens: int = 1) -> list:
+    """Each subject of ``half`` (records from ``find_real_mattes``) on ``screens`` screens per
+    kind, except screens of a colour the subject wears (:func:`wears_key_colour`). Screen 0
+    of a subject is the same whatever ``screens`` is; later ones are named ``.../kind#k``."""
     chosen = set(split_subjects([r.name for r in records], half))
     base = 0 if half == "calibration" else EVALUATION_SEED_BASE
-    return [shoot(f"{record.name}/{kind}", "real", record.rgb, record.alpha_true, kind,
-                  _rng("real", base, record.name, kind))
+    return [shoot(f"{record.name}/{kind}" + (f"#{index}" if index else ""), "real", record.rgb,
+                  record.alpha_true, kind,
+                  _rng("real", base, record.name, kind, *((index,) if index else ())))
             for record in sorted(records, key=lambda r: r.name) if record.name in chosen
-            for kind in kinds if not wears_key_colour(record.rgb, record.alpha_true, kind)]
+            for kind in kinds if not wears_key_colour(record.rgb, record.alpha_true, kind)
+            for index in range(int(screens))]
 
 
 def synthetic_shots(half: str, count: int = 4, size: int = 256) -> list:
