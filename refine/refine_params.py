@@ -197,12 +197,12 @@ TUNED_NUMBERS = {
 }
 
 #: Named settings for the simple node and the CLI: overrides of :class:`RefineParams`.
-#: ``gentle`` fills only near-opaque deep pixels and keeps more soft structure; ``strong``
-#: trusts the prior further (dimmer deep pixels filled, a shorter reach).
+#: ``gentle`` fills only nearly opaque, very flat plateaus and keeps more soft structure;
+#: ``strong`` trusts the prior further (dimmer and less flat plateaus filled).
 REFINE_PRESETS = {
-    "gentle": {"deep_fill_level": 0.9, "reach": None},
+    "gentle": {"deep_fill_level": 0.9, "flat_step": 0.03},
     "standard": {},
-    "strong": {"deep_fill_level": 0.6},
+    "strong": {"deep_fill_level": 0.6, "flat_step": 0.08},
 }
 
 
