@@ -41,7 +41,7 @@ from ..refine.trimap import trimap_from_alpha
 from ..refine.validation import check_pixel_count
 
 __all__ = ["AugmentOptions", "MattingDataset", "list_training_ids", "split_ids", "seed_worker",
-           "jitter_colour", "TRIMAP_UNKNOWN"]
+           "jitter_colour", "make_item", "TRIMAP_UNKNOWN"]
 
 #: Value of the unknown region in the returned trimap tensors (0 background, 1 foreground).
 TRIMAP_UNKNOWN = 0.5
@@ -258,15 +258,6 @@ class MattingDataset(torch.utils.data.Dataset):
         epoch = self.epoch if self.augment else 0
         return np.random.default_rng([self.seed, epoch, int(index), int(self.augment)])
 
-    def _background(self, rng, size: int) -> np.ndarray:
-        seed = int(rng.integers(1 << 62))
-        if self.background_files is not None:
-            from ..dataset.backgrounds import BackgroundFolder
-
-            folder = BackgroundFolder(self.background_files, seed=seed)
-            return folder.pick(0, size, size)[0]
-        return procedural_background("random", size, size, seed)
-
     def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         sample = load_sample(self.root, self.ids[index])
         if sample.fg is None or sample.alpha is None:
@@ -278,35 +269,59 @@ class MattingDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self.ids):
             raise IndexError(f"index {index} out of range for {len(self.ids)} samples.")
-        options = self.options
-        rng = self._rng(index)
         fg, alpha = self._load(index)
-        if self.augment:
-            side = min(options.crop, *alpha.shape)
-            top, left = _crop_box(alpha, side, rng, options.unknown_centre_probability)
-            fg = fg[top:top + side, left:left + side]
-            alpha = alpha[top:top + side, left:left + side]
-            if rng.uniform() < options.flip_probability:
-                fg, alpha = fg[:, ::-1], alpha[:, ::-1]
-        size = options.size
-        fg = np.clip(_resize(np.ascontiguousarray(fg), size), 0.0, 1.0).astype(np.float32)
-        alpha = np.clip(_resize(np.ascontiguousarray(alpha), size), 0.0, 1.0).astype(np.float32)
-        if self.augment:
-            fg = jitter_colour(fg, rng, options)
-            fraction = rng.uniform(*options.trimap_band)
-        else:
-            fraction = 0.5 * (options.trimap_band[0] + options.trimap_band[1])
-        bg = self._background(rng, size)
-        weight = alpha[..., None]
-        image = np.clip(fg * weight + bg * (np.float32(1.0) - weight), 0.0, 1.0)
-        band = max(1, int(round(fraction * size)))
-        codes = trimap_from_alpha(alpha, band)  # 0 / 128 / 255
-        trimap = (codes == 255).astype(np.float32)
-        trimap[codes == UNKNOWN_CODE] = TRIMAP_UNKNOWN
+        return self.make_item(fg, alpha, self._rng(index), index)
 
-        def chw(array):
-            array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    def make_item(self, fg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator,
+                  index: int) -> dict:
+        """The item of ``fg`` and ``alpha`` with the draws of ``rng`` (:func:`make_item` with
+        this dataset's options, augmentation and backgrounds)."""
+        return make_item(fg, alpha, rng, index, options=self.options, augment=self.augment,
+                         background_files=self.background_files)
 
-        return {"image": chw(image), "alpha": chw(alpha), "trimap": chw(trimap), "fg": chw(fg),
-                "bg": chw(bg), "index": int(index)}
+
+def _background(rng, size: int, background_files) -> np.ndarray:
+    seed = int(rng.integers(1 << 62))
+    if background_files is not None:
+        from ..dataset.backgrounds import BackgroundFolder
+
+        folder = BackgroundFolder(background_files, seed=seed)
+        return folder.pick(0, size, size)[0]
+    return procedural_background("random", size, size, seed)
+
+
+def make_item(fg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, index: int, *,
+              options: AugmentOptions, augment: bool, background_files=None) -> dict:
+    """One training item (the dict :class:`MattingDataset` returns) of a foreground ``fg``
+    (float32 [H, W, 3] in 0..1) and its ``alpha`` ([H, W]), with every random draw from
+    ``rng``: steps 1-6 of the module doc when ``augment``, else the whole image resized.
+    ``background_files``: pictures to draw backgrounds from (procedural ones when None)."""
+    if augment:
+        side = min(options.crop, *alpha.shape)
+        top, left = _crop_box(alpha, side, rng, options.unknown_centre_probability)
+        fg = fg[top:top + side, left:left + side]
+        alpha = alpha[top:top + side, left:left + side]
+        if rng.uniform() < options.flip_probability:
+            fg, alpha = fg[:, ::-1], alpha[:, ::-1]
+    size = options.size
+    fg = np.clip(_resize(np.ascontiguousarray(fg), size), 0.0, 1.0).astype(np.float32)
+    alpha = np.clip(_resize(np.ascontiguousarray(alpha), size), 0.0, 1.0).astype(np.float32)
+    if augment:
+        fg = jitter_colour(fg, rng, options)
+        fraction = rng.uniform(*options.trimap_band)
+    else:
+        fraction = 0.5 * (options.trimap_band[0] + options.trimap_band[1])
+    bg = _background(rng, size, background_files)
+    weight = alpha[..., None]
+    image = np.clip(fg * weight + bg * (np.float32(1.0) - weight), 0.0, 1.0)
+    band = max(1, int(round(fraction * size)))
+    codes = trimap_from_alpha(alpha, band)  # 0 / 128 / 255
+    trimap = (codes == 255).astype(np.float32)
+    trimap[codes == UNKNOWN_CODE] = TRIMAP_UNKNOWN
+
+    def chw(array):
+        array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+    return {"image": chw(image), "alpha": chw(alpha), "trimap": chw(trimap), "fg": chw(fg),
+            "bg": chw(bg), "index": int(index)}
