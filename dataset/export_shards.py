@@ -147,18 +147,26 @@ def _meta(root: Path, sample_id: str) -> tuple[dict, bytes]:
         raise ValueError(f"{path}: unreadable ({error.strerror or error})") from None
 
 
-def _payload_size(root: Path, sample_id: str) -> int:
-    """Bytes a sample adds to a shard (its fg, alpha and meta files), from the file sizes."""
+def _tar_member_size(size: int) -> int:
+    """A tar member's bytes: a 512-byte header and the data padded to 512."""
+    return 512 + -(-size // 512) * 512
+
+
+def _payload_size(root: Path, sample_id: str, layout: str) -> int:
+    """Bytes a sample adds to a shard (its fg, alpha and meta files, as tar members for
+    ``webdataset``), from the file sizes."""
     meta, payload = _meta(root, sample_id)
-    total = len(payload)
+    sizes = [len(payload)]
     for kind in ("fg", "alpha"):
         path = _inside(root, meta, kind, sample_id)
         try:
-            total += path.stat().st_size
+            sizes.append(path.stat().st_size)
         except OSError as error:
             raise ValueError(f"sample {sample_id}: {kind} file {path} is missing "
                              f"({error.strerror or error}).") from None
-    return total
+    if layout == "webdataset":
+        return sum(_tar_member_size(size) for size in sizes)
+    return sum(sizes)
 
 
 def _checked_png(payload: bytes, path: Path, gray: bool) -> np.ndarray:
@@ -294,8 +302,9 @@ def _file_sha256(path: Path) -> str:
 
 def _shard_writer(layout: str):
     if layout == "hf":
-        from .export_hf import write_parquet_shard
+        from .export_hf import require_pyarrow, write_parquet_shard
 
+        require_pyarrow()
         return write_parquet_shard
     from .export_wds import write_tar_shard
 
@@ -325,7 +334,7 @@ def export_shards(root, dest, options: ShardOptions, *,
     sizes, failed = {}, {}
     for sample_id in ids:
         try:
-            sizes[sample_id] = _payload_size(root, sample_id)
+            sizes[sample_id] = _payload_size(root, sample_id, options.layout)
         except (ValueError, DatasetError) as error:
             failed[sample_id] = str(error)
     subsets = _plan(ids, sizes, options)
