@@ -19,7 +19,7 @@ def _action_adders() -> list:
     module defining ``register_dataset_action`` (``export``, ...)."""
     from .app import command_modules
 
-    return [_add_verify, _add_stats, _add_sheet, _add_graph] + [
+    return [_add_verify, _add_stats, _add_sheet, _add_graph, _add_card] + [
         module.register_dataset_action for module in command_modules()
         if getattr(module, "register_dataset_action", None) is not None]
 
@@ -119,6 +119,37 @@ def _add_graph(actions) -> None:
     graph.add_argument("sample_id", metavar="ID", help="sample id, or sample index")
     graph.add_argument("-o", "--output", metavar="OUT.json",
                        help="file to write (default: print the JSON on stdout)")
+
+
+def _add_card(actions) -> None:
+    card = _add_root_action(
+        actions, "card", _run_card,
+        help="dataset card: README.md with the hub's YAML header, counts, licences, a sheet",
+        description="Write README.md (a Hugging Face dataset card) for dataset ROOT: the YAML "
+                    "header (licence derived from the models the samples' meta records, a "
+                    "FLUX.1-dev-made set being non-commercial; task categories; size category), "
+                    "a sample sheet (card/samples.png), counts, the models and their licences, "
+                    "the gate's reject reasons, the attribute distribution, the refinement "
+                    "measures and the citation. --output writes it into an export folder of "
+                    "ROOT instead (with the configs of its hf shards).")
+    card.add_argument("--output", metavar="DIR",
+                      help="folder to write README.md into (default ROOT; e.g. an export)")
+    card.add_argument("--no-pictures", action="store_true", help="leave out the sample sheet")
+
+
+def _run_card(args, stdout, stderr) -> int:
+    from ..dataset import DatasetError
+    from ..dataset.card import write_dataset_card
+
+    try:
+        written = write_dataset_card(args.root, args.output, pictures=not args.no_pictures)
+    except ValueError as error:
+        return usage_error(stderr, str(error))
+    except (DatasetError, OSError) as error:
+        stderr.write(f"ld-portrait: error: {error}\n")
+        return EXIT_FAILED
+    stdout.write("".join(f"written: {path}\n" for path in written))
+    return EXIT_OK
 
 
 def _queue_hint(found, path: str) -> str:
