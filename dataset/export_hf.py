@@ -32,7 +32,7 @@ from typing import Iterable
 from .export import ExportError
 
 __all__ = ["COLUMNS", "REFINEMENT_MEASURES", "GATE_MEASURES", "ROW_GROUP_BYTES",
-           "hf_features", "write_parquet_shard", "require_pyarrow"]
+           "hf_features", "sample_row", "write_parquet_shard", "require_pyarrow"]
 
 #: Refinement measures given a column each (meta ``refinement``).
 REFINEMENT_MEASURES = ("changed_fraction", "changed_pixels", "semi_before", "semi_after",
