@@ -22,8 +22,8 @@ OPTIONS = AugmentOptions(size=16, crop=24)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("stream")
-    root = make_shard_dataset(base / "dataset", 60)
-    export_shards(root, base / "export", ShardOptions("webdataset", shard_mb=0.05))
+    root = make_shard_dataset(base / "dataset", 200)
+    export_shards(root, base / "export", ShardOptions("webdataset", shard_mb=0.2))
     return root, base / "export"
 
 
@@ -69,7 +69,7 @@ def test_streamed_arrays_equal_the_folder_reader_and_items_its_augmentations(exp
         np.testing.assert_array_equal(fg, folder.fg)  # float32, bit for bit
         np.testing.assert_array_equal(alpha, folder.alpha)
         checked += 1
-    assert checked == 6
+    assert checked == 20
     for item in stream:  # the folder reader's augmentations with the stream's draws
         folder = load_sample(root, item["id"])
         expected = make_item(folder.fg, folder.alpha, stream._rng(item["id"]), 0,
