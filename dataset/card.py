@@ -1,5 +1,5 @@
 """A dataset card: ``README.md`` with the Hugging Face hub's YAML header and the facts of a
-dataset (``ld-portrait dataset card ROOT``).
+dataset (``ld-portrait dataset card ROOT``), with charts (:mod:`.card_pictures`).
 
 The header has ``license`` (derived from the models the samples' meta records, see
 :func:`licence_of_models`), ``task_categories``, ``tags``, ``size_categories`` and
@@ -156,10 +156,17 @@ def _table(head: tuple, rows) -> list[str]:
     return lines
 
 
-def dataset_card(root, *, export_folder=None, sheet: str | None = SHEET_PATH) -> str:
+def dataset_card(root, *, export_folder=None, sheet: str | None = SHEET_PATH,
+                 charts=()) -> str:
     """The card's Markdown for the dataset ``root``; ``export_folder`` (an export of it) adds
     the ``configs`` of its hf shards; ``sheet`` is the sample sheet's path to show (None: no
-    picture)."""
+    picture); ``charts`` the paths of the charts (:mod:`.card_pictures`), shown by their
+    section."""
+    chart_of = {Path(path).stem: path for path in charts}
+
+    def picture(stem: str, words: str) -> list[str]:
+        return [f"![{words}]({chart_of[stem]})", ""] if stem in chart_of else []
+
     from .stats import dataset_stats
 
     stats = dataset_stats(root)
@@ -190,18 +197,23 @@ def dataset_card(root, *, export_folder=None, sheet: str | None = SHEET_PATH) ->
                      for text, count in sorted(stats.models.items(), key=lambda kv: -kv[1])]
                     or [("(none recorded)", stats.accepted, "-")])
     lines += ["", "## Quality gate: reject reasons", ""]
+    lines += picture("gate_reasons", "Reject reasons")
     lines += (_table(("reason", "rejected samples"),
                      sorted(stats.reject_reasons.items(), key=lambda kv: (-kv[1], kv[0])))
               if stats.reject_reasons else ["No sample was rejected."])
     if stats.attributes:
         lines += ["", "## Attributes (from the prompt templates)", ""]
+        lines += picture("attributes", "Attribute values")
         rows = []
         for key, info in stats.attributes.items():
             for value, counts in info["values"].items():
                 rows.append((key, value, counts["accepted"], counts["rejected"]))
         lines += _table(("attribute", "value", "accepted", "rejected"), rows)
-    if stats.refinement:
+    if stats.refinement or chart_of:
         lines += ["", "## Refinement measures (accepted samples)", ""]
+        lines += picture("foreground_fraction", "Foreground fraction")
+        lines += picture("refinement_changed", "Changed fraction")
+    if stats.refinement:
         lines += _table(("measure", "median", "mean", "p90", "max", "nonzero"), [
             (key, f"{s['median']:.4g}", f"{s['mean']:.4g}", f"{s['p90']:.4g}",
              f"{s['max']:.4g}", s["nonzero"]) for key, s in stats.refinement.items()])
@@ -223,15 +235,23 @@ def write_dataset_card(root, output_folder=None, *, pictures: bool = True) -> li
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     sheet = None
+    charts = []
     if pictures:
+        from .card_pictures import card_charts
         from .stats import dataset_stats
 
-        count = min(12, dataset_stats(root).accepted)
+        stats = dataset_stats(root)
+        (folder / SHEET_PATH).parent.mkdir(parents=True, exist_ok=True)
+        count = min(12, stats.accepted)
         if count:
-            (folder / SHEET_PATH).parent.mkdir(parents=True, exist_ok=True)
             picture = dataset_sheet(root, count=count, cell=192, columns=4)
             written.append(write_png_atomic(folder / SHEET_PATH, picture))
             sheet = SHEET_PATH
-    text = dataset_card(root, export_folder=folder if folder != root else None, sheet=sheet)
+        for name, chart in card_charts(root, stats).items():
+            relative = f"{Path(SHEET_PATH).parent.as_posix()}/{name}"
+            written.append(write_png_atomic(folder / relative, chart))
+            charts.append(relative)
+    text = dataset_card(root, export_folder=folder if folder != root else None, sheet=sheet,
+                        charts=charts)
     written.insert(0, write_bytes_atomic(folder / "README.md", text.encode("utf-8")))
     return written

@@ -4,6 +4,7 @@ configs."""
 from __future__ import annotations
 
 import io
+import re
 
 import cv2
 import pytest
@@ -39,9 +40,13 @@ def test_card_of_a_dataset_has_the_hub_header_tables_and_its_picture(dataset, ro
     assert "| accepted (the dataset) | 40 |" in text
     assert "| hair | red | 10 | 0 |" in text  # attribute distribution
     assert "@article{lu2025ldportrait" in text
-    picture = cv2.imread(str(dataset / SHEET_PATH))
-    assert picture is not None and picture.size > 0 and picture.std() > 0
-    assert f"]({SHEET_PATH})" in text
+    shown = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert sorted(shown) == sorted(f"card/{name}" for name in (
+        "samples.png", "attributes.png", "gate_reasons.png", "foreground_fraction.png",
+        "refinement_changed.png"))
+    for relative in shown:  # each picture exists and shows something
+        picture = cv2.imread(str(dataset / relative))
+        assert picture is not None and picture.size > 0 and picture.std() > 0, relative
     # The stats fixture: gate reasons table, models text
     assert main(["dataset", "card", str(root), "--no-pictures"], stdout=out,
                 stderr=err) == EXIT_OK
@@ -50,13 +55,26 @@ def test_card_of_a_dataset_has_the_hub_header_tables_and_its_picture(dataset, ro
     assert not (root / SHEET_PATH).exists() and "![" not in text
 
 
+def test_charts_count_what_the_meta_records():
+    from comfyui_ld_portrait.dataset.card_pictures import bar_chart, histogram_chart
+
+    small, large = bar_chart("t", ["a", "b"], [1, 4]), bar_chart("t", ["a", "b", "c"], [1, 2, 3])
+    assert large.shape[0] > small.shape[0] and small.shape[1] == large.shape[1]
+    # the longest bar belongs to the largest value: more blue-ish pixels on its row
+    bars = (small[..., 2] > 150) & (small[..., 0] < 120)
+    rows = [bars[40 + i * 22: 40 + (i + 1) * 22].sum() for i in range(2)]
+    assert rows[1] > 3 * rows[0] > 0
+    assert histogram_chart("h", [None, None]).shape[0] > 0  # nothing recorded: still a picture
+
+
 def test_card_of_an_hf_export_names_its_configs_and_loads(dataset, tmp_path, monkeypatch):
     import datasets
 
     dest = tmp_path / "export"
     export_shards(dataset, dest, ShardOptions("hf", limits=(10, 30)))
     written = write_dataset_card(dataset, dest)
-    assert [p.name for p in written] == ["README.md", "samples.png"]
+    assert [p.name for p in written][:2] == ["README.md", "samples.png"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     header = _header((dest / "README.md").read_text("utf-8"))
     names = [config["config_name"] for config in header["configs"]]
     assert names == ["limit_10", "limit_30"]
