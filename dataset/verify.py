@@ -65,6 +65,13 @@ class DatasetReport:
         "missing_from_manifest": "accepted sample the manifest does not list",
         "incomplete_sample": "image files without meta (interrupted write; a re-run redoes it)",
         "temporary_file": "temporary file (a write in progress, or left by a killed writer)",
+        # Sharded exports (dataset/verify_shards.py):
+        "invalid_shard_record": "export plan (ld_portrait_shards.json) that cannot be read",
+        "incomplete_shard": "planned shard not finished (interrupted export; the same command "
+                            "resumes it)",
+        "checksum_mismatch": "shard whose content differs from its recorded sha256 (damaged or "
+                             "replaced: delete it and run the same export again)",
+        "checksum_list_mismatch": "SHA256SUMS line that disagrees with the export plan",
     }
     #: Kinds that rebuild_manifest() repairs.
     MANIFEST_KINDS = ("invalid_manifest_line", "manifest_without_meta",
@@ -132,6 +139,8 @@ class _Scan:
 def verify(root, *, repair: bool = False, check_sizes: bool = True,
            stale_after_s: float = 600.0) -> DatasetReport:
     """Check a dataset root for inconsistencies; optionally repair what is safe to repair.
+    An ``hf`` / ``webdataset`` export folder is checked shard by shard instead
+    (:func:`.verify_shards.verify_shards`).
 
     Parameters
     ----------
@@ -155,6 +164,14 @@ def verify(root, *, repair: bool = False, check_sizes: bool = True,
         ``root`` is missing or not a dataset (no ``meta/`` or ``manifest.jsonl``); a symlinked
         manifest; a repair that the file system refused (the message names the file).
     """
+    from .verify_shards import is_shard_export, verify_shards
+
+    if is_shard_export(root):  # an hf / webdataset export folder: its shards are checked
+        report = verify_shards(root)
+        if repair:
+            report.not_repaired = ("an export is not repaired in place: delete the damaged shards "
+                                   "and run the same export again")
+        return report
     root = require_dataset(root)
     scan = _Scan(root, DatasetReport(root=str(root)), check_sizes)
     for rejected in (False, True):
