@@ -5,7 +5,7 @@ The header has ``license`` (derived from the models the samples' meta records, s
 :func:`licence_of_models`), ``task_categories``, ``tags``, ``size_categories`` and
 ``pretty_name``; for a folder holding an ``hf`` export (:mod:`.export_shards`), ``configs``
 naming its Parquet files (one config per ``--limit`` subset). The body: what the dataset is,
-a sample sheet (``card/samples.png``: samples over varied backgrounds beside their mattes), the
+a sample sheet (``card/samples.png``: samples over a transparency checker beside their mattes), the
 counts, the licences of the models, the gate's reject reasons, the attribute distribution and
 the refinement measures (from :func:`.stats.dataset_stats`), and how to cite the paper.
 """
@@ -181,7 +181,7 @@ def dataset_card(root, *, export_folder=None, sheet: str | None = SHEET_PATH,
               "gray PNG), with the prompt, seed, attributes, models, refinement measures and "
               "the quality gate's verdict.", ""]
     if sheet:
-        lines += [f"![Samples over varied backgrounds, each beside its matte]({sheet})", ""]
+        lines += [f"![Samples over a transparency checker, each beside its matte]({sheet})", ""]
     lines += ["## Counts", ""]
     lines += _table(("what", "samples"), [
         ("accepted (the dataset)", stats.accepted),
@@ -244,7 +244,7 @@ def write_dataset_card(root, output_folder=None, *, pictures: bool = True) -> li
         (folder / SHEET_PATH).parent.mkdir(parents=True, exist_ok=True)
         count = min(12, stats.accepted)
         if count:
-            picture = dataset_sheet(root, count=count, cell=192, columns=4)
+            picture = dataset_sheet(root, count=count, cell=192, columns=4, backgrounds=("checker",))
             written.append(write_png_atomic(folder / SHEET_PATH, picture))
             sheet = SHEET_PATH
         for name, chart in card_charts(root, stats).items():

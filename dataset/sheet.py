@@ -389,8 +389,10 @@ def _tile_label(sample_id: str, meta: dict, limit: int = 3) -> str:
 
 
 def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, columns: int = 4,
-                  gap: int = 8) -> np.ndarray:
-    """A Figure-5 style sheet of a dataset: ``count`` samples over varied backgrounds.
+                  gap: int = 8, backgrounds: tuple = SHEET_BACKGROUND_KINDS) -> np.ndarray:
+    """A Figure-5 style sheet of a dataset: ``count`` samples over varied backgrounds (the
+    procedural kinds in ``backgrounds``, in turn; ``("checker",)`` for a transparency checker
+    only).
 
     Samples are taken in the seeded order of :func:`choose_samples` (samples whose files
     cannot be read are passed over) and shown sorted by id; sample ``i`` of the sheet gets the
@@ -428,12 +430,13 @@ def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, colu
     for number, sample in enumerate(samples):
         sample_id = sample.sample_id
         h, w = sample.alpha.shape
-        kind = SHEET_BACKGROUND_KINDS[number % len(SHEET_BACKGROUND_KINDS)]
+        kind = backgrounds[number % len(backgrounds)]
         background = procedural_background(kind, h, w, background_seed(seed, number))
         tiles.append(SheetTile(_tile_label(sample_id, sample.meta), sample.fg, sample.alpha,
                                background))
     if not tiles:
         raise ValueError(f"none of the accepted samples in {root} could be read; run "
                          "`ld-portrait dataset verify`.")
-    title = f"{root.name}: {len(tiles)} sample(s), composite over a procedural background | alpha"
+    over = "a transparency checker" if tuple(backgrounds) == ("checker",) else "a procedural background"
+    title = f"{root.name}: {len(tiles)} sample(s), composite over {over} | alpha"
     return composite_sheet(tiles, cell=cell, columns=columns, gap=gap, title=title)

@@ -108,3 +108,20 @@ def test_card_of_a_missing_folder_fails(tmp_path):
     assert main(["dataset", "card", str(tmp_path / "nope")], stdout=io.StringIO(),
                 stderr=err) == EXIT_FAILED
     assert "no such dataset folder" in err.getvalue()
+
+
+def test_the_card_sample_sheet_shows_the_samples_over_a_checker_only(dataset, tmp_path, monkeypatch):
+    """Issue 22: "a grid of samples over a checkerboard"."""
+    from comfyui_ld_portrait.refine import composite
+
+    kinds = []
+
+    original = composite.procedural_background
+
+    def spy(kind, *args, **kwargs):
+        kinds.append(kind)
+        return original(kind, *args, **kwargs)
+
+    monkeypatch.setattr(composite, "procedural_background", spy)
+    write_dataset_card(dataset, output_folder=tmp_path / "card_out")
+    assert kinds and set(kinds) == {"checker"}, kinds
