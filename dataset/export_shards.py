@@ -13,6 +13,7 @@ shards of about ``shard_mb`` megabytes (10^6 bytes) of sample payload:
     DEST/ld_portrait_shards.json                the plan: each shard's ids, and when done its
                                                 sha256, size and rows
     DEST/ld_portrait_export.json                the options (written first)
+    DEST/provenance/<sha256>.json               what made the samples (copied from ROOT)
 
 - The images are the dataset's own PNG files, byte for byte (each is decoded once to check it
   first), so a reader decodes exactly the arrays the dataset holds (8-bit RGB fg; 8- or 16-bit
@@ -406,8 +407,22 @@ def export_shards(root, dest, options: ShardOptions, *,
                     report(outcome, sample_id)
             written_by_ids[key] = (path, entry)
         result.subsets[folder] = {"train": counts["train"], "validation": counts["validation"]}
+    _copy_provenance(root, dest_real, writer)
     result.failures = _failure_lines(failed)
     return result
+
+
+def _copy_provenance(root: Path, dest: Path, writer: _Writer) -> None:
+    """The provenance documents (``provenance/<sha256>.json``: the graph or settings that made
+    the samples, issue 23) go with the export, to ``DEST/provenance/``, so the rows'
+    ``provenance_file`` (and the tar shards' per-sample JSON) resolve without the source."""
+    source = root / "provenance"
+    if not source.is_dir() or source.is_symlink():
+        return
+    for document in sorted(source.glob("*.json")):
+        target = dest / "provenance" / document.name
+        if document.is_file() and not document.is_symlink() and not target.is_file():
+            writer.write(target, document.read_bytes())
 
 
 def _record_finished(entry: dict, path: Path) -> None:

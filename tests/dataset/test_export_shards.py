@@ -274,3 +274,18 @@ def test_cli_writes_both_shard_layouts_and_refuses_composite_options(source, tmp
                  "--shard-mb", "0"], stdout=out, stderr=io.StringIO())
     assert code == EXIT_USAGE
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("layout", ["hf", "webdataset"])
+def test_the_export_carries_the_provenance_documents(source, layout, tmp_path):
+    """Issue 23: the sharded exports keep what made each sample: the documents each sample's
+    provenance reference names are copied beside the shards."""
+    dest = tmp_path / "export"
+    export_shards(source, dest, ShardOptions(layout, shard_mb=1))
+    documents = sorted((source / "provenance").glob("*.json"))
+    assert documents
+    for document in documents:
+        assert (dest / "provenance" / document.name).read_bytes() == document.read_bytes()
+    referenced = {json.loads(path.read_text())["provenance"]["file"] for path in (source / "meta").glob("*.json")
+                  if "provenance" in json.loads(path.read_text())}
+    assert referenced and all((dest / name).is_file() for name in referenced)
