@@ -151,3 +151,22 @@ def test_at_most_twelve_tuned_numbers_each_with_its_reason():
         if name.endswith("_FRACTION") or name.endswith("_FLOOR"):
             assert name in tuned, name
     assert "max_uncertain_fraction" in tuned and hasattr(QualityThresholds(), "max_uncertain_fraction")
+
+
+def test_leave_one_family_out_never_tunes_on_the_held_out_family():
+    from comfyui_ld_portrait.pipeline import refine_benchmark as bench
+
+    calibration = {"a": make_family("fourier_fur", "calibration", 1, 128),
+                   "b": make_family("metaball_strands", "calibration", 1, 128)}
+    evaluation = {"a": make_family("fourier_fur", "evaluation", 1, 128),
+                  "b": make_family("metaball_strands", "evaluation", 1, 128)}
+    grid = {"deep_fill_level": (0.8, 1.0), "reach_fraction": (0.02, 0.045)}
+    result = bench.leave_one_family_out(calibration, evaluation, grid=grid)
+    settings = bench.grid_settings(grid)
+    assert len(result["table"]) == len(settings) * 2
+    for held, other in (("a", "b"), ("b", "a")):
+        best = min(settings, key=lambda s: bench._objective([result["table"][(tuple(s.items()), other)]]))
+        assert result["held_out"][held]["setting"] == best
+        assert result["held_out"][held]["comparison"].count == 1
+    both = min(settings, key=lambda s: bench._objective([result["table"][(tuple(s.items()), f)] for f in "ab"]))
+    assert result["all"]["setting"] == both
