@@ -3,11 +3,10 @@ every shard the plan lists is there, finished, of its recorded size and sha256, 
 same way in ``SHA256SUMS``; for the export folder and each nested ``limit_*`` subset."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from .export_shards import CHECKSUMS_NAME, SHARDS_NAME
+from .export_shards import CHECKSUMS_NAME, SHARDS_NAME, _file_sha256
 from .verify import DatasetReport, Problem
 
 __all__ = ["is_shard_export", "verify_shards"]
@@ -24,14 +23,6 @@ def _subsets(root: Path) -> list[Path]:
 def is_shard_export(root) -> bool:
     """True when ``root`` is (or holds subsets of) an ``hf`` / ``webdataset`` export."""
     return bool(_subsets(Path(root)))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checksum_list(path: Path) -> dict:
@@ -84,7 +75,7 @@ def verify_shards(root) -> DatasetReport:
             if path.stat().st_size != entry.get("bytes"):
                 problem("size_mismatch", label, f"{path.stat().st_size} bytes, recorded {entry.get('bytes')}")
                 continue
-            if _sha256(path) != entry["sha256"]:
+            if _file_sha256(path) != entry["sha256"]:
                 problem("checksum_mismatch", label, "content differs from the recorded sha256")
                 continue
             report.accepted += int(entry.get("rows") or 0)
