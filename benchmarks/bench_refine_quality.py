@@ -10,9 +10,11 @@ half (never tuned on) it prints, for raw (the damaged alpha), the yardstick and 
 * the band SAD ratio ours / raw, the whole-image SAD against the yardstick and on how many
   portraits ours beats it; for the real set one row per image;
 * with ``--lofo``, the leave-one-family-out table: for each family, the tuned numbers chosen
-  on the calibration halves of all the other families, and that family's held-out result.
+  on the calibration halves of all the other families, and that family's held-out result;
+* with ``--ablation``, each rule switched off in turn on the evaluation halves (band ratio and
+  whole-image SAD per family): a rule that helps only the data it was designed on shows here.
 
-    python benchmarks/bench_refine_quality.py [--count 8] [--size 384] [--lofo] [--no-dim]
+    python benchmarks/bench_refine_quality.py [--count 8] [--size 384] [--lofo] [--ablation] [--no-dim]
 """
 from __future__ import annotations
 
@@ -95,12 +97,54 @@ def print_lofo(count: int, size: int) -> None:
     print(f"chosen on every family: {result['all']['setting']}")
 
 
+def print_ablation(count: int, size: int) -> None:
+    """Each rule off in turn (rules without a switch are replaced for the run)."""
+    import cv2
+
+    from comfyui_ld_portrait.refine import connectivity
+
+    def unopened(codes, candidates, enclosed, radius, step):  # plateaus without the area test
+        side = 2 * max(1, int(round(radius))) + 1
+        square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+        return candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < step * 255.0)
+
+    variants = {
+        "all rules": ({}, {}),
+        "no plateau fill": ({}, {"_plateaus": lambda codes, *rest: np.zeros(codes.shape, bool)}),
+        "plateaus need no area": ({}, {"_plateaus": unopened}),
+        "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, radius: lut.copy()}),
+        "no frame fade": ({"fix_frame_fade": False}, {}),
+        "no debris removal": ({"remove_debris": False}, {}),
+    }
+    sets = family_sets("evaluation", count, size)
+    baselines = {name: ([score(p.alpha_raw, p) for p in portraits],
+                        [score(yardstick_filter(p.alpha_raw), p) for p in portraits])
+                 for name, portraits in sets.items()}
+    print("\nablation (evaluation halves): band SAD ours/raw, whole SAD per family")
+    print(f"{'variant':<24}" + "".join(f"{name[:16]:>20}" for name in sets))
+    for label, (overrides, replaced) in variants.items():
+        saved = {name: getattr(connectivity, name) for name in replaced}
+        try:
+            for name, function in replaced.items():
+                setattr(connectivity, name, function)
+            cells = []
+            for name, portraits in sets.items():
+                ours = [score(connectivity.refine_alpha(p.alpha_raw, **overrides).alpha, p) for p in portraits]
+                c = compare(*baselines[name], ours)
+                cells.append(f"{c.band_ratio:>10.3f} {c.whole_ours:>8.2f}")
+        finally:
+            for name, function in saved.items():
+                setattr(connectivity, name, function)
+        print(f"{label:<24}" + "".join(f"{cell:>20}" for cell in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=8, help="portraits per synthetic family and half")
     parser.add_argument("--size", type=int, default=384, help="side length in pixels")
     parser.add_argument("--no-dim", action="store_true", help="skip the gradient / connectivity errors")
     parser.add_argument("--lofo", action="store_true", help="also print the leave-one-family-out table")
+    parser.add_argument("--ablation", action="store_true", help="also print each rule switched off in turn")
     args = parser.parse_args()
     real = os.environ.get(ENV_VAR)
     print(f"evaluation halves, {args.count} portraits per synthetic family at {args.size} px; real ground "
@@ -112,6 +156,8 @@ def main() -> None:
             print_real_images(portraits, scores)
     if args.lofo:
         print_lofo(args.count, args.size)
+    if args.ablation:
+        print_ablation(args.count, args.size)
 
 
 if __name__ == "__main__":
