@@ -21,7 +21,8 @@ QUEUE_HELP = "submit an API workflow to ComfyUI servers, one job per sample inde
 
 _DESCRIPTION = """\
 Submit an API-format ComfyUI workflow once per sample index to one or more ComfyUI servers,
-keep at most --in-flight jobs queued per server, follow them to completion, retry failures,
+keep at most --in-flight jobs queued per server, follow them to completion (through each
+server's websocket events; polling while a websocket is down), retry failures,
 skip samples already complete in --dataset ROOT, and print a summary.
 
 Per job (sample index i, base seed S = --seed, else the template node's seed, else 0) the
@@ -91,7 +92,12 @@ def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     servers.add_argument("--no-verify", action="store_true",
                          help="do not check that finished samples appear in ROOT")
     servers.add_argument("--poll", type=non_negative_seconds, default=1.0, metavar="S",
-                         help="seconds between status checks (default 1)")
+                         help="seconds between status checks while a server's websocket is "
+                              "down or quiet (default 1)")
+    servers.add_argument("--no-websocket", action="store_true",
+                         help="follow jobs by polling only, every --poll seconds (default: "
+                              "through each server's websocket events, refilling a slot the "
+                              "moment a job ends, polling only while a websocket is down)")
     servers.add_argument("--grace", type=non_negative_seconds, default=60.0, metavar="S",
                          help="after Ctrl-C, wait up to S seconds for jobs in flight (default 60)")
     servers.add_argument("--give-up-after", type=non_negative_seconds, default=600.0,
@@ -232,6 +238,7 @@ def _options_from_args(args, base: QueueOptions) -> QueueOptions:
         seed=args.seed, client_id=args.client_id, keep_sampler_seed=args.keep_sampler_seed,
         allow_no_template=args.allow_no_template, dataset_name=args.dataset_name,
         verify=not args.no_verify, poll_interval=args.poll or base.poll_interval,
+        events=base.events and not args.no_websocket,
         grace=args.grace, give_up_after=args.give_up_after, max_failures=args.max_failures,
         submit_within=args.submit_within, first_answer_within=args.first_answer_within,
         first_answer_failures=args.first_answer_failures)

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from ...dataset import index_id
 from ...dataset.writer import complete_sample_ids, sample_status
 from .client import HttpClient
+from .events import ServerEvents
 from .graph import MAX_SAMPLE_INDEX, MAX_SEED
 
 __all__ = ["QueueOptions", "Job", "ServerState", "IndexSource", "DatasetProbe"]
@@ -58,6 +59,13 @@ class QueueOptions:
     verify_wait: float = 3.0       # how long a finished sample may take to appear on disk
     preflight: bool = True         # check /object_info for the graph's node types first
     status_every: float = 30.0     # progress line period when stderr is not a terminal
+    events: bool = True            # follow jobs through ComfyUI's websocket (False: poll only)
+    events_quiet: float = 5.0      # websocket without a message this long while jobs are in
+    #                                flight: poll too (ComfyUI sends a message per node and per
+    #                                sampler step, well under a second apart, while our jobs
+    #                                run); twice this without any frame: reconnect
+    events_backoff_max: float = 30.0  # longest pause between websocket connection attempts:
+    #                                a host without websockets costs one request per 30 s
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -74,7 +82,8 @@ class QueueOptions:
                 not isinstance(self.first_answer_failures, int) or self.first_answer_failures < 0:
             raise ValueError("--first-answer-failures must be a whole number >= 0, got "
                              f"{self.first_answer_failures!r}.")
-        for name in ("poll_interval", "http_timeout", "backoff", "backoff_max"):
+        for name in ("poll_interval", "http_timeout", "backoff", "backoff_max", "events_quiet",
+                     "events_backoff_max"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a number > 0, got {value!r}.")
@@ -137,6 +146,10 @@ class ServerState:
         self.stuck: dict[str, tuple[float, str]] = {}
         self.consecutive_errors = 0
         self.unhealthy_until = 0.0
+        self.events = ServerEvents()       # what its websocket said (see .events)
+        self.listener = None               # its EventListener while the run lasts
+        self.polled_at = -math.inf         # run clock time of the last /queue poll
+        self.poll_soon = False             # an ended prompt had no /history entry yet
         self.last_ok = time.monotonic()
         self.last_error = ""
         self.last_warning = -math.inf  # monotonic time of the last warning logged about it

@@ -10,7 +10,12 @@ It speaks the parts of ComfyUI's API the queue uses, with ComfyUI's answer shape
 * ``GET /history/<id>``  ``{}`` until done, then ``{id: {"prompt", "outputs", "status"}}``
   with ``status_str`` ``success`` or ``error`` and an ``execution_error`` message;
 * ``POST /queue {"delete": [ids]}``  removes waiting prompts;
-* ``GET /object_info``  a minimal definition per known node type.
+* ``GET /object_info``  a minimal definition per known node type;
+* ``GET /ws?clientId=ID``  a websocket (RFC 6455, the queue's own frame codec) with ComfyUI's
+  messages: ``status`` (``queue_remaining``) to every client whenever the queue changes, and
+  to the client id that queued a prompt ``execution_start``, ``executing`` (node "9"), then
+  ``execution_success`` / ``execution_error`` *before* the history entry is written and
+  ``executing`` with ``node: null`` after it, as ComfyUI orders them.
 
 One executor thread runs the queue in order, like ComfyUI. "Executing" a graph waits
 ``exec_delay`` seconds and then writes a complete 4x4 sample with
@@ -28,9 +33,13 @@ body), ``html_for`` (path prefixes answered 200 with an HTML page, like a proxy'
 ``drip_for`` (path prefix -> seconds between bytes: the whole answer, status line included,
 trickles out one byte at a time), ``paused`` (queued prompts never start).
 :meth:`stop` loses the queue and history like a real restart; :meth:`restart` listens again
-on the same port. Recorded: ``received`` (every graph posted, in order), ``requests``,
+on the same port. Websocket knobs: ``ws_refuse`` (``/ws`` answers HTTP 404, as behind a
+proxy that does not pass websockets), ``ws_mute`` (connections open but no message is sent:
+a quiet websocket), ``ws_silent_for`` (sample indices whose prompt messages are not sent:
+missed events); :meth:`close_websockets` drops every open connection. Recorded: ``received`` (every graph posted, in order), ``requests``,
 ``executed`` (sample indices that succeeded), ``deleted``, ``max_outstanding`` (most prompts
-queued or running at once).
+queued or running at once), ``spans`` ((sample index, start, end) of every execution in
+``time.monotonic()`` seconds), ``ws_connections`` (websocket connections accepted).
 """
 from __future__ import annotations
 
@@ -41,10 +50,11 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
-
-from comfyui_ld_portrait.dataset import DatasetWriter, index_id
+from comfyui_ld_portrait.cli.queue.websocket import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
+                                                      WebSocketError, accept_key, encode_frame,
+                                                      parse_frame)
 
 DEFAULT_NODE_TYPES = ("CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler",
                       "KSamplerAdvanced", "VAEDecode", "LDPPromptTemplate", "LDPSaveDataset")
@@ -82,6 +92,12 @@ class FakeComfyServer:
         self.html_for: set[str] = set()
         self.drip_for: dict[str, float] = {}
         self.paused = False
+        self.ws_refuse = False
+        self.ws_mute = False
+        self.ws_silent_for: set[int] = set()
+        self.ws_connections = 0
+        self.spans: list[tuple[int | None, float, float]] = []
+        self._sockets: list[_WsConnection] = []
         self.received: list[dict] = []
         self.requests: list[tuple[str, str]] = []
         self.executed: list[int] = []
@@ -133,6 +149,7 @@ class FakeComfyServer:
             self._work.notify_all()
         self._httpd.shutdown()
         self._httpd.server_close()
+        self.close_websockets()
         self._serve_thread.join(5)
         self._exec_thread.join(5)
         self._httpd = None
@@ -170,15 +187,32 @@ class FakeComfyServer:
                 self._running = item
             graph = item[2]
             index = sample_index_of(graph)
+            prompt_id, client_id = item[1], item[3].get("client_id")
             delay = self.delay_for.get(index, self.exec_delay)
+            started = time.monotonic()
+            self._send_event(client_id, index, "execution_start",
+                             {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
+            self._send_event(client_id, index, "executing", {"node": "9", "display_node": "9",
+                                                             "prompt_id": prompt_id})
             if stopped.wait(delay):
                 return  # stopped mid-job: the job is lost, like a killed ComfyUI
-            entry = self._run_graph(item[1], graph, index)
+            entry = self._run_graph(prompt_id, graph, index)
+            ended = time.monotonic()
+            failed = entry["status"]["status_str"] == "error"
+            # ComfyUI sends this from inside the execution, before the history entry exists.
+            self._send_event(client_id, index, "execution_error" if failed
+                             else "execution_success",
+                             entry["status"]["messages"][-1][1] if failed else
+                             {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
             with self._lock:
                 if stopped.is_set():
                     return
                 self._running = None
-                self._history[item[1]] = dict(entry, prompt=item)
+                self._history[prompt_id] = dict(entry, prompt=item)
+                self.spans.append((index, started, ended))
+            self._send_event(client_id, index, "executing", {"node": None, "display_node": None,
+                                                             "prompt_id": prompt_id})
+            self._send_status()
 
     def _run_graph(self, prompt_id: str, graph: dict, index: int | None) -> dict:
         with self._lock:
@@ -198,6 +232,10 @@ class FakeComfyServer:
                         "traceback": ["Traceback (most recent call last):\n", "..."],
                         "current_inputs": {}, "current_outputs": {}, "timestamp": now}]]}}
         if index is not None and self.output_dir is not None and index not in self.no_write_indices:
+            import numpy as np  # here: the websocket benchmark runs the fake without numpy
+
+            from comfyui_ld_portrait.dataset import DatasetWriter, index_id
+
             writer = DatasetWriter(self.output_dir / dataset_name_of(graph), durable=False)
             fg = np.full((4, 4, 3), 0.5, np.float32)
             alpha = np.ones((4, 4), np.float32)
@@ -257,7 +295,46 @@ class FakeComfyServer:
             outstanding = len(self._queue) + (self._running is not None)
             self.max_outstanding = max(self.max_outstanding, outstanding)
             self._work.notify_all()
-            return 200, {"prompt_id": prompt_id, "number": self._number, "node_errors": {}}
+            number = self._number
+        self._send_status()
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": {}}
+
+    # ---- websocket ----------------------------------------------------------------------------
+
+    def _queue_remaining(self) -> int:
+        with self._lock:
+            return len(self._queue) + (self._running is not None)
+
+    def _send_status(self) -> None:
+        self._broadcast(None, {"type": "status", "data": {"status": {"exec_info": {
+            "queue_remaining": self._queue_remaining()}}}})
+
+    def _send_event(self, client_id, index, kind: str, data: dict) -> None:
+        if client_id and index not in self.ws_silent_for:
+            self._broadcast(client_id, {"type": kind, "data": data})
+
+    def _broadcast(self, client_id, message: dict) -> None:
+        """Send ``message`` to ``client_id``'s connections (every connection when None)."""
+        if self.ws_mute:
+            return
+        with self._lock:
+            targets = [c for c in self._sockets if client_id is None or c.client_id == client_id]
+        frame = encode_frame(OP_TEXT, json.dumps(message).encode("utf-8"), mask=False)
+        for connection in targets:
+            if not connection.send(frame):
+                self._forget(connection)
+
+    def _forget(self, connection) -> None:
+        with self._lock:
+            if connection in self._sockets:
+                self._sockets.remove(connection)
+
+    def close_websockets(self) -> None:
+        """Drop every websocket connection (the clients see the connection end)."""
+        with self._lock:
+            connections, self._sockets = list(self._sockets), []
+        for connection in connections:
+            connection.drop()
 
     def _get_queue(self) -> dict:
         with self._lock:
@@ -294,6 +371,31 @@ class FakeComfyServer:
         return {name: {"input": {"required": {}}, "output": [], "output_name": [], "name": name,
                        "display_name": name, "category": "fake", "output_node": False}
                 for name in self.node_types}
+
+
+class _WsConnection:
+    """One accepted websocket: sends are serialised; :meth:`drop` ends it from any thread."""
+
+    def __init__(self, sock, client_id: str):
+        self.sock = sock
+        self.client_id = client_id
+        self.lock = threading.Lock()
+
+    def send(self, frame: bytes) -> bool:
+        with self.lock:
+            try:
+                self.sock.sendall(frame)
+                return True
+            except OSError:
+                return False
+
+    def drop(self) -> None:
+        import socket
+
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -354,7 +456,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._misbehave():
             return
-        if self.path == "/queue":
+        if self.path == "/ws" or self.path.startswith("/ws?"):
+            self._websocket()
+        elif self.path == "/queue":
             self._answer(200, fake._get_queue())
         elif self.path.startswith("/history/"):
             self._answer(200, fake._get_history(self.path[len("/history/"):]))
@@ -362,6 +466,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, fake._object_info())
         else:
             self._answer(404, {"error": "not found"})
+
+    def _websocket(self) -> None:
+        """Upgrade to a websocket and serve it until either side closes it."""
+        fake = self.server_fake
+        key = self.headers.get("Sec-WebSocket-Key")
+        if fake.ws_refuse or not key or \
+                self.headers.get("Upgrade", "").lower() != "websocket":
+            self._answer(404, {"error": "not found"})
+            return
+        client_id = (parse_qs(urlsplit(self.path).query).get("clientId") or [""])[0]
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        connection = _WsConnection(self.connection, client_id)
+        with fake._lock:
+            fake._sockets.append(connection)
+            fake.ws_connections += 1
+        # ComfyUI greets every new connection with the queue status (and its session id).
+        if not fake.ws_mute:
+            connection.send(encode_frame(OP_TEXT, json.dumps({"type": "status", "data": {
+                "status": {"exec_info": {"queue_remaining": fake._queue_remaining()}},
+                "sid": client_id}}).encode("utf-8"), mask=False))
+        buffer = bytearray()
+        self.connection.settimeout(None)  # blocking both ways: one reader, serialised senders
+        try:
+            while True:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while (frame := parse_frame(buffer)) is not None:
+                    _, opcode, payload, size = frame
+                    del buffer[:size]
+                    if opcode == OP_PING:
+                        connection.send(encode_frame(OP_PONG, payload, mask=False))
+                    elif opcode == OP_CLOSE:
+                        connection.send(encode_frame(OP_CLOSE, payload[:2], mask=False))
+                        return
+        except (OSError, WebSocketError):
+            pass
+        finally:
+            fake._forget(connection)
 
     def do_POST(self):
         fake = self.server_fake
