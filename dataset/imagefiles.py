@@ -346,6 +346,13 @@ def encode_png(image: np.ndarray, *, bits: int = 8) -> bytes:
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}.")
     image = np.asarray(image)
+    if bits == 8 and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        # Already 8-bit RGB (a contact sheet): the float round trip below would give the same
+        # bytes through four times the sheet's memory.
+        ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+        if not ok:
+            raise OSError("PNG encoding failed.")
+        return buffer.tobytes()
     # Validation also converts uint8/uint16 input to float 0..1, so encode what it returns.
     if image.ndim == 2:
         pixels = as_alpha(image, "image")

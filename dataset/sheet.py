@@ -41,7 +41,7 @@ from ..refine.errormap import (ERROR_RED, RED_LEGEND, UNCERTAIN_CYAN, UNCERTAIN_
                                checker_composite)
 from ..refine.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
 
-__all__ = ["SheetRow", "contact_sheet", "gradient_background", "COLUMN_TITLES",
+__all__ = ["SheetRow", "contact_sheet", "ContactSheet", "MAX_SHEET_ROWS", "gradient_background", "COLUMN_TITLES",
            "COLUMN_LEGENDS", "COLUMN_UNCERTAIN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size",
            "check_sheet_size", "choose_samples", "dataset_sheet", "SHEET_BACKGROUND_KINDS", "MAX_CELL",
            "MAX_SHEET_PIXELS"]
@@ -144,8 +144,179 @@ def _shorten(text: str, max_width: int, scale: float) -> str:
     return text + "..."
 
 
+#: Most portraits one refinement contact sheet shows (``ld-portrait demo --sheet-rows``): 40
+#: rows at the demo's 256 px cell make a sheet of about 1330 x 11600 pixels (46 MB in memory),
+#: already a long scroll; without a cap the sheet, and the memory drawing it, grow with the run
+#: (a 200-portrait demo held 9.5 GB). The sheet says when portraits were left off.
+MAX_SHEET_ROWS = 40
+
+
+@dataclasses.dataclass
+class _Strip:
+    """One drawn row of a :class:`ContactSheet`: its caption and cells as 8-bit RGB."""
+
+    pixels: np.ndarray
+    has_uncertain: bool
+
+
+class ContactSheet:
+    """A refinement contact sheet drawn one row at a time, in memory that does not grow with
+    the run: each :class:`SheetRow` is drawn at cell size as it is added (its full-size
+    pictures can be dropped at once), and at most ``max_rows`` rows are kept; rows beyond that
+    are only counted (:meth:`skip`) and a line under the last row says how many were left off.
+
+    Parameters
+    ----------
+    cell : int
+        Height of each picture cell in pixels (32..:data:`MAX_CELL`), decided up front; the
+        width follows the first row's aspect.
+    gap : int
+        Spacing between cells in pixels.
+    max_rows : int
+        Rows drawn at most (1.. :data:`MAX_SHEET_ROWS` by default; any whole number >= 1).
+
+    Raises
+    ------
+    ValueError
+        Sizes out of bounds, or a sheet of ``max_rows`` rows over :data:`MAX_SHEET_PIXELS`
+        (refused at the first row, before anything is drawn).
+    """
+
+    def __init__(self, *, cell: int = 256, gap: int = 8, max_rows: int = MAX_SHEET_ROWS):
+        _check_layout(cell, gap)
+        if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
+            raise ValueError(f"max_rows must be a whole number >= 1, got {max_rows!r}.")
+        self.cell, self.gap, self.max_rows = int(cell), int(gap), int(max_rows)
+        self.scale, self.title_line, self.caption = _sheet_metrics(self.cell)
+        self.cell_w: int | None = None  # from the first row's aspect
+        self._strips: list[_Strip | None] = []
+        self.skipped = 0
+
+    @property
+    def shown(self) -> int:
+        """Rows drawn so far."""
+        return len(self._strips)
+
+    @property
+    def has_room(self) -> bool:
+        """Whether :meth:`add` draws another row (callers skip preparing rows that would not
+        be shown)."""
+        return len(self._strips) < self.max_rows
+
+    @property
+    def width(self) -> int:
+        return self.gap + len(COLUMN_TITLES) * (self.cell_w + self.gap)
+
+    def _height(self, rows: int, *, footer: bool, uncertain: bool) -> int:
+        header = self.title_line + (2 if uncertain else 1) * self.caption
+        return (header + rows * (self.caption + self.cell + self.gap) + self.gap
+                + (self.caption if footer else 0))
+
+    def add(self, row: SheetRow) -> bool:
+        """Draw ``row`` (True), or count it as left off when the sheet is full (False)."""
+        if not self.has_room:
+            self.skip()
+            return False
+        if self.cell_w is None:
+            first_h, first_w = np.asarray(row.raw_alpha).shape[:2]
+            self.cell_w = min(MAX_CELL, max(32, int(round(self.cell * first_w / first_h))))
+            # The largest sheet this can become, refused before anything is drawn.
+            check_sheet_size(self._height(self.max_rows, footer=True, uncertain=True), self.width)
+        self._strips.append(self._draw_row(row, len(self._strips)))
+        return True
+
+    def skip(self) -> None:
+        """Count a portrait that is not drawn (the sheet is full)."""
+        self.skipped += 1
+
+    def _draw_row(self, row: SheetRow, index: int) -> _Strip:
+        cell, cell_w, gap, caption, scale = (self.cell, self.cell_w, self.gap, self.caption,
+                                             self.scale)
+        rgb = as_rgb(row.rgb, "rgb")
+        fg = as_rgb(row.fg, "fg")
+        raw = as_alpha(row.raw_alpha, "raw_alpha")
+        alpha = as_alpha(row.alpha, "alpha")
+        check_same_size(rgb, raw, "rgb", "raw_alpha")
+        check_same_size(fg, alpha, "fg", "alpha")
+        check_same_size(raw, alpha, "raw_alpha", "alpha")
+        h, w = alpha.shape
+        refined = fg * alpha[..., None] + gradient_background(h, w, index) * (1.0 - alpha[..., None])
+        corrected = np.abs(alpha - raw) > HALF_CODE  # the stored files are 8-bit
+        pictures = (checker_composite(rgb, raw), np.repeat(raw[..., None], 3, axis=2),
+                    alpha_bar_error_view(raw, corrected, row.uncertain),
+                    np.repeat(alpha[..., None], 3, axis=2),
+                    refined)
+        width = self.width
+        strip = np.empty((caption + cell + gap, width, 3), np.uint8)
+        strip[:] = to_uint8(_SHEET_BACKGROUND)
+        x_text = _text(strip, _shorten(row.label, cell_w * 2, scale), gap + 2, caption - 7,
+                       _TEXT, scale)
+        if row.note:
+            colour = _TEXT if row.kept is None else (_KEEP if row.kept else _REJECT)
+            _text(strip, _shorten(row.note, width - x_text - 2 * gap, scale), x_text + 12,
+                  caption - 7, colour, scale)
+        for column, picture in enumerate(pictures):
+            x = gap + column * (cell_w + gap)
+            strip[caption:caption + cell, x:x + cell_w] = to_uint8(_fit(
+                picture.astype(np.float32), cell, cell_w))
+        return _Strip(strip, row.uncertain is not None)
+
+    def finish(self) -> np.ndarray:
+        """The sheet, uint8 RGB [H, W, 3]: titles, legends, the drawn rows and, when rows were
+        left off, a line saying how many. The drawn rows are released as they are copied, so
+        the sheet can be finished once.
+
+        Raises
+        ------
+        ValueError
+            No row was added.
+        """
+        if not self._strips:
+            raise ValueError("a contact sheet needs at least one row.")
+        if any(strip is None for strip in self._strips):
+            raise ValueError("this contact sheet was finished already.")
+        cell_w, gap, caption, scale = self.cell_w, self.gap, self.caption, self.scale
+        legend_rows = [COLUMN_LEGENDS]
+        if any(strip.has_uncertain for strip in self._strips):
+            legend_rows.append(COLUMN_UNCERTAIN_LEGENDS)
+        header = self.title_line + len(legend_rows) * caption  # titles, then the legend lines
+        width = self.width
+        height = self._height(len(self._strips), footer=bool(self.skipped),
+                              uncertain=len(legend_rows) > 1)
+        check_sheet_size(height, width)
+        sheet = np.empty((height, width, 3), np.uint8)
+        sheet[:] = to_uint8(_SHEET_BACKGROUND)
+        for column, title in enumerate(COLUMN_TITLES):
+            x = gap + column * (cell_w + gap) + 2
+            _text(sheet, _shorten(title, cell_w, scale), x, self.title_line - 8, _TEXT, scale)
+            for line, (legends, colour) in enumerate(zip(legend_rows, (_LEGEND, _UNCERTAIN_LEGEND))):
+                if legends[column]:
+                    _text(sheet, _shorten(legends[column], cell_w, scale), x,
+                          self.title_line + (line + 1) * caption - 8, colour, scale)
+        strip_height = caption + self.cell + gap
+        for index, strip in enumerate(self._strips):
+            top = header + index * strip_height
+            sheet[top:top + strip_height] = strip.pixels
+            self._strips[index] = None  # released as copied: never two copies of the rows
+        if self.skipped:
+            _text(sheet, _shorten(self.omission_note(), width - 2 * gap, scale), gap + 2,
+                  height - gap - 7, _TEXT, scale)
+        return sheet
+
+    def omission_note(self) -> str:
+        """What the line under the rows says when rows were left off ("" when none were)."""
+        if not self.skipped:
+            return ""
+        total = self.shown + self.skipped
+        return (f"showing the first {self.shown} of {total} portraits (at most {self.max_rows} "
+                f"rows); the other {self.skipped} are in the dataset")
+
+
 def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) -> np.ndarray:
-    """Draw the contact sheet (columns in :data:`COLUMN_TITLES`).
+    """Draw the contact sheet (columns in :data:`COLUMN_TITLES`) of every row at once.
+
+    A run that makes rows one by one uses :class:`ContactSheet`, which draws each row as it
+    comes and keeps at most :data:`MAX_SHEET_ROWS`.
 
     Parameters
     ----------
@@ -168,57 +339,10 @@ def contact_sheet(rows: Sequence[SheetRow], *, cell: int = 256, gap: int = 8) ->
     """
     if not rows:
         raise ValueError("contact_sheet needs at least one row.")
-    _check_layout(cell, gap)
-    first_h, first_w = np.asarray(rows[0].raw_alpha).shape[:2]
-    cell_w = min(MAX_CELL, max(32, int(round(cell * first_w / first_h))))
-    columns = len(COLUMN_TITLES)
-    scale, title_line, caption = _sheet_metrics(cell)
-    legend_rows = [COLUMN_LEGENDS]
-    if any(row.uncertain is not None for row in rows):
-        legend_rows.append(COLUMN_UNCERTAIN_LEGENDS)
-    header = title_line + len(legend_rows) * caption  # titles, then the legend lines
-    width = gap + columns * (cell_w + gap)
-    height = header + len(rows) * (caption + cell + gap) + gap
-    check_sheet_size(height, width)
-    sheet = np.empty((height, width, 3), np.uint8)
-    sheet[:] = to_uint8(_SHEET_BACKGROUND)
-
-    for column, title in enumerate(COLUMN_TITLES):
-        x = gap + column * (cell_w + gap) + 2
-        _text(sheet, _shorten(title, cell_w, scale), x, title_line - 8, _TEXT, scale)
-        for line, (legends, colour) in enumerate(zip(legend_rows, (_LEGEND, _UNCERTAIN_LEGEND))):
-            if legends[column]:
-                _text(sheet, _shorten(legends[column], cell_w, scale), x,
-                      title_line + (line + 1) * caption - 8, colour, scale)
-
-    for index, row in enumerate(rows):
-        rgb = as_rgb(row.rgb, "rgb")
-        fg = as_rgb(row.fg, "fg")
-        raw = as_alpha(row.raw_alpha, "raw_alpha")
-        alpha = as_alpha(row.alpha, "alpha")
-        check_same_size(rgb, raw, "rgb", "raw_alpha")
-        check_same_size(fg, alpha, "fg", "alpha")
-        check_same_size(raw, alpha, "raw_alpha", "alpha")
-        h, w = alpha.shape
-        refined = fg * alpha[..., None] + gradient_background(h, w, index) * (1.0 - alpha[..., None])
-        corrected = np.abs(alpha - raw) > HALF_CODE  # the stored files are 8-bit
-        pictures = (checker_composite(rgb, raw), np.repeat(raw[..., None], 3, axis=2),
-                    alpha_bar_error_view(raw, corrected, row.uncertain),
-                    np.repeat(alpha[..., None], 3, axis=2),
-                    refined)
-
-        top = header + index * (caption + cell + gap)
-        x_text = _text(sheet, _shorten(row.label, cell_w * 2, scale), gap + 2,
-                       top + caption - 7, _TEXT, scale)
-        if row.note:
-            colour = _TEXT if row.kept is None else (_KEEP if row.kept else _REJECT)
-            _text(sheet, _shorten(row.note, width - x_text - 2 * gap, scale), x_text + 12,
-                  top + caption - 7, colour, scale)
-        for column, picture in enumerate(pictures):
-            x = gap + column * (cell_w + gap)
-            sheet[top + caption:top + caption + cell, x:x + cell_w] = to_uint8(_fit(
-                picture.astype(np.float32), cell, cell_w))
-    return sheet
+    sheet = ContactSheet(cell=cell, gap=gap, max_rows=len(rows))
+    for row in rows:
+        sheet.add(row)
+    return sheet.finish()
 
 
 # --------------------------------------------------------------------------------------------
