@@ -19,7 +19,8 @@ __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "Progress
            "positive_int", "positive_float", "usage_error", "add_image_limit_options",
            "image_limit_kwargs", "float_argument", "non_negative_seconds", "JobProgress",
            "JobErrors", "run_job", "print_summary", "run_exit_code", "keep_freed_memory",
-           "count_input_pngs", "add_replace_changed_option"]
+           "count_input_pngs", "add_replace_changed_option", "add_workers_option",
+           "add_shard_option", "workers_from_args", "EXECUTION_OPTIONS"]
 
 #: 0 done; 1 failures or an unrecoverable error; 2 bad arguments; 130 interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -299,13 +300,79 @@ def usage_error(stderr, message: str) -> int:
     return EXIT_USAGE
 
 
-def count_input_pngs(folder, stderr) -> int | None:
-    """How many PNGs a folder job will go through (its progress bar's total), or None after
-    printing why the existing ``folder`` cannot be listed (permissions): the caller exits 1."""
-    from ..dataset.imagefiles import ImageFileError, list_pngs
+#: Options that say how a run is carried out, not what it makes: left out of the command line
+#: each sample's provenance records, so that every shard of a run (and a rerun with other
+#: --workers) shares one settings document.
+EXECUTION_OPTIONS = frozenset({"workers", "shard"})
+
+
+def _workers_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected the number of worker processes, 1 or more (default: the cores available); "
+            f"got {text!r}")
+    return value
+
+
+_workers_count.__name__ = "worker count"  # argparse names the type in its messages
+
+
+def add_workers_option(parser, what: str = "files") -> None:
+    """``--workers N`` of a folder job (default None: :func:`workers_from_args` gives the
+    cores available)."""
+    parser.add_argument("--workers", type=_workers_count, metavar="N",
+                        help=f"worker processes that work on {what} at once, one thread each "
+                             "(default: the cores available to this process; results and "
+                             "summary are the same for any N)")
+
+
+def workers_from_args(args) -> int:
+    """``--workers``, or the cores available to this process when not given."""
+    from ..pipeline.workers import available_cores
+
+    workers = getattr(args, "workers", None)
+    return workers if workers is not None else available_cores()
+
+
+def _shard_argument(text: str) -> tuple[int, int]:
+    from ..pipeline.workers import parse_shard
 
     try:
-        return len(list_pngs(Path(folder).expanduser()))
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_shard_argument.__name__ = "shard"
+
+
+def add_shard_option(parser) -> None:
+    """``--shard K/N``: this process does shard K of N of the input folder."""
+    parser.add_argument("--shard", type=_shard_argument, metavar="K/N",
+                        help="do only shard K of N of INPUT_DIR (1 <= K <= N; a file's shard is "
+                             "a hash of its name): N runs, e.g. a SLURM array or a Kubernetes "
+                             "indexed Job, into one OUTPUT_DIR make the dataset of one run")
+
+
+def count_input_pngs(folder, stderr, shard=None) -> int | None:
+    """How many PNGs a folder job will go through (its progress bar's total; those of
+    ``shard`` only when given, said on ``stderr``), or None after printing why the existing
+    ``folder`` cannot be listed (permissions): the caller exits 1."""
+    from ..dataset.imagefiles import ImageFileError, list_pngs
+    from ..pipeline.workers import shard_files
+
+    try:
+        files = list_pngs(Path(folder).expanduser())
+        if shard is None:
+            return len(files)
+        mine = len(shard_files(files, shard))
+        stderr.write(f"shard {shard[0]}/{shard[1]}: {mine} of the {len(files)} PNG file(s) in "
+                     f"{folder}\n")
+        return mine
     except ImageFileError as error:
         stderr.write(f"ld-portrait: error: {error}\n")
         return None

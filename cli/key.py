@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
-                     add_replace_changed_option, count_input_pngs, field_type,
-                     image_limit_kwargs, non_negative_int, print_summary, run_exit_code,
-                     run_job, usage_error)
+                     add_replace_changed_option, add_shard_option, add_workers_option,
+                     count_input_pngs, field_type, image_limit_kwargs, non_negative_int,
+                     print_summary, run_exit_code, run_job, usage_error, workers_from_args)
 
 __all__ = ["register"]
 
@@ -55,6 +55,8 @@ def register(commands) -> None:
                      help="process at most N new files in this run (resumable)")
     add_replace_changed_option(key)
     add_image_limit_options(key)
+    add_workers_option(key, "files")
+    add_shard_option(key)
     key.add_argument("--json", action="store_true", help="print the summary as JSON")
     key.set_defaults(handler=run_key)
 
@@ -79,7 +81,7 @@ def run_key(args, stdout, stderr) -> int:
     input_dir = Path(args.input_dir)
     if not input_dir.is_dir():
         return usage_error(stderr, f"input folder {input_dir} does not exist or is not a folder.")
-    total = count_input_pngs(input_dir, stderr)
+    total = count_input_pngs(input_dir, stderr, args.shard)
     if total is None:
         return EXIT_FAILED
     # The same words as refine: "failed NAME: why" as it happens and "1 failed" in the counts.
@@ -88,7 +90,8 @@ def run_key(args, stdout, stderr) -> int:
     run, code = run_job(
         lambda stop: key_folder(input_dir, args.output_dir, options,
                                 progress=progress.on_file_event, should_stop=stop,
-                                command_line=recorded_command_line(args)),
+                                command_line=recorded_command_line(args),
+                                workers=workers_from_args(args), shard=args.shard),
         progress, stderr, JobErrors(usage=(ValueError,), fatal=(DatasetError, OSError)),
         final_line=False)
     if code is not None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
-                     add_replace_changed_option, count_input_pngs, image_limit_kwargs,
+from .common import (EXECUTION_OPTIONS, EXIT_FAILED, JobErrors, JobProgress,
+                     add_image_limit_options, add_replace_changed_option, add_shard_option,
+                     add_workers_option, count_input_pngs, image_limit_kwargs,
                      non_negative_int, parse_assignments, print_summary, run_exit_code, run_job,
-                     usage_error)
+                     usage_error, workers_from_args)
 
 __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_from_args",
            "refine_like_parser", "recorded_command_line"]
@@ -19,9 +20,11 @@ __all__ = ["register", "add_refine_options", "run_refine_like", "refine_options_
 
 def recorded_command_line(args) -> dict:
     """The parsed command line as every sample's meta records it (through the run's
-    provenance document): each option with its value, defaults included."""
+    provenance document): each option with its value, defaults included, except those that
+    only say how the run is carried out (:data:`.common.EXECUTION_OPTIONS`: --workers,
+    --shard), so that all shards of a run record one settings document."""
     values = {key: value for key, value in vars(args).items()
-              if key != "handler" and not callable(value)}
+              if key != "handler" and key not in EXECUTION_OPTIONS and not callable(value)}
     return {"program": "ld-portrait", **values}
 
 
@@ -121,6 +124,8 @@ def register(commands) -> None:
     refine.add_argument("output_dir", metavar="OUTPUT_DIR",
                         help="dataset root (created if missing; not inside INPUT_DIR)")
     add_refine_options(refine, demo=False)
+    add_workers_option(refine, "files")
+    add_shard_option(refine)
     refine.set_defaults(handler=run_refine_like)
 
 
@@ -153,7 +158,7 @@ def run_refine_like(args, stdout, stderr) -> int:
         refused = _check_refine_folders(args, stderr)
         if refused is not None:
             return refused
-        total = count_input_pngs(args.input_dir, stderr)
+        total = count_input_pngs(args.input_dir, stderr, args.shard)
         if total is None:
             return EXIT_FAILED
     progress = JobProgress(stderr, "demo" if demo else "refine", total=total,
@@ -167,7 +172,8 @@ def run_refine_like(args, stdout, stderr) -> int:
         return refine_folder(args.input_dir, args.output_dir, options,
                              progress=progress.on_file_event, should_stop=stop,
                              replace_changed=args.replace_changed,
-                             command_line=recorded_command_line(args))
+                             command_line=recorded_command_line(args),
+                             workers=workers_from_args(args), shard=args.shard)
 
     # No input PNG (NoInputImagesError) and unwritable output are fatal (exit 1); bad demo
     # arguments and overlapping folders are usage errors. The summary below gives the counts

@@ -11,6 +11,7 @@ interrupt stop the run. :mod:`.demo` runs the same loop on synthetic portraits.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import os
@@ -29,6 +30,7 @@ from .portrait import (ProcessedPortrait, RefineOptions, process_portrait, sampl
                        save_policy)
 from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, SkippedEntry,
                       format_counts)
+from .workers import BrokenProcessPool, OrderedPool, WorkerTask, merge_summary, shard_files
 
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
            "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
@@ -217,6 +219,21 @@ def _refine_file(job: _Job, path: Path, sample_id: str, summary: RunSummary) -> 
     return "rejected", "; ".join(filter(None, [", ".join(result.verdict.reasons), redone]))
 
 
+def _refine_worker_setup(output_dir, options: RefineOptions, extra_meta: Mapping,
+                         settings: ProvenanceDocument | None) -> _Job:
+    """A worker process's own writer on the run's root (the legacy ids are the parent's
+    business: it decides what is done)."""
+    return _Job(DatasetWriter(output_dir), options, extra_meta, frozenset(), settings)
+
+
+def _refine_in_worker(job: _Job, path: Path, sample_id: str) -> tuple[str, str, RunSummary]:
+    """:func:`_refine_file` in a worker: the outcome, its detail and what it adds to the
+    summary (the parent merges the parts in input order)."""
+    part = RunSummary(input_dir="", output_dir=str(job.writer.root))
+    outcome, detail = _refine_file(job, path, sample_id, part)
+    return outcome, detail, part
+
+
 def _complete_id(job: _Job, path: Path, sample_id: str) -> str | None:
     """The id this file is complete under: today's, or one an earlier version gave its name."""
     if job.writer.is_complete(sample_id):
@@ -299,8 +316,8 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
                   progress: Callable[[ProgressEvent], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   extra_meta: Mapping[str, Mapping] | None = None,
-                  replace_changed: bool = False, command_line: Mapping | None = None
-                  ) -> RunSummary:
+                  replace_changed: bool = False, command_line: Mapping | None = None,
+                  workers: int = 1, shard: tuple[int, int] | None = None) -> RunSummary:
     """Turn a folder of RGBA PNGs into the dataset layout (README.md, "Dataset layout").
 
     Parameters
@@ -325,6 +342,12 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
         The parsed command line (``ld-portrait refine``'s arguments). With the resolved
         parameters (:func:`refine_settings`) it is stored once under ``provenance/`` and
         referenced from every sample's meta (see :mod:`..dataset.provenance`).
+    workers : int
+        Worker processes that refine files (:mod:`.workers`); the files, the summary and the
+        progress events are those of one worker, whatever the number.
+    shard : (K, N), optional
+        Only the files of shard K of N (:func:`.workers.shard_of`, a hash of the file name);
+        N such runs into one root make the dataset of one unsharded run.
 
     Returns
     -------
@@ -359,6 +382,7 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
         raise NoInputImagesError(
             f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
             "; nothing was written.")
+    files = shard_files(files, shard)
     writer = DatasetWriter(output_dir)
     summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
                          skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
@@ -366,6 +390,8 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
     settings = settings_document("refine", command_line, refine_settings(options))
     job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()),
                settings)
+    task = WorkerTask(_refine_worker_setup, (writer.root, options, job.extra_meta, settings),
+                      _refine_in_worker)
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: _is_done(job, path, sample_id),
         process=lambda path, sample_id: _refine_file(job, path, sample_id, summary),
@@ -373,7 +399,8 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
         fatal_errors=(_OutputFailure,), record_unexpected=True,
         changed=lambda path, sample_id: _source_change(job, path, sample_id),
         replace_changed=replace_changed,
-        retire=lambda sample_id: retire_changed(writer, sample_id, _OutputFailure)))
+        retire=lambda sample_id: retire_changed(writer, sample_id, _OutputFailure),
+        workers=workers, task=task))
     summary.elapsed_s = time.monotonic() - started
     return summary
 
@@ -411,6 +438,12 @@ class FileLoop:
         ``retire(sample_id)`` and the file processed again (True; ``summary.replaced``).
     retire : callable (sample_id) -> None, optional
         Removes a complete sample (:func:`retire_changed`).
+    workers : int
+        With more than one and a ``task``, files are processed by that many worker processes
+        (:func:`run_file_loop` says how the result stays that of one).
+    task : WorkerTask, optional
+        ``process`` in a worker: ``task.process(state, path, sample_id)`` returns
+        ``(outcome, detail, summary part)``; raises as ``process`` would.
     """
 
     files: list
@@ -426,12 +459,17 @@ class FileLoop:
     changed: Callable[[Path, str], SourceChange | None] | None = None
     replace_changed: bool = False
     retire: Callable[[str], None] | None = None
+    workers: int = 1
+    task: WorkerTask | None = None
 
 
 def run_file_loop(loop: FileLoop) -> None:
     """Skip complete files, process the others, stop at the limit, on ``should_stop`` or a
     second Ctrl-C (writes are atomic, so the current file is simply not done) and at a fatal
     error; send a :class:`ProgressEvent` after every file."""
+    if loop.workers > 1 and loop.task is not None:
+        _run_file_loop_in_workers(loop)
+        return
     summary, total = loop.summary, len(loop.files)
     for done, (path, sample_id) in enumerate(zip(loop.files, assign_ids(loop.files)), 1):
         if loop.should_stop is not None and loop.should_stop():
@@ -473,3 +511,122 @@ def run_file_loop(loop: FileLoop) -> None:
             if outcome is not None and loop.progress is not None:
                 loop.progress(ProgressEvent(done, total, printable_name(path.name), sample_id,
                                             outcome, detail))
+
+
+def _run_file_loop_in_workers(loop: FileLoop) -> None:
+    """:func:`run_file_loop` with ``loop.task`` in ``loop.workers`` processes.
+
+    The parent walks the files in order and decides each as one worker would (complete,
+    changed, retired); files to process go to the pool, at most two per worker ahead. Results
+    are taken back in input order, so the summary's lists and the progress events come in the
+    order of a one-worker run. ``--limit``: a file is handed out only while the processed
+    files plus those in flight stay under the limit, so exactly the files a one-worker run
+    processes are processed. Ctrl-C (``should_stop``) hands out nothing more and waits for the
+    files in flight; a second one (KeyboardInterrupt) stops the workers at once. A fatal error
+    hands out nothing more; files already in flight are finished and counted (they are on
+    disk). A worker that dies (killed for memory) is a fatal error of the run.
+    """
+    summary, total = loop.summary, len(loop.files)
+    # In input order: [done, path, sample_id, outcome, detail]; outcome None = in the pool.
+    entries: collections.deque = collections.deque()
+    items = iter(enumerate(zip(loop.files, assign_ids(loop.files)), 1))
+    held = None  # the next item, when the limit made it wait for results in flight
+    handing_out = True
+
+    def stop_handing_out() -> None:
+        nonlocal handing_out
+        handing_out = False
+
+    def decide(done: int, path: Path, sample_id: str) -> bool:
+        """Skip, list as changed or hand out one file; False when it must wait (limit)."""
+        outcome, detail = None, ""
+        try:
+            change = None
+            if loop.is_done(path, sample_id):
+                change = loop.changed(path, sample_id) if loop.changed is not None else None
+                if change is None:
+                    summary.skipped_complete += 1
+                    outcome = "skipped"
+                    return True
+                if not loop.replace_changed:
+                    summary.changed.append(FileFailure(printable_name(path.name), change.reason))
+                    outcome, detail = "changed", change.reason
+                    return True
+            if loop.limit is not None and summary.processed + len(pool) >= loop.limit:
+                if len(pool) == 0:
+                    summary.limit_reached = True
+                    stop_handing_out()
+                return False
+            if change is not None:
+                loop.retire(change.sample_id)
+                summary.replaced.append(FileFailure(
+                    printable_name(path.name), f"sample {change.sample_id} made again"))
+            pool.submit(path, sample_id)
+            entries.append([done, path, sample_id, None, ""])
+            return True
+        except loop.fatal_errors as error:
+            summary.fatal_error = loop.fatal_message(error)
+            stop_handing_out()
+            return True
+        except Exception as error:  # noqa: BLE001 - one file must never end the run
+            if not loop.record_unexpected:
+                raise
+            outcome, detail = _failed(summary, printable_name(path.name),
+                                      f"unexpected error ({type(error).__name__}: {error})")
+            return True
+        finally:
+            if outcome is not None:
+                entries.append([done, path, sample_id, outcome, detail])
+
+    def take_back(entry) -> None:
+        """The result of the oldest file in the pool, merged into the summary."""
+        done, path, sample_id = entry[:3]
+        try:
+            entry[3], entry[4], part = pool.next_result()
+            merge_summary(summary, part)
+        except loop.fatal_errors as error:
+            entry[3] = None
+            if summary.fatal_error is None:
+                summary.fatal_error = loop.fatal_message(error)
+            stop_handing_out()
+        except BrokenProcessPool:
+            entry[3] = None
+            if summary.fatal_error is None:
+                summary.fatal_error = (
+                    f"a worker process ended abruptly (killed, out of memory?) while working on "
+                    f"{printable_name(path.name)}; samples written so far are complete: run "
+                    "again, with fewer --workers if memory is short.")
+            stop_handing_out()
+        except Exception as error:  # noqa: BLE001 - one file must never end the run
+            if not loop.record_unexpected:
+                raise
+            entry[3], entry[4] = _failed(summary, printable_name(path.name),
+                                         f"unexpected error ({type(error).__name__}: {error})")
+
+    with OrderedPool(loop.task, loop.workers) as pool:
+        try:
+            while True:
+                while handing_out and not pool.full():
+                    if loop.should_stop is not None and loop.should_stop():
+                        summary.interrupted = True
+                        stop_handing_out()
+                        break
+                    item = held if held is not None else next(items, None)
+                    held = None
+                    if item is None:
+                        stop_handing_out()
+                        break
+                    if not decide(item[0], *item[1]):
+                        held = item if handing_out else None
+                        break
+                if not entries:
+                    break
+                entry = entries.popleft()
+                if entry[3] is None:
+                    take_back(entry)
+                if entry[3] is not None and loop.progress is not None:
+                    loop.progress(ProgressEvent(entry[0], total, printable_name(entry[1].name),
+                                                entry[2], entry[3], entry[4]))
+        except KeyboardInterrupt:  # a second Ctrl-C: stop the workers at once
+            summary.interrupted = True
+            pool.stop_now()

@@ -8,7 +8,6 @@ directly with ``ld-portrait dataset stats``.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import time
@@ -26,6 +25,7 @@ from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason
                      file_fingerprint, output_message, retire_changed, run_file_loop,
                      source_change, tidy_after_killed_writers)
 from .summary import FileFailure, ProgressEvent, RunSummary, SkippedEntry
+from .workers import WorkerTask, shard_files
 
 __all__ = ["KeyOptions", "key_folder", "key_settings"]
 
@@ -81,10 +81,10 @@ def key_settings(options: KeyOptions) -> dict:
 
 
 def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: KeyOptions,
-              summary: RunSummary, reasons: collections.Counter,
-              settings: ProvenanceDocument | None = None) -> tuple[str, str]:
+              summary: RunSummary, settings: ProvenanceDocument | None = None
+              ) -> tuple[str, str]:
     """Key, judge and save one file that is not complete yet; returns ``(outcome, detail)``
-    and counts it in ``summary`` (reject reasons in ``reasons``)."""
+    and counts it in ``summary`` (reject reasons in ``summary.reject_reasons``)."""
     try:
         digest, size, mtime_ns = file_fingerprint(path)
         result, verdict = _key_one(path, options)
@@ -111,19 +111,36 @@ def _key_file(path: Path, sample_id: str, *, writer: DatasetWriter, options: Key
         summary.accepted += 1
         return "accepted", ""
     summary.rejected += 1
-    reasons.update(verdict.reasons)
+    for code in verdict.reasons:
+        summary.reject_reasons[code] = summary.reject_reasons.get(code, 0) + 1
     return "rejected", ""
+
+
+def _key_worker_setup(output_dir, options: KeyOptions, settings: ProvenanceDocument | None):
+    """A worker process's own writer on the run's root."""
+    return DatasetWriter(output_dir), options, settings
+
+
+def _key_in_worker(state, path: Path, sample_id: str) -> tuple[str, str, RunSummary]:
+    """:func:`_key_file` in a worker: the outcome, its detail and the summary's part."""
+    writer, options, settings = state
+    part = RunSummary(input_dir="", output_dir=str(writer.root))
+    outcome, detail = _key_file(path, sample_id, writer=writer, options=options, summary=part,
+                                settings=settings)
+    return outcome, detail, part
 
 
 def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
                progress: Callable[[ProgressEvent], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
-               command_line: Mapping | None = None) -> RunSummary:
+               command_line: Mapping | None = None, workers: int = 1,
+               shard: tuple[int, int] | None = None) -> RunSummary:
     """Key every PNG of ``input_dir`` into the dataset root ``output_dir``.
 
     ``command_line`` (the parsed ``ld-portrait key`` arguments) and the resolved settings
     (:func:`key_settings`) are stored once under ``provenance/`` and referenced from every
-    sample's meta (see :mod:`..dataset.provenance`).
+    sample's meta (see :mod:`..dataset.provenance`). ``workers`` and ``shard`` as
+    :func:`.folder.refine_folder`'s.
 
     Returns
     -------
@@ -147,23 +164,22 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
         raise NoInputImagesError(
             f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
             "; nothing was written.")
+    files = shard_files(files, shard)
     writer = DatasetWriter(output_dir)
     summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
                          skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
     tidy_after_killed_writers(writer, summary)
-    reasons: collections.Counter = collections.Counter()
+    settings = settings_document("key", command_line, key_settings(options))
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: writer.is_complete(sample_id),
         process=functools.partial(_key_file, writer=writer, options=options, summary=summary,
-                                  reasons=reasons,
-                                  settings=settings_document("key", command_line,
-                                                             key_settings(options))),
+                                  settings=settings),
         limit=options.limit, progress=progress, should_stop=should_stop,
         fatal_errors=(DatasetError, SampleIdError, OSError),
         fatal_message=functools.partial(output_message, writer.root),
         changed=lambda path, sample_id: source_change(writer.root, sample_id, path),
         replace_changed=options.replace_changed,
-        retire=functools.partial(retire_changed, writer)))
-    summary.reject_reasons = dict(reasons)
+        retire=functools.partial(retire_changed, writer), workers=workers,
+        task=WorkerTask(_key_worker_setup, (writer.root, options, settings), _key_in_worker)))
     summary.elapsed_s = time.monotonic() - started
     return summary

@@ -224,7 +224,9 @@ def test_write_failure_mid_run_stops_with_exit_1_and_keeps_earlier_samples(tmp_p
         return real_write(self, *args, **kwargs)
 
     monkeypatch.setattr(DatasetWriter, "write_sample", failing_write)
-    code, out, err = _run(["refine", str(input_dir), str(tmp_path / "out"), "--keep-rejected"])
+    # One worker: the patched writer lives in this process, not in worker processes.
+    code, out, err = _run(["refine", str(input_dir), str(tmp_path / "out"), "--keep-rejected",
+                           "--workers", "1"])
     assert code == 1
     assert "No space left on device" in err and "disk full" in err and "Traceback" not in err
     assert verify(tmp_path / "out").ok
