@@ -554,7 +554,10 @@ class QueueRunner(RunLimits):
                 self._poll_due(server, now):
             server.polled_at = now
             server.poll_soon = False
+            held = len(server.inflight)
             self._poll(server)
+            if server.listener is not None and len(server.inflight) < held:
+                server.events.wake.set()  # the poll freed slots: refill now, not after a pause
         self._pause(server, options.poll_interval)
 
     def _worker_error(self, server: ServerState, error: Exception) -> None:

@@ -34,8 +34,8 @@ body), ``html_for`` (path prefixes answered 200 with an HTML page, like a proxy'
 trickles out one byte at a time), ``paused`` (queued prompts never start).
 :meth:`stop` loses the queue and history like a real restart; :meth:`restart` listens again
 on the same port. Websocket knobs: ``ws_refuse`` (``/ws`` answers HTTP 404, as behind a
-proxy that does not pass websockets), ``ws_mute`` (connections open but no message is sent:
-a quiet websocket), ``ws_silent_for`` (sample indices whose prompt messages are not sent:
+proxy that does not pass websockets), ``ws_mute`` (connections open but nothing is sent, pongs
+included: a quiet websocket), ``ws_silent_for`` (sample indices whose prompt messages are not sent:
 missed events); :meth:`close_websockets` drops every open connection. Recorded: ``received`` (every graph posted, in order), ``requests``,
 ``executed`` (sample indices that succeeded), ``deleted``, ``max_outstanding`` (most prompts
 queued or running at once), ``spans`` ((sample index, start, end) of every execution in
@@ -503,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
                 while (frame := parse_frame(buffer)) is not None:
                     _, opcode, payload, size = frame
                     del buffer[:size]
-                    if opcode == OP_PING:
+                    if opcode == OP_PING and not fake.ws_mute:
                         connection.send(encode_frame(OP_PONG, payload, mask=False))
                     elif opcode == OP_CLOSE:
                         connection.send(encode_frame(OP_CLOSE, payload[:2], mask=False))
