@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 from ..common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
-                      add_image_limit_options, image_limit_kwargs, usage_error)
+                      add_image_limit_options, add_workers_option, image_limit_kwargs,
+                      usage_error, workers_from_args)
 
 __all__ = ["register", "run_evaluate"]
 
@@ -54,6 +55,7 @@ def register(commands) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the summary and every image's figures as JSON")
     add_image_limit_options(parser)
+    add_workers_option(parser, "pairs")
     parser.set_defaults(handler=run_evaluate)
 
 
@@ -143,7 +145,8 @@ def run_evaluate(args, stdout, stderr) -> int:
     try:
         with StopFlag(stderr) as stop:
             run = evaluate_pairs(pairs, args.protocol, limits=image_limit_kwargs(args),
-                                 progress=bar.update, should_stop=stop)
+                                 progress=bar.update, should_stop=stop,
+                                 workers=workers_from_args(args))
     finally:  # end the bar's line whatever happens, so an error starts on a line of its own
         bar.finish()
     for name, reason in run.failures:

@@ -171,27 +171,78 @@ def _evaluate_one(pair: ImagePair, protocol: str, limits: dict) -> dict:
 
 def evaluate_pairs(pairs: list[ImagePair], protocol: str = "dim", *, limits: dict | None = None,
                    progress: Callable[[int, str, str], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> EvaluationRun:
+                   should_stop: Callable[[], bool] | None = None,
+                   workers: int = 1) -> EvaluationRun:
     """Measure every pair; a pair whose files cannot be used is recorded in ``failures``.
 
     ``progress(done, outcome, name)`` is called after each pair (outcome ``"evaluated"`` or
-    ``"failed"``); ``should_stop()`` is asked before each.
+    ``"failed"``); ``should_stop()`` is asked before each. ``workers`` > 1 measures pairs in
+    that many processes (:mod:`...pipeline.workers`); rows, failures and progress come in
+    pair order, as with one.
     """
     limits = {key: value for key, value in (limits or {}).items() if value is not None}
     run = EvaluationRun()
+    if workers > 1 and len(pairs) > 1:
+        _evaluate_in_workers(pairs, protocol, limits, progress, should_stop, workers, run)
+        return run
     for index, pair in enumerate(pairs):
         if should_stop is not None and should_stop():
             run.interrupted = True
             break
-        try:
-            run.rows.append(_evaluate_one(pair, protocol, limits))
-            outcome = "evaluated"
-        except (ImageFileError, ValueError) as error:
-            run.failures.append((printable_name(pair.name), str(error)))
-            outcome = "failed"
+        outcome, result = _measure(pair, protocol, limits)
+        _record(run, outcome, result)
         if progress is not None:
             progress(index + 1, outcome, printable_name(pair.name))
     return run
+
+
+def _measure(pair: ImagePair, protocol: str, limits: dict) -> tuple[str, object]:
+    """``("evaluated", row)`` or ``("failed", (name, why))`` for one pair."""
+    try:
+        return "evaluated", _evaluate_one(pair, protocol, limits)
+    except (ImageFileError, ValueError) as error:
+        return "failed", (printable_name(pair.name), str(error))
+
+
+def _record(run: EvaluationRun, outcome: str, result) -> None:
+    (run.rows if outcome == "evaluated" else run.failures).append(result)
+
+
+def _measure_setup(protocol: str, limits: dict) -> tuple[str, dict]:
+    return protocol, limits
+
+
+def _measure_in_worker(state: tuple[str, dict], pair: ImagePair) -> tuple[str, object]:
+    return _measure(pair, *state)
+
+
+def _evaluate_in_workers(pairs, protocol, limits, progress, should_stop, workers, run) -> None:
+    """The loop of :func:`evaluate_pairs` with ``workers`` processes: pairs handed out in
+    order, results taken back in order; Ctrl-C hands out no more and waits for those in
+    flight, a second one stops the workers at once."""
+    from ...pipeline.workers import OrderedPool, WorkerTask
+
+    task = WorkerTask(_measure_setup, (protocol, limits), _measure_in_worker)
+    next_index, taken = 0, 0
+    with OrderedPool(task, min(workers, len(pairs))) as pool:
+        try:
+            while True:
+                while next_index < len(pairs) and not run.interrupted and not pool.full():
+                    if should_stop is not None and should_stop():
+                        run.interrupted = True
+                        break
+                    pool.submit(pairs[next_index])
+                    next_index += 1
+                if not len(pool):
+                    break
+                outcome, result = pool.next_result()
+                _record(run, outcome, result)
+                taken += 1
+                if progress is not None:
+                    progress(taken, outcome, printable_name(pairs[taken - 1].name))
+        except KeyboardInterrupt:
+            run.interrupted = True
+            pool.stop_now()
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:

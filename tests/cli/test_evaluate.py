@@ -211,7 +211,7 @@ def test_an_unexpected_error_still_ends_the_progress_line(tmp_path, monkeypatch)
 
     pred_dir, truth_dir = _folders(tmp_path)
 
-    def broken(pairs, protocol, *, limits=None, progress=None, should_stop=None):
+    def broken(pairs, protocol, *, limits=None, progress=None, should_stop=None, workers=1):
         progress(1, "evaluated", "a.png")
         raise RuntimeError("disk vanished")
 

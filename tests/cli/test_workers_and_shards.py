@@ -223,3 +223,21 @@ def test_bad_workers_or_shard_is_a_usage_error(command, argv, message, tmp_path)
     assert code == 2
     assert message in err and ("--shard" in err or "--workers" in err)
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_with_two_workers_prints_what_one_prints(tmp_path):
+    for seed in range(5):
+        portrait = make_portrait(seed, 64)
+        write_png_atomic(tmp_path / "truth" / f"m{seed}.png", portrait.alpha_true)
+        write_png_atomic(tmp_path / "pred" / f"m{seed}.png", portrait.alpha_artifacts)
+    (tmp_path / "pred" / "m2.png").write_bytes(b"broken")  # a failure to keep in order
+    reports = {}
+    for workers in (1, 2):
+        code, out, err = run_cli(["evaluate", tmp_path / "pred", tmp_path / "truth", "--json",
+                                  "--workers", workers])
+        assert code == 1, err  # the broken pair
+        reports[workers] = json.loads(out)
+    assert reports[2] == reports[1]
+    assert [row["name"] for row in reports[1]["images"]] == ["m0.png", "m1.png", "m3.png",
+                                                             "m4.png"]
+    assert [failure["name"] for failure in reports[1]["failures"]] == ["m2.png"]
