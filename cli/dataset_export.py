@@ -4,9 +4,11 @@ dataset in the folder layout of a common matting dataset (the work is in
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .common import (JobErrors, JobProgress, float_argument, non_negative_int, positive_int,
-                     print_summary, run_exit_code, run_job, usage_error)
+from .common import (JobErrors, JobProgress, add_workers_option, float_argument,
+                     non_negative_int, positive_int, print_summary, run_exit_code, run_job,
+                     usage_error, workers_from_args)
 
 __all__ = ["register_dataset_action"]
 
@@ -76,6 +78,8 @@ def register_dataset_action(actions) -> None:
     export.add_argument("--shard-mb", type=_shard_megabytes, default=256.0, metavar="MB",
                         help="hf and webdataset: shard size in megabytes of samples (default "
                              "256; a larger sample gets a shard of its own)")
+    add_workers_option(export, "composites (am2k, p3m, comp1k; hf and webdataset shards "
+                               "are written by one process)")
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
     export.set_defaults(handler=run_export)
 
@@ -109,7 +113,7 @@ def run_export(args, stdout, stderr) -> int:
                                     limits=limits, image_format=args.image_format,
                                     jpeg_quality=args.jpeg_quality,
                                     trimap_band=args.trimap_band).checked()
-            export = export_dataset
+            export = functools.partial(export_dataset, workers=workers_from_args(args))
     except ExportError as error:
         return usage_error(stderr, str(error))
     progress = JobProgress(stderr, "export")

@@ -21,6 +21,7 @@ validation with a seeded shuffle, and writes for each foreground ``per_fg`` comp
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -343,7 +344,11 @@ class _Writer:
                     raise ExportError(f"{current} is a link (it may lead outside "
                                       f"{self.dest}); refusing to write through it.")
                 if not current.is_dir():
-                    current.mkdir()
+                    try:
+                        current.mkdir()
+                    except FileExistsError:  # another worker process made it meanwhile
+                        if current.is_symlink() or not current.is_dir():
+                            raise
             self._checked.add(parent)
         if path.is_symlink():
             raise ExportError(f"{path} is a link; refusing to write through it.")
@@ -464,7 +469,8 @@ def _settings(root: Path, options: ExportOptions) -> dict:
 
 def export_dataset(root, dest, options: ExportOptions, *,
                    progress: Callable[[ExportEvent], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> ExportResult:
+                   should_stop: Callable[[], bool] | None = None,
+                   workers: int = 1) -> ExportResult:
     """Export the accepted samples of ``root`` to ``dest`` in ``options.layout``.
 
     Parameters
@@ -479,6 +485,9 @@ def export_dataset(root, dest, options: ExportOptions, *,
     should_stop : callable, optional
         Polled between composites; when it returns True the run stops (everything written is
         complete) and the result says ``interrupted``.
+    workers : int
+        Composites computed and written by that many processes
+        (:mod:`..pipeline.workers`); the files, the result and the events are those of one.
 
     Returns
     -------
@@ -509,43 +518,78 @@ def export_dataset(root, dest, options: ExportOptions, *,
     done = 0
     finished = []  # subset roots already complete, to link from
     failed: dict[str, _Failure] = {}  # sample id -> why, and the subsets it is missing from
-    for subset in subsets:
-        base = dest_real / subset.folder if subset.folder != "." else dest_real
-        for unit in subset.units:
-            if should_stop is not None and should_stop():
-                result.interrupted = True
-                result.failures = _failure_lines(failed, limited=bool(options.limits))
-                return result
-            stem = Path(unit.files.get("image", next(iter(unit.files.values())))).stem
-            detail = ""
-            if unit.sample_id in failed:  # nested subsets: one broken sample, one report
-                outcome, detail = "left out", f"{unit.sample_id} failed above"
-            else:
+    pool = None
+    if workers > 1 and total > 1:
+        from ..pipeline.workers import OrderedPool, WorkerTask
+
+        pool = OrderedPool(WorkerTask(_export_worker_setup, (root, dest_real, options),
+                                      _export_in_worker), min(workers, total))
+    try:
+        for subset in subsets:
+            base = dest_real / subset.folder if subset.folder != "." else dest_real
+            units = iter(subset.units)
+            # Units taken from the plan, in order, with whether a worker has them.
+            ahead: collections.deque = collections.deque()
+            while True:
+                while pool is None and not ahead or pool is not None and not pool.full():
+                    if should_stop is not None and should_stop():
+                        result.interrupted = True
+                        break
+                    unit = next(units, None)
+                    if unit is None:
+                        break
+                    handed_out = pool is not None and unit.sample_id not in failed
+                    if handed_out:
+                        pool.submit(unit, base, list(finished))
+                    ahead.append((unit, handed_out))
+                if not ahead:
+                    break
+                unit, handed_out = ahead.popleft()
+                stem = Path(unit.files.get("image", next(iter(unit.files.values())))).stem
+                detail, error = "", None
                 try:
-                    outcome = _write_unit(unit, base, finished, pixels, writer, options)
+                    if handed_out:
+                        outcome = pool.next_result()
+                    elif unit.sample_id not in failed:
+                        outcome = _write_unit(unit, base, finished, pixels, writer, options)
                 except ExportError:
                     raise
-                except (ValueError, KeyError, DatasetError) as error:  # unreadable: go on
+                except (ValueError, KeyError, DatasetError) as caught:  # unreadable: go on
+                    error = caught
+                if unit.sample_id in failed:  # nested subsets: one broken sample, one report
+                    outcome, detail = "left out", f"{unit.sample_id} failed above"
+                elif error is not None:
                     outcome, detail = "failed", str(error)
                     failed[unit.sample_id] = _Failure(stem, str(error), [])
-            if unit.sample_id in failed and subset.folder not in failed[unit.sample_id].subsets:
-                failed[unit.sample_id].subsets.append(subset.folder)
-            done += 1
-            result.counts[outcome] = result.counts.get(outcome, 0) + 1
-            if progress is not None:
-                progress(ExportEvent(done, total, outcome, stem, detail))
-        written = _without(subset, failed)
-        _write_name_lists(written, base, writer, options)
-        if not any(sample_id in failed for sample_id in subset.train + subset.validation):
-            _write_split_record(subset, base, writer, options)  # only for a complete subset
-        finished.append(base)
-        # What the folder holds, not what was planned: a failed sample is not in it.
-        result.subsets[subset.folder] = {"train": len(written.train),
-                                         "validation": len(written.validation)}
-        missing = len(subset.train) + len(subset.validation) - len(written.train) - len(
-            written.validation)
-        if missing:
-            result.subsets[subset.folder]["failed"] = missing
+                if unit.sample_id in failed and \
+                        subset.folder not in failed[unit.sample_id].subsets:
+                    failed[unit.sample_id].subsets.append(subset.folder)
+                done += 1
+                result.counts[outcome] = result.counts.get(outcome, 0) + 1
+                if progress is not None:
+                    progress(ExportEvent(done, total, outcome, stem, detail))
+            if result.interrupted:
+                result.failures = _failure_lines(failed, limited=bool(options.limits))
+                return result
+            written = _without(subset, failed)
+            _write_name_lists(written, base, writer, options)
+            if not any(sample_id in failed for sample_id in subset.train + subset.validation):
+                _write_split_record(subset, base, writer, options)  # only for a complete subset
+            finished.append(base)
+            # What the folder holds, not what was planned: a failed sample is not in it.
+            result.subsets[subset.folder] = {"train": len(written.train),
+                                             "validation": len(written.validation)}
+            missing = len(subset.train) + len(subset.validation) - len(written.train) - len(
+                written.validation)
+            if missing:
+                result.subsets[subset.folder]["failed"] = missing
+    except BaseException:  # a second Ctrl-C, a fatal error: stop the workers at once
+        if pool is not None:
+            pool.stop_now()
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
     result.failures = _failure_lines(failed, limited=bool(options.limits))
     return result
 
@@ -584,6 +628,16 @@ def _check_backgrounds(folder: str) -> None:
         raise ExportError(f"--backgrounds {folder}: no such folder.")
     if not list_background_files(path):
         raise ExportError(f"--backgrounds {folder}: no pictures in it (.png, .jpg, .webp, ...).")
+
+
+def _export_worker_setup(root: Path, dest: Path, options: ExportOptions):
+    """A worker process's own pixel source and writer (atomic writes into the same DEST)."""
+    return _Pixels(root, options), _Writer(dest), options
+
+
+def _export_in_worker(state, unit: _Unit, base: Path, earlier: list) -> str:
+    pixels, writer, options = state
+    return _write_unit(unit, base, earlier, pixels, writer, options)
 
 
 def _write_unit(unit: _Unit, base: Path, earlier: list, pixels: _Pixels, writer: _Writer,

@@ -193,10 +193,15 @@ class OrderedPool:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.stop_now()
-        elif self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        else:
+            self.close()
         return False
+
+    def close(self) -> None:
+        """Wait for the items in flight and end the workers."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     def stop_now(self) -> None:
         """Drop the queued items and kill the running ones. Their writes are atomic: a killed

@@ -241,3 +241,24 @@ def test_evaluate_with_two_workers_prints_what_one_prints(tmp_path):
     assert [row["name"] for row in reports[1]["images"]] == ["m0.png", "m1.png", "m3.png",
                                                              "m4.png"]
     assert [failure["name"] for failure in reports[1]["failures"]] == ["m2.png"]
+
+
+@pytest.mark.parametrize("layout", ["comp1k", "am2k"])
+def test_export_with_two_workers_writes_the_files_of_one(inputs, tmp_path, layout):
+    root = tmp_path / "dataset"
+    refine_folder(inputs, root, RefineOptions(gate={"min_side": 64}))
+    (root / "alpha" / "p02.png").write_bytes(b"broken")  # a failed sample, reported in order
+    exports = {}
+    for workers in (1, 2):
+        dest = tmp_path / f"w{workers}"
+        code, out, err = run_cli(["dataset", "export", root, dest, "--layout", layout,
+                                  "--per-fg", "2", "--limit", "2,4", "--json",
+                                  "--workers", workers])
+        assert code == 1, err  # the broken sample
+        summary = json.loads(out)
+        summary.pop("dest")
+        files = {str(path.relative_to(dest)): path.read_bytes()
+                 for path in sorted(dest.rglob("*")) if path.is_file()}
+        exports[workers] = (summary, files, err.count("p02"))
+    assert exports[2] == exports[1]
+    assert len(exports[1][1]) > 20 and exports[1][2] >= 1
