@@ -7,11 +7,10 @@ folder inside an output folder.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import re
 from pathlib import Path
-
-import numpy as np
 
 from .layout import MAX_DATASET_NAME_LENGTH, MAX_ID_LENGTH, DatasetError, SampleIdError
 
@@ -63,7 +62,7 @@ def validate_id(sample_id) -> str:
 
 def index_id(index: int, width: int = 6) -> str:
     """Sample id for a generation index: ``index_id(123) == '000123'`` (more digits if needed)."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral):  # numpy integers included
         raise ValueError(f"index must be an integer, got {type(index).__name__}.")
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}.")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from typing import Any, Mapping
-
-import numpy as np
 
 __all__ = ["to_jsonable", "dumps_line", "manifest_entry", "parse_json_input", "models_value",
            "json_depth", "MAX_JSON_DEPTH"]
@@ -29,18 +28,23 @@ def to_jsonable(value: Any, where: str = "meta") -> Any:
     """
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+    # numpy only when loaded: without it no value can be a numpy object (and the command line
+    # that imports this module starts without numpy).
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
+        value = value.item()  # a numpy scalar -> the Python bool, int or float
+        if isinstance(value, bool):
+            return value
+    if isinstance(value, int):
         return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float):
         value = float(value)
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         if value.size > 4096:
             raise ValueError(f"{where} is an array of {value.size} values; store images as files, "
                              "not in meta.")

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 
-import numpy as np
-
 __all__ = [
     "ALPHA_TOOLTIP",
     "INVERT_TOOLTIP",
@@ -112,6 +110,8 @@ def node_outputs(table: str) -> tuple[tuple, tuple, tuple]:
 
 def _as_numpy(tensor) -> np.ndarray:
     """A torch tensor (any device, any float dtype) or array-like as a float32 numpy array."""
+    import numpy as np  # here, not at import: the ld-portrait command starts without numpy
+
     if hasattr(tensor, "detach"):  # torch.Tensor without importing torch
         tensor = tensor.detach().to("cpu").float().numpy()
     return np.asarray(tensor, dtype=np.float32)
@@ -122,6 +122,8 @@ def image_list(image, name: str = "image", channels: int = 3) -> list[np.ndarray
 
     Extra channels (an RGBA IMAGE) are dropped when ``channels`` is 3.
     """
+    import numpy as np
+
     array = _as_numpy(image)
     if array.ndim == 3:
         array = array[None]
@@ -137,6 +139,8 @@ def mask_list(mask, name: str = "alpha", invert: bool = False) -> list[np.ndarra
 
     With ``invert`` the values become ``1 - mask`` (core's LoadImage MASK is 1 - alpha).
     """
+    import numpy as np
+
     array = _as_numpy(mask)
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -173,6 +177,7 @@ def match_batch(*lists, names) -> list[list]:
 
 def _stacked_tensor(frames: list[np.ndarray]):
     """Stack equally shaped arrays into one float32 torch tensor with a leading batch axis."""
+    import numpy as np
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(np.stack(frames).astype(np.float32, copy=False)))

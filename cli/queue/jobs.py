@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ...dataset import index_id
-from ...dataset.writer import complete_sample_ids, sample_status
 from .client import HttpClient
 from .events import ServerEvents
 from .graph import MAX_SAMPLE_INDEX, MAX_SEED
@@ -243,8 +242,14 @@ class DatasetProbe:
     def complete_ids(self) -> set[str]:
         if not self.root.is_dir():
             return set()
+        # Here, not at import: the dataset writer loads numpy and OpenCV, which a queue
+        # without --dataset never needs (the command starts faster without them).
+        from ...dataset.writer import complete_sample_ids
+
         return complete_sample_ids(self.root)
 
     def status(self, sample_id: str) -> str | None:
         """``"accepted"``, ``"rejected"`` or None (not complete, or no root yet)."""
+        from ...dataset.writer import sample_status
+
         return sample_status(self.root, sample_id)
