@@ -4,15 +4,18 @@
 API-format workflow (what ComfyUI's *Export (API)* writes: ``{node id: {"class_type": ...,
 "inputs": {...}}}``), makes one job per sample index, submits the jobs to the servers over
 their HTTP API (``POST /prompt``), keeps at most ``--in-flight`` of them queued per server,
-follows them (``GET /queue`` and ``GET /history/<prompt id>``), retries failures a bounded
-number of times, skips samples already complete in the dataset, shows progress with an ETA,
-stops cleanly on Ctrl-C and prints a summary. Standard library only (``http.client``,
+follows them through each server's websocket events (``/ws?clientId=``: a slot is refilled
+the moment a job ends; ``GET /queue`` and ``GET /history/<prompt id>`` polls while a
+websocket is down or quiet, see :mod:`.events`), retries failures a bounded number of times,
+skips samples already complete in the dataset, shows progress with an ETA, stops cleanly on
+Ctrl-C and prints a summary. Standard library only (``http.client``, ``socket``,
 ``threading``); HTTP proxies from the environment are not used.
 
 Modules: ``graph`` (read, check and rewrite workflow graphs), ``client`` (HTTP with a total
 deadline per request, reading ComfyUI's answers), ``jobs`` (options, job and server records,
 the lazy index source, the dataset probe), ``runner`` (worker threads, retries, timeouts),
 ``limits`` (when a job or the run gives up: placement budget, first answer, no answer),
+``events`` (one websocket listener per server), ``websocket`` (a minimal RFC 6455 client),
 ``report`` (progress line and summary), ``command`` (arguments, the command,
 ``register`` for ``ld-portrait``).
 
