@@ -28,18 +28,32 @@ from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, StopFlag
 #: Modules of this package that are not sub-commands.
 _NOT_COMMANDS = {"app", "common", "__main__"}
 
+#: Sub-commands that decode no image in this process (the queue only talks to servers): they
+#: start without loading the image decoder (OpenCV, numpy) to quiet its messages.
+_DECODES_NO_IMAGES = {"queue"}
 
-def command_modules():
+
+def command_modules(only: str | None = None):
     """The sub-command modules of this package, sorted by name: every module ``cli/<name>.py``
-    (or package) except :data:`_NOT_COMMANDS` and names starting with ``_``."""
+    (or package) except :data:`_NOT_COMMANDS` and names starting with ``_``; with ``only``,
+    just the module named like that command (``video-matte``: ``video_matte``), if any."""
     from . import __path__ as package_path
 
     for info in sorted(pkgutil.iter_modules(package_path), key=lambda info: info.name):
-        if info.name not in _NOT_COMMANDS and not info.name.startswith("_"):
+        if info.name not in _NOT_COMMANDS and not info.name.startswith("_") and \
+                (only is None or info.name == only.replace("-", "_")):
             yield importlib.import_module(f"{__package__}.{info.name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv) -> str | None:
+    """The sub-command ``argv`` names (its first argument not starting with ``-``), if any."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``ld-portrait`` parser with every sub-command; with ``command``, only that one when
+    its module registers it (the others' modules may import numpy, OpenCV or torch at the
+    top, so ``ld-portrait queue`` starts without loading them), else every one."""
     from ..dataset.version import tool_version
 
     parser = argparse.ArgumentParser(
@@ -50,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                "error, 2 bad arguments, 130 interrupted (run the same command to resume).")
     parser.add_argument("--version", action="version", version=f"ld-portrait {tool_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # ``dataset`` gathers actions from every module (register_dataset_action).
+    if command is not None and command != "dataset":
+        for module in command_modules(only=command):
+            register = getattr(module, "register", None)
+            if register is not None:
+                register(commands)
+        if command in commands.choices:
+            return parser
+        return build_parser()  # not a module of its own: build the whole parser
     for module in command_modules():
         register = getattr(module, "register", None)
         if register is not None:
@@ -63,14 +86,18 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
     ``argv`` defaults to ``sys.argv[1:]``; ``stdout``/``stderr`` default to the process streams
     (tests pass their own).
     """
-    from ..dataset.imagefiles import quiet_decoder_messages
 
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     keep_freed_memory()  # batches of large images reuse memory instead of faulting it in again
-    parser = build_parser()
-    # A broken input is reported by our message naming the file, not by libpng's own line.
-    quiet_before = quiet_decoder_messages(True)
+    command = _command_named(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command)
+    decodes = command not in _DECODES_NO_IMAGES
+    if decodes:
+        from ..dataset.imagefiles import quiet_decoder_messages
+
+        # A broken input is reported by our message naming the file, not by libpng's own line.
+        quiet_before = quiet_decoder_messages(True)
     try:
         # argparse prints usage errors, --help and --version itself: to the caller's streams.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -87,7 +114,8 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
         stderr.write("\nld-portrait: interrupted\n")
         return EXIT_INTERRUPTED
     finally:
-        quiet_decoder_messages(quiet_before)
+        if decodes:
+            quiet_decoder_messages(quiet_before)
 
 
 if __name__ == "__main__":  # pragma: no cover
