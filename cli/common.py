@@ -47,7 +47,12 @@ def keep_freed_memory(limit: int = KEEP_FREED_BYTES) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * limit))
+    kept = bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * limit))
+    if kept and limit == KEEP_FREED_BYTES:  # the worker processes of --workers do the same
+        from ..dataset.workers import also_in_workers
+
+        also_in_workers(keep_freed_memory)
+    return kept
 
 
 class ProgressBar:

@@ -520,7 +520,7 @@ def export_dataset(root, dest, options: ExportOptions, *,
     failed: dict[str, _Failure] = {}  # sample id -> why, and the subsets it is missing from
     pool = None
     if workers > 1 and total > 1:
-        from ..pipeline.workers import OrderedPool, WorkerTask
+        from .workers import OrderedPool, WorkerTask
 
         pool = OrderedPool(WorkerTask(_export_worker_setup, (root, dest_real, options),
                                       _export_in_worker), min(workers, total))

@@ -220,7 +220,7 @@ def _evaluate_in_workers(pairs, protocol, limits, progress, should_stop, workers
     """The loop of :func:`evaluate_pairs` with ``workers`` processes: pairs handed out in
     order, results taken back in order; Ctrl-C hands out no more and waits for those in
     flight, a second one stops the workers at once."""
-    from ...pipeline.workers import OrderedPool, WorkerTask
+    from ...dataset.workers import OrderedPool, WorkerTask
 
     task = WorkerTask(_measure_setup, (protocol, limits), _measure_in_worker)
     next_index, taken = 0, 0
