@@ -22,6 +22,12 @@ def test_the_queue_command_starts_without_heavy_imports():
                         "import comfyui_ld_portrait.cli.queue.runner") == []
 
 
+def test_ld_portrait_queue_parses_its_arguments_without_heavy_imports():
+    # ``ld-portrait queue ...`` builds its parser from the queue's module alone.
+    assert loaded_after("import io\nfrom comfyui_ld_portrait.cli import main\n"
+                        "assert main(['queue', '--help'], stdout=io.StringIO()) == 0") == []
+
+
 def test_the_probe_sees_heavy_imports():
     # The check itself works: importing the dataset writer does load numpy.
     assert "numpy" in loaded_after("import comfyui_ld_portrait.dataset.writer")
