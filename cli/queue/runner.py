@@ -558,7 +558,13 @@ class QueueRunner(RunLimits):
             self._poll(server)
             if server.listener is not None and len(server.inflight) < held:
                 server.events.wake.set()  # the poll freed slots: refill now, not after a pause
-        self._pause(server, options.poll_interval)
+        wait = options.poll_interval
+        if server.listener is not None:
+            # Woken early (an event, a freed slot): keep the polls every poll_interval.
+            until_poll = server.polled_at + options.poll_interval - self._now()
+            if 0 < until_poll < wait:
+                wait = until_poll
+        self._pause(server, wait)
 
     def _worker_error(self, server: ServerState, error: Exception) -> None:
         """An unexpected exception in ``server``'s worker: log it, pause the server, and put
