@@ -513,8 +513,8 @@ class QueueRunner(RunLimits):
             return False
         if server.events.take_reconcile():
             return True
-        if now - server.polled_at < self.options.poll_interval:
-            return False
+        if server.listener is not None and now - server.polled_at < self.options.poll_interval:
+            return False  # woken early by an event: polls stay --poll apart
         if not self._events_current(server) or server.stuck or server.poll_soon:
             return True
         timeout = self.options.timeout
