@@ -369,6 +369,10 @@ class _Writer:
             except OSError:  # no hard links here (another file system, FAT): copy
                 shutil.copyfile(source, tmp)
             os.replace(tmp, path)
+            # rename() does nothing when both names already link one file (another worker
+            # linked the same source meanwhile): the temporary name is then left to remove.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
