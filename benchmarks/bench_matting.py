@@ -13,6 +13,9 @@ baseline measured in the same run:
   suppression;
 * trimap solver: SAD and MSE in the unknown band against the trimap's own (0.5 there), and
   the wall time at 512x512 and 1024x1024 for the tiled solve and for one window;
+* wide unknown regions (issue 20): a trimap with half the image unknown, coarse-to-fine
+  closed form against plain ``pymatting.estimate_alpha_cf`` (up to ``--plain-max`` px):
+  time, time per unknown Mpx, band SAD;
 * video: mean frame-to-frame alpha change on static subject edges and SAD per frame, for the
   stabilised pipeline and for independent per-frame matting (same solver, same band).
 
@@ -84,6 +87,58 @@ def bench_trimap(sizes) -> None:
                   f"{own['mse'] * 1e3:.2f}e-3")
 
 
+def _wide_scene(size: int, fraction: float = 0.5):
+    """Portrait composite and a trimap whose band is widened until ``fraction`` is unknown."""
+    portrait = make_portrait(3, size)
+    alpha = np.asarray(portrait.alpha_true, np.float32)
+    background = procedural_background("bokeh", size, size, 5)
+    image = (alpha[..., None] * portrait.rgb + (1 - alpha[..., None]) * background).astype(np.float32)
+    low, high = 1.0, size / 2.0
+    for _ in range(20):  # bisection on the band's half-width
+        band = (low + high) / 2
+        trimap = band_trimap(alpha, band)
+        if ((trimap > 0.1) & (trimap < 0.9)).mean() < fraction:
+            low = band
+        else:
+            high = band
+    return image, alpha, trimap
+
+
+def bench_wide(sizes, plain_max: int) -> None:
+    """Issue 20: half the image unknown. Coarse to fine against plain pymatting
+    estimate_alpha_cf (skipped above ``plain_max`` px: 61 s at 512, > 240 s at 1024)."""
+    import contextlib
+    import io
+    import warnings
+
+    import pymatting
+
+    from comfyui_ld_portrait.matting.trimap_solve import solve_trimap_coarse_to_fine
+
+    print("| size | unknown | coarse to fine | s per unknown Mpx | plain CF | band SAD c2f | band SAD plain CF | ratio | trimap's own SAD |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        image, alpha, trimap = _wide_scene(size)
+        unknown = int(((trimap > 0.1) & (trimap < 0.9)).sum())
+        started = time.perf_counter()
+        ours = solve_trimap_coarse_to_fine(image, trimap)
+        seconds = time.perf_counter() - started
+        sad = unknown_error(ours, alpha, trimap)["sad"]
+        own = unknown_error(trimap, alpha, trimap)["sad"]
+        plain_s = plain_sad = ratio = "skipped"
+        if size <= plain_max:
+            started = time.perf_counter()
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                plain = pymatting.estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64))
+            plain_s = f"{time.perf_counter() - started:.1f} s"
+            plain_value = unknown_error(plain, alpha, trimap)["sad"]
+            plain_sad, ratio = f"{plain_value:.2f}", f"{sad / plain_value:.3f}"
+        print(f"| {size} | {unknown / size ** 2:.0%} ({unknown}) | {seconds:.1f} s | "
+              f"{seconds / unknown * 1e6:.1f} | {plain_s} | {sad:.2f} | {plain_sad} | {ratio} | {own:.2f} |",
+              flush=True)
+
+
 def bench_video(frames: int, size: int, seeds) -> None:
     results = {"independent": [], "stabilised": []}
     for seed in seeds:
@@ -113,9 +168,17 @@ def main() -> None:
     parser.add_argument("--clip-size", type=int, default=128)
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--sizes", default="512,1024", help="trimap solver sizes")
+    parser.add_argument("--wide-sizes", default="256,512,768,1024",
+                        help="sizes for the half-unknown trimap table (issue 20)")
+    parser.add_argument("--plain-max", type=int, default=512,
+                        help="largest size for the plain closed-form baseline (61 s at 512)")
+    parser.add_argument("--only-wide", action="store_true", help="only the half-unknown table")
     args = parser.parse_args()
     import pymatting  # noqa: F401 - compile / load numba kernels before timing anything
 
+    bench_wide([int(s) for s in args.wide_sizes.split(",")], args.plain_max)
+    if args.only_wide:
+        return
     bench_keyer(args.keys, args.key_size)
     bench_trimap([int(s) for s in args.sizes.split(",")])
     bench_video(args.frames, args.clip_size, list(range(1, args.clips + 1)))

@@ -143,7 +143,8 @@ class LDPTrimapMatting:
                                       names=("image", "trimap"))
         alphas, fgs = [], []
         for frame, tri in each_in_batch(list(zip(frames, trimaps))):
-            alpha = solve_trimap(frame, tri, method=method)
+            # Cancel is honoured between tiles / coarse-to-fine levels, not only between images.
+            alpha = solve_trimap(frame, tri, method=method, progress=lambda done, total: check_interrupt())
             alphas.append(alpha)
             fgs.append(estimate_foreground(frame, alpha))
         rgba = [np.dstack([f, a]) for f, a in zip(fgs, alphas)]
