@@ -9,9 +9,10 @@ on the server. A result is always read from ``/history`` and a job leaves the se
 in-flight map once, by whichever path saw its end first, so no job is counted twice.
 
 The rules (retries, back-off, timeouts, give-up) are in the package docstring; the give-up
-limits themselves are in :mod:`.limits` (a mixin of :class:`QueueRunner`). Locking: every
-change of shared state (jobs, pending list, a server's in-flight map and counters) happens
-with ``self._cond`` held; HTTP requests are made without it.
+limits themselves are in :mod:`.limits` and the websocket side in :mod:`.following` (mixins
+of :class:`QueueRunner`). Locking: every change of shared state (jobs, pending list, a
+server's in-flight map and counters) happens with ``self._cond`` held; HTTP requests are made
+without it.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from urllib.parse import quote
 from ...dataset import index_id
 from .client import ServerUnreachable, decode_json, format_validation_error, \
     normalize_server_url, parse_history_entry, short_text
-from .events import EventListener
 from .graph import SAVE_CLASS, Rewrite, check_api_graph, inspect_graph, rewrite_graph
 from .jobs import DatasetProbe, IndexSource, Job, QueueOptions, ServerState
+from .following import EventFollowing
 from .limits import RunLimits
 from .report import Console, NotStarted, QueueSummary
 
@@ -40,7 +41,7 @@ class QueueSetupError(RuntimeError):
     """No server can run the graph (e.g. the node pack is missing on every server)."""
 
 
-class QueueRunner(RunLimits):
+class QueueRunner(EventFollowing, RunLimits):
     """Run the jobs for ``indices`` on ``servers``; see the package docstring for the rules.
 
     Parameters
@@ -421,107 +422,6 @@ class QueueRunner(RunLimits):
         self._wake.set()
         for server in self.servers:
             server.events.wake.set()
-
-    # ---- websocket events -------------------------------------------------------------------
-
-    def _start_listeners(self) -> None:
-        """One websocket listener per usable server (none with ``events=False``)."""
-        if not self.options.events:
-            return
-        for server in self.servers:
-            if server.enabled:
-                server.listener = EventListener(
-                    server.url, self.client_id, server.events,
-                    connect_timeout=min(self.options.http_timeout, 10.0),
-                    quiet=self.options.events_quiet, backoff=min(self.options.backoff, 1.0),
-                    backoff_max=self.options.events_backoff_max,
-                    on_down=lambda reason, first, url=server.url: self._events_down(
-                        url, reason, first)).start()
-
-    def _events_down(self, url: str, reason: str, first: bool) -> None:
-        if first and not self._closing:
-            self._warn_once(f"events:{url}", f"note: {url}: no websocket events ({reason}); "
-                                             f"following its jobs by polling every "
-                                             f"{self.options.poll_interval:g} s meanwhile.")
-
-    def _events_current(self, server: ServerState) -> bool:
-        """The websocket is connected and spoke within ``events_quiet`` seconds."""
-        return server.listener is not None and \
-            server.events.quiet_for() < self.options.events_quiet
-
-    def _apply_events(self, server: ServerState) -> None:
-        """Act on what the websocket said: read the results of the prompts that ended."""
-        with self._cond:
-            held = set(server.inflight)
-        ended, started = server.events.take(held)
-        if started:
-            now = self._now()
-            with self._cond:
-                for prompt_id in started:
-                    job = server.inflight.get(prompt_id)
-                    if job is not None and job.running_since is None:
-                        job.running_since = now
-        for prompt_id in ended:
-            if self._closing:
-                return
-            with self._cond:
-                job = server.inflight.get(prompt_id)
-            if job is not None and not self._read_ended(server, job, prompt_id):
-                return
-
-    def _read_ended(self, server: ServerState, job: Job, prompt_id: str) -> bool:
-        """An event said ``prompt_id`` ended: settle it from ``/history``; False on an error.
-
-        ComfyUI sends ``execution_success`` before it writes the history entry, so a missing
-        entry is not counted as a lost job here: the ``executing`` message that follows the
-        entry, or else the polls that a result not read yet calls for, decide.
-        """
-        try:
-            history = server.http.get_json(f"/history/{quote(prompt_id, safe='')}")
-        except ServerUnreachable as error:
-            self._not_read_yet(server, job)
-            self._server_error(server, str(error))
-            return False
-        entry = history.get(prompt_id) if isinstance(history, dict) else None
-        with self._cond:
-            self._server_ok(server)
-            if entry is None:
-                self._not_read_yet(server, job)
-                return True
-            if server.inflight.get(prompt_id) is not job:
-                return True  # settled by another path meanwhile
-            server.inflight.pop(prompt_id)
-        succeeded, reason = parse_history_entry(entry)
-        if succeeded:
-            self._succeeded(job, server)
-        else:
-            self._attempt_failed(job, server, reason)
-        return True
-
-    def _not_read_yet(self, server: ServerState, job: Job) -> None:
-        """An ended job's result could not be read: polls follow it from now on (and the
-        ``give_up_after`` bound on unread results applies, as for a polled job)."""
-        with self._cond:
-            if job.unread_since is None:
-                job.unread_since = self._now()
-            server.poll_soon = True
-
-    def _poll_due(self, server: ServerState, now: float) -> bool:
-        """Whether the worker must poll ``/queue`` now (see the module docstring)."""
-        if not (server.inflight or server.stuck):
-            server.events.take_reconcile()  # nothing held: nothing to reconcile
-            return False
-        if server.events.take_reconcile():
-            return True
-        if server.listener is not None and now - server.polled_at < self.options.poll_interval:
-            return False  # woken early by an event: polls stay --poll apart
-        if not self._events_current(server) or server.stuck or server.poll_soon:
-            return True
-        timeout = self.options.timeout
-        with self._cond:
-            return any(job.unread_since is not None or (
-                timeout is not None and job.running_since is not None
-                and now - job.running_since > timeout) for job in server.inflight.values())
 
     def _serve(self, server: ServerState) -> None:
         """Worker thread of one server: submit, poll, repeat until closing or disabled."""
