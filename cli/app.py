@@ -29,8 +29,9 @@ from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ProgressBar, StopFlag
 _NOT_COMMANDS = {"app", "common", "__main__"}
 
 #: Sub-commands that decode no image in this process (the queue only talks to servers): they
-#: start without loading the image decoder (OpenCV, numpy) to quiet its messages.
-_DECODES_NO_IMAGES = {"queue"}
+#: start without loading the image decoder (OpenCV, numpy) to quiet its messages. So does a
+#: command line that names no sub-command (``--help``, ``--version``).
+_DECODES_NO_IMAGES = {"queue", None}
 
 
 def command_modules(only: str | None = None):

@@ -227,8 +227,8 @@ def positive_int(text: str) -> int:
 def add_image_limit_options(parser) -> None:
     """``--max-pixels`` and ``--max-file-mb``: the limits every input image is checked against
     before decoding (:func:`..dataset.imagefiles.check_image_file`)."""
-    from ..dataset.imagefiles import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MAX_BYTES_ENV,
-                                      MAX_PIXELS_ENV)
+    from ..dataset.imagelimits import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MAX_BYTES_ENV,
+                                       MAX_PIXELS_ENV)
 
     parser.add_argument("--max-pixels", type=positive_int, metavar="N",
                         help=f"refuse images whose header declares more than N pixels, before "

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 
 def register(commands) -> None:
-    from ..matting.keying import KeyParams
+    from ..matting.params import KeyParams
 
     defaults = KeyParams()
     key = commands.add_parser(

@@ -32,8 +32,8 @@ def _parameter_epilog() -> str:
     """The valid ``--param`` and ``--gate`` names with ranges and help, from the dataclass
     fields (``refine/connectivity.py`` RefineParams, ``refine/quality.py`` QualityThresholds)."""
     from ..pipeline.params import describe_fields
-    from ..refine.connectivity import RefineParams
-    from ..refine.quality import QualityThresholds
+    from ..refine.refine_params import RefineParams
+    from ..refine.quality_params import QualityThresholds
 
     return ("--param NAME=VALUE (refinement; 'auto' = scaled with the image):\n"
             f"{describe_fields(RefineParams)}\n\n"
@@ -73,8 +73,8 @@ def refine_options_from_args(args, *, demo: bool):
     Raises ValueError (a usage error) for a malformed, unknown or out-of-range NAME=VALUE."""
     from ..pipeline.params import check_overrides
     from ..pipeline.portrait import RefineOptions
-    from ..refine.connectivity import RefineParams
-    from ..refine.quality import QualityThresholds
+    from ..refine.refine_params import RefineParams
+    from ..refine.quality_params import QualityThresholds
 
     try:
         gate = parse_assignments(args.gate, "--gate")

@@ -10,8 +10,8 @@ __all__ = ["register"]
 
 
 def register(commands) -> None:
-    from ..matting.trimap_solve import METHODS
-    from ..matting.video import VideoMatteParams
+    from ..matting.params import METHODS
+    from ..matting.params import VideoMatteParams
 
     defaults = VideoMatteParams()
     video = commands.add_parser(

@@ -11,7 +11,8 @@ Modules (the public names of layout ... stats are importable from this package i
 ``reading``     complete ids, samples as arrays, meta, manifest read and rebuild
 ``verify``      consistency check and repair
 ``stats``       counts, histograms and coverage
-``imagefiles``  checked PNG I/O (``imageheader``: sizes from the first bytes)
+``imagefiles``  checked PNG I/O (``imageheader``: sizes from the first bytes; ``imagelimits``:
+                the size limits, standard library only)
 ``sheet``       contact sheets; ``backgrounds`` picture folders
 ``export``      export to common matting-dataset layouts (``export_layouts``)
 """

@@ -30,6 +30,8 @@ import numpy as np
 
 from ..refine.validation import as_alpha, as_rgb
 from .imageheader import ImageHeaderError, declared_size
+from .imagelimits import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MAX_BYTES_ENV, MAX_PIXELS_ENV,
+                          image_limits)
 
 __all__ = ["ImageFileError", "ImageTooLargeError", "read_rgba", "read_gray", "write_png_atomic",
            "to_uint8", "to_uint16", "list_pngs", "scan_pngs", "check_image_file", "image_limits",
@@ -37,15 +39,6 @@ __all__ = ["ImageFileError", "ImageTooLargeError", "read_rgba", "read_gray", "wr
            "MAX_BYTES_ENV", "quiet_decoder_messages"]
 
 IMAGE_SUFFIXES = (".png",)
-
-#: 64 megapixels (8192 x 8192): four times a 4K frame; one such image decodes to 1 GiB as
-#: float32 RGBA, which is about what one file may cost a batch.
-DEFAULT_MAX_PIXELS = 1 << 26
-#: 512 MiB: a PNG at the pixel limit compresses far below this.
-DEFAULT_MAX_BYTES = 512 << 20
-MAX_PIXELS_ENV = "LDP_MAX_IMAGE_PIXELS"
-MAX_BYTES_ENV = "LDP_MAX_IMAGE_BYTES"
-
 
 class ImageFileError(ValueError):
     """A file could not be read as the image the caller needs (the message says why)."""
@@ -60,41 +53,6 @@ def printable_name(name) -> str:
     from another system's encoding, kept by Python as lone surrogates) become ``\\xNN``."""
     text = str(name)
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _limit_from_env(variable: str, default: int) -> int:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"environment variable {variable}={raw!r} must be a whole number >= 1 "
-                         f"(default {default}); fix or unset it.")
-    return value
-
-
-def image_limits(max_pixels: int | None = None, max_bytes: int | None = None) -> tuple[int, int]:
-    """The limits in force: each argument, or its environment variable, or the default.
-
-    Returns
-    -------
-    (max_pixels, max_bytes) : (int, int)
-
-    Raises
-    ------
-    ValueError
-        A limit below 1, or an environment variable that is not a whole number >= 1.
-    """
-    pixels = _limit_from_env(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS) if max_pixels is None \
-        else int(max_pixels)
-    size = _limit_from_env(MAX_BYTES_ENV, DEFAULT_MAX_BYTES) if max_bytes is None \
-        else int(max_bytes)
-    if pixels < 1 or size < 1:
-        raise ValueError(f"image limits must be >= 1, got max_pixels={pixels}, max_bytes={size}.")
-    return pixels, size
 
 
 def _format_bytes(count: int) -> str:

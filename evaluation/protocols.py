@@ -27,21 +27,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import metrics
+from .names import METRIC_NAMES, PROTOCOLS
 
 __all__ = ["PROTOCOLS", "METRIC_NAMES", "MattingErrors", "evaluate_pair", "as_p3m_matte",
            "whole_gradient_error",
            "whole_connectivity_error"]
-
-#: Protocol name -> one-line description (the CLI's ``--protocol`` choices).
-PROTOCOLS = {
-    "dim": "Adobe DIM MATLAB code: unknown region of the trimap (or whole image), "
-           "SAD/Grad/Conn / 1000",
-    "whole": "P3M-500 / AM-2K whole-image code: every pixel, SAD/Conn / 1000, Grad / 10 "
-             "(no mat2gray)",
-}
-
-#: The order of the measures in tables and CSV files.
-METRIC_NAMES = ("sad", "mse", "mad", "grad", "conn")
 
 #: Whole-image gradient: P3M divides the summed squared difference by 10.
 WHOLE_GRADIENT_SCALE = 10.0

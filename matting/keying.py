@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from ..refine.padding import pad_foreground
-from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
+from ..refine.validation import as_alpha, as_rgb
+from .params import KeyParams
 
 __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estimate_screen_plate",
            "screen_signal", "noise_clip_black", "green_excess", "parse_key_colour",
@@ -37,88 +38,6 @@ __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estim
 
 #: Named key colours accepted by :func:`parse_key_colour` (typical chroma green / blue).
 NAMED_KEYS = {"green": (0.0, 0.694, 0.251), "blue": (0.0, 0.278, 0.733)}
-
-
-@dataclasses.dataclass(frozen=True)
-class KeyParams:
-    """Settings of :func:`chroma_key`.
-
-    Attributes
-    ----------
-    key_colour : tuple of 3 floats in 0..1, or None
-        The screen colour (RGB). None picks it from the image border
-        (:func:`estimate_key_colour`).
-    clip_black : float in 0..1
-        Raw matte values at or below this become alpha 0 (screen noise, wrinkles).
-    clip_white : float in 0..1, > clip_black
-        Raw matte values at or above this become alpha 1 (subject noise).
-    spill_strength : float in 0..1
-        How much of the key-colour spill is removed from the foreground (1 = all: the key
-        channel never exceeds the larger of the other two).
-    edge_softness : float >= 0
-        Gaussian sigma in pixels applied to the final alpha (0 = off).
-    plate : bool
-        Estimate a per-pixel clean plate (uneven screens); False uses the single key colour.
-    border : int >= 1, or None
-        Width in pixels of the border ring the key colour is measured on (None = 3% of the
-        shorter side, at least 2).
-    plate_passes : int >= 0
-        Refinement passes of the clean plate (0 = the first estimate only, the keyer before
-        issue 21). Each pass keys with the current plate and re-measures the screen only where
-        that key is below ``plate_screen_alpha``, eroded by ``plate_erode`` px: the first
-        estimate also takes screen seen through hair, whose colour difference is lower, so
-        the plate under hair reads too dim and the hair too transparent.
-    plate_screen_alpha : float in 0..1
-    plate_erode : int >= 0
-    noise_clip : float >= 0
-        Noise-aware clip black. The image noise of the colour difference is measured on the
-        screen (robust deviation from a 5x5 median); divided by the local plate signal it is
-        the raw matte's noise, larger where the screen is dim. The clip black at a pixel is at
-        least ``noise_clip`` times that. 0 = one clip black everywhere.
-
-    Defaults (issue 21) were chosen on the calibration half of
-    ``pipeline/keying_benchmark.py`` (real ground-truth mattes and synthetic portraits on
-    varied screens) and are reported on its evaluation half (docs/matting.md). The keyer
-    before issue 21 is ``KeyParams(clip_black=0.1, plate_passes=0, noise_clip=0)``.
-    """
-
-    key_colour: tuple | None = None
-    clip_black: float = bounded_field(
-        0.05, 0.0, 1.0, "Raw matte at or below this becomes transparent (screen noise, wrinkles).")
-    clip_white: float = bounded_field(
-        0.88, 0.0, 1.0, "Raw matte at or above this becomes opaque (subject noise, spill).")
-    spill_strength: float = bounded_field(
-        1.0, 0.0, 1.0, "How much green (or blue) spill is removed from the subject: 1 = the key "
-        "channel never exceeds the larger other channel, 0 = off.")
-    edge_softness: float = bounded_field(
-        0.0, 0.0, 256.0, "Gaussian blur (sigma, px) of the alpha; 0 = off.")
-    plate: bool = True
-    border: int | None = None
-    plate_passes: int = 2
-    plate_screen_alpha: float = bounded_field(
-        0.2, 0.0, 1.0, "Refinement passes of the clean plate take as screen only pixels keyed "
-        "below this alpha (hair-covered screen is not screen).")
-    plate_erode: int = 3
-    noise_clip: float = bounded_field(
-        2.0, 0.0, 20.0, "Noise-aware clip black: at least this many noise deviations of the "
-        "raw matte (image noise over the local screen signal; dim screen = noisier matte); "
-        "0 = off.")
-
-    def validate(self) -> "KeyParams":
-        check_bounded_fields(self)
-        if self.clip_white <= self.clip_black:
-            raise ValueError(f"clip_white ({self.clip_white}) must be greater than clip_black "
-                             f"({self.clip_black}).")
-        if self.border is not None and (isinstance(self.border, bool) or int(self.border) < 1):
-            raise ValueError(f"border must be a whole number >= 1 or None, got {self.border!r}.")
-        for name in ("plate_passes", "plate_erode"):
-            value = getattr(self, name)
-            whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-            if not whole or not 0 <= value <= 16:
-                raise ValueError(f"{name} must be a whole number 0..16, got {value!r}.")
-        if self.key_colour is not None:
-            _check_key(self.key_colour)
-        return self
 
 
 @dataclasses.dataclass

@@ -38,13 +38,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..refine.validation import as_alpha, as_rgb, check_same_size
+from .params import METHODS
 
 __all__ = ["METHODS", "TrimapError", "split_trimap", "solve_trimap",
            "solve_trimap_coarse_to_fine", "estimate_foreground", "unknown_error"]
-
-#: Solver names -> pymatting function names.
-METHODS = {"cf": "estimate_alpha_cf", "knn": "estimate_alpha_knn", "lkm": "estimate_alpha_lkm",
-           "lbdm": "estimate_alpha_lbdm", "rw": "estimate_alpha_rw"}
 
 #: pymatting's thresholds: <= BG_LEVEL background, >= FG_LEVEL foreground, between unknown.
 BG_LEVEL, FG_LEVEL = 0.1, 0.9

@@ -29,70 +29,13 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb, bounded_field, check_bounded_fields
+from ..refine.validation import as_alpha, as_rgb
 from ._trimap import band_trimap
-from .trimap_solve import METHODS, estimate_foreground, solve_trimap, split_trimap
+from .params import VideoMatteParams
+from .trimap_solve import estimate_foreground, solve_trimap, split_trimap
 
 __all__ = ["VideoMatteParams", "VideoMatteResult", "stabilise_masks", "video_trimaps",
            "static_weights", "smooth_static", "matte_video", "check_clip"]
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoMatteParams:
-    """Settings of :func:`matte_video`.
-
-    Attributes
-    ----------
-    band : int >= 0
-        Half-width of the trimap's unknown band around the mask edge, px (0 = 2% of the
-        shorter side, at least 3).
-    motion_band : int >= 0
-        Extra band width where the frame changes between consecutive frames (motion blur,
-        a mask that lags); 0 = off.
-    window : odd int >= 1
-        Frames in the temporal median of the masks (1 = no median).
-    mask_low, mask_high : float in 0..1
-        Hysteresis thresholds on the (median) soft masks.
-    smoothing : float in 0..0.95
-        Strength of the temporal alpha filter on static pixels (0 = independent frames).
-    motion_threshold : float > 0
-        Colour change (0..1, after a light blur) at which a pixel counts as moving.
-    method : str
-        pymatting solver (see ``trimap_solve.METHODS``).
-    stabilise : bool
-        False skips steps 1 and 4 (independent per-frame matting, for comparison).
-    """
-
-    band: int = bounded_field(
-        0, 0, 512, "Half-width (px) of the trimap's unknown band; 0 = 2% of the shorter side.")
-    motion_band: int = bounded_field(
-        0, 0, 512, "Extra band width (px) where the picture moves; 0 = off.")
-    window: int = bounded_field(
-        3, 1, 31, "Frames in the temporal median of the masks (odd; 1 = none).")
-    mask_low: float = 0.35
-    mask_high: float = 0.65
-    smoothing: float = bounded_field(
-        0.8, 0.0, 0.95, "Temporal smoothing of alpha on static parts (0 = every frame on its own).")
-    motion_threshold: float = 0.04
-    method: str = "cf"
-    stabilise: bool = True
-
-    def validate(self) -> "VideoMatteParams":
-        check_bounded_fields(self)
-        if self.window % 2 == 0:
-            raise ValueError(f"window must be an odd whole number in 1..31, got {self.window!r}.")
-        if not 0.0 <= self.mask_low < self.mask_high <= 1.0:
-            raise ValueError(f"need 0 <= mask_low < mask_high <= 1, got {self.mask_low}, "
-                             f"{self.mask_high}.")
-        if not self.motion_threshold > 0:
-            raise ValueError(f"motion_threshold must be > 0, got {self.motion_threshold!r}.")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown matting method {self.method!r}; choose one of "
-                             f"{sorted(METHODS)}.")
-        return self
-
-    def band_for(self, shape) -> int:
-        return self.band or max(3, int(round(0.02 * min(shape))))
 
 
 @dataclasses.dataclass

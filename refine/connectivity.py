@@ -48,7 +48,7 @@ import cv2
 import numpy as np
 
 from .refine_params import REFINE_PRESETS, RefineParams, preset_params
-from .validation import HALF_CODE, as_alpha
+from .validation import as_alpha
 
 __all__ = ["RefineParams", "RefineResult", "FIX_KINDS", "REFINE_PRESETS", "preset_params", "refine_alpha",
            "true_background"]

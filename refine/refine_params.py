@@ -11,11 +11,11 @@ reason); ``docs/refinement.md`` has the table and how each value was chosen.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
-
-from .validation import bounded_field
+from .fields import bounded_field, is_bool
 
 __all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "REACH_FRACTION", "SOLID_RADIUS_FRACTION",
            "SOLID_RADIUS_FLOOR", "HOLE_MIN_FRACTION", "FRAME_FADE_FRACTION", "TUNED_NUMBERS"]
@@ -133,14 +133,14 @@ class RefineParams:
             value = getattr(self, spec.name)
             low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
             if spec.name in _SWITCHES:
-                if not isinstance(value, (bool, np.bool_)):
+                if not is_bool(value):
                     raise ValueError(f"{spec.name} must be True or False; got {value!r}. {doc}")
                 continue
             if value is None and spec.name in _SIZES:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if is_bool(value) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{spec.name} must be a number; got {value!r}. {doc}")
-            if not (np.isfinite(value) and low <= value <= high):
+            if not (math.isfinite(value) and low <= value <= high):
                 raise ValueError(f"{spec.name}={value!r} is outside its range [{low}, {high}]: {doc}")
             if spec.type in ("int", int, "int | None") and float(value) != int(value):
                 raise ValueError(f"{spec.name} must be a whole number; got {value!r}.")
@@ -157,8 +157,8 @@ class RefineParams:
         automatic = {
             "reach": max(2.0 * solid, REACH_FRACTION * short),
             "solid_radius": solid,
-            "hole_min_area": max(int(np.ceil((2.0 * solid) ** 2)), int(round(HOLE_MIN_FRACTION * height * width))),
-            "frame_fade_depth": max(int(np.ceil(solid)), int(round(FRAME_FADE_FRACTION * short))),
+            "hole_min_area": max(math.ceil((2.0 * solid) ** 2), int(round(HOLE_MIN_FRACTION * height * width))),
+            "frame_fade_depth": max(math.ceil(solid), int(round(FRAME_FADE_FRACTION * short))),
         }
         for name, value in automatic.items():
             if values[name] is None:

@@ -6,35 +6,13 @@ was wrong and how to fix it. Nothing here silently "repairs" bad data such as Na
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-__all__ = ["HALF_CODE", "bounded_field", "as_alpha", "as_rgb", "as_mask", "check_same_size", "check_pixel_count"]
+__all__ = ["HALF_CODE", "as_alpha", "as_rgb", "as_mask", "check_same_size", "check_pixel_count"]
 
 #: Half an 8-bit code value: a float alpha within this of 0 or 1 counts as exactly 0 or 1
 #: (it is written as code 0 or 255).
 HALF_CODE = 0.5 / 255.0
-
-
-def bounded_field(default, low, high, doc):
-    """A dataclass field that carries its allowed range and meaning in ``metadata``
-    (``{"min", "max", "doc"}``): node widgets and ``--param`` / ``--gate`` help are built from it."""
-    return dataclasses.field(default=default, metadata={"min": low, "max": high, "doc": doc})
-
-
-def check_bounded_fields(record) -> None:
-    """Raise ``ValueError`` naming the first :func:`bounded_field` of the dataclass ``record``
-    whose value is not a number of the field's kind within its range."""
-    for spec in dataclasses.fields(record):
-        if "min" not in spec.metadata:
-            continue
-        value, low, high = getattr(record, spec.name), spec.metadata["min"], spec.metadata["max"]
-        whole = isinstance(spec.default, int) and not isinstance(spec.default, bool)
-        kind_ok = isinstance(value, (int, np.integer)) if whole else isinstance(value, (int, float, np.number))
-        if isinstance(value, bool) or not kind_ok or not low <= value <= high:
-            what = "a whole number" if whole else "a number"
-            raise ValueError(f"{spec.name} must be {what} in {low}..{high}, got {value!r}.")
 
 
 def _to_unit_float(array: np.ndarray, name: str) -> np.ndarray:

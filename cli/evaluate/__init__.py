@@ -24,7 +24,7 @@ _LABELS = {"sad": "SAD", "mse": "MSE", "mad": "MAD", "grad": "Grad", "conn": "Co
 
 def register(commands) -> None:
     """Add ``evaluate`` to the ``ld-portrait`` sub-commands."""
-    from ...evaluation import PROTOCOLS
+    from ...evaluation.names import PROTOCOLS
 
     protocols = "\n".join(f"  {name:6} {text}" for name, text in PROTOCOLS.items())
     parser = commands.add_parser(

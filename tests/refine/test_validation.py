@@ -34,7 +34,7 @@ def test_without_an_upper_bound_only_the_lower_one_applies():
 def test_bounded_fields_carry_their_range_and_are_checked():
     import dataclasses
 
-    from comfyui_ld_portrait.refine.validation import bounded_field, check_bounded_fields
+    from comfyui_ld_portrait.refine.fields import bounded_field, check_bounded_fields
 
     @dataclasses.dataclass
     class Settings:
