@@ -1,17 +1,19 @@
-"""Layer Diffusion nodes: patch the SDXL UNet, load the transparent decoder, decode RGBA.
+"""Layer Diffusion nodes: patch the SDXL or SD1.5 UNet, load the transparent decoder, decode RGBA.
 
 Thin adapters over ``layerdiffusion/`` (plain torch, no diffusers):
 
-- ``LDPLayerDiffusionPatch``: a ``layer_xl_transparent_attn`` / ``_conv`` file from
-  ``models/layer_model`` becomes ``("diff", (delta,))`` weight patches on a clone of the MODEL.
+- ``LDPLayerDiffusionPatch``: a ``layer_xl_transparent_attn`` / ``_conv`` (SDXL) or
+  ``layer_sd15_transparent_attn`` (SD1.5) file from ``models/layer_model`` becomes
+  ``("diff", (delta,))`` weight patches on a clone of the MODEL (the SD1.5 file adds its
+  temporal attention modules as object patches).
   The host adds ``strength * delta`` to each weight when it loads the model (ComfyUI 0.3.x to
   0.8.x handle ``("diff", ...)`` patches the same way; the old ``("lora", ...)`` tuples are no
   longer recognised by recent hosts, so low-rank entries are folded into full deltas).
-- ``LDPTransparentDecoderLoader``: ``vae_transparent_decoder.safetensors`` -> a typed
+- ``LDPTransparentDecoderLoader``: a transparent decoder file (SDXL, SD1.5 or Flux) -> a typed
   ``TransparentDecoder`` (network, device, dtype) that the host caches between runs.
-- ``LDPTransparentDecode``: LATENT + the ordinary VAE decode of it -> foreground, alpha (1 =
-  opaque), RGBA and a checkerboard preview, with test-time augmentation (1/2/4/8 passes),
-  a progress bar per pass and Cancel support.
+- ``LDPTransparentDecode``: LATENT (4 channels for SD1.5/SDXL, 16 for Flux) + the ordinary VAE
+  decode of it -> foreground, alpha (1 = opaque), RGBA and a checkerboard preview, with
+  test-time augmentation (1/2/4/8 passes), a progress bar per pass and Cancel support.
 
 ``models/layer_model`` (the folder other Layer Diffusion packs use, so weights already
 downloaded are found) is registered with the host's ``folder_paths`` the first time a node
@@ -170,8 +172,8 @@ def _folded_patches(path: Path, label: str, targets: dict, model_kind: str) -> t
                 deltas, residuals = split_attention_sharing(entries, targets, source=repr(label))
             except ValueError as error:
                 raise WeightFileError(str(error)) from None
-            half = next(iter(entries.values())).dtype
-            patches = {k: ("diff", (v.to(half),)) for k, v in deltas.items()}
+            file_dtype = next(iter(entries.values())).dtype
+            patches = {k: ("diff", (v.to(file_dtype),)) for k, v in deltas.items()}
         else:
             entries = read_patch_file(path)
             # Strength 1 here; the host multiplies by the strength given to add_patches.
@@ -335,7 +337,9 @@ class LDPTransparentDecoderLoader:
 # --- decode ------------------------------------------------------------------------------------
 
 def _check_decode_inputs(samples, images, decoder) -> tuple:
-    """(latent [B,4,h,w], pixels [B,3,8h,8w]) or a ValueError naming the socket at fault."""
+    """(latent [B,C,h,w], pixels [B,3,8h,8w]) or a ValueError naming the socket at fault.
+
+    ``C`` is the decoder's ``latent_channels``: 4 (SD1.5/SDXL) or 16 (Flux)."""
     import torch
 
     if not isinstance(decoder, TransparentDecoder):
