@@ -342,6 +342,21 @@ def test_8192_square_alpha():
     assert result.changed.mean() < 0.001
 
 
+def test_component_areas_are_exact_past_float32_counting():
+    # The areas are counted with float32 histograms (exact up to 2**24 per bin): a component of
+    # more pixels than that must still be counted exactly.
+    from comfyui_ld_portrait.refine.connectivity import _components
+
+    mask = np.ones((4099, 4099), bool)  # 16.8M pixels, > 2**24
+    mask[:, 2000] = False  # two components, one of them past 2**24 / 2
+    mask[7, 7] = False
+    count, labels, areas = _components(mask)
+    assert labels.dtype == np.uint16 and count == 3
+    assert areas.tolist() == [4099 + 1, 4099 * 2000 - 1, 4099 * 2098]
+    whole = np.ones((4097, 4097), bool)
+    assert _components(whole)[2].tolist() == [0, 4097 * 4097]
+
+
 # --- band speckle, wide ramps and the synthetic benchmark ---------------------------------------
 
 def test_speckle_just_inside_the_outline_is_kept_but_deeper_speckle_is_not():
