@@ -1,4 +1,4 @@
-"""Benchmark: peak memory of the sharded exports (issue 22) does not grow with the dataset.
+"""Benchmark: peak memory of the sharded exports does not grow with the dataset.
 
 Writes two datasets of random 384 x 384 portraits (100 and 400 samples by default: about 60 and
 240 MB of PNGs) into a temporary folder, exports each as ``hf`` (Parquet) and ``webdataset``

@@ -1,11 +1,11 @@
-"""Benchmark: chroma keyers on ground-truth mattes shot on varied green and blue screens (issue 21).
+"""Benchmark: chroma keyers on ground-truth mattes shot on varied green and blue screens.
 
 Band first (DIM band: truth strictly between 0 and 1, dilated 2 px), then the whole image,
 clean background / body, foreground colour error in the band, key-colour excess. Methods,
 all measured in the same run on the same shots (pipeline/keying_benchmark.py):
 
 * ``keyer``: the pack's keyer with its defaults (chosen on the calibration half only);
-* ``keyer_v1``: the keyer before issue 21 (clip 0.10 / 0.88, no soft-band model);
+* ``keyer_v1``: the keyer's first version (clip 0.10 / 0.88, no plate refinement, one clip black);
 * ``plain``: plain colour-difference key, border-median key colour, plain despill;
 * ``cf_trimap``: closed-form matting (pymatting) on a trimap from the plain key.
 

@@ -2,7 +2,7 @@
 
 Scenes come from ``pipeline/matting_scenes.py`` (unevenly lit green screen with spill; a
 portrait whose head sways over a textured background, with jittering masks). Keyer defaults
-were chosen on the calibration half of benchmarks/bench_keying.py (issue 21: real
+were chosen on the calibration half of benchmarks/bench_keying.py (real
 ground-truth mattes and synthetic portraits on varied screens, scored band first against the
 plain colour-difference key); this benchmark reports seeds from 1 on. Every figure has a
 baseline measured in the same run:
@@ -13,7 +13,7 @@ baseline measured in the same run:
   suppression;
 * trimap solver: SAD and MSE in the unknown band against the trimap's own (0.5 there), and
   the wall time at 512x512 and 1024x1024 for the tiled solve and for one window;
-* wide unknown regions (issue 20): a trimap with half the image unknown, coarse-to-fine
+* wide unknown regions: a trimap with half the image unknown, coarse-to-fine
   closed form against plain ``pymatting.estimate_alpha_cf`` (up to ``--plain-max`` px):
   time, time per unknown Mpx, band SAD;
 * video: mean frame-to-frame alpha change on static subject edges and SAD per frame, for the
@@ -105,7 +105,7 @@ def _wide_scene(size: int, fraction: float = 0.5):
 
 
 def bench_wide(sizes, plain_max: int) -> None:
-    """Issue 20: half the image unknown. Coarse to fine against plain pymatting
+    """Half the image unknown: coarse to fine against plain pymatting
     estimate_alpha_cf (skipped above ``plain_max`` px: 61 s at 512, > 240 s at 1024)."""
     import contextlib
     import io
@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--sizes", default="512,1024", help="trimap solver sizes")
     parser.add_argument("--wide-sizes", default="256,512,768,1024",
-                        help="sizes for the half-unknown trimap table (issue 20)")
+                        help="sizes for the half-unknown trimap table")
     parser.add_argument("--plain-max", type=int, default=512,
                         help="largest size for the plain closed-form baseline (61 s at 512)")
     parser.add_argument("--only-wide", action="store_true", help="only the half-unknown table")

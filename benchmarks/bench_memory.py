@@ -1,4 +1,4 @@
-"""Benchmark: peak memory of ``ld-portrait demo`` does not grow with ``--count`` (issue 20).
+"""Benchmark: peak memory of ``ld-portrait demo`` does not grow with ``--count``.
 
 Runs ``ld-portrait demo OUT --count N --size S`` for each count in a fresh Python process
 (into a temporary folder) and prints each process's peak resident memory (``ru_maxrss``), its
@@ -8,10 +8,10 @@ pack pays before doing anything).
 
     python benchmarks/bench_memory.py [--counts 40,200] [--size 1024]
 
-The issue's target: ``--count 40 --size 1024`` under 1 GiB, ``--count 200`` within 10 % of it.
+The target: ``--count 40 --size 1024`` under 1 GiB, ``--count 200`` within 10 % of it.
 Measured (2-core machine shared with other jobs, load 4-6): bare imports 243 MB; count 40
-380 MB (112 s); count 200 381 MB (381 s), ratio 1.001. Before the fix count 40 peaked at
-2235 MB (the issue: 9.5 GB at count 200).
+380 MB (112 s); count 200 381 MB (381 s), ratio 1.001. An earlier version of the demo peaked
+at 2235 MB at count 40 (9.5 GB at count 200).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Benchmark: how busy ``ld-portrait queue`` keeps ComfyUI servers (issue 20, event-driven queue).
+"""Benchmark: how busy ``ld-portrait queue`` keeps ComfyUI servers (the event-driven queue).
 
 Fake ComfyUI servers (``tests/helpers/fake_comfy_server.py``: one job at a time, a fixed time
 per job, ComfyUI's HTTP routes and websocket events) run in this process; the queue runs as

@@ -414,7 +414,7 @@ def export_shards(root, dest, options: ShardOptions, *,
 
 def _copy_provenance(root: Path, dest: Path, writer: _Writer) -> None:
     """The provenance documents (``provenance/<sha256>.json``: the graph or settings that made
-    the samples, issue 23) go with the export, to ``DEST/provenance/``, so the rows'
+    the samples) go with the export, to ``DEST/provenance/``, so the rows'
     ``provenance_file`` (and the tar shards' per-sample JSON) resolve without the source."""
     source = root / "provenance"
     if not source.is_dir() or source.is_symlink():

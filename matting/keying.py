@@ -10,7 +10,7 @@ Screens are never evenly lit. As in IBK keyers, ``d(S)`` is not one number but a
 smoothly under the subject (:func:`estimate_screen_plate`), so a screen that is twice as bright
 in one corner still keys to alpha 0 there, and a dim corner does not turn semi-opaque. The
 plate is then re-measured where the key says clear screen (``plate_passes``), so screen seen
-through hair does not darken the plate under the hair (issue 21).
+through hair does not darken the plate under the hair.
 
 Then ``clip_black`` / ``clip_white`` stretch the raw matte (values below clip black become 0,
 above clip white 1: screen noise and subject noise; the clip black rises with the local noise
@@ -212,7 +212,7 @@ def estimate_screen_plate(rgb, key, *, screen_fraction: float = 0.35, passes: in
     pixels keyed below ``screen_alpha`` (eroded by ``erode`` px) and fill again. The first
     estimate's threshold also admits screen seen through thin hair, whose colour difference
     is lower; a plate measured there is too dim under the hair, and the hair keys too
-    transparent (issue 21). A pass that would leave fewer than 16 screen pixels is skipped.
+    transparent. A pass that would leave fewer than 16 screen pixels is skipped.
 
     Returns
     -------

@@ -43,8 +43,8 @@ class KeyParams:
         Width in pixels of the border ring the key colour is measured on (None = 3% of the
         shorter side, at least 2).
     plate_passes : int >= 0
-        Refinement passes of the clean plate (0 = the first estimate only, the keyer before
-        issue 21). Each pass keys with the current plate and re-measures the screen only where
+        Refinement passes of the clean plate (0 = the first estimate only, as the keyer's first
+        version did). Each pass keys with the current plate and re-measures the screen only where
         that key is below ``plate_screen_alpha``, eroded by ``plate_erode`` px: the first
         estimate also takes screen seen through hair, whose colour difference is lower, so
         the plate under hair reads too dim and the hair too transparent.
@@ -56,10 +56,11 @@ class KeyParams:
         the raw matte's noise, larger where the screen is dim. The clip black at a pixel is at
         least ``noise_clip`` times that. 0 = one clip black everywhere.
 
-    Defaults (issue 21) were chosen on the calibration half of
+    Defaults were chosen on the calibration half of
     ``pipeline/keying_benchmark.py`` (real ground-truth mattes and synthetic portraits on
-    varied screens) and are reported on its evaluation half (docs/matting.md). The keyer
-    before issue 21 is ``KeyParams(clip_black=0.1, plate_passes=0, noise_clip=0)``.
+    varied screens) and are reported on its evaluation half (docs/matting.md). The keyer's
+    first version (``keyer_v1`` in the benchmark: one clip black, no plate refinement) is
+    ``KeyParams(clip_black=0.1, plate_passes=0, noise_clip=0)``.
     """
 
     key_colour: tuple | None = None

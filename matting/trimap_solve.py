@@ -14,7 +14,7 @@ What this module adds, and why:
   each tile with a ``margin`` of context whose known pixels act as boundary conditions; the
   tile's core is kept. Tiles without unknown pixels are skipped. The linear systems become
   small and well conditioned, which is what makes a 1024x1024 portrait a matter of seconds.
-* **Coarse to fine for wide unknown regions** (issue 20). Closed-form matting's system gets
+* **Coarse to fine for wide unknown regions.** Closed-form matting's system gets
   harder to solve as the unknown region gets wider: pymatting's incomplete-Cholesky
   preconditioner fills in and has to be shifted, and conjugate gradients then need hundreds
   of iterations (61 s for 131k unknown pixels at 512 px, over 240 s at 1024 px; tiles do not

@@ -6,7 +6,7 @@ with one choice (strength, strictness) for artists, and an advanced node with ev
 tensors to numpy, loops over the batch, calls the library in ``refine/`` and converts back.
 Alpha sockets are named ``alpha`` and mean 1 = opaque portrait; an ``invert`` switch accepts
 core's inverted MASK (LoadImage gives 1 - alpha). Library modules are imported inside the
-methods so importing the pack stays light. Outputs and inputs added later go last (issue 18's
+methods so importing the pack stays light. Outputs and inputs added later go last (the
 ``uncertain`` output of the refine nodes and input of the gates), so saved links stay valid.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ._common import (alpha_input, each_in_batch, field_input, image_input, imag
 CATEGORY = "LD-Portrait/matte"
 
 # Refinement parameters shown by the advanced node, in widget order. The order is fixed (saved
-# UI workflows store widget values by position: new fields go at the end; issue 18 replaced
-# the whole parameter set, so workflows saved before it need rebuilding); types, ranges,
+# UI workflows store widget values by position: new fields go at the end; the parameter set was
+# once replaced as a whole, so workflows saved before that need rebuilding); types, ranges,
 # defaults and tooltips come from RefineParams' field metadata, so widgets cannot drift from
 # the library. Sizes whose library default is None ("scale with the image") show 0 for
 # "automatic".
@@ -166,7 +166,7 @@ _GATE_INPUTS = {
         "from Load Image); both are then used as 1 - mask. 'changed' and 'uncertain' are never "
         "inverted."),
 }
-# Added with issue 18, after every existing input so saved workflows' input slots stay valid.
+# Added after every existing input, so saved workflows' input slots stay valid.
 _GATE_UNCERTAIN_INPUT = {
     "uncertain": ("MASK", {"tooltip": (
         "Optional 'uncertain' output of the refine node; enables the 'uncertain_matte' check "

@@ -1,5 +1,5 @@
 """Judging chroma keyers: ground-truth mattes shot on varied green and blue screens, scored in
-the soft band first (issue 21).
+the soft band first.
 
 Shots
 -----

@@ -371,7 +371,8 @@ def judge_quality(measures: dict, thresholds: QualityThresholds | None = None) -
               and m["translucent_fraction"] > limits.max_translucent_fraction,
               f"{m['translucent_fraction'] or 0:.2%} of the object is semi-transparent, more than "
               f"{limits.max_translucent_fraction:.2%}: a translucent object, not a portrait.")
-        # .get: measures stored before issue 18 have no uncertain share and are not judged on it.
+        # .get: measures stored before the uncertain outcome existed have no uncertain share
+        # and are not judged on it.
         uncertain = m.get("uncertain_fraction")
         check("uncertain_matte", uncertain is not None and uncertain > limits.max_uncertain_fraction,
               f"refinement kept {uncertain or 0:.2%} of the portrait as decoded because it could not "

@@ -103,8 +103,8 @@ class QualityThresholds:
     # Last field: the advanced gate node shows the thresholds in this order (saved workflows
     # store widget values by position).
     max_uncertain_fraction: float = bounded_field(
-        # 0.1, from refine_alpha's uncertain_fraction with standard refinement (issue 18's
-        # design, commit 6dfd7ff). Largest share on normal portraits: 0.0002 on the real Layer
+        # 0.1, from refine_alpha's uncertain_fraction with standard refinement (the
+        # uncertain outcome's design). Largest share on normal portraits: 0.0002 on the real Layer
         # Diffusion portrait i2i_0_transparent (0 on causal_cut), 0.0005 on the demo portraits,
         # 0.018 on the fourier_fur and metaball_strands families, 0.037 on eight undamaged real
         # hair mattes, 0.008 on sheer_motion's veils and 0.088 on pocket_hair's genuine flat
