@@ -279,7 +279,7 @@ def test_input_folder_inside_dataset_folders_is_refused(tmp_path, managed):
 
 
 def test_output_inside_or_equal_to_input_is_refused_before_anything_is_written(tmp_path):
-    # Issue 13 item 10: the dataset's fg/ and meta/ used to be mixed into the source folder.
+    # The dataset's fg/ and meta/ used to be mixed into the source folder.
     from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
     from comfyui_ld_portrait.pipeline.synthetic import make_portrait
     portrait = make_portrait(2, 96)

@@ -1,4 +1,4 @@
-"""`ld-portrait dataset verify|stats` on a folder that is not a dataset (issue 13 item 10)."""
+"""`ld-portrait dataset verify|stats` on a folder that is not a dataset."""
 from __future__ import annotations
 
 import io

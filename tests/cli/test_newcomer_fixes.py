@@ -1,4 +1,4 @@
-"""Issue 17 items 5 and 6: what a newcomer met on a first day with the folder commands.
+"""What a newcomer met on a first day with the folder commands.
 
 Changed sources on resume, temporary files left by a killed writer, ``evaluate --csv`` checked
 up front, true counts of ``dataset export --limit``, options the hints name, empty input
@@ -39,7 +39,7 @@ def _green_screens(folder: Path, *names: str) -> Path:
     return folder
 
 
-# ---- item 5: changed sources ------------------------------------------------------------------
+# ---- changed sources --------------------------------------------------------------------------
 
 def test_refine_reports_a_changed_source_and_replaces_it_on_request(tmp_path):
     inputs, root = tmp_path / "in", tmp_path / "out"
@@ -104,7 +104,7 @@ def test_a_touched_but_identical_source_is_not_changed_and_an_unchanged_one_is_n
     assert hashed == ["a.png"]  # b.png: size and time as recorded, not read again
 
 
-# ---- item 6: temporary files of a killed writer ------------------------------------------------
+# ---- temporary files of a killed writer --------------------------------------------------------
 
 def _killed_writer_temporary(folder: Path) -> Path:
     """Create a temporary file the way the writer does, in a process killed with SIGKILL
@@ -157,7 +157,7 @@ def test_a_running_writers_temporary_file_is_left_alone(tmp_path):
     assert Path(path).exists() and foreign.exists()
 
 
-# ---- item 6: options the hints name, empty folders ------------------------------------------
+# ---- options the hints name, empty folders --------------------------------------------------
 
 def test_key_accepts_the_max_pixels_option_its_error_message_suggests(tmp_path):
     inputs = _green_screens(tmp_path / "in", "a.png")
@@ -227,7 +227,7 @@ def test_the_pymatting_cache_is_told_by_numbas_index_files(tmp_path, monkeypatch
     assert video_matte._pymatting_kernels_cached()
 
 
-# ---- item 6: evaluate --csv, export --limit counts -----------------------------------------
+# ---- evaluate --csv, export --limit counts -------------------------------------------------
 
 def _matte_pairs(folder: Path, *names: str) -> tuple[Path, Path]:
     ramp = np.linspace(0.0, 1.0, 32 * 32, dtype=np.float32).reshape(32, 32)
@@ -305,7 +305,7 @@ def test_export_with_nested_limits_reports_what_was_written_and_each_failure_onc
         assert len(list((tmp_path / "out" / subset / "train" / "fg").iterdir())) == count
 
 
-# ---- item 6: the help lists every dataset action ---------------------------------------------
+# ---- the help lists every dataset action -----------------------------------------------------
 
 def test_the_top_level_help_lists_every_dataset_action():
     code, help_text, _ = run_cli(["--help"])
@@ -315,7 +315,7 @@ def test_the_top_level_help_lists_every_dataset_action():
         assert action in line and f"    {action} " in actions_help
 
 
-# ---- item 6: the demo figures in docs/command_line.md ----------------------------------------
+# ---- the demo figures in docs/command_line.md ------------------------------------------------
 
 def test_the_demo_figures_in_the_docs_are_what_the_demo_prints(tmp_path):
     import re

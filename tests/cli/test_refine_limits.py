@@ -1,5 +1,4 @@
-"""`ld-portrait refine` / `demo` command line: size limits, exit codes, help, messages
-(issue 13 items 1, 10, 11, 12)."""
+"""`ld-portrait refine` / `demo` command line: size limits, exit codes, help, messages."""
 from __future__ import annotations
 
 import json
@@ -19,10 +18,10 @@ _run = run_cli
 
 
 def test_a_bomb_beside_a_portrait_costs_little_memory_and_is_named(tmp_path, layerdiffuse_dir):
-    # Issue 13 item 1: a 20000x20000 header pushed `refine` to 18 GB and a cv2.error.
+    # A 20000x20000 header once pushed `refine` to 18 GB and a cv2.error.
     source = tmp_path / "in"
     source.mkdir()
-    # A complete 1.5 MB PNG that decodes to 20000x20000 (as in the issue), and a bare header.
+    # A complete 1.5 MB PNG that decodes to 20000x20000 (as in that case), and a bare header.
     write_full_png_bomb(source / "bomb.png", 20000, 20000)
     assert 1 << 20 < (source / "bomb.png").stat().st_size < 2 << 20
     write_png_bomb(source / "huge.png", 60000, 60000)
@@ -60,7 +59,7 @@ def test_limits_from_options_reach_the_reader(tmp_path, layerdiffuse_dir):
 
 
 def test_existing_file_as_output_is_exit_2_without_a_progress_line(tmp_path, layerdiffuse_dir):
-    # Issue 13 item 11: it exited 1 after printing a progress line.
+    # It once exited 1 after printing a progress line.
     source = portrait_folder(tmp_path / "in", layerdiffuse_dir)
     target = tmp_path / "taken.txt"
     target.write_text("keep me")
@@ -72,7 +71,7 @@ def test_existing_file_as_output_is_exit_2_without_a_progress_line(tmp_path, lay
 
 
 def test_input_without_pngs_is_exit_1_and_creates_nothing(tmp_path):
-    # Issue 13 item 10: it exited 0 and created the output.
+    # It once exited 0 and created the output.
     (tmp_path / "in").mkdir()
     code, _, err = _run(["refine", str(tmp_path / "in"), str(tmp_path / "out")])
     assert code == 1 and "holds no PNG file" in err
@@ -101,7 +100,7 @@ def test_misspelt_param_lists_the_valid_names(tmp_path):
 
 
 def test_demo_prints_one_duration_and_errors_with_significant_digits(tmp_path):
-    # Issue 13 item 12: two different durations and "MSE ... -> 0.00e-3".
+    # It once printed two different durations and "MSE ... -> 0.00e-3".
     code, out, err = _run(["demo", str(tmp_path / "demo"), "--count", "2", "--size", "128",
                            "--gate", "min_side=64"])
     assert code == 0, err

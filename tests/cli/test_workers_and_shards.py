@@ -1,4 +1,4 @@
-"""``--workers N`` and ``--shard K/N`` of the folder commands (issue 20, part 2): worker
+"""``--workers N`` and ``--shard K/N`` of the folder commands: worker
 processes give the files and the summary of one worker; shards run at once into one root give
 the samples of one unsharded run; bad values are refused with exit 2."""
 from __future__ import annotations

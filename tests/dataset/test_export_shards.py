@@ -278,7 +278,7 @@ def test_cli_writes_both_shard_layouts_and_refuses_composite_options(source, tmp
 
 @pytest.mark.parametrize("layout", ["hf", "webdataset"])
 def test_the_export_carries_the_provenance_documents(source, layout, tmp_path):
-    """Issue 23: the sharded exports keep what made each sample: the documents each sample's
+    """The sharded exports keep what made each sample: the documents each sample's
     provenance reference names are copied beside the shards."""
     dest = tmp_path / "export"
     export_shards(source, dest, ShardOptions(layout, shard_mb=1))

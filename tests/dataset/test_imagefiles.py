@@ -97,7 +97,7 @@ def test_read_gray_keeps_gray_files_and_turns_colour_into_luma(tmp_path):
         read_gray(tmp_path / "bad.png")
 
 
-# ---- issue 13 item 1: size limits checked before decoding ----------------------------------
+# ---- size limits checked before decoding ---------------------------------------------------
 
 def test_bomb_headers_are_refused_before_decoding(tmp_path, monkeypatch):
     import tracemalloc
@@ -191,7 +191,7 @@ def test_background_folder_skips_a_bomb_and_uses_the_next_picture(tmp_path):
         strict.pick(0, 4, 4)
 
 
-# ---- issue 13 items 3 and 9: odd names and entries -------------------------------------------
+# ---- odd names and entries -------------------------------------------------------------------
 
 def test_scan_reports_links_loops_and_folders_named_png(tmp_path):
     import os
@@ -234,7 +234,7 @@ def test_missing_alpha_message_names_no_input_the_cli_lacks(tmp_path):
 
 
 def test_written_pngs_honour_the_umask(tmp_path):
-    # Issue 13 item 7 (for the demo's inputs and sheets): mkstemp made every file 0600.
+    # For the demo's inputs and sheets: mkstemp used to make every file 0600.
     import os
     import stat
 

@@ -1,4 +1,4 @@
-"""Issue 18's uncertain pixels in the dataset tools: the contact sheet shows them in their own
+"""Uncertain pixels in the dataset tools: the contact sheet shows them in their own
 colour with a legend line of their own, and dataset stats summarise their count."""
 import numpy as np
 

@@ -91,7 +91,7 @@ def test_verify_reports_a_non_png_image_as_invalid_not_as_a_size_mismatch(tmp_pa
     assert "invalid_image" in report.KINDS
 
 
-# ---- unreadable meta: quarantine (issue 13 item 3) and folders that are not datasets (item 10) -
+# ---- unreadable meta: quarantine, and folders that are not datasets ----------------------------
 
 
 def test_repair_moves_unreadable_meta_aside_and_the_next_write_redoes_the_sample(tmp_path):

@@ -1,4 +1,4 @@
-"""`dataset verify` on the sharded exports (issue 22): finished, intact shards pass; a damaged,
+"""`dataset verify` on the sharded exports: finished, intact shards pass; a damaged,
 missing or unfinished shard, a wrong checksum line and a leftover temporary file are named."""
 from __future__ import annotations
 

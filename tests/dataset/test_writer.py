@@ -341,7 +341,7 @@ def test_sigkill_mid_run_leaves_only_complete_samples_and_rerun_finishes(tmp_pat
     assert verify(root).ok and not verify(root).problems
 
 
-# ---- permissions and symlinked control files (issue 13 item 7) -------------------------------
+# ---- permissions and symlinked control files -------------------------------------------------
 
 
 @pytest.fixture
@@ -407,7 +407,7 @@ def test_dangling_manifest_link_is_refused_not_created_through(tmp_path):
         verify(root)
 
 
-# ---- unreadable meta files (issue 13 item 3) -------------------------------------------------
+# ---- unreadable meta files -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("content", [b"", b"{\"id\": \"000001\", ", b"[1, 2]", b'{"id": "other"}'])

@@ -1,4 +1,4 @@
-"""A portrait whose matte refinement cannot judge (issue 18's uncertain outcome), for the tests
+"""A portrait whose matte refinement cannot judge (the uncertain outcome), for the tests
 of everything downstream of refinement: gate, error map, nodes, pipeline."""
 import cv2
 import numpy as np

@@ -218,7 +218,7 @@ def test_wrong_contents_are_refused(tmp_path):
         convert_transparent_vae(source, tmp_path / "out")
 
 
-# --- NaN weights (issue 13 item 9) ---------------------------------------------------------------
+# --- NaN weights ---------------------------------------------------------------------------------
 
 def test_nan_weights_are_refused_naming_the_file(tmp_path):
     state = random_decoder_state_dict(0)

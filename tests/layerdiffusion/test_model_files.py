@@ -40,7 +40,7 @@ def test_addresses_and_licences():
                 assert spec.revision == model_files.LAYER_DIFFUSION_REVISION
             elif spec.key not in ("sd15_attn", "sd15_decoder"):
                 assert spec.revision == "main"
-    # The SD1.5 links are pinned to the SDXL files' revision of the same repository (issue 17).
+    # The SD1.5 links are pinned to the SDXL files' revision of the same repository.
     for key in ("sd15_attn", "sd15_decoder"):
         assert f"/resolve/{model_files.LAYER_DIFFUSION_REVISION}/" in model_files.MODEL_FILES[key].url()
         if spec.family == "flux":

@@ -1,4 +1,4 @@
-"""The keyer judged as issue 21 asks: soft band first, against the plain colour-difference key,
+"""The keyer judged against its targets: soft band first, against the plain colour-difference key,
 on subjects shot on varied green and blue screens (pipeline/keying_benchmark.py).
 
 The keyer's defaults were chosen on the calibration half; these tests score the evaluation
@@ -23,7 +23,7 @@ def _scores(shots):
     return kb.evaluate(shots, METHODS)
 
 
-def _check_issue_21(scores, whole_ratio):
+def _check_keyer_targets(scores, whole_ratio):
     keyer, plain = scores["keyer"], scores["plain"]
     for ours, theirs in zip(keyer, plain):
         assert ours["band_sad"] <= theirs["band_sad"], ours["shot"]
@@ -47,7 +47,7 @@ def synthetic_evaluation():
 def test_synthetic_held_out_band_and_whole_image(synthetic_evaluation):
     shots = synthetic_evaluation
     assert {shot.kind for shot in shots} == {"green", "blue"}
-    _check_issue_21(_scores(shots), whole_ratio=0.8)
+    _check_keyer_targets(_scores(shots), whole_ratio=0.8)
 
 
 def test_refined_plate_reads_the_screen_under_the_hair(synthetic_evaluation):
@@ -84,8 +84,8 @@ def test_noise_clip_cleans_a_dim_noisy_screen_and_keeps_the_body():
 
 
 def test_plain_key_is_exact_on_a_grey_subject_over_an_even_screen():
-    # d(F) = 0 for grey, so 1 - d(c) / d(key) is the alpha itself: the baseline is what the
-    # issue names, not a weakened one.
+    # d(F) = 0 for grey, so 1 - d(c) / d(key) is the alpha itself: the baseline is the plain
+    # colour-difference key itself, not a weakened one.
     alpha = np.zeros((48, 64), np.float32)
     alpha[8:40, 8:56] = np.linspace(0, 1, 48, dtype=np.float32)  # the border stays screen
     screen = np.float32([0.1, 0.7, 0.2])
@@ -141,4 +141,4 @@ def real_records():
 def test_real_held_out_band_and_whole_image(real_records):
     shots = kb.real_shots(real_records, "evaluation")
     assert shots, "no evaluation shots from the real subjects"
-    _check_issue_21(_scores(shots), whole_ratio=1.0)
+    _check_keyer_targets(_scores(shots), whole_ratio=1.0)

@@ -84,7 +84,7 @@ def test_foreground_estimation_gives_cleaner_composites_than_the_raw_image(compo
     assert err_estimated < 0.6 * err_raw
 
 
-# --- coarse to fine (issue 20): wide unknown regions ---------------------------------------
+# --- coarse to fine: wide unknown regions --------------------------------------------------
 
 @pytest.fixture(scope="module")
 def wide_band():

@@ -1,4 +1,4 @@
-"""LDPLoadRGBA refuses decompression bombs before decoding (issue 13 item 1)."""
+"""LDPLoadRGBA refuses decompression bombs before decoding."""
 from __future__ import annotations
 
 import numpy as np

@@ -88,7 +88,7 @@ def test_advanced_refine_widgets_come_from_the_field_metadata():
     specs = {spec.name: spec for spec in fields(RefineParams)}
     exposed = [name for name in widgets if name not in ("image", "invert")]
     # Every field is a widget; new fields come after the original ones (saved UI workflows
-    # store widget values by position). Issue 18's parameter set starts the order afresh.
+    # store widget values by position). The current parameter set started the order afresh.
     assert set(exposed) == set(specs)
     assert exposed[:3] == ["background_level", "see_through_level", "deep_fill_level"]
     assert exposed[-4:] == ["fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade"]

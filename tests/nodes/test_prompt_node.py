@@ -154,7 +154,7 @@ def test_module_imports_without_the_host():
 
 
 def test_a_lone_surrogate_is_a_clear_error_with_line_and_column():
-    # Issue 13 item 9: it raised UnicodeEncodeError later, far from the cause.
+    # It used to raise UnicodeEncodeError later, far from the cause.
     node = LDPPromptTemplate()
     text = "a portrait of\na \ud83d person"  # half of an emoji's surrogate pair
     with pytest.raises(ValueError, match=r"line 2, column 3: U\+D83D") as caught:

@@ -1,4 +1,4 @@
-"""Issue 18's uncertain pixels through the nodes: the refine nodes' last output, the error map's
+"""Uncertain pixels through the nodes: the refine nodes' last output, the error map's
 colour and the gate nodes' optional input."""
 import json
 
@@ -11,7 +11,7 @@ from comfyui_ld_portrait.refine.connectivity import refine_alpha
 from comfyui_ld_portrait.refine.errormap import UNCERTAIN_CYAN
 from helpers.veiled_bust import SIZE, veiled_bust
 
-#: The refine nodes' outputs before issue 18, in order: saved workflows link them by position.
+#: The refine nodes' outputs before the 'uncertain' output, in order: saved workflows link them by position.
 OUTPUTS_BEFORE = (("MASK", "alpha"), ("MASK", "changed"), ("IMAGE", "error_map"), ("STRING", "stats"))
 
 

@@ -1,5 +1,5 @@
 """The README's test command must work from a clone under the folder name ComfyUI users give
-custom nodes (issue 17): "ComfyUI-LD-Portrait" is no Python identifier, and the checkout's own
+custom nodes: "ComfyUI-LD-Portrait" is no Python identifier, and the checkout's own
 ``__init__.py`` (ComfyUI's entry point) once made pytest import the folder as a package."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 20, part 3: the demo's memory does not grow with the number of portraits.
+"""The demo's memory does not grow with the number of portraits.
 
 The contact sheet draws each row at cell size as its portrait is measured and keeps at most
 ``sheet_rows`` rows; the true alphas live in ``truth/`` and the per-portrait errors stream to
@@ -43,7 +43,7 @@ def test_demo_peak_memory_does_not_grow_with_the_count(tmp_path):
     # portrait kept its truth and full-size sheet pictures and the sheet grew a row each: the
     # 32-portrait run peaked 84 % above the 8-portrait run (measured 131 vs 241 MB). Now both
     # hold one portrait and 8 drawn rows at a time (measured 100 vs 101 MB); 10 % is the
-    # issue's margin and several times that noise.
+    # target's margin and several times that noise.
     small = _peak_kib(tmp_path / "small", 8, 128, 8)
     large = _peak_kib(tmp_path / "large", 32, 128, 8)
     assert large <= small * 1.10, (f"peak {large / 1024:.0f} MB for 32 portraits against "

@@ -23,7 +23,7 @@ def _portrait_png(path, seed, size=96):
 
 
 def test_an_unexpected_error_in_one_file_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
-    # Issue 13 item 2: only ImageFileError, OSError, ValueError and MemoryError were caught.
+    # Only ImageFileError, OSError, ValueError and MemoryError used to be caught.
     for seed in range(3):
         _portrait_png(tmp_path / "in" / f"p{seed}.png", seed)
     real = folder.process_portrait
@@ -61,7 +61,7 @@ def test_a_disk_full_write_stops_the_run(tmp_path, monkeypatch):
 
 
 def test_non_utf8_names_are_escaped_processed_and_reported(tmp_path):
-    # Issue 13 item 3: such a name aborted the run with exit 2 without naming the file.
+    # Such a name once aborted the run with exit 2 without naming the file.
     source = tmp_path / "in"
     source.mkdir()
     raw_name = os.fsencode(source) + b"/caf\xe9.png"
@@ -135,7 +135,7 @@ def test_summary_counts_use_the_same_words_as_the_progress_bar(tmp_path):
 
 
 def test_an_empty_meta_file_is_redone_and_named(tmp_path):
-    # Issue 13 item 3: one empty meta file made every later run exit 2.
+    # One empty meta file once made every later run exit 2.
     for seed in range(2):
         _portrait_png(tmp_path / "in" / f"p{seed}.png", seed)
     first = refine_folder(tmp_path / "in", tmp_path / "out", OPTIONS)

@@ -1,4 +1,4 @@
-"""Issue 13 item 8: a file's sample id is a function of its name alone."""
+"""A file's sample id is a function of its name alone."""
 from __future__ import annotations
 
 import os

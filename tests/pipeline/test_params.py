@@ -1,4 +1,4 @@
-"""--param / --gate names, ranges and help come from the dataclass fields (issue 13 item 11)."""
+"""--param / --gate names, ranges and help come from the dataclass fields."""
 from __future__ import annotations
 
 import dataclasses

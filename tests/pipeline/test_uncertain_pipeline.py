@@ -1,4 +1,4 @@
-"""Issue 18's uncertain pixels through the pipeline: process_portrait hands them to the gate and
+"""Uncertain pixels through the pipeline: process_portrait hands them to the gate and
 the error-map panel, a folder run rejects a matte dominated by them, and the demo's contact
 sheet shows them."""
 import json

@@ -42,7 +42,7 @@ def test_real_portrait_removes_deep_semi_transparency(real_portrait):
     # Measured: 57% of the semi-transparency more than 40 px from the true background goes
     # (interior speckle and dimming). What stays lies within the reach of see-through gaps
     # between the curls and inside them, or is line-like near-opaque texture, which the
-    # refinement keeps as possible hair (issue 18 asks for 94%; docs/refinement.md says why the
+    # refinement keeps as possible hair (the target is 94%; docs/refinement.md says why the
     # method cannot tell those apart). A regression guard:
     assert after <= 0.5 * before, (before, after)
 
@@ -425,7 +425,7 @@ def test_hair_pockets_among_strands_are_kept_but_a_lone_pocket_is_uncertain():
 
 def test_synthetic_benchmark_gains():
     """The demo's own procedural portraits (pipeline/synthetic.py): the band is no worse than
-    raw (issue 18), and most of the damage goes."""
+    raw, and most of the damage goes."""
     from comfyui_ld_portrait.pipeline.synthetic import evaluate_refinement, make_dataset
 
     portraits = make_dataset(8, 384, seed=0)

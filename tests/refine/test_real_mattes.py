@@ -1,4 +1,4 @@
-"""Issue 18: real ground-truth person mattes (read at run time, never shipped) and the
+"""Real ground-truth person mattes (read at run time, never shipped) and the
 Layer-Diffusion-like corruption put on top of them.
 
 The loader and corruption tests build their own small PNGs; the benchmark-style test runs

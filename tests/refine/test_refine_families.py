@@ -1,4 +1,4 @@
-"""Issue 18's benchmark, small: the independent synthetic families, the demo's portraits and
+"""The refinement benchmark, small: the independent synthetic families, the demo's portraits and
 (when present) real ground-truth mattes; refine_alpha against raw and the yardstick on held-out
 (evaluation-half) portraits, the DIM band first. The full figures, the leave-one-family-out
 table and what is not yet met are in docs/refinement.md (benchmarks/bench_refine_quality.py)."""
@@ -61,7 +61,7 @@ def test_real_ground_truth_band_and_whole_image():
     if not portraits:
         pytest.skip(f"{ENV_VAR}={root} holds no subject folders.")
     comparison = _comparison(portraits)
-    # Issue 18's must-show on real hair: the band no worse than raw over the set, and the
+    # The target on real hair: the band no worse than raw over the set, and the
     # whole-image SAD below the yardstick's in total (measured 0.99 and 75.1 vs 76.6).
     assert comparison.band_ratio <= 1.0, comparison
     assert comparison.whole_ours < comparison.whole_yardstick, comparison
@@ -136,7 +136,7 @@ def test_refine_params_fields_carry_range_and_help():
 
 
 def test_at_most_twelve_tuned_numbers_each_with_its_reason():
-    """Issue 18: at most 12 tuned numbers in all, automatic sizes included, each named with
+    """At most 12 tuned numbers in all, automatic sizes included, each named with
     the reason for its value; every number the refinement uses is among them."""
     from comfyui_ld_portrait.refine import refine_params
     from comfyui_ld_portrait.refine.quality import QualityThresholds

@@ -1,4 +1,4 @@
-"""Issue 18's synthetic families with wide or flat soft structure: ``pocket_hair`` (soft pockets
+"""The synthetic families with wide or flat soft structure: ``pocket_hair`` (soft pockets
 enclosed by opaque strands, a flat translucent hair volume) and ``sheer_motion`` (sheer veil
 or sleeve, motion-blurred hand), and their corruption models."""
 import cv2

@@ -1,4 +1,4 @@
-"""Issue 18's uncertain outcome downstream of refinement: the gate's 'uncertain_matte' reason
+"""The uncertain outcome downstream of refinement: the gate's 'uncertain_matte' reason
 and the uncertain colour of the error map and its panel."""
 import dataclasses
 
@@ -90,7 +90,7 @@ def test_the_share_is_of_the_decoders_portrait_pixels():
         measure_quality(alpha, uncertain=uncertain[:10])
 
 
-def test_stored_measures_from_before_issue_18_rejudge_without_the_key():
+def test_stored_measures_without_the_uncertain_share_rejudge_without_the_key():
     alpha = _bust()
     measures = measure_quality(alpha, thresholds=QualityThresholds(min_side=128))
     del measures["uncertain_fraction"], measures["uncertain_pixels"]

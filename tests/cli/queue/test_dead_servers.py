@@ -1,4 +1,4 @@
-"""Bounded failure of ``ld-portrait queue`` against servers that never work (issue 17).
+"""Bounded failure of ``ld-portrait queue`` against servers that never work.
 
 Two kinds of tests:
 

@@ -1,4 +1,4 @@
-"""Fast start-up (issue 20): importing the ``ld-portrait`` entry point and the queue command
+"""Fast start-up: importing the ``ld-portrait`` entry point and the queue command
 loads none of the heavy libraries (checked in a fresh interpreter's ``sys.modules``)."""
 from __future__ import annotations
 
