@@ -18,27 +18,26 @@ passes orientations                                     merge             cost (
                                                         as upstream)
 ====== ================================================ ================= =================
 
-How close 1/2/4 passes come to 8 was measured with **random weights only** (the real decoder
-weights are not available where this was written): three random networks, a smooth random
-128x192 image and a random latent; mean absolute difference of the alpha channel to the
-8-pass result, relative to 1 pass = 1.00. ``benchmarks/bench_decoder.py --tta-quality``
-(its random weights): 2 passes 0.65-0.70, 4 passes 0.35-0.38. A first study with another
-random initialisation compared subsets: 2 passes as identity + 180 degrees 0.57-0.61 but
-identity + flip 0.83-0.88; 4 passes as the quarter turns 0.36-0.38 but as identity, flip, 180
-degrees and flip + 180 0.48-0.49. Hence the subsets in the table. Random weights say nothing
-about real alpha quality; the figures only show which subsets track the 8-pass median better
-and that more passes move towards it.
+How close 1/2/4 passes come to 8 was measured with **random weights only**: three random
+networks, a smooth random 128x192 image and a random latent; mean absolute difference of the
+alpha channel to the 8-pass result, relative to 1 pass = 1.00.
+``benchmarks/bench_decoder.py --tta-quality`` (its random weights): 2 passes 0.65-0.70, 4 passes
+0.35-0.38. A first study with another random initialisation compared subsets: 2 passes as
+identity + 180 degrees 0.57-0.61 but identity + flip 0.83-0.88; 4 passes as the quarter turns
+0.36-0.38 but as identity, flip, 180 degrees and flip + 180 0.48-0.49. Hence the subsets in the
+table. Random weights say nothing about real alpha quality; the figures only show which subsets
+track the 8-pass median better and that more passes move towards it.
 
 Execution strategies (``strategy``):
 
-- ``"sequential"``: one network call per image and orientation (batch 1), as upstream. On the
-  2-core CPU this was written on, batching passes was measured slower than running them one by
-  one (8 passes at 256x256, best of 3: 4.5 s sequential vs 5.1-5.5 s batched by 4 or 8 with
-  2 threads; 9.2 s vs 10.1-11.7 s with 1 thread) and needs several times the memory, so this
-  is what ``"auto"`` picks on CPU.
+- ``"sequential"``: one network call per image and orientation (batch 1), as upstream. On a
+  CPU, batching passes is slower than running them one by one (8 passes at 256x256 on 2 cores,
+  best of 3: 4.5 s sequential vs 5.1-5.5 s batched by 4 or 8 with 2 threads; 9.2 s vs
+  10.1-11.7 s with 1 thread) and needs several times the memory, so this is what ``"auto"``
+  picks on CPU.
 - ``"batched"``: same-shaped orientations (and images) go through the network together, up to
   ``sub_batch_size`` inputs per call. Faster where the device is under-used by one input (a
-  GPU); ``"auto"`` picks it on CUDA and other accelerators. Untested for speed on a GPU here.
+  GPU); ``"auto"`` picks it on CUDA and other accelerators. Its speed on a GPU is not measured.
 
 Both strategies give the same result (up to float rounding of batched kernels).
 
