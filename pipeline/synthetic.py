@@ -267,15 +267,15 @@ def _draw_strands(rng, layout: _Layout, mass, sd, band, body) -> np.ndarray:
         for y0, x0, nx, ny in _outward_picks(rng, candidates, gx, gy, (0.01, 0.025), (2, 80)):
             radius = max(2.0, rng.uniform(0.012, 0.03) * unit)
             offset = rng.uniform(0.2, 0.9) * radius
-            centre = (x0 + nx * offset, y0 + ny * offset)
-            if min(centre[0], centre[1], width - 1 - centre[0], height - 1 - centre[1]) < radius + 4:
+            center = (x0 + nx * offset, y0 + ny * offset)
+            if min(center[0], center[1], width - 1 - center[0], height - 1 - center[1]) < radius + 4:
                 continue
             axes = (max(1, int(radius * factor)), max(1, int(radius * rng.uniform(0.65, 1.0) * factor)))
             start_angle = rng.uniform(0, 360)
             sweep = rng.uniform(250, 360)
             thickness = max(1, int(round(np.clip(rng.uniform(1.2, 2.2) * width_scale, 1.0, 3.0) * factor)))
             value = int(round(255 * rng.uniform(0.55, 0.9)))
-            cv2.ellipse(canvas, to_canvas(*centre), axes, rng.uniform(0, 180), start_angle,
+            cv2.ellipse(canvas, to_canvas(*center), axes, rng.uniform(0, 180), start_angle,
                         start_angle + sweep, value, thickness, cv2.LINE_8)
     if factor > 1:
         return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0

@@ -248,9 +248,9 @@ def _bokeh(rng, height, width) -> np.ndarray:
         # Lights share a hue family (a street, a room) with some spread.
         colour = np.clip(warm + rng.normal(0.0, 0.15, 3).astype(np.float32), 0.05, 1.0)
         radius = max(1, int(round(short * rng.uniform(0.02, 0.11))))
-        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         disc = np.zeros((h, w), np.float32)
-        cv2.circle(disc, centre, radius, 1.0, -1, cv2.LINE_AA)
+        cv2.circle(disc, center, radius, 1.0, -1, cv2.LINE_AA)
         light += disc[..., None] * (colour * np.float32(rng.uniform(0.15, 0.6)))
     sigma = max(0.6, short * rng.uniform(0.004, 0.012))
     light = cv2.GaussianBlur(light, (0, 0), sigma)

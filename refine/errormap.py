@@ -121,8 +121,8 @@ def checkerboard(height: int, width: int, cell: int = 16, shades=CHECKER_SHADES)
             raise ValueError(f"checkerboard {name} must be a whole number >= 1, got {value!r}.")
     rows = (np.arange(height) // cell)[:, None]
     cols = (np.arange(width) // cell)[None, :]
-    greys = np.asarray(shades, np.float32)
-    return np.repeat(greys[(rows + cols) % 2][..., None], 3, axis=2)
+    grays = np.asarray(shades, np.float32)
+    return np.repeat(grays[(rows + cols) % 2][..., None], 3, axis=2)
 
 
 def checker_cell(height: int, width: int) -> int:

@@ -3,7 +3,7 @@
 Each item takes one foreground ``F`` and alpha of the dataset and, when augmenting:
 
 1. crops a square of side ``min(crop, H, W)`` centred (with probability
-   ``unknown_centre_probability``) on a random pixel of the soft region ``0 < alpha < 1``,
+   ``unknown_center_probability``) on a random pixel of the soft region ``0 < alpha < 1``,
    elsewhere at a random place; the square is kept inside the image, so an image smaller
    than the crop is used whole along its shorter side;
 2. flips it left-right with probability ``flip_probability``;
@@ -60,7 +60,7 @@ class AugmentOptions:
         Side of the returned tensors in pixels (any whole number >= 8; odd is fine).
     crop : int
         Side of the square cut from the source image before resizing (>= 8).
-    unknown_centre_probability : float
+    unknown_center_probability : float
         Chance that the crop is centred on a soft-edge pixel (when the image has any).
     flip_probability : float
         Chance of a left-right flip.
@@ -75,7 +75,7 @@ class AugmentOptions:
 
     size: int = 256
     crop: int = 512
-    unknown_centre_probability: float = 0.8
+    unknown_center_probability: float = 0.8
     flip_probability: float = 0.5
     brightness: float = 0.2
     contrast: float = 0.2
@@ -86,7 +86,7 @@ class AugmentOptions:
     def __post_init__(self):
         for name in ("size", "crop"):
             check_pixel_count(getattr(self, name), name, 8)
-        for name in ("unknown_centre_probability", "flip_probability", "brightness", "contrast",
+        for name in ("unknown_center_probability", "flip_probability", "brightness", "contrast",
                      "saturation"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
@@ -298,7 +298,7 @@ def make_item(fg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, index
     ``background_files``: pictures to draw backgrounds from (procedural ones when None)."""
     if augment:
         side = min(options.crop, *alpha.shape)
-        top, left = _crop_box(alpha, side, rng, options.unknown_centre_probability)
+        top, left = _crop_box(alpha, side, rng, options.unknown_center_probability)
         fg = fg[top:top + side, left:left + side]
         alpha = alpha[top:top + side, left:left + side]
         if rng.uniform() < options.flip_probability:

@@ -78,9 +78,9 @@ def test_outputs_have_documented_shapes_and_ranges(scene):
 
 
 def test_image_without_a_screen_on_the_border_is_a_clear_error():
-    grey = np.full((64, 64, 3), 0.5, np.float32)
+    gray = np.full((64, 64, 3), 0.5, np.float32)
     with pytest.raises(ValueError, match="green or blue screen"):
-        chroma_key(grey)
+        chroma_key(gray)
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -83,7 +83,7 @@ def test_noise_clip_cleans_a_dim_noisy_screen_and_keeps_the_body():
     assert aware[alpha == 1].min() == 1.0
 
 
-def test_plain_key_is_exact_on_a_grey_subject_over_an_even_screen():
+def test_plain_key_is_exact_on_a_gray_subject_over_an_even_screen():
     # d(F) = 0 for grey, so 1 - d(c) / d(key) is the alpha itself: the baseline is the plain
     # colour-difference key itself, not a weakened one.
     alpha = np.zeros((48, 64), np.float32)

@@ -112,12 +112,12 @@ def test_advanced_refine_zero_means_automatic_and_unknown_names_fail():
 
 
 def test_simple_gate_applies_the_strictness_presets():
-    off_centre = _bust(cx=70, blotch=False)  # centre offset about 0.23 of the width
+    off_center = _bust(cx=70, blotch=False)  # centre offset about 0.23 of the width
     node = LDPQualityGateSimple()
     verdicts = {}
     for strictness in QUALITY_PRESETS:
-        keep, kept, reasons, verdict = node.judge(_mask(off_centre), strictness=strictness)
-        expected = assess_quality(off_centre, **quality_preset(strictness).to_dict())
+        keep, kept, reasons, verdict = node.judge(_mask(off_center), strictness=strictness)
+        expected = assess_quality(off_center, **quality_preset(strictness).to_dict())
         assert json.loads(verdict)[0] == json.loads(expected.to_json())
         verdicts[strictness] = keep
     assert verdicts["lenient"] and not verdicts["strict"]

@@ -65,7 +65,7 @@ def test_cover_crop_returns_the_exact_size(source, target):
     assert 0.0 <= out.min() and out.max() <= 1.0
 
 
-def test_cover_crop_keeps_the_centre_and_the_aspect():
+def test_cover_crop_keeps_the_center_and_the_aspect():
     # A wide image whose left and right thirds are red and blue, centre green: a square crop
     # of the centre is all green, so nothing was squashed.
     image = np.zeros((60, 180, 3), np.float32)

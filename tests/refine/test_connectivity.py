@@ -96,9 +96,9 @@ def test_real_portrait_stats_are_consistent_and_json(real_portrait):
 
 def test_real_portrait_frame_fade_reaches_the_border(real_portrait):
     alpha, result = real_portrait
-    bottom_centre = (slice(1000, 1024), slice(300, 700))
-    assert alpha[bottom_centre].min() < 0.9
-    assert result.alpha[bottom_centre].min() == 1.0
+    bottom_center = (slice(1000, 1024), slice(300, 700))
+    assert alpha[bottom_center].min() < 0.9
+    assert result.alpha[bottom_center].min() == 1.0
 
 
 def test_clean_cut_out_is_left_almost_untouched(layerdiffuse_dir):
@@ -146,20 +146,20 @@ def test_interior_speckle_and_blotches_become_opaque():
 
 def test_a_near_opaque_line_is_kept_as_a_strand_but_a_dimmed_area_is_filled():
     alpha = disc_portrait()
-    centre_row = int(256 * HEAD_ROW)
+    center_row = int(256 * HEAD_ROW)
     edge_col = int(256 * (0.5 - HEAD_RADIUS))
     # A one-pixel line of 0.9 running from the soft edge into the head: the prior cannot tell
     # it from a near-opaque strand, so it stays (and is uncertain where it is deep).
-    line = (centre_row, slice(edge_col - 2, edge_col + 60))
+    line = (center_row, slice(edge_col - 2, edge_col + 60))
     alpha[line] = np.minimum(alpha[line], 0.9)
     # A dimmed area of 0.9 (20 x 20) reaching the same soft edge lower down: dimming.
-    patch = (slice(centre_row + 15, centre_row + 35), slice(edge_col + 2, edge_col + 22))
+    patch = (slice(center_row + 15, center_row + 35), slice(edge_col + 2, edge_col + 22))
     alpha[patch] = np.minimum(alpha[patch], 0.9)
     result = refine_alpha(alpha)
     params = result.stats["params"]
     deep_cols = np.arange(edge_col + int(np.ceil(params["reach"])) + 2, edge_col + 60)
-    assert not result.changed[centre_row, edge_col:edge_col + 60].any()
-    assert result.uncertain[centre_row, deep_cols].all()
+    assert not result.changed[center_row, edge_col:edge_col + 60].any()
+    assert result.uncertain[center_row, deep_cols].all()
     in_patch = np.zeros(alpha.shape, bool)
     in_patch[patch] = alpha[patch] >= 0.9
     # Filled wherever its flat neighbourhood is whole: farther than twice the speckle scale (plus

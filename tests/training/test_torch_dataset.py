@@ -16,12 +16,12 @@ from comfyui_ld_portrait.training.torch_dataset import (AugmentOptions, MattingD
 KEYS = {"image": 3, "alpha": 1, "trimap": 1, "fg": 3, "bg": 3}
 
 
-def _soft_disc(height, width, centre, radius, fade, seed):
+def _soft_disc(height, width, center, radius, fade, seed):
     """RGB noise and an alpha disc with a linear fade of ``fade`` px (written independently of
     the code under test: plain distance arithmetic)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    distance = np.hypot(y - centre[0], x - centre[1])
+    distance = np.hypot(y - center[0], x - center[1])
     alpha = np.clip((radius + fade - distance) / fade, 0.0, 1.0).astype(np.float32)
     fg = rng.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
     return fg, alpha
@@ -33,12 +33,12 @@ def root(tmp_path_factory) -> Path:
     writer = DatasetWriter(root, durable=False)
     # A small image (under the crop of 48), odd sizes, and a big one whose soft ring is a
     # small part of the picture (for the crop-centring test).
-    for number, (sample_id, shape, centre, radius) in enumerate([
+    for number, (sample_id, shape, center, radius) in enumerate([
             ("small", (20, 31), (10, 15), 6),
             ("odd", (57, 43), (28, 21), 14),
             ("big", (160, 150), (120, 30), 10),
             ("square", (64, 64), (32, 32), 20)]):
-        fg, alpha = _soft_disc(*shape, centre, radius, 4, number)
+        fg, alpha = _soft_disc(*shape, center, radius, 4, number)
         writer.write_sample(sample_id, fg, alpha)
     return root
 
@@ -97,8 +97,8 @@ def test_dataloader_with_two_workers_matches_single_process(root):
             assert torch.equal(single[key], parallel[key]), key
 
 
-def test_crops_are_centred_on_the_soft_region(root):
-    options = AugmentOptions(size=32, crop=40, unknown_centre_probability=1.0)
+def test_crops_are_centered_on_the_soft_region(root):
+    options = AugmentOptions(size=32, crop=40, unknown_center_probability=1.0)
     dataset = MattingDataset(root, ["big"], options=options, seed=0)
     for epoch in range(6):
         dataset.set_epoch(epoch)
@@ -107,7 +107,7 @@ def test_crops_are_centred_on_the_soft_region(root):
         assert soft > 0.02, epoch  # random 40 px crops of the 160x150 image mostly miss it
     # Uniform crops miss the small ring of "big" in some epochs.
     uniform = MattingDataset(root, ["big"], options=AugmentOptions(
-        size=32, crop=40, unknown_centre_probability=0.0), seed=0)
+        size=32, crop=40, unknown_center_probability=0.0), seed=0)
     misses = 0
     for epoch in range(12):
         uniform.set_epoch(epoch)

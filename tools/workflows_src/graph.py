@@ -25,7 +25,7 @@ def display_name(type_name):
     names = {**D, **LDN.NODE_DISPLAY_NAME_MAPPINGS}
     return names.get(type_name, type_name)
 
-NOTE_COLOR, NOTE_BG = "#432", "#653"
+NOTE_COLOUR, NOTE_BG = "#432", "#653"
 # The saved view (extra.ds) is what a 1920x1080 window shows when the workflow opens. ComfyUI's frontends
 # draw at canvas = (graph + offset) * scale. Measured in that window: 1.27's canvas is 1856 x 1002 px, below
 # its 78 px menu and right of its 64 px sidebar; 1.35's canvas fills the window, under 38 px of tabs, a
@@ -102,8 +102,8 @@ class Graph:
     def link(self, src, slot, dst, name):
         self.links.append((len(self.links) + 1, src, slot, dst, name))
 
-    def group(self, title, members, color="#3f789e", pad=GROUP_PAD):
-        self.groups.append((title, members, color, pad))
+    def group(self, title, members, colour="#3f789e", pad=GROUP_PAD):
+        self.groups.append((title, members, colour, pad))
 
     # ---------------------------------------------------------------------------------
     def _by_id(self):
@@ -154,7 +154,7 @@ class Graph:
             entry = {"id": n["id"], "type": n["type"], "pos": n["pos"]}
             if n["type"] == "Note":
                 entry.update(size=n["size"], flags={}, order=order[n["id"]], mode=0, inputs=[], outputs=[],
-                             properties={}, widgets_values=[n["text"]], color=NOTE_COLOR, bgcolor=NOTE_BG)
+                             properties={}, widgets_values=[n["text"]], color=NOTE_COLOUR, bgcolor=NOTE_BG)
                 if n["title"]:
                     entry["title"] = n["title"]
                 out_nodes.append(entry); continue
@@ -194,13 +194,13 @@ class Graph:
             link_rows.append([lid, s, slot, d, slot_of[(d, name)], t])
         groups = []
         sizes = {e["id"]: e["size"] for e in out_nodes}
-        for gi, (title, members, color, pad) in enumerate(self.groups, 1):
+        for gi, (title, members, colour, pad) in enumerate(self.groups, 1):
             x0 = min(by_id[m]["pos"][0] for m in members) - pad
             y0 = min(by_id[m]["pos"][1] for m in members) - T.TITLE_HEIGHT - pad - GROUP_HEADER
             x1 = max(by_id[m]["pos"][0] + sizes[m][0] for m in members) + pad
             y1 = max(by_id[m]["pos"][1] + sizes[m][1] for m in members) + pad
             groups.append({"id": gi, "title": title, "bounding": [x0, y0, x1 - x0, y1 - y0],
-                           "color": color, "font_size": 24, "flags": {}})
+                           "color": colour, "font_size": 24, "flags": {}})
         return {"last_node_id": max(by_id), "last_link_id": len(self.links), "nodes": out_nodes,
                 "links": link_rows, "groups": groups, "config": {},
                 "extra": {"ds": saved_view(out_nodes, groups)}, "version": 0.4}

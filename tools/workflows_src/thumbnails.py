@@ -32,14 +32,14 @@ NODE_BODY, NODE_TITLE_BAR, NODE_EDGE = "#353535", "#222222", "#555555"
 TEXT, NOTE_TEXT = "#dddddd", "#f0e0c0"
 NOTE_LINES = "#8a7a60"               # the grey lines that stand for a note's text
 # litegraph's link colours by type, so the thumbnail reads like the editor
-LINK_COLORS = {"IMAGE": "#64b5f6", "MASK": "#81c784", "LATENT": "#ff9cf9", "MODEL": "#b39ddb",
+LINK_COLOURS = {"IMAGE": "#64b5f6", "MASK": "#81c784", "LATENT": "#ff9cf9", "MODEL": "#b39ddb",
                "CLIP": "#ffd500", "CONDITIONING": "#ffa931", "VAE": "#ff6e6e", "INT": "#aaaaaa"}
 DEFAULT_LINK = "#9a9a9a"
 
 
-def _bgr(color: str) -> tuple:
+def _bgr(colour: str) -> tuple:
     """'#rgb' or '#rrggbb' -> (b, g, r) ints 0..255."""
-    c = color.lstrip("#")
+    c = colour.lstrip("#")
     if len(c) == 3:
         c = "".join(ch * 2 for ch in c)
     if not re.fullmatch(r"[0-9a-fA-F]{6}", c):
@@ -96,13 +96,13 @@ def _fit_text(text: str, max_width: int, font_scale: float, thickness: int) -> s
     return text
 
 
-def _blend_rect(img, p0, p1, color, opacity):
+def _blend_rect(img, p0, p1, colour, opacity):
     x0, y0 = max(p0[0], 0), max(p0[1], 0)
     x1, y1 = min(p1[0], img.shape[1]), min(p1[1], img.shape[0])
     if x1 <= x0 or y1 <= y0:
         return
     roi = img[y0:y1, x0:x1]
-    roi[:] = (roi * (1 - opacity) + np.array(color, np.float32) * opacity).astype(np.uint8)
+    roi[:] = (roi * (1 - opacity) + np.array(colour, np.float32) * opacity).astype(np.uint8)
 
 
 def _frame(s: dict) -> tuple[float, float, float]:
@@ -143,9 +143,9 @@ def layout(workflow: dict) -> dict:
     group_bar = max(int(GROUP_TITLE_HEIGHT * scale), 13 * k) / k
     node_bar = max(int(NODE_TITLE_HEIGHT * scale), 10 * k) / k
     groups = []
-    for gx, gy, gw, gh, color, _title in s["groups"]:
+    for gx, gy, gw, gh, colour, _title in s["groups"]:
         b = box(gx, gy, gw, gh)
-        body = tuple(float(v) for v in background * (1 - 0.22) + np.array(_bgr(color), np.float32) * 0.22)
+        body = tuple(float(v) for v in background * (1 - 0.22) + np.array(_bgr(colour), np.float32) * 0.22)
         groups.append((b, b[1] + group_bar, body))
     nodes = [(box(nx, ny, nw, nh), box(nx, ny, nw, nh)[1] + node_bar, tuple(map(float, _bgr(body))), is_note)
              for nx, ny, nw, nh, _label, is_note, body in s["nodes"]]
@@ -173,13 +173,13 @@ def render(workflow: dict) -> np.ndarray:
     img = np.full((H, W, 3), _bgr(BACKGROUND), np.uint8)
     font, aa = cv2.FONT_HERSHEY_SIMPLEX, cv2.LINE_AA
     group_bar = max(int(GROUP_TITLE_HEIGHT * scale), 13 * k)
-    for gx, gy, gw, gh, color, title in s["groups"]:
+    for gx, gy, gw, gh, colour, title in s["groups"]:
         p0, p1 = pt(gx, gy), pt(gx + gw, gy + gh)
-        _blend_rect(img, p0, p1, _bgr(color), 0.22)
-        _blend_rect(img, p0, (p1[0], p0[1] + group_bar), _bgr(color), 0.65)
-        cv2.rectangle(img, p0, p1, _bgr(color), k, aa)
+        _blend_rect(img, p0, p1, _bgr(colour), 0.22)
+        _blend_rect(img, p0, (p1[0], p0[1] + group_bar), _bgr(colour), 0.65)
+        cv2.rectangle(img, p0, p1, _bgr(colour), k, aa)
     for lx0, ly0, lx1, ly1, link_type in s["links"]:
-        cv2.line(img, pt(lx0, ly0), pt(lx1, ly1), _bgr(LINK_COLORS.get(link_type, DEFAULT_LINK)), k, aa)
+        cv2.line(img, pt(lx0, ly0), pt(lx1, ly1), _bgr(LINK_COLOURS.get(link_type, DEFAULT_LINK)), k, aa)
     node_bar = max(int(NODE_TITLE_HEIGHT * scale), 10 * k)
     for nx, ny, nw, nh, label, is_note, body in s["nodes"]:
         p0, p1 = pt(nx, ny), pt(nx + nw, ny + nh)
@@ -192,7 +192,7 @@ def render(workflow: dict) -> np.ndarray:
         text = _fit_text(label, p1[0] - p0[0] - 6 * k, 0.30 * k, 1)
         cv2.putText(img, text, (p0[0] + 3 * k, p0[1] + node_bar - 3 * k), font, 0.30 * k,
                     _bgr(NOTE_TEXT if is_note else TEXT), 1, aa)
-    for gx, gy, gw, gh, color, title in s["groups"]:  # group titles last: they must stay readable
+    for gx, gy, gw, gh, colour, title in s["groups"]:  # group titles last: they must stay readable
         p0, p1 = pt(gx, gy), pt(gx + gw, gy + gh)
         text = _fit_text(title, p1[0] - p0[0] - 4 * k, 0.34 * k, k)
         cv2.putText(img, text, (p0[0] + 2 * k, p0[1] + group_bar - 3 * k), font, 0.34 * k, (255, 255, 255), k, aa)
