@@ -16,7 +16,7 @@ from comfyui_ld_portrait.cli import app as cli
 from comfyui_ld_portrait.cli.queue.graph import (inspect_graph, job_seed, load_workflow,
                                                  rewrite_graph)
 from comfyui_ld_portrait.dataset import index_id
-from comfyui_ld_portrait.nodes.dataset_nodes import LDPSaveDataset
+from comfyui_ld_portrait.nodes.dataset import LDPSaveDataset
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows" / "api"
 

@@ -145,7 +145,7 @@ def sd15_attention():
     folder = Path(tempfile.mkdtemp())
     safetensors.torch.save_file(state, str(folder / "layer_sd15_transparent_attn.safetensors"))
 
-    from comfyui_ld_portrait.nodes import layerdiffusion_nodes as ldn
+    from comfyui_ld_portrait.nodes import layerdiffusion as ldn
 
     ldn.resolve_layer_model = lambda name: folder / name  # the file written here, not models/
     patcher = comfy.model_patcher.ModelPatcher(root, load_device=torch.device("cpu"),

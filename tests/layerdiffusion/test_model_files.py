@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 from comfyui_ld_portrait.layerdiffusion import decoder, encoder, model_files
-from comfyui_ld_portrait.nodes import layerdiffusion_nodes as ldn
+from comfyui_ld_portrait.nodes import layerdiffusion as ldn
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 
 
 def test_reading_the_table_does_not_load_torch():
     code = ("import sys; from comfyui_ld_portrait.layerdiffusion import model_files; "
-            "from comfyui_ld_portrait.nodes import layerdiffusion_nodes; "
+            "from comfyui_ld_portrait.nodes import layerdiffusion; "
             "print(sorted(m for m in ('torch', 'safetensors') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

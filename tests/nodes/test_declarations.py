@@ -334,7 +334,7 @@ def test_loader_is_changed_with_a_linked_index(tmp_path):
 
 
 def test_alpha_and_invert_tooltips_are_shared_by_the_node_modules():
-    from comfyui_ld_portrait.nodes import _common, dataset_nodes, matte
+    from comfyui_ld_portrait.nodes import _common, dataset as dataset_nodes, matte
 
     for module in (matte, dataset_nodes):
         tooltips = {section[name][1]["tooltip"]

@@ -23,8 +23,8 @@ from comfyui_ld_portrait.layerdiffusion.patches import (
 from comfyui_ld_portrait.layerdiffusion.preview import checkerboard_preview
 from comfyui_ld_portrait.layerdiffusion.tta import decode_transparent
 from comfyui_ld_portrait.layerdiffusion.weights import WeightFileError
-from comfyui_ld_portrait.nodes import layerdiffusion_nodes as ldn
-from comfyui_ld_portrait.nodes.layerdiffusion_nodes import (
+from comfyui_ld_portrait.nodes import layerdiffusion as ldn
+from comfyui_ld_portrait.nodes.layerdiffusion import (
     LDPLayerDiffusionPatch,
     LDPTransparentDecode,
     LDPTransparentDecoderLoader,

@@ -13,7 +13,7 @@ import torch
 from comfyui_ld_portrait.dataset import verify
 from comfyui_ld_portrait.dataset.pngtext import iter_chunks, read_text_chunks
 from comfyui_ld_portrait.dataset.provenance import read_provenance
-from comfyui_ld_portrait.nodes.dataset_nodes import LDPSaveDataset, host_disables_metadata
+from comfyui_ld_portrait.nodes.dataset import LDPSaveDataset, host_disables_metadata
 
 H, W = 24, 20
 GRAPH = {"5": {"class_type": "LDPPromptTemplate", "inputs": {"index": 3, "seed": 11}},

@@ -9,8 +9,8 @@ import torch
 
 from comfyui_ld_portrait.dataset import (DatasetError, DatasetWriter, dataset_stats, decide_keep,
                                          read_manifest, verify)
-from comfyui_ld_portrait.nodes import dataset_nodes
-from comfyui_ld_portrait.nodes.dataset_nodes import (LDPCompositeBackground, LDPSaveDataset,
+from comfyui_ld_portrait.nodes import dataset as dataset_nodes
+from comfyui_ld_portrait.nodes.dataset import (LDPCompositeBackground, LDPSaveDataset,
                                                      output_directory)
 
 H, W = 40, 32

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from comfyui_ld_portrait.nodes.dataset_nodes import LDPCompositeBackground
+from comfyui_ld_portrait.nodes.dataset import LDPCompositeBackground
 from comfyui_ld_portrait.dataset.backgrounds import BackgroundFolder, list_background_files, read_background
 from comfyui_ld_portrait.refine.composite import (KINDS, background_seed,
                                                   composite_over, cover_crop,

@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("ldp_test_workflows", REPO / "tests" / "workflows" / "test_workflows.py")
 T = importlib.util.module_from_spec(spec); sys.modules[spec.name] = T; spec.loader.exec_module(T)
-from comfyui_ld_portrait.nodes import layerdiffusion_nodes as LDN
+from comfyui_ld_portrait.nodes import layerdiffusion as LDN
 
 def spec_of(type_name):
     s = T.node_spec(type_name)
