@@ -115,14 +115,21 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def _lookup(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Bool image ``lut[labels]``. A table that names a few labels is compared label by label
-    (a comparison is a tenth of a gather); otherwise np.take on a uint8 table (a fraction of
-    fancy indexing)."""
+    """Bool image ``lut[labels]``. A table that names a few labels, or all but a few, is
+    compared label by label (a comparison is a tenth of a gather; enclosed dips are all the
+    components but the few that touch the background); otherwise np.take on a uint8 table (a
+    fraction of fancy indexing)."""
     named = np.flatnonzero(lut)
     if named.size <= FEW_LABELS:
         found = np.zeros(labels.shape, bool)
         for label in named:
             found |= labels == int(label)  # a Python int keeps the comparison 16-bit
+        return found
+    unnamed = np.flatnonzero(~lut)
+    if unnamed.size <= FEW_LABELS:
+        found = np.ones(labels.shape, bool)
+        for label in unnamed:
+            found &= labels != int(label)
         return found
     return np.take(lut.view(np.uint8) if lut.dtype == bool else lut.astype(np.uint8), labels).view(bool)
 
@@ -204,13 +211,9 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, radius: float) -> np.
         none = float(enclosed_lut.size)
         highest = cv2.dilate(np.where(inside, labels, 0).astype(np.float32), kernel)
         lowest = cv2.erode(np.where(inside, labels, none).astype(np.float32), kernel)
-    between = ((highest > 0) & (lowest < none) & (highest != lowest)).view(np.uint8)
-    if labels.dtype == np.uint16:  # histograms of the labels met there
-        for image in (highest, lowest):
-            crowded |= cv2.calcHist([image], [0], between, [crowded.size], [0, crowded.size]).ravel() > 0
-    else:
-        crowded[highest[between > 0].astype(np.intp)] = True
-        crowded[lowest[between > 0].astype(np.intp)] = True
+    between = np.flatnonzero((highest > 0) & (lowest < none) & (highest != lowest))
+    crowded[highest.ravel()[between].astype(np.intp)] = True
+    crowded[lowest.ravel()[between].astype(np.intp)] = True
     crowded[0] = False
     return crowded
 
