@@ -269,9 +269,11 @@ def field_type(record_class, name: str):
     field's kind within the field's range (the one the library checks and the nodes show)."""
     import dataclasses
 
+    from ..refine.fields import field_kind
+
     spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
     low, high = spec.metadata["min"], spec.metadata["max"]
-    whole = isinstance(spec.default, int) and not isinstance(spec.default, bool)
+    whole = field_kind(spec)[0] == "int"
 
     def parse(text: str):
         value = whole_number(text, low) if whole else float_argument(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-from ..refine.fields import bounded_field, check_bounded_fields, is_bool
+from ..refine.fields import Settings, bounded_field, is_bool
 
 __all__ = ["METHODS", "KeyParams", "VideoMatteParams"]
 
@@ -20,7 +20,7 @@ METHODS = {"cf": "estimate_alpha_cf", "knn": "estimate_alpha_knn", "lkm": "estim
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyParams:
+class KeyParams(Settings):
     """Settings of :func:`.keying.chroma_key`.
 
     Attributes
@@ -85,8 +85,7 @@ class KeyParams:
         "raw matte (image noise over the local screen signal; dim screen = noisier matte); "
         "0 = off.")
 
-    def validate(self) -> "KeyParams":
-        check_bounded_fields(self)
+    def check_together(self) -> None:
         if self.clip_white <= self.clip_black:
             raise ValueError(f"clip_white ({self.clip_white}) must be greater than clip_black "
                              f"({self.clip_black}).")
@@ -101,11 +100,10 @@ class KeyParams:
             from .keying import _check_key  # numpy: only when a colour was given
 
             _check_key(self.key_colour)
-        return self
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoMatteParams:
+class VideoMatteParams(Settings):
     """Settings of :func:`.video.matte_video`.
 
     Attributes
@@ -144,8 +142,7 @@ class VideoMatteParams:
     method: str = "cf"
     stabilise: bool = True
 
-    def validate(self) -> "VideoMatteParams":
-        check_bounded_fields(self)
+    def check_together(self) -> None:
         if self.window % 2 == 0:
             raise ValueError(f"window must be an odd whole number in 1..31, got {self.window!r}.")
         if not 0.0 <= self.mask_low < self.mask_high <= 1.0:
@@ -156,7 +153,6 @@ class VideoMatteParams:
         if self.method not in METHODS:
             raise ValueError(f"unknown matting method {self.method!r}; choose one of "
                              f"{sorted(METHODS)}.")
-        return self
 
     def band_for(self, shape) -> int:
         return self.band or max(3, int(round(0.02 * min(shape))))

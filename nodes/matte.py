@@ -32,7 +32,6 @@ _REFINE_WIDGET_ORDER = (
     "hole_min_area", "island_keep_fraction", "frame_fade_depth",
     "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade",
 )
-_AUTOMATIC_SIZES = ("reach", "solid_radius", "hole_min_area", "frame_fade_depth")
 _FINE_STEP = ("background_level", "island_keep_fraction")  # useful values below 0.01
 _REFINE_WIDGET_MAX = 4096  # lengths in px; an alpha's side rarely exceeds it
 
@@ -49,18 +48,20 @@ STRICTNESS_TOOLTIP = (
 
 def _refine_widgets() -> dict:
     """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
-    from ..refine.refine_params import RefineParams
+    from ..refine.fields import field_kind
+    from ..refine.refine_params import AUTOMATIC_SIZES, RefineParams
 
     specs = {spec.name: spec for spec in fields(RefineParams)}
     widgets = {}
     for name in _REFINE_WIDGET_ORDER:
         spec = specs[name]
         low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
-        if isinstance(spec.default, bool):
+        kind = field_kind(spec)[0]
+        if kind == "bool":
             widgets[name] = ("BOOLEAN", {"default": spec.default, "tooltip": doc})
             continue
-        is_int = str(spec.type).startswith("int")
-        if name in _AUTOMATIC_SIZES:
+        is_int = kind == "int"
+        if name in AUTOMATIC_SIZES:
             doc += " In this widget 0 = automatic."
             if not name.endswith("_area"):
                 high = min(high, _REFINE_WIDGET_MAX)
@@ -68,7 +69,7 @@ def _refine_widgets() -> dict:
         if is_int:
             widgets[name] = number_input("INT", int(default), int(low), int(high), doc, step=1)
         else:
-            step = 0.5 if name in _AUTOMATIC_SIZES else (0.001 if name in _FINE_STEP else 0.01)
+            step = 0.5 if name in AUTOMATIC_SIZES else (0.001 if name in _FINE_STEP else 0.01)
             widgets[name] = number_input("FLOAT", float(default), float(low), float(high), doc, step=step)
     return widgets
 
@@ -258,11 +259,11 @@ class LDPConnectivityRefine(_RefineNode):
         return {"required": {"alpha": alpha_input()}, "optional": optional}
 
     def refine(self, alpha, image=None, invert=False, **params):
-        from ..refine.refine_params import RefineParams
+        from ..refine.refine_params import AUTOMATIC_SIZES, RefineParams
 
         overrides = {}
         for name, value in params.items():
-            if name in _AUTOMATIC_SIZES and value == 0:
+            if name in AUTOMATIC_SIZES and value == 0:
                 value = None  # widget 0 = let the library scale it with the image
             overrides[name] = value
         return _refine_batch(alpha, image, invert, RefineParams.from_kwargs(**overrides))
@@ -308,12 +309,13 @@ class LDPQualityGate(_GateNode):
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..refine.fields import field_kind
         from ..refine.quality import QualityThresholds
 
         optional = dict(_GATE_INPUTS)
         for spec in fields(QualityThresholds):
             optional[spec.name] = field_input(QualityThresholds, spec.name,
-                                              step=1 if spec.type in ("int", int) else 0.001)
+                                              step=1 if field_kind(spec)[0] == "int" else 0.001)
         optional.update(_GATE_UNCERTAIN_INPUT)
         return {"required": {"alpha": alpha_input()}, "optional": optional}
 

@@ -325,10 +325,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     """
     source = as_alpha(alpha)
     if params is None:
-        params = RefineParams(**overrides)
+        params = RefineParams(**overrides)  # checked when made
     elif overrides:
         params = RefineParams(**{**asdict(params), **overrides})
-    params.validate()
     height, width = source.shape
     p = params.resolved(height, width)
     codes = cv2.convertScaleAbs(source, alpha=255.0)  # nearest 8-bit code of each pixel

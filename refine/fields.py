@@ -1,17 +1,34 @@
-"""Settings fields that carry their range and meaning: :func:`bounded_field` declares one,
-:func:`check_bounded_fields` checks a dataclass's values against them.
+"""The settings layer: fields that carry their range and meaning, one rule for their kinds, and a
+base class that checks every field when a settings object is made.
 
-Standard library only (no numpy): the settings classes built on it are imported by the
-command line's parser, and ``ld-portrait --help`` must start without the numeric libraries.
-numpy scalars are still accepted (they register with the :mod:`numbers` ABCs).
+* :func:`bounded_field` declares a field with ``metadata = {"min", "max", "doc"}``; node widgets,
+  ``--param`` / ``--gate`` help and CLI option types are built from it.
+* :func:`field_kind` says what a field holds -- ``"int"``, ``"float"``, ``"bool"`` or
+  ``"other"``, and whether ``None`` is allowed -- from its annotation alone (``int | None``
+  is an optional whole number). The node widgets (INT / FLOAT / BOOLEAN), the CLI option types
+  and the checks all ask it, so an ``int | None`` field cannot become a FLOAT widget.
+* :func:`checked_value` checks one value against its field and returns it as a plain Python
+  number (settings are written to JSON as they are).
+* :class:`Settings`: a dataclass base whose ``__post_init__`` checks every bounded field (then
+  :meth:`Settings.check_together` for rules between fields), so a bad settings object cannot
+  exist: ``RefineParams(flat_step=1.5)`` raises ``ValueError`` naming the field, its range and
+  its meaning.
+
+Standard library only (no numpy): the settings classes built on it are imported by the command
+line's parser, and ``ld-portrait --help`` must start without the numeric libraries. numpy
+scalars are still accepted (they register with the :mod:`numbers` ABCs).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import sys
 
-__all__ = ["bounded_field", "check_bounded_fields", "is_bool"]
+__all__ = ["bounded_field", "field_kind", "checked_value", "check_bounded_fields", "is_bool",
+           "Settings"]
+
+_KINDS = ("int", "float", "bool")
 
 
 def bounded_field(default, low, high, doc):
@@ -27,15 +44,74 @@ def is_bool(value) -> bool:
     return isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))
 
 
-def check_bounded_fields(record) -> None:
-    """Raise ``ValueError`` naming the first :func:`bounded_field` of the dataclass ``record``
-    whose value is not a number of the field's kind within its range."""
+def field_kind(spec: dataclasses.Field) -> tuple[str, bool]:
+    """``(kind, optional)`` of a dataclass field from its annotation: kind is ``"int"``,
+    ``"float"``, ``"bool"`` or ``"other"``; optional is whether ``None`` is allowed.
+
+    Annotations are read as text (``from __future__ import annotations`` keeps them so):
+    ``int``, ``float | None``, ``Optional[int]`` and the types themselves are understood."""
+    annotation = spec.type
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    text = text.replace(" ", "").strip("'\"")  # a quoted annotation under postponed evaluation
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional["):-1] + "|None"
+    parts = text.split("|")
+    optional = "None" in parts
+    named = [part for part in parts if part != "None"]
+    kind = named[0] if len(named) == 1 and named[0] in _KINDS else "other"
+    return kind, optional
+
+
+def checked_value(spec: dataclasses.Field, value, owner: str = ""):
+    """``value`` checked against the bounded field ``spec`` and returned as a plain Python
+    ``int``, ``float`` or ``bool`` (``None`` where the field is optional).
+
+    Raises ``ValueError`` naming the field (after ``owner``, e.g. ``"quality threshold "``),
+    what it must be, its range and its meaning."""
+    kind, optional = field_kind(spec)
+    low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
+    name = f"{owner}{spec.name}"
+    if value is None and optional:
+        return None
+    if kind == "bool":
+        if not is_bool(value):
+            raise ValueError(f"{name} must be True or False; got {value!r}. {doc}")
+        return bool(value)
+    whole = kind == "int"
+    what = "a whole number" if whole else "a number"
+    unset = " or None (automatic)" if optional else ""
+    if is_bool(value) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (whole and float(value) != int(value)):
+        raise ValueError(f"{name} must be {what} in {low}..{high}{unset}; got {value!r}. {doc}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value!r} is outside its range [{low}, {high}]: {doc}")
+    return int(value) if whole else float(value)
+
+
+def check_bounded_fields(record, owner: str = "") -> None:
+    """Check every :func:`bounded_field` of the dataclass ``record`` (:func:`checked_value`)
+    and store the plain values (``object.__setattr__``: frozen dataclasses too)."""
     for spec in dataclasses.fields(record):
-        if "min" not in spec.metadata:
-            continue
-        value, low, high = getattr(record, spec.name), spec.metadata["min"], spec.metadata["max"]
-        whole = isinstance(spec.default, int) and not isinstance(spec.default, bool)
-        kind_ok = isinstance(value, numbers.Integral) if whole else isinstance(value, numbers.Real)
-        if is_bool(value) or not kind_ok or not low <= value <= high:
-            what = "a whole number" if whole else "a number"
-            raise ValueError(f"{spec.name} must be {what} in {low}..{high}, got {value!r}.")
+        if "min" in spec.metadata:
+            object.__setattr__(record, spec.name, checked_value(spec, getattr(record, spec.name), owner))
+
+
+class Settings:
+    """Base of the settings dataclasses: every bounded field is checked when an object is made
+    (and stored as a plain Python value), then :meth:`check_together`. Subclasses set
+    :attr:`OWNER` to prefix the field name in messages."""
+
+    OWNER = ""
+
+    def __post_init__(self):
+        check_bounded_fields(self, self.OWNER)
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Rules between fields, and fields without a range; raise ``ValueError``."""
+
+    def validate(self):
+        """Check again (an object is checked when it is made; this catches values set later
+        with ``object.__setattr__``) and return the object."""
+        self.__post_init__()
+        return self

@@ -7,23 +7,23 @@ start without numpy or OpenCV. :mod:`.quality` re-exports every name.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass, fields
 
-from .fields import bounded_field, is_bool
+from .fields import Settings, bounded_field
 
 __all__ = ["QualityThresholds", "DEFAULT_THRESHOLDS", "QUALITY_PRESETS", "quality_preset"]
 
 
 @dataclass(frozen=True)
-class QualityThresholds:
+class QualityThresholds(Settings):
     """Thresholds of :func:`.quality.assess_quality`; every field is a keyword of that function.
 
     Fractions are in 0..1. Defaults were chosen on real Layer Diffusion outputs: a curly-haired
     portrait (kept), a hand-cut portrait with a nearly binary but anti-aliased edge (kept) and
     a glass bottle (rejected as translucent); see :mod:`.quality`'s docstring for each reason.
     """
+
+    OWNER = "quality threshold "  # messages name the field as a threshold
 
     opaque_level: float = bounded_field(
         0.5, 0.01, 0.99,
@@ -118,23 +118,6 @@ class QualityThresholds:
         "translucent hair) from an artifact (a dimming blotch). Portraits measure 0 to about 0.04 "
         "(flat translucent hair volumes up to 0.09); decodes left with large translucent "
         "blotches 0.1 to 0.3. 1 disables.")
-
-    def __post_init__(self):
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if is_bool(value) or not isinstance(value, numbers.Real):
-                raise ValueError(f"quality threshold {spec.name} must be a number, got {value!r}.")
-            if not math.isfinite(value):
-                raise ValueError(f"quality threshold {spec.name} must be finite, got {value!r}.")
-            low, high = spec.metadata["min"], spec.metadata["max"]
-            if not low <= value <= high:
-                raise ValueError(
-                    f"quality threshold {spec.name}={value!r} is outside its range "
-                    f"[{low}, {high}]: {spec.metadata['doc']}")
-            if spec.type in ("int", int) and float(value) != int(value):
-                raise ValueError(f"quality threshold {spec.name} must be a whole number, got {value!r}.")
-            # Store plain Python numbers so thresholds serialise to JSON unchanged.
-            object.__setattr__(self, spec.name, int(value) if spec.type in ("int", int) else float(value))
 
     @classmethod
     def from_kwargs(cls, **thresholds) -> "QualityThresholds":

@@ -12,12 +12,11 @@ reason); ``docs/refinement.md`` has the table and how each value was chosen.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields
 
-from .fields import bounded_field, is_bool
+from .fields import Settings, bounded_field, field_kind
 
-__all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "REACH_FRACTION", "SOLID_RADIUS_FRACTION",
+__all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "AUTOMATIC_SIZES", "REACH_FRACTION", "SOLID_RADIUS_FRACTION",
            "SOLID_RADIUS_FLOOR", "HOLE_MIN_FRACTION", "FRAME_FADE_FRACTION", "TUNED_NUMBERS"]
 
 #: Default reach: how far (as a fraction of the shorter side) genuine soft structure may lie
@@ -44,13 +43,12 @@ HOLE_MIN_FRACTION = 0.001
 #: over its last 1-2% of rows where it leaves the frame; 2.5% covers that with margin.
 FRAME_FADE_FRACTION = 0.025
 
-_SIZES = ("reach", "solid_radius", "hole_min_area", "frame_fade_depth")
-_SWITCHES = ("fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade")
 
 
 @dataclass(frozen=True)
-class RefineParams:
-    """Thresholds of :func:`refine_alpha`; each field's metadata holds its range and meaning.
+class RefineParams(Settings):
+    """Thresholds of :func:`refine_alpha`; each field's metadata holds its range and meaning,
+    and a bad value raises ``ValueError`` when the object is made (:class:`.fields.Settings`).
 
     Sizes given as ``None`` scale with the image. Defaults were chosen leaving one data family
     out at a time (``benchmarks/bench_refine_quality.py``) and checked on real ground-truth
@@ -123,27 +121,10 @@ class RefineParams:
             listing = ", ".join(f"{name} ({spec.metadata['min']}..{spec.metadata['max']})"
                                 for name, spec in known.items())
             raise ValueError(f"unknown refinement parameter(s) {unknown}; known: {listing}.")
-        params = cls(**values)
-        params.validate()
-        return params
+        return cls(**values)  # checked when made (Settings)
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the field, its range and its meaning when a value is bad."""
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
-            if spec.name in _SWITCHES:
-                if not is_bool(value):
-                    raise ValueError(f"{spec.name} must be True or False; got {value!r}. {doc}")
-                continue
-            if value is None and spec.name in _SIZES:
-                continue
-            if is_bool(value) or not isinstance(value, numbers.Real):
-                raise ValueError(f"{spec.name} must be a number; got {value!r}. {doc}")
-            if not (math.isfinite(value) and low <= value <= high):
-                raise ValueError(f"{spec.name}={value!r} is outside its range [{low}, {high}]: {doc}")
-            if spec.type in ("int", int, "int | None") and float(value) != int(value):
-                raise ValueError(f"{spec.name} must be a whole number; got {value!r}.")
+    def check_together(self) -> None:
+        """The one rule between fields (each field is checked on its own by :class:`Settings`)."""
         if not self.background_level < self.see_through_level:
             raise ValueError("Need background_level < see_through_level; got "
                              f"{self.background_level} and {self.see_through_level}.")
@@ -169,6 +150,10 @@ class RefineParams:
             values[name] = int(values[name])
         return values
 
+
+#: The sizes that scale with the image when unset (the optional fields: ``None`` = automatic,
+#: :meth:`RefineParams.resolved`); the nodes show them as 0 = automatic.
+AUTOMATIC_SIZES = tuple(spec.name for spec in fields(RefineParams) if field_kind(spec)[1])
 
 #: Every tuned number of the refinement (issue 18: at most 12), with the reason for its value.
 #: docs/refinement.md shows this table; the test suite checks it is complete.
