@@ -81,6 +81,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _start_workers_early(args) -> None:
+    """A command that will run worker processes (``--workers``, default the cores) starts their
+    fork server before its own imports, so the two overlap."""
+    if not hasattr(args, "workers"):
+        return
+    from ..dataset.workers import available_cores, start_worker_server
+
+    if (args.workers if args.workers is not None else available_cores()) > 1:
+        start_worker_server()
+
+
 def main(argv=None, *, stdout=None, stderr=None) -> int:
     """Entry point of the ``ld-portrait`` console script; returns the exit code.
 
@@ -107,6 +118,7 @@ def main(argv=None, *, stdout=None, stderr=None) -> int:
         if handler is None:
             parser.print_help(stdout)
             return EXIT_USAGE
+        _start_workers_early(args)
         return handler(args, stdout, stderr)
     except SystemExit as exit_:  # argparse errors and --help/--version
         code = exit_.code

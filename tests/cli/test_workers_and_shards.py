@@ -262,3 +262,23 @@ def test_export_with_two_workers_writes_the_files_of_one(inputs, tmp_path, layou
         exports[workers] = (summary, files, err.count("p02"))
     assert exports[2] == exports[1]
     assert len(exports[1][1]) > 20 and exports[1][2] >= 1
+
+
+def test_the_worker_server_starts_early_in_its_own_process_only_for_several_workers():
+    # A command with --workers 2 starts the fork server before its own imports (they overlap);
+    # the server imports the folder jobs' modules in its own process, not in this one.
+    probe = (
+        "import sys, argparse\n"
+        "from multiprocessing import forkserver\n"
+        "from comfyui_ld_portrait.cli.app import _start_workers_early\n"
+        "_start_workers_early(argparse.Namespace(workers=1))\n"
+        "one = forkserver._forkserver._forkserver_pid\n"
+        "_start_workers_early(argparse.Namespace(workers=2))\n"
+        "two = forkserver._forkserver._forkserver_pid\n"
+        "print(one is None, two is not None, 'numpy' in sys.modules)\n")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               timeout=120, check=True)
+    import multiprocessing
+
+    has_server = "forkserver" in multiprocessing.get_all_start_methods()  # not on macOS/Windows
+    assert completed.stdout.split() == ["True", str(has_server), "False"], completed.stderr
