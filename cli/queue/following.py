@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .client import ServerUnreachable, parse_history_entry
+from .client import ServerUnreachable
 from .events import EventListener
 from .jobs import Job, ServerState
 
@@ -88,11 +88,7 @@ class EventFollowing:
             if server.inflight.get(prompt_id) is not job:
                 return True  # settled by another path meanwhile
             server.inflight.pop(prompt_id)
-        succeeded, reason = parse_history_entry(entry)
-        if succeeded:
-            self._succeeded(job, server)
-        else:
-            self._attempt_failed(job, server, reason)
+        self._settle(server, job, entry)
         return True
 
     def _not_read_yet(self, server: ServerState, job: Job) -> None:

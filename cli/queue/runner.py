@@ -707,12 +707,17 @@ class QueueRunner(EventFollowing, RunLimits):
             return True
         with self._cond:
             server.inflight.pop(prompt_id, None)
+        self._settle(server, job, entry)
+        return True
+
+    def _settle(self, server: ServerState, job: Job, entry: dict) -> None:
+        """A job's history entry was read (and the job taken off the server's in-flight map):
+        count it as succeeded or as a failed attempt."""
         succeeded, reason = parse_history_entry(entry)
         if succeeded:
             self._succeeded(job, server)
         else:
             self._attempt_failed(job, server, reason)
-        return True
 
     def _timed_out(self, server: ServerState, job: Job, prompt_id: str,
                    waiting: set[str]) -> None:
