@@ -36,7 +36,7 @@ from comfyui_ld_portrait.matting.trimap_solve import solve_trimap, unknown_error
 from comfyui_ld_portrait.matting.video import VideoMatteParams, matte_video
 from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen, make_moving_clip
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.refine.composite import procedural_background
+from comfyui_ld_portrait.base.composite import procedural_background
 
 
 def _sad(a, b) -> float:

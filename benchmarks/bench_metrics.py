@@ -2,7 +2,7 @@
 
 The pair is a synthetic portrait (``pipeline.synthetic.make_portrait(0, 1024)``): its
 ground-truth alpha against its Layer-Diffusion-like damaged alpha, with a 10 px band trimap
-from ``refine.trimap.trimap_from_alpha``. Timed, each as the median of ``--runs`` runs:
+from ``base.trimap.trimap_from_alpha``. Timed, each as the median of ``--runs`` runs:
 
 * ours, one measure at a time (``sad_error`` ... ``connectivity_error``), then all five at once
   with ``evaluate_pair`` (the conversions are shared) for the ``dim`` and ``whole`` protocols;
@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from comfyui_ld_portrait.evaluation import evaluate_pair, metrics
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
+from comfyui_ld_portrait.base.trimap import trimap_from_alpha
 
 
 def _baseline_all(pred, truth, trimap):

@@ -1,4 +1,4 @@
-"""Benchmark: ``refine.padding.pad_foreground`` against a direct version of upstream's loop.
+"""Benchmark: ``base.padding.pad_foreground`` against a direct version of upstream's loop.
 
 The baseline below is a plain, line-by-line reading of the public LayerDiffuse ``pad_rgb``
 algorithm (area-averaged pyramid of premultiplied colour and alpha by factor 1.2, then
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from benchtools import shared_data_dir
 
-from comfyui_ld_portrait.refine.padding import pad_foreground
+from comfyui_ld_portrait.base.padding import pad_foreground
 
 # ---------------------------------------------------------------------------------------
 # Baseline: the straightforward algorithm, one expression per step, new arrays every step.

@@ -269,7 +269,7 @@ def field_type(record_class, name: str):
     field's kind within the field's range (the one the library checks and the nodes show)."""
     import dataclasses
 
-    from ..refine.fields import field_kind
+    from ..base.fields import field_kind
 
     spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
     low, high = spec.metadata["min"], spec.metadata["max"]

@@ -1,12 +1,12 @@
 """Folders of background pictures for compositing (file access; the pixels work is in
-:mod:`..refine.composite`)."""
+:mod:`..base.composite`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from ..refine.composite import BACKGROUND_SUFFIXES, cover_crop
+from ..base.composite import BACKGROUND_SUFFIXES, cover_crop
 from .imagefiles import read_rgba
 
 __all__ = ["list_background_files", "read_background", "BackgroundFolder"]

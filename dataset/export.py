@@ -33,8 +33,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..refine.composite import background_seed, procedural_background
-from ..refine.trimap import trimap_from_alpha
+from ..base.composite import background_seed, procedural_background
+from ..base.trimap import trimap_from_alpha
 from .export_layouts import IMAGE_FORMATS, LAYOUTS, get_layout
 from .imagefiles import to_uint8
 from .layout import DatasetError
@@ -64,7 +64,7 @@ class ExportOptions:
         ``"am2k"``, ``"p3m"`` or ``"comp1k"`` (see :mod:`.export_layouts`).
     backgrounds : str or Path, optional
         Folder of background pictures (read with :class:`.backgrounds.BackgroundFolder`);
-        procedural backgrounds (:func:`..refine.composite.procedural_background`) when None.
+        procedural backgrounds (:func:`..base.composite.procedural_background`) when None.
     per_fg : int
         Composites per foreground, >= 1.
     split : float
@@ -79,7 +79,7 @@ class ExportOptions:
     jpeg_quality : int
         1..100, used for JPEG composites.
     trimap_band : int
-        Band of the trimaps in pixels (:func:`..refine.trimap.trimap_from_alpha`: pixels this
+        Band of the trimaps in pixels (:func:`..base.trimap.trimap_from_alpha`: pixels this
         close to a soft pixel or a 0/1 edge are unknown); 0 = 1 % of the longer side, at
         least 3.
     """

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb
+from ..base.validation import as_alpha, as_rgb
 from .imageheader import ImageHeaderError, declared_size
 from .imagelimits import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, MAX_BYTES_ENV, MAX_PIXELS_ENV,
                           image_limits)

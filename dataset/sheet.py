@@ -7,17 +7,17 @@ sample composited over a varied procedural background next to its alpha matte.
 Refinement sheet columns (left to right):
 
 1. **raw composite**: the decoded foreground over the checkerboard of
-   ``refine.errormap.checker_composite`` with the decoder's alpha, so speckle, pinholes and
+   ``base.errormap.checker_composite`` with the decoder's alpha, so speckle, pinholes and
    debris show as checkerboard where the portrait should be solid (the error-map panel's first
    picture is the same);
 2. **raw alpha**: the decoder's alpha as it came out, before refinement;
-3. **alpha-bar_h**: the paper's error view (``refine.errormap.alpha_bar_error_view``): raw
+3. **alpha-bar_h**: the paper's error view (``base.errormap.alpha_bar_error_view``): raw
    semi-transparent pixels (alpha-bar) in white on black, the pixels refinement corrected in
-   red; under its title the legend ``refine.errormap.RED_LEGEND`` is written in that red (the
+   red; under its title the legend ``base.errormap.RED_LEGEND`` is written in that red (the
    error-map panel's titles carry the same legend in the same red). Rows that carry the
    pixels refinement kept unjudged (``SheetRow.uncertain``, from ``RefineResult.uncertain``)
-   show them in ``refine.errormap.UNCERTAIN_CYAN``, and the sheet then has a second legend
-   line, ``refine.errormap.UNCERTAIN_LEGEND`` in that cyan;
+   show them in ``base.errormap.UNCERTAIN_CYAN``, and the sheet then has a second legend
+   line, ``base.errormap.UNCERTAIN_LEGEND`` in that cyan;
 4. **refined alpha**: the matte that goes into the dataset;
 5. **refined composite**: the padded foreground with the refined alpha over a coloured
    gradient, the way a training pipeline composites it.
@@ -37,9 +37,9 @@ import cv2
 import numpy as np
 
 from .imagefiles import to_uint8
-from ..refine.errormap import (ERROR_RED, RED_LEGEND, UNCERTAIN_CYAN, UNCERTAIN_LEGEND, alpha_bar_error_view,
-                               checker_composite)
-from ..refine.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
+from ..base.errormap import (ERROR_RED, RED_LEGEND, UNCERTAIN_CYAN, UNCERTAIN_LEGEND, alpha_bar_error_view,
+                             checker_composite)
+from ..base.validation import HALF_CODE, as_alpha, as_rgb, check_same_size
 
 __all__ = ["SheetRow", "contact_sheet", "ContactSheet", "MAX_SHEET_ROWS", "gradient_background", "COLUMN_TITLES",
            "COLUMN_LEGENDS", "COLUMN_UNCERTAIN_LEGENDS", "SheetTile", "composite_sheet", "sheet_size",
@@ -49,7 +49,7 @@ __all__ = ["SheetRow", "contact_sheet", "ContactSheet", "MAX_SHEET_ROWS", "gradi
 COLUMN_TITLES = ("raw composite", "raw alpha", "alpha-bar_h", "refined alpha",
                  "refined composite")
 #: Second header line under a column title: the legend for red under alpha-bar_h (the panel
-#: of ``refine.errormap`` writes the same legend, in the same red, in its titles).
+#: of ``base.errormap`` writes the same legend, in the same red, in its titles).
 COLUMN_LEGENDS = ("", "", RED_LEGEND, "", "")
 #: Third header line, drawn only when a row carries uncertain pixels: their legend (cyan).
 COLUMN_UNCERTAIN_LEGENDS = ("", "", UNCERTAIN_LEGEND, "", "")
@@ -460,7 +460,7 @@ def composite_sheet(tiles: Sequence[SheetTile], *, cell: int = 256, columns: int
     -------
     uint8 ndarray [H, W, 3], RGB, of size :func:`sheet_size`.
     """
-    from ..refine.composite import composite_over
+    from ..base.composite import composite_over
 
     height, width = sheet_size(len(tiles), cell=cell, columns=columns, gap=gap)
     check_sheet_size(height, width)
@@ -527,7 +527,7 @@ def dataset_sheet(root, *, count: int = 12, seed: int = 0, cell: int = 256, colu
     there are no accepted samples or the sizes are bad.
     """
     from . import DatasetError, list_sample_ids, load_sample
-    from ..refine.composite import background_seed, procedural_background
+    from ..base.composite import background_seed, procedural_background
 
     root = Path(root)
     if not root.is_dir():

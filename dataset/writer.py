@@ -52,7 +52,7 @@ from .provenance import ProvenanceDocument, store_provenance
 from .reading import list_sample_ids
 from .safeio import (MetaFileError, create_temporary, open_control_file, read_meta_file,
                      root_lock, write_file_atomic)
-from ..refine.validation import as_alpha, as_rgb, check_same_size
+from ..base.validation import as_alpha, as_rgb, check_same_size
 
 __all__ = ["DatasetWriter", "WriteOutcome", "RESERVED_META_KEYS", "sample_status",
            "complete_sample_ids"]

@@ -6,7 +6,7 @@
 - :mod:`.protocols` -- named protocols (``dim``; ``whole`` for P3M-500 / AM-2K) and
   :func:`evaluate_pair`, which returns all five measures at once
 """
-from ..refine.lazy import lazy_exports
+from ..base.lazy import lazy_exports
 
 _HOMES = {name: "metrics" for name in ("connectivity_error", "gradient_error", "mad_error",
                                        "mse_error", "sad_error", "unknown_region")}

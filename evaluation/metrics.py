@@ -35,8 +35,8 @@ import math
 import cv2
 import numpy as np
 
-from ..refine.trimap import trimap_array
-from ..refine.validation import as_alpha, check_same_size
+from ..base.trimap import trimap_array
+from ..base.validation import as_alpha, check_same_size
 
 __all__ = ["GRADIENT_SIGMA", "CONNECTIVITY_STEP", "CONNECTIVITY_OFFSET", "REPORT_SCALE",
            "as_matte", "unknown_region", "region_mask", "mat2gray", "gaussian_gradient_kernel",

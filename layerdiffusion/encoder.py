@@ -2,7 +2,7 @@
 
 Upstream (``vae_transparent_encoder.safetensors``) is a small plain CNN, 9 convolutions with
 SiLU between them, three of them stride 2, the last zero-initialised: input is alpha and the
-*padded* foreground colour (``refine.padding.pad_foreground``, upstream's "pad_rgb"), 4
+*padded* foreground colour (``base.padding.pad_foreground``, upstream's "pad_rgb"), 4
 channels in 0..1 at image resolution; output is a 4-channel offset at latent resolution (1/8).
 
 The offset does not replace the ordinary VAE encoding; it steers its sampling. Upstream (Forge)
@@ -132,7 +132,7 @@ def latent_offset(
         ``[B, 1, H, W]`` or ``[B, H, W]`` in 0..1 (1 = opaque); H, W multiples of 8.
     padded_rgb : torch.Tensor
         ``[B, 3, H, W]`` foreground colour in 0..1 with transparent areas padded
-        (``refine.padding.pad_foreground``).
+        (``base.padding.pad_foreground``).
     offset_scale : float, optional
         Multiplies the offset. Default: the network's family convention, 1 for the
         ``layerdiffusion-v1`` file (as Forge), 300 for the Flux file (as its reference); the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..refine.errormap import checkerboard as _checkerboard_rgb
+from ..base.errormap import checkerboard as _checkerboard_rgb
 
 __all__ = ["checkerboard", "checkerboard_preview"]
 
@@ -19,7 +19,7 @@ def checkerboard(
     height: int, width: int, *, cell: int = CELL, device=None, dtype=torch.float32
 ) -> torch.Tensor:
     """``[H, W]`` grey checkerboard: ``SHADES[0]`` where (row // cell + col // cell) is even
-    (the pack's one checkerboard, :func:`..refine.errormap.checkerboard`, in upstream's shades)."""
+    (the pack's one checkerboard, :func:`..base.errormap.checkerboard`, in upstream's shades)."""
     board = _checkerboard_rgb(int(height), int(width), int(cell), shades=SHADES)[..., 0]
     return torch.from_numpy(board).to(device=device, dtype=dtype)
 

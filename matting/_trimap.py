@@ -1,13 +1,13 @@
 """Trimaps as the solvers and MASK sockets want them: float 0 / 0.5 / 1.
 
-The trimap itself is made by the shared :mod:`..refine.trimap` (0/128/255 codes), which also
+The trimap itself is made by the shared :mod:`..base.trimap` (0/128/255 codes), which also
 converts it to 0 / 0.5 / 1; this module only names that combination for the matting code.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..refine.trimap import trimap_from_mask, trimap_to_unit
+from ..base.trimap import trimap_from_mask, trimap_to_unit
 
 __all__ = ["band_trimap"]
 

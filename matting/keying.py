@@ -28,8 +28,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from ..refine.padding import pad_foreground
-from ..refine.validation import as_alpha, as_rgb
+from ..base.padding import pad_foreground
+from ..base.validation import as_alpha, as_rgb
 from .params import KeyParams
 
 __all__ = ["KeyParams", "KeyResult", "chroma_key", "estimate_key_colour", "estimate_screen_plate",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-from ..refine.fields import Settings, bounded_field, is_bool
+from ..base.fields import Settings, bounded_field, is_bool
 
 __all__ = ["METHODS", "KeyParams", "VideoMatteParams"]
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb, check_same_size
+from ..base.validation import as_alpha, as_rgb, check_same_size
 from .params import METHODS
 
 __all__ = ["METHODS", "TrimapError", "split_trimap", "solve_trimap",

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..refine.validation import as_alpha, as_rgb
+from ..base.validation import as_alpha, as_rgb
 from ._trimap import band_trimap
 from .params import VideoMatteParams
 from .trimap_solve import estimate_foreground, solve_trimap, split_trimap

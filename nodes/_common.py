@@ -74,8 +74,8 @@ def number_input(kind: str, default, low, high, tooltip: str, step=None) -> tupl
 def field_input(record_class, name: str, step=None) -> tuple:
     """A widget for the ``bounded_field`` ``name`` of a settings dataclass: default, range and
     tooltip come from the field, so the node cannot drift from the library. The field's
-    annotation decides INT or FLOAT (:func:`..refine.fields.field_kind`, the one rule)."""
-    from ..refine.fields import field_kind
+    annotation decides INT or FLOAT (:func:`..base.fields.field_kind`, the one rule)."""
+    from ..base.fields import field_kind
 
     spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
     kind = "INT" if field_kind(spec)[0] == "int" else "FLOAT"

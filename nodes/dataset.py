@@ -3,7 +3,7 @@
 Thin adapters over :mod:`..dataset` (the writer with its atomicity, resume and several-writer
 guarantees, and :mod:`..dataset.records`, the one record -> meta -> keep/reject path that
 ``ld-portrait refine`` uses too) and
-:mod:`..refine.composite` (compositing) and :mod:`..dataset.backgrounds` (picture folders). The
+:mod:`..base.composite` (compositing) and :mod:`..dataset.backgrounds` (picture folders). The
 nodes convert tensors, find the output folder and build the UI result; heavy modules are
 imported when a node runs so that loading the pack stays light. Alpha sockets mean 1 = opaque portrait; an
 ``invert`` switch accepts core's inverted MASK.
@@ -188,7 +188,7 @@ class LDPSaveDataset:
         from ..dataset.pngtext import comfy_text_entries
         from ..dataset.provenance import GRAPH_KIND, api_graph_as_queued, provenance_document
         from ..dataset.version import tool_version
-        from ..refine.validation import check_same_size
+        from ..base.validation import check_same_size
         from ..dataset import (BatchInput, DatasetError, DatasetWriter, SavePolicy,
                                batch_records, common_meta, dataset_root_in, decide_keep,
                                index_id, models_value, parse_json_input, per_image, save_batch,
@@ -299,7 +299,7 @@ class LDPCompositeBackground:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..refine.composite import KINDS, RANDOM_KIND
+        from ..base.composite import KINDS, RANDOM_KIND
 
         return {
             "required": {
@@ -326,9 +326,9 @@ class LDPCompositeBackground:
     def composite(self, foreground, alpha, background_folder="", kind="random", seed=0, index=0,
                   invert=False):
         from ..dataset.backgrounds import BackgroundFolder, list_background_files
-        from ..refine.composite import (BACKGROUND_SUFFIXES, RANDOM_KIND,
-                                        background_seed, composite_over,
-                                        pick_kind, procedural_background)
+        from ..base.composite import (BACKGROUND_SUFFIXES, RANDOM_KIND,
+                                      background_seed, composite_over,
+                                      pick_kind, procedural_background)
 
         foregrounds, alphas = match_batch(image_list(foreground, "foreground"),
                                           mask_list(alpha, "alpha", invert=invert),

@@ -1,7 +1,7 @@
 """Evaluation nodes: trimaps (from an alpha, from a coarse mask) and the matting error measures
 of one alpha against a reference.
 
-Thin adapters over :mod:`..refine.trimap` and :mod:`..evaluation`. A trimap travels as a MASK
+Thin adapters over :mod:`..base.trimap` and :mod:`..evaluation`. A trimap travels as a MASK
 holding 0 (background), 128/255 (unknown) and 1 (foreground), so saving it as an 8-bit image
 gives the field's 0/128/255 codes; the IMAGE output is the same picture for previews and
 image savers.
@@ -59,7 +59,7 @@ class LDPTrimapFromAlpha(_TrimapNode):
         }}
 
     def make(self, alpha, band, band_unit, invert):
-        from ..refine.trimap import trimap_from_alpha
+        from ..base.trimap import trimap_from_alpha
 
         if band_unit not in _BAND_UNITS:
             raise ValueError(f"band_unit must be one of {_BAND_UNITS}, got {band_unit!r}.")
@@ -94,7 +94,7 @@ class LDPTrimapErodeDilate(_TrimapNode):
         }}
 
     def make(self, mask, erode, dilate, invert):
-        from ..refine.trimap import trimap_from_mask
+        from ..base.trimap import trimap_from_mask
 
         trimaps = []
         for frame in mask_list(mask, "mask", invert=invert):

@@ -48,7 +48,7 @@ STRICTNESS_TOOLTIP = (
 
 def _refine_widgets() -> dict:
     """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
-    from ..refine.fields import field_kind
+    from ..base.fields import field_kind
     from ..refine.refine_params import AUTOMATIC_SIZES, RefineParams
 
     specs = {spec.name: spec for spec in fields(RefineParams)}
@@ -77,7 +77,7 @@ def _refine_widgets() -> dict:
 def _refine_batch(alpha, image, invert: bool, params) -> tuple:
     """Refine every alpha of a batch with ``params`` (a RefineParams); the node outputs."""
     from ..refine.connectivity import refine_alpha
-    from ..refine.errormap import error_map
+    from ..base.errormap import error_map
 
     alphas, images = match_batch(
         mask_list(alpha, invert=invert), None if image is None else image_list(image),
@@ -199,7 +199,7 @@ class LDPPadForeground:
         }
 
     def pad(self, image, alpha, invert=False):
-        from ..refine.padding import pad_foreground
+        from ..base.padding import pad_foreground
 
         images, alphas = match_batch(image_list(image), mask_list(alpha, invert=invert),
                                      names=("image", "alpha"))
@@ -309,7 +309,7 @@ class LDPQualityGate(_GateNode):
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..refine.fields import field_kind
+        from ..base.fields import field_kind
         from ..refine.quality import QualityThresholds
 
         optional = dict(_GATE_INPUTS)

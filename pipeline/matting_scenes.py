@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..refine.composite import procedural_background
+from ..base.composite import procedural_background
 from .synthetic import make_portrait
 
 __all__ = ["GreenScreenScene", "make_green_screen", "MovingClip", "make_moving_clip"]

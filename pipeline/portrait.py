@@ -14,7 +14,7 @@ import numpy as np
 
 from ..dataset.version import tool_version
 from ..refine.connectivity import refine_alpha
-from ..refine.padding import pad_foreground
+from ..base.padding import pad_foreground
 from ..refine.quality import assess_quality
 from .params import check_overrides
 
@@ -29,7 +29,7 @@ class RefineOptions:
     Attributes
     ----------
     error_maps : bool
-        Also write ``error_maps/<id>.png`` (the error-map panel of ``refine.errormap``).
+        Also write ``error_maps/<id>.png`` (the error-map panel of ``base.errormap``).
     keep_rejected : bool
         Write the images of gate-rejected samples under ``rejected/``. Without it only their
         meta file is written there (verdict and measures for statistics, and so a re-run does
@@ -132,7 +132,7 @@ def process_portrait(rgb, alpha, *, refine_params: Mapping | None = None,
                              uncertain=result.uncertain, **dict(gate or {}))
     panel = None
     if error_map:
-        from ..refine.errormap import error_panel
+        from ..base.errormap import error_panel
         panel = error_panel(rgb, alpha, result.alpha, result.changed, uncertain=result.uncertain)
     return ProcessedPortrait(fg=fg, raw_alpha=np.asarray(alpha, np.float32), alpha=result.alpha,
                              changed=result.changed, stats=result.stats, verdict=verdict,

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..refine.validation import as_alpha, check_same_size
+from ..base.validation import as_alpha, check_same_size
 from .synthetic_artifacts import _inject_artifacts
 from .synthetic_shapes import (HAIR_STYLES, _Layout, _angular_series, _capsule_coverage,
                                _check_seed, _check_size, _distance_inside, _ellipse_coverage,

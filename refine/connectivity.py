@@ -47,8 +47,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
+from ..base.validation import as_alpha
 from .refine_params import REFINE_PRESETS, RefineParams, preset_params
-from .validation import as_alpha
 
 __all__ = ["RefineParams", "RefineResult", "FIX_KINDS", "REFINE_PRESETS", "preset_params", "refine_alpha",
            "true_background"]

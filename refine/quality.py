@@ -68,8 +68,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..base.validation import as_alpha, as_mask, check_same_size
 from .quality_params import DEFAULT_THRESHOLDS, QUALITY_PRESETS, QualityThresholds, quality_preset
-from .validation import as_alpha, as_mask, check_same_size
 
 __all__ = [
     "QualityThresholds",

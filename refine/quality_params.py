@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .fields import Settings, bounded_field
+from ..base.fields import Settings, bounded_field
 
 __all__ = ["QualityThresholds", "DEFAULT_THRESHOLDS", "QUALITY_PRESETS", "quality_preset"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .fields import Settings, bounded_field, field_kind
+from ..base.fields import Settings, bounded_field, field_kind
 
 __all__ = ["RefineParams", "REFINE_PRESETS", "preset_params", "AUTOMATIC_SIZES", "REACH_FRACTION", "SOLID_RADIUS_FRACTION",
            "SOLID_RADIUS_FLOOR", "HOLE_MIN_FRACTION", "FRAME_FADE_FRACTION", "TUNED_NUMBERS"]

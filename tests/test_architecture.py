@@ -1,4 +1,5 @@
 """The shape of the repository: layers between packages, the package list, the root."""
+import ast
 import re
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.layers import LAYERS, NOT_PACK, crossings, pack_modules
+from helpers.layers import HOST_MODULES, LAYERS, NOT_PACK, crossings, pack_modules
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "comfyui_ld_portrait"
@@ -28,13 +29,36 @@ def test_no_import_crosses_a_layer():
     assert not found, "imports that cross the layers:\n" + "\n".join(map(str, found))
 
 
+def test_the_base_package_is_the_lowest_layer_and_imports_nothing_of_the_pack_above_it():
+    assert LAYERS["base"] == 0 and all(layer > 0 for name, layer in LAYERS.items() if name != "base")
+    above = []
+    for relative, package in pack_modules(REPO):
+        if package != "base":
+            continue
+        tree = ast.parse((REPO / relative).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                depth = len(Path(relative).parent.parts)  # base/x.py: 1
+                if node.level > depth:  # climbs out of base/ (e.g. ``from ..refine import``)
+                    above.append(f"{relative}:{node.lineno}: from {'.' * node.level}{node.module or ''}")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                above += [f"{relative}:{node.lineno}: import {name}" for name in names
+                          if name and name.split(".")[0] in {PACK_NAME, "torch", *HOST_MODULES}]
+    assert above == [], "base/ imports the pack above it, torch or the host:\n" + "\n".join(above)
+
+
 def test_every_package_of_the_pack_has_a_layer():
     tops = {name.split(".")[1] for name in _package_folders() if name != PACK_NAME}
     assert tops <= set(LAYERS), f"packages missing from helpers/layers.py LAYERS: {sorted(tops - set(LAYERS))}"
 
 
 @pytest.mark.parametrize("source, importer, message", [
-    ("from ..dataset import DatasetWriter\n", "refine/bad.py", "refine/ (layer 0) imports dataset"),
+    ("from ..dataset import DatasetWriter\n", "refine/bad.py", "refine/ (layer 1) imports dataset"),
+    ("from ..refine.connectivity import refine_alpha\n", "base/bad.py",
+     "base/ (layer 0) imports refine.connectivity (layer 1)"),
+    ("from ...matting.keying import chroma_key\n", "base/sub/bad.py", "base/ (layer 0) imports matting"),
+    ("import torch\n", "base/bad.py", "base/ is numpy-only"),
     ("from ...cli.common import EXIT_OK\n", "layerdiffusion/sub/bad.py", "imports cli.common"),
     ("import folder_paths\n", "dataset/bad.py", "imports the host (folder_paths)"),
     ("import comfy.utils\n", "pipeline/bad.py", "imports the host (comfy.utils)"),
@@ -59,8 +83,10 @@ def test_allowed_imports_pass_the_layer_check(tmp_path):
     for importer, source in {
         "nodes/a.py": "import comfy.utils\nfrom ..pipeline.folder import x\nfrom ..refine import y\n",
         "pipeline/b.py": "from ..dataset import z\nfrom ..refine.connectivity import w\n",
-        "dataset/c.py": "from ..refine.validation import as_alpha\nfrom .store import q\n",
+        "dataset/c.py": "from ..base.validation import as_alpha\nfrom .store import q\n",
         "layerdiffusion/d.py": "import torch\nfrom .decoder import n\n",
+        "refine/e.py": "from ..base.fields import Settings\nfrom .connectivity import r\n",
+        "base/f.py": "from .validation import as_alpha\nfrom . import lazy\n",
     }.items():
         (tmp_path / importer).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / importer).write_text(source)

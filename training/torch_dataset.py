@@ -12,7 +12,7 @@ Each item takes one foreground ``F`` and alpha of the dataset and, when augmenti
 5. draws a background ``B`` of ``size x size`` (a picture of a folder, or a procedural one)
    and composites ``I = F * alpha + B * (1 - alpha)`` on the final pixels, so the returned
    tensors satisfy that equation exactly;
-6. makes a trimap with :func:`..refine.trimap.trimap_from_alpha`: unknown where
+6. makes a trimap with :func:`..base.trimap.trimap_from_alpha`: unknown where
    ``0 < alpha < 1`` and within a band of it or of a 0/1 edge, 1 where opaque.
 
 Without augmentation (``augment=False``, for validation) the whole image is resized to
@@ -35,10 +35,10 @@ import torch
 
 from ..dataset import list_sample_ids, load_sample
 from ..dataset.export import plan_split
-from ..refine.composite import procedural_background
-from ..refine.trimap import TRIMAP_UNKNOWN as UNKNOWN_CODE
-from ..refine.trimap import trimap_from_alpha
-from ..refine.validation import check_pixel_count
+from ..base.composite import procedural_background
+from ..base.trimap import TRIMAP_UNKNOWN as UNKNOWN_CODE
+from ..base.trimap import trimap_from_alpha
+from ..base.validation import check_pixel_count
 
 __all__ = ["AugmentOptions", "MattingDataset", "list_training_ids", "split_ids", "seed_worker",
            "jitter_colour", "make_item", "TRIMAP_UNKNOWN"]

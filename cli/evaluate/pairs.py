@@ -17,7 +17,7 @@ import numpy as np
 
 from ...dataset.imagefiles import ImageFileError, printable_name, read_gray, read_rgba, scan_pngs
 from ...evaluation import METRIC_NAMES, evaluate_pair
-from ...refine.trimap import check_trimap_codes
+from ...base.trimap import check_trimap_codes
 
 __all__ = ["EvaluationInputError", "ImagePair", "EvaluationRun", "pair_files", "read_matte",
            "read_trimap", "evaluate_pairs", "summarise", "csv_text"]

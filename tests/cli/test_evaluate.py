@@ -13,7 +13,7 @@ import pytest
 from comfyui_ld_portrait.dataset.imagefiles import read_gray, write_png_atomic
 from comfyui_ld_portrait.evaluation import evaluate_pair
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
+from comfyui_ld_portrait.base.trimap import trimap_from_alpha
 
 from comfyui_ld_portrait.cli.app import main
 from helpers.cli_runs import run_cli

@@ -112,7 +112,7 @@ def test_card_of_a_missing_folder_fails(tmp_path):
 
 def test_the_card_sample_sheet_shows_the_samples_over_a_checker_only(dataset, tmp_path, monkeypatch):
     """The card's sample sheet is "a grid of samples over a checkerboard"."""
-    from comfyui_ld_portrait.refine import composite
+    from comfyui_ld_portrait.base import composite
 
     kinds = []
 

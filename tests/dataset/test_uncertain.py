@@ -5,7 +5,7 @@ import numpy as np
 from comfyui_ld_portrait.dataset import DatasetWriter, dataset_stats
 from comfyui_ld_portrait.dataset.sheet import (COLUMN_LEGENDS, COLUMN_TITLES, COLUMN_UNCERTAIN_LEGENDS,
                                                SheetRow, contact_sheet)
-from comfyui_ld_portrait.refine.errormap import UNCERTAIN_CYAN, UNCERTAIN_LEGEND
+from comfyui_ld_portrait.base.errormap import UNCERTAIN_CYAN, UNCERTAIN_LEGEND
 
 CELL, GAP = 64, 8
 TITLE_LINE, CAPTION = 21, 18  # cell 64 -> text scale 0.35 (see test_sheet.py)

@@ -2,10 +2,12 @@
 
 Layers, lowest first (a package may import from its own layer and the ones below):
 
-0. ``refine``, ``prompting``, ``layerdiffusion``, ``evaluation``, ``matting``: algorithms
-1. ``dataset``, ``training``: the dataset on disk and what reads it
-2. ``pipeline``: jobs composed from the libraries
-3. ``cli``, ``nodes``: the two front ends (neither imports the other)
+0. ``base``: what every package shares (input checks, trimaps, padding, compositing, error
+   maps, the settings base, lazy namespaces); it imports no other package of the pack
+1. ``refine``, ``prompting``, ``layerdiffusion``, ``evaluation``, ``matting``: algorithms
+2. ``dataset``, ``training``: the dataset on disk and what reads it
+3. ``pipeline``: jobs composed from the libraries
+4. ``cli``, ``nodes``: the two front ends (neither imports the other)
 
 Besides: only ``nodes`` imports the host (ComfyUI's modules); the numpy algorithm packages
 import no torch; inside the pack every import of the pack is relative; the root
@@ -18,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAYERS = {
-    "refine": 0, "prompting": 0, "layerdiffusion": 0, "evaluation": 0, "matting": 0,
-    "dataset": 1, "training": 1,
-    "pipeline": 2,
-    "cli": 3, "nodes": 3,
+    "base": 0,
+    "refine": 1, "prompting": 1, "layerdiffusion": 1, "evaluation": 1, "matting": 1,
+    "dataset": 2, "training": 2,
+    "pipeline": 3,
+    "cli": 4, "nodes": 4,
 }
 #: Front ends that must not reach into each other.
 SEPARATE = {("cli", "nodes"), ("nodes", "cli")}
@@ -29,7 +32,7 @@ SEPARATE = {("cli", "nodes"), ("nodes", "cli")}
 HOST_MODULES = {"comfy", "comfy_extras", "comfy_api", "folder_paths", "server", "execution",
                 "node_helpers", "latent_preview", "nodes", "model_management"}
 #: Packages whose code is numpy/OpenCV/SciPy only.
-NO_TORCH = {"refine", "prompting", "evaluation", "matting"}
+NO_TORCH = {"base", "refine", "prompting", "evaluation", "matting"}
 PACK_NAME = "comfyui_ld_portrait"
 NOT_PACK = {"tests", "tools", "benchmarks", "examples", "docs", "workflows", ".venv", "build"}
 

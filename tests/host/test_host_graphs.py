@@ -17,7 +17,7 @@ from helpers.host_images import assert_within_one_step, read_rgb, saved_8bit
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
-from comfyui_ld_portrait.refine.padding import pad_foreground
+from comfyui_ld_portrait.base.padding import pad_foreground
 
 
 def _single_graph(path: str, prefix: str) -> dict:

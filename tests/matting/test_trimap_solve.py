@@ -8,7 +8,7 @@ from comfyui_ld_portrait.matting.trimap_solve import (TrimapError, estimate_fore
                                                       solve_trimap_coarse_to_fine,
                                                       unknown_error)
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.refine.composite import procedural_background
+from comfyui_ld_portrait.base.composite import procedural_background
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def test_widget_defaults_mirror_the_library():
 # --- pad foreground -----------------------------------------------------------------------
 
 def test_pad_foreground_batch_and_invert():
-    from comfyui_ld_portrait.refine.padding import pad_foreground
+    from comfyui_ld_portrait.base.padding import pad_foreground
 
     alphas = [_bust_alpha(), _bust_alpha(cx=100)]
     colours = [_colour(0), _colour(1)]

@@ -10,7 +10,7 @@ import torch
 from comfyui_ld_portrait import NODE_CLASS_MAPPINGS
 from comfyui_ld_portrait.evaluation import evaluate_pair
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.refine.trimap import trimap_from_alpha, trimap_from_mask
+from comfyui_ld_portrait.base.trimap import trimap_from_alpha, trimap_from_mask
 
 TrimapFromAlpha = NODE_CLASS_MAPPINGS["LDPTrimapFromAlpha"]
 TrimapErodeDilate = NODE_CLASS_MAPPINGS["LDPTrimapErodeDilate"]

@@ -8,7 +8,7 @@ import torch
 from comfyui_ld_portrait.nodes.matte import (LDPConnectivityRefine, LDPQualityGate, LDPQualityGateSimple,
                                              LDPRefineAlpha)
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
-from comfyui_ld_portrait.refine.errormap import UNCERTAIN_CYAN
+from comfyui_ld_portrait.base.errormap import UNCERTAIN_CYAN
 from helpers.veiled_bust import SIZE, veiled_bust
 
 #: The refine nodes' outputs before the 'uncertain' output, in order: saved workflows link them by position.

@@ -12,7 +12,7 @@ from comfyui_ld_portrait.pipeline.demo import run_demo
 from comfyui_ld_portrait.pipeline.folder import RefineOptions, refine_folder
 from comfyui_ld_portrait.pipeline.portrait import process_portrait
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
-from comfyui_ld_portrait.refine.errormap import UNCERTAIN_CYAN, error_panel
+from comfyui_ld_portrait.base.errormap import UNCERTAIN_CYAN, error_panel
 from helpers.veiled_bust import veiled_bust
 
 GATE = {"min_side": 128}

@@ -7,10 +7,10 @@ import pytest
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
-from comfyui_ld_portrait.refine.errormap import (ERROR_RED, LEGEND_COLOURS, PANEL_TITLES,
-                                                 PANEL_TITLES_WITH_UNCERTAIN, RED_LEGEND,
-                                                 UNCERTAIN_CYAN, UNCERTAIN_LEGEND,
-                                                 alpha_bar_error_view, error_map, error_panel)
+from comfyui_ld_portrait.base.errormap import (ERROR_RED, LEGEND_COLOURS, PANEL_TITLES,
+                                               PANEL_TITLES_WITH_UNCERTAIN, RED_LEGEND,
+                                               UNCERTAIN_CYAN, UNCERTAIN_LEGEND,
+                                               alpha_bar_error_view, error_map, error_panel)
 from comfyui_ld_portrait.refine.quality import (PORTRAIT_FLOOR, QUALITY_PRESETS, REASON_CODES,
                                                 QualityThresholds, assess_quality, judge_quality,
                                                 measure_quality, quality_preset)

@@ -76,7 +76,7 @@ def p3m_fixtures(git_dir: Path) -> dict:
 def _portrait_pairs(count: int, size: int):
     sys.path.insert(0, str(REPO.parent))
     from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-    from comfyui_ld_portrait.refine.trimap import trimap_from_alpha
+    from comfyui_ld_portrait.base.trimap import trimap_from_alpha
 
     for seed in range(count):
         portrait = make_portrait(seed, size)

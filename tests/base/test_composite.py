@@ -1,4 +1,4 @@
-"""refine.composite (compositing, cover crop, procedural backgrounds) and LDPCompositeBackground."""
+"""base.composite (compositing, cover crop, procedural backgrounds) and LDPCompositeBackground."""
 import cv2
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import torch
 
 from comfyui_ld_portrait.nodes.dataset import LDPCompositeBackground
 from comfyui_ld_portrait.dataset.backgrounds import BackgroundFolder, list_background_files, read_background
-from comfyui_ld_portrait.refine.composite import (KINDS, background_seed,
-                                                  composite_over, cover_crop,
-                                                  pick_kind,
-                                                  procedural_background)
+from comfyui_ld_portrait.base.composite import (KINDS, background_seed,
+                                                composite_over, cover_crop,
+                                                pick_kind,
+                                                procedural_background)
 
 
 def _rng_image(h, w, seed=0):

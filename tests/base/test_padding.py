@@ -1,9 +1,9 @@
-"""Tests for refine.padding.pad_foreground (Layer Diffusion foreground colour padding)."""
+"""Tests for base.padding.pad_foreground (Layer Diffusion foreground colour padding)."""
 import numpy as np
 import pytest
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
-from comfyui_ld_portrait.refine.padding import PYRAMID_FACTOR, _premultiplied_pyramid, pad_foreground
+from comfyui_ld_portrait.base.padding import PYRAMID_FACTOR, _premultiplied_pyramid, pad_foreground
 
 
 def _random_rgba(height, width, seed=0):

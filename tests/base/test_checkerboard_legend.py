@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from comfyui_ld_portrait.dataset.sheet import COLUMN_LEGENDS, COLUMN_TITLES, SheetRow, contact_sheet
-from comfyui_ld_portrait.refine.errormap import (ALPHA_BAR_H_TITLE, CHECKER_SHADES, ERROR_RED,
-                                                 PANEL_TITLES, RED_LEGEND, checker_cell,
-                                                 checker_composite, checkerboard, error_panel)
+from comfyui_ld_portrait.base.errormap import (ALPHA_BAR_H_TITLE, CHECKER_SHADES, ERROR_RED,
+                                               PANEL_TITLES, RED_LEGEND, checker_cell,
+                                               checker_composite, checkerboard, error_panel)
 
 
 def test_checkerboard_cells_by_hand():

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.refine.validation import check_pixel_count
+from comfyui_ld_portrait.base.validation import check_pixel_count
 
 
 @pytest.mark.parametrize("value", [0, 7, 512])
@@ -35,7 +35,7 @@ def test_without_an_upper_bound_only_the_lower_one_applies():
 def test_bounded_fields_carry_their_range_and_are_checked():
     import dataclasses
 
-    from comfyui_ld_portrait.refine.fields import bounded_field, check_bounded_fields
+    from comfyui_ld_portrait.base.fields import bounded_field, check_bounded_fields
 
     @dataclasses.dataclass
     class Plain:
@@ -62,7 +62,7 @@ def test_one_rule_decides_a_fields_kind_from_its_annotation():
     import dataclasses
     from typing import Optional
 
-    from comfyui_ld_portrait.refine.fields import field_kind
+    from comfyui_ld_portrait.base.fields import field_kind
 
     @dataclasses.dataclass
     class Kinds:
@@ -84,7 +84,7 @@ def test_settings_are_checked_when_made_and_across_fields():
     import dataclasses
 
     from comfyui_ld_portrait.matting.params import KeyParams, VideoMatteParams
-    from comfyui_ld_portrait.refine.fields import Settings, bounded_field
+    from comfyui_ld_portrait.base.fields import Settings, bounded_field
     from comfyui_ld_portrait.refine.quality_params import QualityThresholds
     from comfyui_ld_portrait.refine.refine_params import AUTOMATIC_SIZES, RefineParams
 

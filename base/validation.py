@@ -1,8 +1,8 @@
 """Input checks shared by every matte algorithm.
 
-Each public function in ``refine`` accepts what users actually have (float or 8/16-bit
-integer arrays) and turns it into float32 in 0..1, or raises a ``ValueError`` that says what
-was wrong and how to fix it. Nothing here silently "repairs" bad data such as NaN.
+Every public function of the pack that takes a matte accepts what users actually have (float
+or 8/16-bit integer arrays) and turns it into float32 in 0..1 through these, or raises a
+``ValueError`` that says what was wrong and how to fix it. Nothing here silently "repairs" bad data such as NaN.
 """
 from __future__ import annotations
 

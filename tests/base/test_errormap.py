@@ -1,9 +1,9 @@
-"""Tests for refine.errormap (alpha-bar / alpha-bar_h / error-map pictures)."""
+"""Tests for base.errormap (alpha-bar / alpha-bar_h / error-map pictures)."""
 import numpy as np
 import pytest
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
-from comfyui_ld_portrait.refine.errormap import (
+from comfyui_ld_portrait.base.errormap import (
     ERROR_RED,
     PANEL_TITLES,
     alpha_bar_error_view,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.refine.trimap import (check_trimap_codes, trimap_array, trimap_from_alpha,
-                                               trimap_from_mask, trimap_to_unit)
+from comfyui_ld_portrait.base.trimap import (check_trimap_codes, trimap_array, trimap_from_alpha,
+                                             trimap_from_mask, trimap_to_unit)
 
 
 def _kinds(alpha: np.ndarray) -> np.ndarray:

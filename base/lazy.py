@@ -13,13 +13,15 @@ __all__ = ["lazy_exports"]
 
 def lazy_exports(package: str, homes: dict[str, str]):
     """``(__getattr__, __dir__)`` for the package named ``package`` whose public names live in
-    the modules ``homes`` names (public name -> module name within the package)."""
+    the modules ``homes`` names (public name -> module name within the package, or a relative
+    module name such as ``"..base.padding"`` for a name the package re-exports from below)."""
 
     def __getattr__(name):
         home = homes.get(name)
         if home is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{home}"), name)
+        module = home if home.startswith(".") else f".{home}"
+        return getattr(importlib.import_module(module, package), name)
 
     def __dir__():
         return sorted(set(vars(importlib.import_module(package))) | set(homes))
