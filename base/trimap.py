@@ -8,6 +8,13 @@ Two sources:
 - :func:`trimap_from_mask` -- from a coarse mask (a segmentation): foreground is the mask eroded
   by ``erode`` pixels, background what the mask dilated by ``dilate`` pixels does not reach.
 
+Both write one of two conventions, chosen by the value of the unknown region (``unknown``):
+
+- ``128`` (:data:`TRIMAP_UNKNOWN`, the default): uint8 codes 0 / 128 / 255, the field's trimap
+  files and the DIM evaluation;
+- ``0.5`` (:data:`UNIT_UNKNOWN`): float32 0 / 0.5 / 1, what the pymatting solvers, MASK sockets
+  and training tensors hold.
+
 Distances are Euclidean (round structuring elements), measured with OpenCV's exact distance
 transform; the image border is not an edge (a portrait that leaves the frame gets no unknown
 strip along the border).
@@ -19,10 +26,18 @@ import numpy as np
 
 from .validation import HALF_CODE, as_alpha
 
-__all__ = ["TRIMAP_BACKGROUND", "TRIMAP_UNKNOWN", "TRIMAP_FOREGROUND", "trimap_from_alpha",
-           "trimap_from_mask", "band_in_pixels", "check_trimap_codes", "trimap_array", "trimap_to_unit"]
+__all__ = ["TRIMAP_BACKGROUND", "TRIMAP_UNKNOWN", "TRIMAP_FOREGROUND", "UNIT_UNKNOWN", "UNKNOWN_VALUES",
+           "trimap_from_alpha", "trimap_from_mask", "band_in_pixels", "check_trimap_codes", "trimap_array",
+           "trimap_to_unit"]
 
 TRIMAP_BACKGROUND, TRIMAP_UNKNOWN, TRIMAP_FOREGROUND = 0, 128, 255
+#: The unknown value of the unit convention (float32 0 / 0.5 / 1).
+UNIT_UNKNOWN = 0.5
+#: The unknown value of each convention -> (dtype, background value, foreground value).
+_CONVENTIONS = {TRIMAP_UNKNOWN: (np.uint8, TRIMAP_BACKGROUND, TRIMAP_FOREGROUND),
+                UNIT_UNKNOWN: (np.float32, 0.0, 1.0)}
+#: The values ``unknown`` may take.
+UNKNOWN_VALUES = tuple(_CONVENTIONS)
 
 
 def _distance_to_outside(region: np.ndarray) -> np.ndarray:
@@ -46,15 +61,27 @@ def band_in_pixels(shape: tuple[int, int], band: float = 0.0, band_fraction: flo
     return float(band)
 
 
-def _compose(sure_foreground: np.ndarray, sure_background: np.ndarray) -> np.ndarray:
-    trimap = np.full(sure_foreground.shape, TRIMAP_UNKNOWN, np.uint8)
-    trimap[sure_background] = TRIMAP_BACKGROUND
-    trimap[sure_foreground] = TRIMAP_FOREGROUND
+def _convention(unknown) -> tuple:
+    """(unknown value, dtype, background value, foreground value) of the convention whose
+    unknown value is ``unknown`` (128 or 0.5), or ``ValueError``."""
+    for value, (dtype, background, foreground) in _CONVENTIONS.items():
+        if not isinstance(unknown, (bool, str)) and unknown == value:
+            return value, dtype, background, foreground
+    raise ValueError(f"unknown must be {TRIMAP_UNKNOWN} (uint8 codes 0/128/255) or {UNIT_UNKNOWN} "
+                     f"(float32 0/0.5/1), got {unknown!r}.")
+
+
+def _compose(sure_foreground: np.ndarray, sure_background: np.ndarray,
+             unknown=TRIMAP_UNKNOWN) -> np.ndarray:
+    value, dtype, background, foreground = _convention(unknown)
+    trimap = np.full(sure_foreground.shape, value, dtype)
+    trimap[sure_background] = background
+    trimap[sure_foreground] = foreground
     return trimap
 
 
-def trimap_from_alpha(alpha, band: float = 0.0, *, band_fraction: float | None = None
-                      ) -> np.ndarray:
+def trimap_from_alpha(alpha, band: float = 0.0, *, band_fraction: float | None = None,
+                      unknown=TRIMAP_UNKNOWN) -> np.ndarray:
     """Trimap of an alpha matte: unknown where it is neither 0 nor 1, widened by a band.
 
     Parameters
@@ -67,13 +94,16 @@ def trimap_from_alpha(alpha, band: float = 0.0, *, band_fraction: float | None =
         become unknown. 0 keeps exactly the pixels with ``0 < alpha < 1``.
     band_fraction : float, optional
         The band as a fraction of the shorter image side (e.g. 0.02); overrides ``band``.
+    unknown : 128 or 0.5
+        The convention (module documentation): uint8 codes 0/128/255 or float32 0/0.5/1.
 
     Returns
     -------
-    uint8 ndarray [H, W]
-        0 where alpha is 0 farther than the band from any other value, 255 likewise for 1,
-        128 elsewhere.
+    ndarray [H, W]
+        Background (0) where alpha is 0 farther than the band from any other value,
+        foreground (255 or 1) likewise for 1, ``unknown`` elsewhere.
     """
+    _convention(unknown)
     alpha = as_alpha(alpha)
     width = band_in_pixels(alpha.shape, band, band_fraction)
     foreground = alpha >= 1.0 - HALF_CODE
@@ -81,13 +111,16 @@ def trimap_from_alpha(alpha, band: float = 0.0, *, band_fraction: float | None =
     # A pixel is sure when every pixel within `width` has its own value: its distance to the
     # nearest pixel of another kind exceeds the band.
     return _compose(_distance_to_outside(foreground) > width,
-                    _distance_to_outside(background) > width)
+                    _distance_to_outside(background) > width, unknown)
 
 
 def trimap_from_mask(mask, erode: float = 10.0, dilate: float = 10.0, *,
-                     threshold: float = 0.5) -> np.ndarray:
+                     threshold: float = 0.5, unknown=TRIMAP_UNKNOWN) -> np.ndarray:
     """Trimap of a coarse mask (a segmentation): eroded mask = foreground, outside the dilated
     mask = background, the ring between = unknown.
+
+    The one erode / dilate trimap of the pack: the evaluation and the matting code (a band of
+    equal erosion and dilation, ``unknown=0.5``) both make theirs here.
 
     Parameters
     ----------
@@ -97,12 +130,15 @@ def trimap_from_mask(mask, erode: float = 10.0, dilate: float = 10.0, *,
         Radii in pixels (Euclidean, >= 0) of the erosion and dilation.
     threshold : float
         Inside/outside cut for non-bool masks (0..1).
+    unknown : 128 or 0.5
+        The convention (module documentation): uint8 codes 0/128/255 or float32 0/0.5/1.
 
     Returns
     -------
-    uint8 ndarray [H, W]
-        0 / 128 / 255.
+    ndarray [H, W]
+        uint8 0 / 128 / 255, or float32 0 / 0.5 / 1.
     """
+    _convention(unknown)
     for name, value in (("erode", erode), ("dilate", dilate)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a radius in pixels >= 0, got {value!r}.")
@@ -114,7 +150,7 @@ def trimap_from_mask(mask, erode: float = 10.0, dilate: float = 10.0, *,
     # most r from the inside.
     sure_foreground = _distance_to_outside(inside) > erode
     sure_background = _distance_to_outside(~inside) > dilate
-    return _compose(sure_foreground, sure_background)
+    return _compose(sure_foreground, sure_background, unknown)
 
 
 def trimap_array(trimap, name: str = "trimap") -> np.ndarray:
@@ -129,12 +165,10 @@ def trimap_array(trimap, name: str = "trimap") -> np.ndarray:
 
 
 def trimap_to_unit(codes: np.ndarray) -> np.ndarray:
-    """Trimap codes 0/128/255 as float32 0 / 0.5 / 1, the convention of the pymatting solvers
-    and of MASK sockets. ``codes`` is uint8 [H, W] as :func:`trimap_from_mask` returns it."""
-    trimap = np.full(codes.shape, 0.5, np.float32)
-    trimap[codes == TRIMAP_BACKGROUND] = 0.0
-    trimap[codes == TRIMAP_FOREGROUND] = 1.0
-    return trimap
+    """Trimap codes 0/128/255 (uint8 [H, W], e.g. read from a file) as float32 0 / 0.5 / 1, the
+    convention of the pymatting solvers and of MASK sockets. To make a trimap in that convention,
+    pass ``unknown=0.5`` to :func:`trimap_from_mask` or :func:`trimap_from_alpha` instead."""
+    return _compose(codes == TRIMAP_FOREGROUND, codes == TRIMAP_BACKGROUND, UNIT_UNKNOWN)
 
 
 def check_trimap_codes(trimap, name: str = "trimap") -> np.ndarray:

@@ -30,13 +30,13 @@ import time
 
 import numpy as np
 
-from comfyui_ld_portrait.matting._trimap import band_trimap
+from comfyui_ld_portrait.base.composite import procedural_background
+from comfyui_ld_portrait.base.trimap import UNIT_UNKNOWN, trimap_from_mask
 from comfyui_ld_portrait.matting.keying import KeyParams, chroma_key, green_excess
 from comfyui_ld_portrait.matting.trimap_solve import solve_trimap, unknown_error
 from comfyui_ld_portrait.matting.video import VideoMatteParams, matte_video
 from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen, make_moving_clip
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.base.composite import procedural_background
 
 
 def _sad(a, b) -> float:
@@ -74,7 +74,8 @@ def bench_trimap(sizes) -> None:
         alpha = np.asarray(portrait.alpha_true, np.float32)
         background = procedural_background("bokeh", size, size, 5)
         image = alpha[..., None] * portrait.rgb + (1 - alpha[..., None]) * background
-        trimap = band_trimap(alpha, max(4, size // 64))
+        band = max(4, size // 64)
+        trimap = trimap_from_mask(alpha, band, band, unknown=UNIT_UNKNOWN)
         own = unknown_error(trimap, alpha, trimap)
         for label, tile in (("tiles 256", 256), ("one window", 0)):
             started = time.perf_counter()
@@ -96,7 +97,7 @@ def _wide_scene(size: int, fraction: float = 0.5):
     low, high = 1.0, size / 2.0
     for _ in range(20):  # bisection on the band's half-width
         band = (low + high) / 2
-        trimap = band_trimap(alpha, band)
+        trimap = trimap_from_mask(alpha, band, band, unknown=UNIT_UNKNOWN)
         if ((trimap > 0.1) & (trimap < 0.9)).mean() < fraction:
             low = band
         else:

@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from ..base.trimap import UNIT_UNKNOWN, trimap_from_mask
 from ..base.validation import as_alpha, as_rgb
-from ._trimap import band_trimap
 from .params import VideoMatteParams
 from .trimap_solve import estimate_foreground, solve_trimap, split_trimap
 
@@ -149,7 +149,7 @@ def video_trimaps(masks: Sequence[np.ndarray], frames: Sequence[np.ndarray],
     shape = frames[0].shape[:2]
     band = params.band_for(shape)
     binary = stabilise_masks(masks, params) if params.stabilise else [m > 0.5 for m in masks]
-    trimaps = [band_trimap(mask, band) for mask in binary]
+    trimaps = [trimap_from_mask(mask, band, band, unknown=UNIT_UNKNOWN) for mask in binary]
     if params.motion_band and len(frames) > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * params.motion_band + 1,) * 2)
         weights = static_weights(frames, params.motion_threshold)

@@ -106,9 +106,10 @@ class LDPTrimapFromMask:
         }
 
     def trimap(self, mask, band, invert=False):
-        from ..matting._trimap import band_trimap
+        from ..base.trimap import UNIT_UNKNOWN, trimap_from_mask
 
-        return (mask_tensor([band_trimap(m, int(band)) for m in mask_list(mask, "mask", invert)]),)
+        return (mask_tensor([trimap_from_mask(m, int(band), int(band), unknown=UNIT_UNKNOWN)
+                             for m in mask_list(mask, "mask", invert)]),)
 
 
 class LDPTrimapMatting:

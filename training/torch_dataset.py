@@ -36,15 +36,14 @@ import torch
 from ..dataset import list_sample_ids, load_sample
 from ..dataset.export import plan_split
 from ..base.composite import procedural_background
-from ..base.trimap import TRIMAP_UNKNOWN as UNKNOWN_CODE
-from ..base.trimap import trimap_from_alpha
+from ..base.trimap import UNIT_UNKNOWN, trimap_from_alpha
 from ..base.validation import check_pixel_count
 
 __all__ = ["AugmentOptions", "MattingDataset", "list_training_ids", "split_ids", "seed_worker",
            "jitter_colour", "make_item", "TRIMAP_UNKNOWN"]
 
 #: Value of the unknown region in the returned trimap tensors (0 background, 1 foreground).
-TRIMAP_UNKNOWN = 0.5
+TRIMAP_UNKNOWN = UNIT_UNKNOWN
 # Alpha values within half an 8-bit step of 0 or 1 count as transparent / opaque (resizing
 # leaves tiny float residues that are not a soft edge).
 _SOFT_EPSILON = 0.5 / 255.0
@@ -315,9 +314,7 @@ def make_item(fg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, index
     weight = alpha[..., None]
     image = np.clip(fg * weight + bg * (np.float32(1.0) - weight), 0.0, 1.0)
     band = max(1, int(round(fraction * size)))
-    codes = trimap_from_alpha(alpha, band)  # 0 / 128 / 255
-    trimap = (codes == 255).astype(np.float32)
-    trimap[codes == UNKNOWN_CODE] = TRIMAP_UNKNOWN
+    trimap = trimap_from_alpha(alpha, band, unknown=TRIMAP_UNKNOWN)  # float32 0 / 0.5 / 1
 
     def chw(array):
         array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.base.trimap import (check_trimap_codes, trimap_array, trimap_from_alpha,
-                                             trimap_from_mask, trimap_to_unit)
+from comfyui_ld_portrait.base.trimap import (UNIT_UNKNOWN, UNKNOWN_VALUES, check_trimap_codes, trimap_array,
+                                             trimap_from_alpha, trimap_from_mask, trimap_to_unit)
 
 
 def _kinds(alpha: np.ndarray) -> np.ndarray:
@@ -117,6 +117,35 @@ def test_mask_trimap_from_float_mask_uses_the_threshold():
     assert (trimap_from_mask(mask, 0, 0, threshold=0.8) == 0).all()
     with pytest.raises(ValueError, match="erode"):
         trimap_from_mask(mask, erode=-2)
+
+
+def _soft_disk(size: int = 40) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    return np.clip((12.0 - np.hypot(yy - size / 2, xx - size / 2)) / 3.0, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("make", [
+    lambda alpha, unknown: trimap_from_mask(alpha, 3, 5, unknown=unknown),
+    lambda alpha, unknown: trimap_from_alpha(alpha, 2.5, unknown=unknown),
+], ids=["from_mask", "from_alpha"])
+def test_the_unknown_value_picks_the_convention_and_nothing_else(make):
+    """The one trimap path: 128 gives the uint8 codes (the default), 0.5 the same regions as
+    float32 0 / 0.5 / 1 -- what the matting code used to get by converting the codes."""
+    alpha = _soft_disk()
+    codes = make(alpha, 128)
+    unit = make(alpha, UNIT_UNKNOWN)
+    assert codes.dtype == np.uint8 and set(np.unique(codes)) == {0, 128, 255}
+    assert unit.dtype == np.float32 and set(np.unique(unit)) == {0.0, 0.5, 1.0}
+    assert np.array_equal(unit, trimap_to_unit(codes))
+    assert np.array_equal(make(alpha, 128.0), codes) and UNKNOWN_VALUES == (128, 0.5)
+
+
+@pytest.mark.parametrize("unknown", [127, 0.25, "0.5", True, None])
+def test_an_unknown_value_of_no_convention_is_refused(unknown):
+    with pytest.raises(ValueError, match=r"unknown must be 128 \(uint8 codes 0/128/255\) or 0.5"):
+        trimap_from_mask(np.ones((4, 4), bool), 1, 1, unknown=unknown)
+    with pytest.raises(ValueError, match="unknown must be"):
+        trimap_from_alpha(np.ones((4, 4), np.float32), 1, unknown=unknown)
 
 
 def test_check_trimap_codes_accepts_the_convention_and_names_stray_values():

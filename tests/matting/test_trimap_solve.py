@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.matting._trimap import band_trimap
+from comfyui_ld_portrait.base.composite import procedural_background
+from comfyui_ld_portrait.base.trimap import UNIT_UNKNOWN, trimap_from_mask
 from comfyui_ld_portrait.matting.trimap_solve import (TrimapError, estimate_foreground,
                                                       solve_trimap,
                                                       solve_trimap_coarse_to_fine,
                                                       unknown_error)
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
-from comfyui_ld_portrait.base.composite import procedural_background
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def composite():
     fg = np.asarray(portrait.rgb, np.float32)
     background = procedural_background("bokeh", 128, 128, 9)
     image = alpha[..., None] * fg + (1 - alpha[..., None]) * background
-    return image.astype(np.float32), alpha, fg, band_trimap(alpha, 4)
+    return image.astype(np.float32), alpha, fg, trimap_from_mask(alpha, 4, 4, unknown=UNIT_UNKNOWN)
 
 
 def test_error_in_the_unknown_band_is_far_below_the_trimaps_own(composite):
@@ -93,7 +93,7 @@ def wide_band():
     alpha = np.asarray(portrait.alpha_true, np.float32)
     background = procedural_background("bokeh", 192, 192, 5)
     image = alpha[..., None] * portrait.rgb + (1 - alpha[..., None]) * background
-    trimap = band_trimap(alpha, 19)
+    trimap = trimap_from_mask(alpha, 19, 19, unknown=UNIT_UNKNOWN)
     assert 0.4 < ((trimap > 0.1) & (trimap < 0.9)).mean() < 0.6
     return image.astype(np.float32), alpha, trimap
 
