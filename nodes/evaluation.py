@@ -4,7 +4,9 @@ of one alpha against a reference.
 Thin adapters over :mod:`..base.trimap` and :mod:`..evaluation`. A trimap travels as a MASK
 holding 0 (background), 128/255 (unknown) and 1 (foreground), so saving it as an 8-bit image
 gives the field's 0/128/255 codes; the IMAGE output is the same picture for previews and
-image savers.
+image savers. Trimap By Erode / Dilate is the pack's one trimap-from-a-mask node: its
+``unknown`` choice gives 0.5 instead (what pymatting-style solvers expect), which is what the
+deprecated Trimap from Mask (:mod:`.matting`) made.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from ._common import (ALPHA_TOOLTIP, alpha_input, check_interrupt, image_tensor,
 CATEGORY = "LD-Portrait/evaluation"
 
 _BAND_UNITS = ["pixels", "percent of shorter side"]
+#: The ``unknown`` choice of Trimap By Erode / Dilate -> the unknown value :mod:`..base.trimap` takes.
+UNKNOWN_CHOICES = {"128/255": 128, "0.5": 0.5}
 
 
 class _TrimapNode:
@@ -33,9 +37,30 @@ class _TrimapNode:
 
     @staticmethod
     def _outputs(trimaps: list[np.ndarray]) -> tuple:
-        """uint8 trimap codes (0/128/255) per image -> (MASK, IMAGE) outputs."""
-        masks = [codes.astype(np.float32) / np.float32(255.0) for codes in trimaps]
+        """Trimaps per image (uint8 codes 0/128/255 or float 0/0.5/1) -> (MASK, IMAGE) outputs."""
+        masks = [as_mask_values(trimap) for trimap in trimaps]
         return (mask_tensor(masks), image_tensor([np.repeat(m[..., None], 3, axis=2) for m in masks]))
+
+
+def as_mask_values(trimap: np.ndarray) -> np.ndarray:
+    """A trimap as MASK values: uint8 codes 0/128/255 divided by 255, float 0/0.5/1 as they are."""
+    if trimap.dtype == np.uint8:
+        return trimap.astype(np.float32) / np.float32(255.0)
+    return trimap.astype(np.float32, copy=False)
+
+
+def erode_dilate_trimaps(mask, erode: float, dilate: float, invert: bool, unknown: str) -> list[np.ndarray]:
+    """One trimap per MASK of the batch (:func:`..base.trimap.trimap_from_mask`), with the
+    unknown value of the ``unknown`` choice (a key of :data:`UNKNOWN_CHOICES`)."""
+    from ..base.trimap import trimap_from_mask
+
+    if unknown not in UNKNOWN_CHOICES:
+        raise ValueError(f"unknown must be one of {list(UNKNOWN_CHOICES)}, got {unknown!r}.")
+    trimaps = []
+    for frame in mask_list(mask, "mask", invert=invert):
+        check_interrupt()
+        trimaps.append(trimap_from_mask(frame, erode, dilate, unknown=UNKNOWN_CHOICES[unknown]))
+    return trimaps
 
 
 class LDPTrimapFromAlpha(_TrimapNode):
@@ -77,7 +102,13 @@ class LDPTrimapErodeDilate(_TrimapNode):
     DESCRIPTION = (
         "Make a trimap from a coarse mask such as a segmentation: the mask eroded is "
         "foreground, what the dilated mask does not reach is background, the ring between is "
-        "unknown.")
+        "unknown (128/255 for evaluation and 8-bit trimap files, or 0.5 for matting solvers). "
+        "For a band around the edge, set erode and dilate to the same width.")
+    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
+        MASK trimap: Trimap as a MASK: 0 background, 1 foreground, unknown 128/255 (saved as 8 bit:
+            0/128/255) or 0.5, as the unknown input says.
+        IMAGE trimap_image: The same trimap as a gray IMAGE, for previews and image savers.
+    """)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -91,16 +122,15 @@ class LDPTrimapErodeDilate(_TrimapNode):
                                  "tooltip": "Radius in pixels the mask grows by; beyond it is "
                                             "sure background."}),
             "invert": invert_input(),
+        }, "optional": {
+            "unknown": (list(UNKNOWN_CHOICES), {"default": "128/255", "tooltip": (
+                "Value of the unknown ring. 128/255: the field's 0/128/255 codes when saved as "
+                "8 bit (DIM evaluation, trimap files). 0.5: the 0/0.5/1 trimaps of "
+                "pymatting-style solvers. Trimap Matting and Matte Metrics read both.")}),
         }}
 
-    def make(self, mask, erode, dilate, invert):
-        from ..base.trimap import trimap_from_mask
-
-        trimaps = []
-        for frame in mask_list(mask, "mask", invert=invert):
-            check_interrupt()
-            trimaps.append(trimap_from_mask(frame, erode, dilate))
-        return self._outputs(trimaps)
+    def make(self, mask, erode, dilate, invert, unknown="128/255"):
+        return self._outputs(erode_dilate_trimaps(mask, erode, dilate, invert, unknown))
 
 
 _METRIC_LABELS = (("sad", "SAD"), ("mse", "MSE"), ("mad", "MAD"), ("grad", "Grad"),

@@ -1,5 +1,6 @@
-"""Matting nodes: chroma keyer, trimap from mask, trimap matting, video matting, and the folder
-loaders / RGBA sequence saver the video workflow needs.
+"""Matting nodes: chroma keyer, trimap matting, video matting, and the folder loaders / RGBA
+sequence saver the video workflow needs; Trimap from Mask is a deprecated alias of the
+evaluation's Trimap By Erode / Dilate (:mod:`.evaluation`), kept so saved graphs load.
 
 Thin adapters over :mod:`..matting` (and :mod:`..pipeline.video_folder` for folders). Alpha
 sockets mean 1 = opaque subject; mask inputs offer ``invert`` for core's inverted MASK.
@@ -85,9 +86,16 @@ class LDPChromaKey:
 
 
 class LDPTrimapFromMask:
+    """Deprecated: Trimap By Erode / Dilate with erode = dilate = band and unknown 0.5 makes the
+    same trimap. Registered under its id, with its inputs in their order and its one output, so
+    saved graphs still load and run; ``DEPRECATED`` hides it from the node search of both
+    supported hosts (ComfyUI 0.3.64 and 0.8.0 report it as ``deprecated`` in /object_info)."""
+
+    DEPRECATED = True
     DESCRIPTION = (
-        "Make a trimap from a mask or an alpha: 1 inside, 0 outside, 0.5 in a band of the given "
-        "half-width around the edge (where the matting solver works).")
+        "Deprecated: use Trimap By Erode / Dilate (erode = dilate = band, unknown 0.5), which "
+        "makes the same trimap. Makes a trimap from a mask or an alpha: 1 inside, 0 outside, "
+        "0.5 in a band of the given half-width around the edge (where the matting solver works).")
     CATEGORY = CATEGORY
     FUNCTION = "trimap"
     RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
@@ -106,10 +114,9 @@ class LDPTrimapFromMask:
         }
 
     def trimap(self, mask, band, invert=False):
-        from ..base.trimap import UNIT_UNKNOWN, trimap_from_mask
+        from .evaluation import erode_dilate_trimaps
 
-        return (mask_tensor([trimap_from_mask(m, int(band), int(band), unknown=UNIT_UNKNOWN)
-                             for m in mask_list(mask, "mask", invert)]),)
+        return (mask_tensor(erode_dilate_trimaps(mask, int(band), int(band), invert, "0.5")),)
 
 
 class LDPTrimapMatting:
@@ -380,7 +387,7 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LDPChromaKey": "Chroma Key (LD-Portrait)",
-    "LDPTrimapFromMask": "Trimap from Mask (LD-Portrait)",
+    "LDPTrimapFromMask": "Trimap from Mask (deprecated: use Trimap By Erode / Dilate) (LD-Portrait)",
     "LDPTrimapMatting": "Trimap Matting (LD-Portrait)",
     "LDPVideoMatte": "Video Matte (LD-Portrait)",
     "LDPLoadFrameFolder": "Load Frame Folder (LD-Portrait)",

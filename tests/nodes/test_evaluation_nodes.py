@@ -50,6 +50,43 @@ def test_trimap_from_mask_node_gives_the_library_codes(portraits):
     assert set(np.unique(np.rint(mask.numpy() * 255))) == {0, 128, 255}
 
 
+def test_the_erode_dilate_node_offers_the_unknown_value_as_a_choice(portraits):
+    truth, _ = portraits
+    coarse = (truth > 0.5).astype(np.float32)
+    spec = TrimapErodeDilate.INPUT_TYPES()
+    assert list(spec["required"]) == ["mask", "erode", "dilate", "invert"]  # saved widget order
+    assert spec["optional"]["unknown"][0] == ["128/255", "0.5"]
+    assert spec["optional"]["unknown"][1]["default"] == "128/255"
+    codes, _ = TrimapErodeDilate().make(torch.from_numpy(coarse), 3.0, 6.0, False, "128/255")
+    unit, image = TrimapErodeDilate().make(torch.from_numpy(coarse), 3.0, 6.0, False, unknown="0.5")
+    for index in range(2):
+        assert np.array_equal(unit[index].numpy(), trimap_from_mask(coarse[index], 3.0, 6.0, unknown=0.5))
+        assert torch.equal(image[index, ..., 0], unit[index])
+    assert torch.equal(unit == 0.5, (codes * 255).round() == 128)
+    with pytest.raises(ValueError, match="unknown must be one of"):
+        TrimapErodeDilate().make(torch.from_numpy(coarse), 3.0, 6.0, False, "half")
+
+
+def test_trimap_from_mask_is_a_deprecated_alias_that_saved_graphs_still_run(portraits):
+    """Saved graphs hold LDPTrimapFromMask with widgets [band, invert] and a link from its one
+    output: the id, the inputs in their order and the output stay; it makes what Trimap By Erode
+    / Dilate makes with erode = dilate = band and unknown 0.5."""
+    from comfyui_ld_portrait import NODE_DISPLAY_NAME_MAPPINGS
+
+    alias = NODE_CLASS_MAPPINGS["LDPTrimapFromMask"]
+    assert alias.DEPRECATED is True and not getattr(TrimapErodeDilate, "DEPRECATED", False)
+    name = NODE_DISPLAY_NAME_MAPPINGS["LDPTrimapFromMask"]
+    assert "deprecated" in name and NODE_DISPLAY_NAME_MAPPINGS["LDPTrimapErodeDilate"].split(" (")[0] in name
+    spec = alias.INPUT_TYPES()
+    assert list(spec["required"]) == ["mask", "band"] and list(spec["optional"]) == ["invert"]
+    assert spec["required"]["band"][0] == "INT" and alias.RETURN_TYPES == ("MASK",)
+    truth, _ = portraits
+    (trimap,) = alias().trimap(torch.from_numpy(1 - truth), 4, invert=True)
+    expected, _ = TrimapErodeDilate().make(torch.from_numpy(truth), 4.0, 4.0, False, "0.5")
+    assert torch.equal(trimap, expected)
+    assert set(np.unique(trimap.numpy())) == {0.0, 0.5, 1.0}
+
+
 def test_metrics_node_matches_the_library_and_reuses_a_single_reference(portraits):
     truth, damaged = portraits
     out = MatteMetrics().measure(torch.from_numpy(damaged), torch.from_numpy(truth[:1]), "dim",
