@@ -5,14 +5,16 @@ ComfyUI passes IMAGE as float32 torch tensors ``[B, H, W, C]`` in 0..1 and MASK 
 batch into numpy arrays, call the library per image and stack the results back.
 
 Nothing here imports the host (``comfy``) or torch at module level: the pack must import
-without the host and without paying for torch when only the library or CLI is used. Host
-services (progress bar, interrupt) are looked up when called and quietly do nothing when the
-host is absent, so the nodes also run in plain Python (tests, scripts).
+without the host and without paying for torch when only the library or CLI is used. The host
+services the node modules use with these helpers (progress bar, interrupt) come from
+:mod:`._host`, the one place that looks the host up, and are re-exported here.
 """
 from __future__ import annotations
 
 import dataclasses
 import textwrap
+
+from ._host import Progress, check_interrupt
 
 __all__ = [
     "ALPHA_TOOLTIP",
@@ -195,25 +197,6 @@ def mask_tensor(frames: list[np.ndarray]):
     return _stacked_tensor(frames)
 
 
-class Progress:
-    """``comfy.utils.ProgressBar`` when the host is present, otherwise a silent counter."""
-
-    def __init__(self, total: int):
-        self.total = int(total)
-        self.done = 0
-        try:
-            from comfy.utils import ProgressBar  # host-only module
-        except ImportError:
-            self._bar = None
-        else:
-            self._bar = ProgressBar(self.total)
-
-    def update(self, steps: int = 1) -> None:
-        self.done += steps
-        if self._bar is not None:
-            self._bar.update(steps)
-
-
 def each_in_batch(items):
     """Yield every item of a batch (a sequence), checking the host's Cancel before each and
     advancing its progress bar after each."""
@@ -222,12 +205,3 @@ def each_in_batch(items):
         check_interrupt()
         yield item
         progress.update()
-
-
-def check_interrupt() -> None:
-    """Raise the host's interrupt exception if the user pressed Cancel; no-op without host."""
-    try:
-        from comfy.model_management import throw_exception_if_processing_interrupted
-    except ImportError:
-        return
-    throw_exception_if_processing_interrupted()

@@ -10,7 +10,8 @@ imported when a node runs so that loading the pack stays light. Alpha sockets me
 
 Where ``LDPSaveDataset`` writes
 -------------------------------
-The dataset root is ``<output folder>/<dataset_name>``. The output folder is, in order:
+The dataset root is ``<output folder>/<dataset_name>``. The output folder follows the pack's one
+rule (:func:`._host.output_directory`), in order:
 
 1. the ``output_root`` keyword of :meth:`LDPSaveDataset.save` (not a socket: for tests and
    scripts that call the node directly);
@@ -35,59 +36,16 @@ per dataset under ``provenance/<sha256>.json`` and referenced from each sample's
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from ._common import (Progress, alpha_input, check_interrupt, each_in_batch, image_input, image_list,
                       image_tensor, invert_input, mask_list, match_batch, node_outputs)
+from ._host import OUTPUT_DIR_ENV, output_directory
+from ._host import disables_metadata as host_disables_metadata
 
 CATEGORY = "LD-Portrait/dataset"
-OUTPUT_DIR_ENV = "LDP_OUTPUT_DIR"
 DEFAULT_DATASET_NAME = "ld_portrait_20k"
 MAX_INDEX = 2 ** 53  # the frontend stores widget values as JS numbers
-
-
-# --------------------------------------------------------------------------------------------
-# Host lookup
-# --------------------------------------------------------------------------------------------
-
-def output_directory(override=None) -> Path:
-    """The folder dataset roots are created in (see the module documentation for the order).
-
-    Raises
-    ------
-    ValueError
-        Neither an override, the host nor ``LDP_OUTPUT_DIR`` gives a folder.
-    """
-    if override is not None and str(override).strip():
-        return Path(override).expanduser()
-    try:
-        import folder_paths  # host-only module
-    except ImportError:
-        folder_paths = None
-    if folder_paths is not None:
-        return Path(folder_paths.get_output_directory())
-    env = os.environ.get(OUTPUT_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    raise ValueError(
-        "no output folder: this is not running inside ComfyUI. Set the environment variable "
-        f"{OUTPUT_DIR_ENV} to the folder that should hold the dataset, or pass output_root=.")
-
-
-def host_disables_metadata() -> bool:
-    """True when the running ComfyUI was started with ``--disable-metadata``.
-
-    Looked up only inside a running host, where ``comfy.cli_args`` has long been imported;
-    outside one nothing is imported (importing it elsewhere would parse this process's
-    command line as ComfyUI's).
-    """
-    if "comfy.cli_args" not in sys.modules:
-        return False
-    from comfy.cli_args import args  # host-only module, already loaded
-
-    return bool(getattr(args, "disable_metadata", False))
 
 
 # --------------------------------------------------------------------------------------------

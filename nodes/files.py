@@ -9,18 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._common import image_tensor, mask_tensor, node_outputs
+from ._host import input_directory
 
 CATEGORY = "LD-Portrait/io"
 OUT_OF_RANGE_MODES = ("wrap", "error")
-
-
-def _input_directory():
-    """ComfyUI's input folder, or None when the host is absent (plain Python, tests)."""
-    try:
-        import folder_paths  # host-only module
-    except ImportError:
-        return None
-    return Path(folder_paths.get_input_directory())
 
 
 def resolve_path(path: str) -> Path:
@@ -32,7 +24,7 @@ def resolve_path(path: str) -> Path:
     candidate = Path(text).expanduser()
     if candidate.is_absolute():
         return candidate
-    base = _input_directory()
+    base = input_directory()
     return (base / candidate) if base is not None else candidate.absolute()
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..layerdiffusion import model_files
+from . import _host as host
 from ._common import Progress, check_interrupt, image_input, node_outputs
 
 CATEGORY = "LD-Portrait/layer diffusion"
@@ -52,9 +53,8 @@ def register_layer_model_folder():
     Only adds what is missing: a registration made earlier (by another Layer Diffusion pack or
     ``extra_model_paths.yaml``) is kept, and the default folder is appended to its paths.
     """
-    try:
-        import folder_paths  # host-only module
-    except ImportError:
+    folder_paths = host.folder_paths()
+    if folder_paths is None:
         return None
     default = os.path.join(folder_paths.models_dir, LAYER_MODEL_FOLDER)
     entry = folder_paths.folder_names_and_paths.get(LAYER_MODEL_FOLDER)
@@ -282,9 +282,8 @@ def decoder_device_and_dtype():
     """
     import torch
 
-    try:
-        import comfy.model_management as management  # host-only module
-    except ImportError:
+    management = host.model_management()
+    if management is None:
         return torch.device("cpu"), torch.float32
     pick_device = getattr(management, "vae_device", management.get_torch_device)
     device = torch.device(pick_device())
@@ -382,9 +381,8 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 def _free_device_memory(device) -> None:
     """Ask the host to unload other models from ``device`` (no-op without host)."""
-    try:
-        import comfy.model_management as management  # host-only module
-    except ImportError:
+    management = host.model_management()
+    if management is None:
         return
     management.free_memory(1e30, device)  # as much as can be freed: unload what is idle
     management.soft_empty_cache()

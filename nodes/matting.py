@@ -11,21 +11,12 @@ import numpy as np
 
 from ._common import (Progress, check_interrupt, each_in_batch, field_input, image_input, image_list, image_tensor,
                       invert_input, mask_list, mask_tensor, match_batch, node_outputs)
+from ._host import output_directory
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
 METHOD_TOOLTIP = ("pymatting solver: cf = closed-form matting (best on portraits, default), knn, "
                   "lkm = large kernel, lbdm = learning-based, rw = random walk.")
-
-
-def _output_directory():
-    try:
-        import folder_paths  # host-only module
-    except ImportError:
-        return None
-    from pathlib import Path
-
-    return Path(folder_paths.get_output_directory())
 
 
 class LDPChromaKey:
@@ -332,7 +323,7 @@ def _folder_fingerprint(folder):
 class LDPSaveRGBASequence:
     DESCRIPTION = (
         "Save an RGBA IMAGE batch as PNG files in <ComfyUI output>/<folder_name>/, one per "
-        "frame, named after the frames (names input) or <prefix>_00000.png. Writes are atomic; "
+        "frame, named after the frames (names input) or frame_00000.png. Writes are atomic; "
         "existing files of the same name are replaced.")
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "save"
@@ -353,15 +344,16 @@ class LDPSaveRGBASequence:
                 "File names, one per line (Load Frame Folder's names); otherwise frame_00000.png ...")}),
         }}
 
-    def save(self, rgba, folder_name, names=None):
+    def save(self, rgba, folder_name, names=None, output_root=None):
+        """``output_root`` (a keyword, not a socket: for tests and scripts) overrides the output
+        folder; otherwise the host's, else ``LDP_OUTPUT_DIR`` (:func:`._host.output_directory`)."""
         from pathlib import Path
 
         from ..dataset import validate_dataset_name
         from ..dataset.imagefiles import write_png_atomic
 
         frames = image_list(rgba, "rgba", channels=4)
-        base = _output_directory() or Path.cwd()
-        folder = base / validate_dataset_name(folder_name)
+        folder = output_directory(output_root) / validate_dataset_name(folder_name)
         listed = [n.strip() for n in str(names or "").splitlines() if n.strip()]
         if listed and len(listed) != len(frames):
             raise ValueError(f"{len(listed)} name(s) for {len(frames)} frame(s): connect the names "

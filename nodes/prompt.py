@@ -8,7 +8,7 @@ name:
    handy for headless servers),
 2. ``<ComfyUI user folder>/ld_portrait_wildcards`` and
    ``<ComfyUI input folder>/ld_portrait_wildcards``, when the host is present and they exist
-   (``folder_paths`` is imported when needed, never at module import),
+   (``folder_paths`` is looked up through :mod:`._host` when needed, never at module import),
 3. the shipped ``prompting/presets/wildcards``.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from ._common import node_outputs
+from ._host import folder_paths
 
 CATEGORY = "LD-Portrait/prompt"
 CUSTOM = "custom"
@@ -32,13 +33,10 @@ def user_wildcard_dirs() -> tuple[Path, ...]:
     """Existing user wildcard folders, in lookup order (see the module documentation)."""
     candidates = [Path(part).expanduser() for part in os.environ.get("LDP_WILDCARD_DIRS", "").split(os.pathsep)
                   if part.strip()]
-    try:
-        import folder_paths  # host-only module
-    except ImportError:
-        folder_paths = None
-    if folder_paths is not None:
+    host = folder_paths()
+    if host is not None:
         for getter in ("get_user_directory", "get_input_directory"):
-            locate = getattr(folder_paths, getter, None)
+            locate = getattr(host, getter, None)
             if locate is None:  # get_user_directory is missing on old hosts
                 continue
             try:

@@ -53,7 +53,7 @@ def test_folders_load_matte_and_save_as_named_rgba_pngs(tmp_path, monkeypatch):
     assert count == 3 and names.splitlines() == ["f00.png", "f01.png", "f02.png"]
     (masks,) = LDPLoadMaskFolder().load(str(tmp_path / "masks"), names)
     rgba, alpha, fg, trimaps = LDPVideoMatte().matte(frames, masks, 3, 0.8, "cf")
-    monkeypatch.chdir(tmp_path)  # no host: the saver writes under the current folder
+    monkeypatch.setenv("LDP_OUTPUT_DIR", str(tmp_path))  # no host: the pack's output-folder rule
     result = LDPSaveRGBASequence().save(rgba, "out", names)
     folder = tmp_path / "out"
     assert result["result"] == (str(folder),)
@@ -70,6 +70,6 @@ def test_mask_folder_names_the_missing_mask(tmp_path):
 
 
 def test_save_refuses_a_folder_name_that_leaves_the_output(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError):
+    monkeypatch.setenv("LDP_OUTPUT_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="escape"):
         LDPSaveRGBASequence().save(torch.zeros(1, 8, 8, 4), "../escape")
