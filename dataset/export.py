@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -522,12 +523,7 @@ def export_dataset(root, dest, options: ExportOptions, *,
     done = 0
     finished = []  # subset roots already complete, to link from
     failed: dict[str, _Failure] = {}  # sample id -> why, and the subsets it is missing from
-    pool = None
-    if workers > 1 and total > 1:
-        from .workers import OrderedPool, WorkerTask
-
-        pool = OrderedPool(WorkerTask(_export_worker_setup, (root, dest_real, options),
-                                      _export_in_worker), min(workers, total))
+    pool = _export_pool(root, dest_real, options, min(workers, total))
     try:
         for subset in subsets:
             base = dest_real / subset.folder if subset.folder != "." else dest_real
@@ -549,25 +545,12 @@ def export_dataset(root, dest, options: ExportOptions, *,
                 if not ahead:
                     break
                 unit, handed_out = ahead.popleft()
-                stem = Path(unit.files.get("image", next(iter(unit.files.values())))).stem
-                detail, error = "", None
-                try:
-                    if handed_out:
-                        outcome = pool.next_result()
-                    elif unit.sample_id not in failed:
-                        outcome = _write_unit(unit, base, finished, pixels, writer, options)
-                except ExportError:
-                    raise
-                except (ValueError, KeyError, DatasetError) as caught:  # unreadable: go on
-                    error = caught
-                if unit.sample_id in failed:  # nested subsets: one broken sample, one report
-                    outcome, detail = "left out", f"{unit.sample_id} failed above"
-                elif error is not None:
-                    outcome, detail = "failed", str(error)
-                    failed[unit.sample_id] = _Failure(stem, str(error), [])
-                if unit.sample_id in failed and \
-                        subset.folder not in failed[unit.sample_id].subsets:
-                    failed[unit.sample_id].subsets.append(subset.folder)
+                write = None  # a unit of a sample that already failed is not written
+                if handed_out:  # taken even when its sample failed meanwhile: results come in order
+                    write = pool.next_result
+                elif unit.sample_id not in failed:
+                    write = functools.partial(_write_unit, unit, base, finished, pixels, writer, options)
+                outcome, stem, detail = _settle_unit(unit, subset.folder, write, failed)
                 done += 1
                 result.counts[outcome] = result.counts.get(outcome, 0) + 1
                 if progress is not None:
@@ -575,18 +558,8 @@ def export_dataset(root, dest, options: ExportOptions, *,
             if result.interrupted:
                 result.failures = _failure_lines(failed, limited=bool(options.limits))
                 return result
-            written = _without(subset, failed)
-            _write_name_lists(written, base, writer, options)
-            if not any(sample_id in failed for sample_id in subset.train + subset.validation):
-                _write_split_record(subset, base, writer, options)  # only for a complete subset
+            result.subsets[subset.folder] = _finish_subset(subset, base, failed, writer, options)
             finished.append(base)
-            # What the folder holds, not what was planned: a failed sample is not in it.
-            result.subsets[subset.folder] = {"train": len(written.train),
-                                             "validation": len(written.validation)}
-            missing = len(subset.train) + len(subset.validation) - len(written.train) - len(
-                written.validation)
-            if missing:
-                result.subsets[subset.folder]["failed"] = missing
     except BaseException:  # a second Ctrl-C, a fatal error: stop the workers at once
         if pool is not None:
             pool.stop_now()
@@ -596,6 +569,56 @@ def export_dataset(root, dest, options: ExportOptions, *,
             pool.close()
     result.failures = _failure_lines(failed, limited=bool(options.limits))
     return result
+
+
+def _export_pool(root: Path, dest: Path, options: ExportOptions, workers: int):
+    """An ordered pool of ``workers`` processes that write units (:func:`_export_in_worker`),
+    or None for one."""
+    if workers <= 1:
+        return None
+    from .workers import OrderedPool, WorkerTask
+
+    return OrderedPool(WorkerTask(_export_worker_setup, (root, dest, options), _export_in_worker),
+                       workers)
+
+
+def _settle_unit(unit, folder: str, write: Callable[[], str] | None,
+                 failed: dict) -> tuple[str, str, str]:
+    """(outcome, stem, detail) of one unit of the subset ``folder``, after ``write()`` (the
+    pool's next result, or writing here; None: nothing to write). A sample that cannot be read
+    is recorded in ``failed`` and the run goes on; its other units are "left out"."""
+    stem = Path(unit.files.get("image", next(iter(unit.files.values())))).stem
+    detail, error = "", None
+    try:
+        if write is not None:
+            outcome = write()
+    except ExportError:
+        raise
+    except (ValueError, KeyError, DatasetError) as caught:  # unreadable: go on
+        error = caught
+    if unit.sample_id in failed:  # nested subsets: one broken sample, one report
+        outcome, detail = "left out", f"{unit.sample_id} failed above"
+    elif error is not None:
+        outcome, detail = "failed", str(error)
+        failed[unit.sample_id] = _Failure(stem, str(error), [])
+    if unit.sample_id in failed and folder not in failed[unit.sample_id].subsets:
+        failed[unit.sample_id].subsets.append(folder)
+    return outcome, stem, detail
+
+
+def _finish_subset(subset, base: Path, failed: dict, writer: "_Writer", options: ExportOptions) -> dict:
+    """Write the name lists (and, for a complete subset, the split record) of a subset whose
+    units are all settled; return its counts for :attr:`ExportResult.subsets`: what the folder
+    holds, not what was planned (a failed sample is not in it)."""
+    written = _without(subset, failed)
+    _write_name_lists(written, base, writer, options)
+    if not any(sample_id in failed for sample_id in subset.train + subset.validation):
+        _write_split_record(subset, base, writer, options)  # only for a complete subset
+    counts = {"train": len(written.train), "validation": len(written.validation)}
+    missing = len(subset.train) + len(subset.validation) - len(written.train) - len(written.validation)
+    if missing:
+        counts["failed"] = missing
+    return counts
 
 
 @dataclasses.dataclass

@@ -249,6 +249,59 @@ def _plan_calls(
     return calls
 
 
+def _check_options(passes: int, strategy: str, sub_batch_size: int, pad_mode: str) -> None:
+    """``ValueError`` for a bad option of :func:`decode_transparent`."""
+    if passes not in PASS_ORIENTATIONS:
+        raise ValueError(f"passes must be one of {sorted(PASS_ORIENTATIONS)}; got {passes!r}.")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
+    if type(sub_batch_size) is not int or sub_batch_size < 1:
+        raise ValueError(f"sub_batch_size must be an integer >= 1; got {sub_batch_size!r}.")
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}; got {pad_mode!r}.")
+
+
+def _decode_orientations(
+    network: nn.Module,
+    pixels: torch.Tensor,
+    lat: torch.Tensor,
+    orientations,
+    *,
+    strategy: str,
+    sub_batch_size: int,
+    memory_format: torch.memory_format,
+    interrupt_check: Optional[Callable[[], object]],
+    decoded: Callable[[int], None],
+) -> torch.Tensor:
+    """Every orientation of a group of padded images, through the network in the calls
+    :func:`_plan_calls` plans: ``[orientations, images, 4, H, W]`` float32 on the network's
+    device, clamped to 0..1. ``decoded(n)`` is told after each call how many it decoded."""
+    count, _, padded_h, padded_w = pixels.shape
+    results = torch.empty(
+        (len(orientations), count, 4, padded_h, padded_w),
+        dtype=torch.float32,
+        device=pixels.device,
+    )
+    calls = _plan_calls(count, orientations, padded_h == padded_w, strategy, sub_batch_size)
+    for call in calls:
+        if interrupt_check is not None and interrupt_check():
+            raise DecodeInterrupted("transparent decoding was interrupted.")
+        feed_pixels = torch.cat([orient(pixels[i : i + 1], orientations[o]) for i, o in call])
+        feed_latent = torch.cat([orient(lat[i : i + 1], orientations[o]) for i, o in call])
+        predicted = network(
+            feed_pixels.contiguous(memory_format=memory_format),
+            feed_latent.contiguous(memory_format=memory_format),
+        )
+        # Inputs were checked finite: NaN here comes from the weights; clamping would hide
+        # nothing (NaN stays NaN) but later stages would blame the image.
+        _check_finite_output(predicted, network, pixels.dtype)
+        predicted = predicted.clamp_(0.0, 1.0)
+        for row, (i, o) in enumerate(call):
+            results[o, i] = unorient(predicted[row], orientations[o])
+        decoded(len(call))
+    return results
+
+
 def decode_transparent(
     network: nn.Module,
     image: torch.Tensor,
@@ -307,14 +360,7 @@ def decode_transparent(
     NonFiniteDecodeError
         The network output NaN or infinity (damaged weights); names the weight file.
     """
-    if passes not in PASS_ORIENTATIONS:
-        raise ValueError(f"passes must be one of {sorted(PASS_ORIENTATIONS)}; got {passes!r}.")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
-    if type(sub_batch_size) is not int or sub_batch_size < 1:
-        raise ValueError(f"sub_batch_size must be an integer >= 1; got {sub_batch_size!r}.")
-    if pad_mode not in PAD_MODES:
-        raise ValueError(f"pad_mode must be one of {PAD_MODES}; got {pad_mode!r}.")
+    _check_options(passes, strategy, sub_batch_size, pad_mode)
     _check_inputs(image, latent, getattr(network, "latent_channels", 4))
     device, dtype, channels_last = _network_device_dtype(network)
     if strategy == "auto":
@@ -323,46 +369,29 @@ def decode_transparent(
     orientations = PASS_ORIENTATIONS[passes]
     batch, _, height, width = image.shape
     pads = _pad_amounts(height, width)
-    padded_h, padded_w = height + pads[0] + pads[1], width + pads[2] + pads[3]
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     images_per_group = 1 if strategy == "sequential" else max(1, sub_batch_size // passes)
 
     output = torch.empty((batch, 4, height, width), dtype=torch.float32, device=image.device)
     total, done = batch * passes, 0
+
+    def decoded(count: int) -> None:
+        nonlocal done
+        done += count
+        if on_pass is not None:
+            on_pass(done, total)
+
     with torch.inference_mode():
         for start in range(0, batch, images_per_group):
             stop = min(batch, start + images_per_group)
             pixels = image[start:stop].to(device=device, dtype=dtype).clamp(0.0, 1.0)
             lat = latent[start:stop].to(device=device, dtype=dtype)
             pixels, lat = _pad_pair(pixels, lat, pads, pad_mode)
-            results = torch.empty(
-                (len(orientations), stop - start, 4, padded_h, padded_w),
-                dtype=torch.float32,
-                device=device,
+            results = _decode_orientations(
+                network, pixels, lat, orientations, strategy=strategy,
+                sub_batch_size=sub_batch_size, memory_format=memory_format,
+                interrupt_check=interrupt_check, decoded=decoded,
             )
-            calls = _plan_calls(
-                stop - start, orientations, padded_h == padded_w, strategy, sub_batch_size
-            )
-            for call in calls:
-                if interrupt_check is not None and interrupt_check():
-                    raise DecodeInterrupted("transparent decoding was interrupted.")
-                feed_pixels = torch.cat(
-                    [orient(pixels[i : i + 1], orientations[o]) for i, o in call]
-                )
-                feed_latent = torch.cat([orient(lat[i : i + 1], orientations[o]) for i, o in call])
-                predicted = network(
-                    feed_pixels.contiguous(memory_format=memory_format),
-                    feed_latent.contiguous(memory_format=memory_format),
-                )
-                # Inputs were checked finite: NaN here comes from the weights; clamping
-                # would hide nothing (NaN stays NaN) but later stages would blame the image.
-                _check_finite_output(predicted, network, dtype)
-                predicted = predicted.clamp_(0.0, 1.0)
-                for row, (i, o) in enumerate(call):
-                    results[o, i] = unorient(predicted[row], orientations[o])
-                done += len(call)
-                if on_pass is not None:
-                    on_pass(done, total)
             if results.device.type == "mps":
                 # torch.median on MPS tensors with more than 4 dimensions has crashed (upstream
                 # works around it the same way).

@@ -237,67 +237,73 @@ def measure_quality(alpha, *, raw_alpha=None, changed=None, uncertain=None,
         "foreground_fraction": foreground_pixels / image_pixels,
     }
 
-    # Connected components of the foreground: the subject, other people, fragments.
-    if foreground_pixels:
-        count, labels, stats, centroids = cv2.connectedComponentsWithStats(
-            foreground.view(np.uint8), connectivity=8)
-        areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
-        largest = int(np.argmax(areas))
-        person_floor = max(limits.person_area_ratio * areas[largest],
-                           limits.min_person_fraction * image_pixels)
-        is_person = areas >= person_floor
-        is_person[largest] = True  # the subject counts even when it is below the floor
-        person_pixels = int(areas[is_person].sum())
-        subject_x = float(centroids[1 + largest][0])
-        measures.update({
-            "component_count": int(count - 1),
-            "person_count": int(is_person.sum()),
-            "subject_fraction": float(areas[largest]) / image_pixels,
-            "fragment_fraction": (foreground_pixels - person_pixels) / foreground_pixels,
-            # Pixel centres are at x + 0.5, so a centred subject measures exactly 0.
-            "center_offset": abs((subject_x + 0.5) / width - 0.5),
-        })
-    else:
-        measures.update({"component_count": 0, "person_count": 0, "subject_fraction": 0.0,
-                         "fragment_fraction": None, "center_offset": None})
-
+    measures.update(_component_measures(foreground, foreground_pixels, limits))
     measures.update(_border_contact(alpha, limits.opaque_level, limits.border_band))
-
     measures["changed_fraction"] = (
         None if changed_mask is None else _ratio(np.count_nonzero(changed_mask), foreground_pixels))
+    measures["soft_edge_source"] = "alpha" if raw_alpha is None else "raw_alpha"
+    measures.update(_decoder_measures(decoder_alpha, limits))
+    measures.update(_uncertain_measures(decoder_alpha, uncertain_mask))
+    return measures
 
-    # Soft edge of the decoder's alpha: semi-transparent pixels per contour pixel.
+
+def _component_measures(foreground: np.ndarray, foreground_pixels: int,
+                        limits: QualityThresholds) -> dict:
+    """Connected components of the foreground: the subject, other people, fragments."""
+    height, width = foreground.shape
+    image_pixels = height * width
+    if not foreground_pixels:
+        return {"component_count": 0, "person_count": 0, "subject_fraction": 0.0,
+                "fragment_fraction": None, "center_offset": None}
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        foreground.view(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    largest = int(np.argmax(areas))
+    person_floor = max(limits.person_area_ratio * areas[largest],
+                       limits.min_person_fraction * image_pixels)
+    is_person = areas >= person_floor
+    is_person[largest] = True  # the subject counts even when it is below the floor
+    person_pixels = int(areas[is_person].sum())
+    subject_x = float(centroids[1 + largest][0])
+    return {
+        "component_count": int(count - 1),
+        "person_count": int(is_person.sum()),
+        "subject_fraction": float(areas[largest]) / image_pixels,
+        "fragment_fraction": (foreground_pixels - person_pixels) / foreground_pixels,
+        # Pixel centres are at x + 0.5, so a centred subject measures exactly 0.
+        "center_offset": abs((subject_x + 0.5) / width - 0.5),
+    }
+
+
+def _decoder_measures(decoder_alpha: np.ndarray, limits: QualityThresholds) -> dict:
+    """The soft edge (semi-transparent pixels per contour pixel) and the translucency of the
+    decoder's view of the object."""
     decoder_foreground = decoder_alpha >= limits.opaque_level
     contour = _contour_length(decoder_foreground)
     semi = _semi_count(decoder_alpha)
-    measures.update({
-        "soft_edge_source": "alpha" if raw_alpha is None else "raw_alpha",
-        "contour_pixels": contour,
-        "semi_pixels": semi,
-        "semi_per_contour": _ratio(semi, contour),
-    })
-
-    # Translucency of the decoder's view of the object.
     margin = limits.translucency_margin
     support = decoder_alpha > margin
     support_pixels = int(np.count_nonzero(support))
     translucent_pixels = int(np.count_nonzero(support & (decoder_alpha < 1.0 - margin)))
-    measures.update({
-        "support_fraction": support_pixels / image_pixels,
+    return {
+        "contour_pixels": contour,
+        "semi_pixels": semi,
+        "semi_per_contour": _ratio(semi, contour),
+        "support_fraction": support_pixels / decoder_alpha.size,
         "translucent_fraction": _ratio(translucent_pixels, support_pixels),
         "mean_support_alpha": (
             float(decoder_alpha[support].mean(dtype=np.float64)) if support_pixels else None),
-    })
+    }
 
-    # Share of the portrait refinement could not judge (as refine_alpha's uncertain_fraction).
+
+def _uncertain_measures(decoder_alpha: np.ndarray, uncertain_mask) -> dict:
+    """Share of the portrait refinement could not judge (as refine_alpha's uncertain_fraction)."""
     if uncertain_mask is None:
-        measures.update({"uncertain_pixels": None, "uncertain_fraction": None})
-    else:
-        uncertain_pixels = int(np.count_nonzero(uncertain_mask))
-        portrait_pixels = int(np.count_nonzero((decoder_alpha > PORTRAIT_FLOOR) | uncertain_mask))
-        measures.update({"uncertain_pixels": uncertain_pixels,
-                         "uncertain_fraction": _ratio(uncertain_pixels, portrait_pixels)})
-    return measures
+        return {"uncertain_pixels": None, "uncertain_fraction": None}
+    uncertain_pixels = int(np.count_nonzero(uncertain_mask))
+    portrait_pixels = int(np.count_nonzero((decoder_alpha > PORTRAIT_FLOOR) | uncertain_mask))
+    return {"uncertain_pixels": uncertain_pixels,
+            "uncertain_fraction": _ratio(uncertain_pixels, portrait_pixels)}
 
 
 def judge_quality(measures: dict, thresholds: QualityThresholds | None = None) -> QualityVerdict:
