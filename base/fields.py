@@ -26,7 +26,7 @@ import numbers
 import sys
 
 __all__ = ["bounded_field", "field_kind", "checked_value", "check_bounded_fields", "is_bool",
-           "Settings"]
+           "Settings", "settings_table"]
 
 _KINDS = ("int", "float", "bool")
 
@@ -115,3 +115,33 @@ class Settings:
         with ``object.__setattr__``) and return the object."""
         self.__post_init__()
         return self
+
+
+def settings_table(record_class) -> str:
+    """A Markdown table of the bounded fields of the settings dataclass ``record_class``:
+    name, kind, default (``automatic`` for an unset optional size), range and meaning, in
+    field order. The docs show these tables (``tools/settings_tables.py`` writes them and a
+    test keeps them equal), so the docs cannot drift from the fields."""
+    rows = ["| field | kind | default | range | meaning |", "|---|---|---|---|---|"]
+    for spec in dataclasses.fields(record_class):
+        if "min" not in spec.metadata:
+            continue
+        kind, optional = field_kind(spec)
+        default = "automatic" if spec.default is None else _plain(spec.default)
+        low, high = spec.metadata["min"], spec.metadata["max"]
+        span = "True / False" if kind == "bool" else f"{_plain(low)} .. {_plain(high)}"
+        kind_text = {"int": "whole number", "float": "number", "bool": "switch"}.get(kind, kind)
+        if optional:
+            kind_text += " or unset"
+        meaning = " ".join(str(spec.metadata["doc"]).split()).replace("|", "\\|")
+        rows.append(f"| `{spec.name}` | {kind_text} | {default} | {span} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _plain(value) -> str:
+    """A value as the docs show it: floats to six significant digits (2/255 is 0.00784314)."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
