@@ -206,12 +206,12 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, radius: float) -> np.
         keep = np.subtract(0, inside, dtype=np.uint16)
         highest = cv2.dilate(labels & keep, kernel)
         lowest = cv2.erode(labels | ~keep, kernel)
-        none = 65535
     else:  # float labels: OpenCV's morphology has no 32-bit integer type (exact below 2**24)
-        none = float(enclosed_lut.size)
         highest = cv2.dilate(np.where(inside, labels, 0).astype(np.float32), kernel)
-        lowest = cv2.erode(np.where(inside, labels, none).astype(np.float32), kernel)
-    between = np.flatnonzero((highest > 0) & (lowest < none) & (highest != lowest))
+        lowest = cv2.erode(np.where(inside, labels, enclosed_lut.size).astype(np.float32), kernel)
+    # With no enclosed label near, highest is 0 and lowest above every label; with one, they
+    # are equal; with two or more, lowest < highest.
+    between = np.flatnonzero(lowest < highest)
     crowded[highest.ravel()[between].astype(np.intp)] = True
     crowded[lowest.ravel()[between].astype(np.intp)] = True
     crowded[0] = False
@@ -389,8 +389,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
             errors &= ~pinholes
         if not p["fix_interior"]:
             errors &= pinholes
-        fix_kind[errors] = _KIND_CODE["interior"]
-        fix_kind[errors & pinholes] = _KIND_CODE["pinhole"]
+        # Interior 1, pinhole 2 (every pinhole is an error): the sum of two masks, not two
+        # masked writes (a masked write costs a few times a full-image add).
+        np.add(errors.view(np.uint8), (errors & pinholes).view(np.uint8), out=fix_kind)
 
     if p["fix_frame_fade"]:
         # 5. Frame fade: deep pixels (the steps above may have filled some as dimming; a fade is
@@ -400,20 +401,24 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         if fade.any():
             fix_kind[fade] = _KIND_CODE["frame_fade"]
             uncertain &= ~fade
+    debris = None
     if has_background and p["remove_debris"]:
         # 6. Debris.
         debris = _debris(codes, background, p["reach"], p["island_keep_fraction"])
         if debris.any():
             fix_kind[debris] = _KIND_CODE["debris"]
             uncertain &= ~debris
+        else:
+            debris = None
     # Every repair moves a pixel at least half a code: fills act on codes below 255, debris
     # removal on codes above 0.
     changed = fix_kind != 0
     refined = source.copy()
     np.copyto(refined, np.float32(1.0), where=changed)
-    if has_background and p["remove_debris"]:
-        np.copyto(refined, np.float32(0.0), where=fix_kind == _KIND_CODE["debris"])
-    counts = np.rint(cv2.calcHist([fix_kind], [0], None, [len(FIX_KINDS) + 1], [0, len(FIX_KINDS) + 1]).ravel())
+    if debris is not None:
+        np.copyto(refined, np.float32(0.0), where=debris)
+    # Pixels per repair; a comparison and a count per kind (calcHist is slower on uint8).
+    counts = [0] + [np.count_nonzero(fix_kind == code) for code in FIX_KINDS]
     semi = (codes > 0) & not_opaque
     semi_after = semi & ~changed
     portrait_pixels = max(1, int(background.size - np.count_nonzero(background)))

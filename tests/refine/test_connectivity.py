@@ -357,6 +357,27 @@ def test_component_areas_are_exact_past_float32_counting():
     assert _components(whole)[2].tolist() == [0, 4097 * 4097]
 
 
+def test_crowded_dips_agree_between_16_and_32_bit_labels():
+    # Above 65,535 components the labels are 32-bit and the crowded test runs on float
+    # images: both paths must find the same crowded components.
+    from comfyui_ld_portrait.refine.connectivity import _components, _crowded
+
+    rng = np.random.default_rng(3)
+    count, labels16, _ = _components(rng.random((300, 300)) < 0.3)  # many small components
+    assert labels16.dtype == np.uint16
+    enclosed = rng.random(count) < 0.7
+    enclosed[0] = False
+    for radius in (1.0, 2.5):
+        expected = _crowded(labels16, enclosed, radius)
+        assert expected.any() and not expected.all()
+        assert np.array_equal(_crowded(labels16.astype(np.int32), enclosed, radius), expected)
+    many = np.zeros((600, 600), bool)
+    many[::2, ::2] = True  # 90,000 single pixels, none touching another
+    count, labels, areas = _components(many)
+    assert labels.dtype == np.int32 and count == 90_001
+    assert areas[0] == 600 * 600 - 90_000 and (areas[1:] == 1).all()
+
+
 # --- band speckle, wide ramps and the synthetic benchmark ---------------------------------------
 
 def test_speckle_just_inside_the_outline_is_kept_but_deeper_speckle_is_not():
