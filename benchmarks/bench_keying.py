@@ -21,8 +21,9 @@ import argparse
 import time
 
 from comfyui_ld_portrait.matting.keying import KeyParams
-from comfyui_ld_portrait.pipeline import keying_benchmark as kb
-from comfyui_ld_portrait.pipeline.real_mattes import find_real_mattes
+
+from fixtures import keying_benchmark as kb
+from fixtures.real_mattes import find_real_mattes
 
 LEGACY = KeyParams(clip_black=0.1, clip_white=0.88, plate_passes=0, noise_clip=0.0)
 

@@ -35,8 +35,9 @@ from comfyui_ld_portrait.base.trimap import UNIT_UNKNOWN, trimap_from_mask
 from comfyui_ld_portrait.matting.keying import KeyParams, chroma_key, green_excess
 from comfyui_ld_portrait.matting.trimap_solve import solve_trimap, unknown_error
 from comfyui_ld_portrait.matting.video import VideoMatteParams, matte_video
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen, make_moving_clip
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
+
+from fixtures.matting_scenes import make_green_screen, make_moving_clip
 
 
 def _sad(a, b) -> float:

@@ -25,8 +25,9 @@ from benchtools import shared_data_dir
 
 from comfyui_ld_portrait.cli.common import keep_freed_memory
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
-from comfyui_ld_portrait.pipeline.synthetic_families import yardstick_filter
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
+
+from fixtures.synthetic_families import yardstick_filter
 
 
 def interleaved_medians(functions: dict, runs: int) -> dict:

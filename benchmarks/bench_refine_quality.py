@@ -23,11 +23,12 @@ import os
 
 import numpy as np
 
-from comfyui_ld_portrait.pipeline.real_mattes import ENV_VAR
-from comfyui_ld_portrait.pipeline.refine_benchmark import (
-    TUNED_GRID, compare, family_sets, leave_one_family_out, score, totals)
-from comfyui_ld_portrait.pipeline.synthetic_families import dim_band, yardstick_filter
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
+
+from fixtures.real_mattes import ENV_VAR
+from fixtures.refine_benchmark import (
+    TUNED_GRID, compare, family_sets, leave_one_family_out, score, totals)
+from fixtures.synthetic_families import dim_band, yardstick_filter
 
 METHODS = {
     "raw": lambda alpha: alpha,

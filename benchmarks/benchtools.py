@@ -1,8 +1,9 @@
 """What several benchmark scripts share: the median timing loop and the shared data folder.
 
-The scripts run from the repository root as ``python benchmarks/bench_<topic>.py``, which puts
-this folder on ``sys.path``; importing this module also puts ``tests/`` there, so that the
-data folder is found by the same code as the tests' (``helpers.shared_data``).
+The scripts run as ``python benchmarks/bench_<topic>.py`` (from the repository root or any other
+folder), which puts this folder on ``sys.path``: ``benchtools`` and the benchmark data and
+protocols of ``fixtures/`` import from there. Importing this module also puts ``tests/`` there,
+so that the data folder is found by the same code as the tests' (``helpers.shared_data``).
 """
 from __future__ import annotations
 

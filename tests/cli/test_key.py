@@ -6,8 +6,8 @@ import numpy as np
 
 from comfyui_ld_portrait.dataset import load_sample, verify
 from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
 
+from fixtures.matting_scenes import make_green_screen
 from helpers.cli_runs import run_cli
 
 

@@ -18,8 +18,8 @@ import pytest
 
 from comfyui_ld_portrait.dataset import verify
 from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
 
+from fixtures.matting_scenes import make_green_screen
 from helpers.cli_runs import run_cli
 
 
@@ -172,7 +172,7 @@ def test_key_accepts_the_max_pixels_option_its_error_message_suggests(tmp_path):
 
 
 def _clip(folder: Path) -> tuple[Path, Path]:
-    from comfyui_ld_portrait.pipeline.matting_scenes import make_moving_clip
+    from fixtures.matting_scenes import make_moving_clip
 
     clip = make_moving_clip(3, frames=3, size=40)
     for index, (frame, mask) in enumerate(zip(clip.frames, clip.masks)):

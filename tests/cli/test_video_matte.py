@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
-from comfyui_ld_portrait.pipeline.matting_scenes import make_moving_clip
 
+from fixtures.matting_scenes import make_moving_clip
 from helpers.cli_runs import run_cli
 
 

@@ -15,10 +15,10 @@ from comfyui_ld_portrait.dataset import verify
 from comfyui_ld_portrait.dataset.imagefiles import write_png_atomic
 from comfyui_ld_portrait.dataset.provenance import META_KEY as PROVENANCE_KEY
 from comfyui_ld_portrait.pipeline.folder import RefineOptions, refine_folder
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
 from comfyui_ld_portrait.pipeline.synthetic import make_portrait
 from comfyui_ld_portrait.pipeline.workers import parse_shard, shard_files, shard_of
 
+from fixtures.matting_scenes import make_green_screen
 from helpers.cli_runs import run_cli
 
 #: Small portraits keep each run to a second or two; the gate's min_side is lowered to match,

@@ -9,7 +9,8 @@ import pytest
 
 from comfyui_ld_portrait.matting.keying import (KeyParams, chroma_key, estimate_key_colour,
                                                 green_excess, parse_key_colour)
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen
+
+from fixtures.matting_scenes import make_green_screen
 
 
 @pytest.fixture(scope="module", params=[1, 2])

@@ -12,9 +12,10 @@ import pytest
 
 from comfyui_ld_portrait.matting.keying import (KeyParams, chroma_key, estimate_key_colour,
                                                 estimate_screen_plate, screen_signal)
-from comfyui_ld_portrait.pipeline import keying_benchmark as kb
-from comfyui_ld_portrait.pipeline.real_mattes import ENV_VAR, find_real_mattes
-from comfyui_ld_portrait.pipeline.synthetic_families.scoring import dim_band
+
+from fixtures import keying_benchmark as kb
+from fixtures.real_mattes import ENV_VAR, find_real_mattes
+from fixtures.synthetic_families.scoring import dim_band
 
 METHODS = {"keyer": kb.keyer_method(), "plain": kb.plain_key}
 

@@ -6,7 +6,8 @@ from scipy import ndimage
 
 from comfyui_ld_portrait.matting.video import (VideoMatteParams, matte_video, stabilise_masks,
                                                video_trimaps)
-from comfyui_ld_portrait.pipeline.matting_scenes import make_moving_clip
+
+from fixtures.matting_scenes import make_moving_clip
 
 
 @pytest.fixture(scope="module")

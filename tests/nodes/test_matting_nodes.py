@@ -7,7 +7,8 @@ from comfyui_ld_portrait.dataset.imagefiles import read_rgba, write_png_atomic
 from comfyui_ld_portrait.nodes.matting import (LDPChromaKey, LDPLoadFrameFolder, LDPLoadMaskFolder,
                                                LDPSaveRGBASequence, LDPTrimapFromMask,
                                                LDPTrimapMatting, LDPVideoMatte)
-from comfyui_ld_portrait.pipeline.matting_scenes import make_green_screen, make_moving_clip
+
+from fixtures.matting_scenes import make_green_screen, make_moving_clip
 
 
 def test_chroma_key_node_returns_foreground_alpha_preview_and_stats():

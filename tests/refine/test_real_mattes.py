@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.pipeline.real_mattes import (
+from fixtures.real_mattes import (
     CORRUPTION_MARGIN, CORRUPTION_MODELS, ENV_VAR, RealMatte, corrupt_real, find_real_mattes, protected_band, real_portraits,
     real_scores)
-from comfyui_ld_portrait.pipeline.synthetic_families import FamilyPortrait, yardstick_filter
+from fixtures.synthetic_families import FamilyPortrait, yardstick_filter
 
 
 def _subject_alpha(height: int, width: int) -> np.ndarray:

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.pipeline.real_mattes import ENV_VAR, real_portraits
-from comfyui_ld_portrait.pipeline.refine_benchmark import compare, demo_family, score_set
-from comfyui_ld_portrait.pipeline.synthetic_families import (
-    FAMILIES, dim_band, enclosed_holes, family_split, make_family, true_band, yardstick_filter)
 from comfyui_ld_portrait.refine.connectivity import refine_alpha
 from comfyui_ld_portrait.refine.refine_params import REFINE_PRESETS, RefineParams, preset_params
+
+from fixtures.real_mattes import ENV_VAR, real_portraits
+from fixtures.refine_benchmark import compare, demo_family, score_set
+from fixtures.synthetic_families import (
+    FAMILIES, dim_band, enclosed_holes, family_split, make_family, true_band, yardstick_filter)
 
 RAW = lambda alpha, rgb: alpha  # noqa: E731
 YARDSTICK = lambda alpha, rgb: yardstick_filter(alpha)  # noqa: E731
@@ -154,7 +155,7 @@ def test_at_most_twelve_tuned_numbers_each_with_its_reason():
 
 
 def test_leave_one_family_out_never_tunes_on_the_held_out_family():
-    from comfyui_ld_portrait.pipeline import refine_benchmark as bench
+    from fixtures import refine_benchmark as bench
 
     calibration = {"a": make_family("fourier_fur", "calibration", 1, 128),
                    "b": make_family("metaball_strands", "calibration", 1, 128)}

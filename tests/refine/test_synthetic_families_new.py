@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from comfyui_ld_portrait.pipeline.synthetic_families import (
+from fixtures.synthetic_families import (
     FAMILIES, family_split, make_family, true_band, yardstick_filter)
-from comfyui_ld_portrait.pipeline.synthetic_families import pocket_hair, sheer_motion
+from fixtures.synthetic_families import pocket_hair, sheer_motion
 
 NEW_FAMILIES = (pocket_hair, sheer_motion)
 HALF = 0.5 / 255
