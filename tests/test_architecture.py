@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.layers import HOST_MODULES, LAYERS, NOT_PACK, crossings, pack_modules
+from helpers.layers import HOST_MODULES, LAYERS, NOT_PACK, NOT_SHIPPED, crossings, pack_modules
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "comfyui_ld_portrait"
@@ -67,6 +67,9 @@ def test_every_package_of_the_pack_has_a_layer():
     ("from ..nodes import files\n", "cli/bad.py", "the front ends stay apart"),
     ("from ..pipeline.folder import refine_folder\n", "dataset/bad.py", "a higher layer"),
     ("from .dataset import store\n", "__init__.py", "may import only nodes"),
+    ("from fixtures.synthetic_families import yardstick_filter\n", "pipeline/bad.py", "is not shipped"),
+    ("import fixtures.real_mattes as real\n", "refine/sub/bad.py", "imports fixtures.real_mattes, which is not"),
+    ("from helpers.shared_data import shared_data_dir\n", "cli/bad.py", "is not shipped"),
 ])
 def test_the_layer_check_names_a_crossing(tmp_path, source, importer, message):
     (tmp_path / "__init__.py").write_text("from .nodes import NODE_CLASS_MAPPINGS\n")
@@ -91,6 +94,25 @@ def test_allowed_imports_pass_the_layer_check(tmp_path):
         (tmp_path / importer).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / importer).write_text(source)
     assert crossings(tmp_path) == []
+
+
+#: Where the benchmarks' and tests' data lives, importable as ``fixtures`` (pyproject's pytest
+#: ``pythonpath``; a script under benchmarks/ finds it beside itself).
+FIXTURES = REPO / "benchmarks" / "fixtures"
+
+
+def test_no_shipped_module_imports_the_benchmark_fixtures():
+    assert "fixtures" in NOT_SHIPPED and (FIXTURES / "__init__.py").is_file()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "benchmarks" in project["tool"]["pytest"]["ini_options"]["pythonpath"]
+    found = [str(c) for c in crossings(REPO) if "is not shipped" in c.message]
+    assert not found, "the pack imports what pip install leaves out:\n" + "\n".join(found)
+    moved = {path.stem for path in FIXTURES.glob("*.py") if path.stem != "__init__"}
+    moved |= {path.name for path in FIXTURES.iterdir() if (path / "__init__.py").is_file()}
+    shipped = set()
+    for relative, _ in pack_modules(REPO):
+        shipped |= {Path(relative).stem, *Path(relative).parent.parts}
+    assert not moved & shipped, f"fixture modules back in the pack: {sorted(moved & shipped)}"
 
 
 def test_pyproject_lists_exactly_the_package_folders():

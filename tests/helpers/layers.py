@@ -11,7 +11,9 @@ Layers, lowest first (a package may import from its own layer and the ones below
 
 Besides: only ``nodes`` imports the host (ComfyUI's modules); the numpy algorithm packages
 import no torch; inside the pack every import of the pack is relative; the root
-``__init__.py`` imports only ``nodes``.
+``__init__.py`` imports only ``nodes``; no module of the pack imports the modules that live
+beside it and are not installed: ``fixtures`` (the benchmarks' and tests' data, under
+``benchmarks/``), ``benchtools``, the tests' ``helpers``.
 """
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ HOST_MODULES = {"comfy", "comfy_extras", "comfy_api", "folder_paths", "server", 
 NO_TORCH = {"base", "refine", "prompting", "evaluation", "matting"}
 PACK_NAME = "comfyui_ld_portrait"
 NOT_PACK = {"tests", "tools", "benchmarks", "examples", "docs", "workflows", ".venv", "build"}
+#: Top-level modules found only beside the pack (pytest's ``pythonpath`` and the benchmark
+#: scripts put them on ``sys.path``); ``pip install`` leaves them out, so the pack never imports them.
+NOT_SHIPPED = {"fixtures", "benchtools", "helpers", "tests", "benchmarks"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ def crossings(root) -> list[Crossing]:
             if not inside:
                 if top == PACK_NAME:
                     cross(f"absolute import of {target}: imports inside the pack are relative")
+                elif top in NOT_SHIPPED:
+                    cross(f"imports {target}, which is not shipped (benchmarks/ or tests/)")
                 elif top in HOST_MODULES and package != "nodes":
                     cross(f"imports the host ({target}); only nodes/ may")
                 elif top == "torch" and package in NO_TORCH:
