@@ -2,7 +2,7 @@
 
 Band first (DIM band: truth strictly between 0 and 1, dilated 2 px), then the whole image,
 clean background / body, foreground colour error in the band, key-colour excess. Methods,
-all measured in the same run on the same shots (pipeline/keying_benchmark.py):
+all measured in the same run on the same shots (benchmarks/fixtures/keying_benchmark.py):
 
 * ``keyer``: the pack's keyer with its defaults (chosen on the calibration half only);
 * ``keyer_v1``: the keyer's first version (clip 0.10 / 0.88, no plate refinement, one clip black);

@@ -1,8 +1,8 @@
 """Benchmark: chroma keyer, trimap solver and video matting on synthetic scenes with known alpha.
 
-Scenes come from ``pipeline/matting_scenes.py`` (unevenly lit green screen with spill; a
-portrait whose head sways over a textured background, with jittering masks). Keyer defaults
-were chosen on the calibration half of benchmarks/bench_keying.py (real
+Scenes come from ``benchmarks/fixtures/matting_scenes.py`` (unevenly lit green screen with
+spill; a portrait whose head sways over a textured background, with jittering masks). Keyer
+defaults were chosen on the calibration half of benchmarks/bench_keying.py (real
 ground-truth mattes and synthetic portraits on varied screens, scored band first against the
 plain colour-difference key); this benchmark reports seeds from 1 on. Every figure has a
 baseline measured in the same run:

@@ -1,7 +1,7 @@
 """Benchmark: refine_alpha against raw and the issue's yardstick filter, band first (issue 18).
 
-Data (``pipeline/refine_benchmark.py``): four independent synthetic families, the demo's own
-portraits and, when ``$LDP_REAL_MATTES`` names the folder (docs/evaluation.md), real
+Data (``benchmarks/fixtures/refine_benchmark.py``): four independent synthetic families, the
+demo's own portraits and, when ``$LDP_REAL_MATTES`` names the folder (docs/evaluation.md), real
 ground-truth person mattes with Layer-Diffusion-like corruption. For each family's evaluation
 half (never tuned on) it prints, for raw (the damaged alpha), the yardstick and ours:
 

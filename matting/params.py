@@ -56,10 +56,10 @@ class KeyParams(Settings):
         the raw matte's noise, larger where the screen is dim. The clip black at a pixel is at
         least ``noise_clip`` times that. 0 = one clip black everywhere.
 
-    Defaults were chosen on the calibration half of
-    ``pipeline/keying_benchmark.py`` (real ground-truth mattes and synthetic portraits on
-    varied screens) and are reported on its evaluation half (docs/matting.md). The keyer's
-    first version (``keyer_v1`` in the benchmark: one clip black, no plate refinement) is
+    Defaults were chosen on the calibration half of ``benchmarks/fixtures/keying_benchmark.py``
+    (real ground-truth mattes and synthetic portraits on varied screens) and are reported on its
+    evaluation half (docs/matting.md). The keyer's first version (``keyer_v1`` in the benchmark:
+    one clip black, no plate refinement) is
     ``KeyParams(clip_black=0.1, plate_passes=0, noise_clip=0)``.
     """
 

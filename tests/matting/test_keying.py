@@ -1,8 +1,8 @@
 """Chroma keyer on synthetic green-screen photographs with known alpha.
 
-The scenes (pipeline/matting_scenes.py) are lit unevenly, carry wrinkles, a hue drift and green
-spill that blends toward the local screen colour; the keyer's defaults were set on seed 0, so
-these tests use other seeds.
+The scenes (benchmarks/fixtures/matting_scenes.py) are lit unevenly, carry wrinkles, a hue drift
+and green spill that blends toward the local screen colour; the keyer's defaults were set on
+seed 0, so these tests use other seeds.
 """
 import numpy as np
 import pytest

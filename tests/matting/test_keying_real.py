@@ -1,5 +1,5 @@
 """The keyer judged against its targets: soft band first, against the plain colour-difference key,
-on subjects shot on varied green and blue screens (pipeline/keying_benchmark.py).
+on subjects shot on varied green and blue screens (benchmarks/fixtures/keying_benchmark.py).
 
 The keyer's defaults were chosen on the calibration half; these tests score the evaluation
 half. The synthetic tests always run; the real ground-truth tests need ``LDP_REAL_MATTES``
