@@ -1,4 +1,4 @@
-"""Benchmark: speed of refine_alpha against the issue's yardstick filter, and its scaling.
+"""Benchmark: speed of refine_alpha against the five-step yardstick filter, and its scaling.
 
 Both run single-threaded (``cv2.setNumThreads(1)``) in the same process, interleaved run by
 run and timed in process CPU time (``time.process_time``), so load from other processes on a

@@ -1,4 +1,4 @@
-"""Benchmark: refine_alpha against raw and the issue's yardstick filter, band first (issue 18).
+"""Benchmark: refine_alpha against raw and the five-step yardstick filter, band first.
 
 Data (``benchmarks/fixtures/refine_benchmark.py``): four independent synthetic families, the
 demo's own portraits and, when ``$LDP_REAL_MATTES`` names the folder (docs/evaluation.md), real

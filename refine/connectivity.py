@@ -36,8 +36,8 @@ Diffusion caller has one).
 
 Every size defaults to a fraction of the shorter side, so the same defaults work from 256 to
 4096 pixels. Deterministic; OpenCV connected components, morphology and distance transforms,
-linear in the pixel count (``benchmarks/bench_refine.py`` prints the speed against the issue-9
-yardstick; ``benchmarks/bench_refine_quality.py`` the quality, band first, and the
+linear in the pixel count (``benchmarks/bench_refine.py`` prints the speed against the
+five-step yardstick filter; ``benchmarks/bench_refine_quality.py`` the quality, band first, and the
 leave-one-family-out choice of the tuned numbers; docs/refinement.md has both).
 """
 from __future__ import annotations

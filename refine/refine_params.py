@@ -6,7 +6,7 @@ so node widgets and CLI ``--param`` help are generated from the fields and canno
 whose default is ``None`` scale with the image (fractions of the shorter side or the area);
 their ``min``/``max`` bound an explicit value.
 
-These are all the tuned numbers of the refinement (issue 18: at most 12, each with its
+These are all the tuned numbers of the refinement (at most 12 by design, each with its
 reason); ``docs/refinement.md`` has the table and how each value was chosen.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ SOLID_RADIUS_FRACTION = 0.004
 #: solid radius deep.
 SOLID_RADIUS_FLOOR = 2.0
 #: Enclosed transparent regions covering this fraction of the image are real holes (the gap
-#: between an arm and the torso): the issue's own size for a true background hole.
+#: between an arm and the torso): the project's stated size for a true background hole.
 HOLE_MIN_FRACTION = 0.001
 #: Default frame-fade depth (fraction of the shorter side): Layer Diffusion fades the body out
 #: over its last 1-2% of rows where it leaves the frame; 2.5% covers that with margin.
@@ -155,7 +155,7 @@ class RefineParams(Settings):
 #: :meth:`RefineParams.resolved`); the nodes show them as 0 = automatic.
 AUTOMATIC_SIZES = tuple(spec.name for spec in fields(RefineParams) if field_kind(spec)[1])
 
-#: Every tuned number of the refinement (issue 18: at most 12), with the reason for its value.
+#: Every tuned number of the refinement (at most 12 by design), with the reason for its value.
 #: docs/refinement.md shows this table; the test suite checks it is complete.
 TUNED_NUMBERS = {
     "background_level": "2/255: Layer Diffusion's background is exactly 0 up to one or two codes of decoder noise.",
@@ -170,7 +170,7 @@ TUNED_NUMBERS = {
     "SOLID_RADIUS_FRACTION": "0.004 of the shorter side: Layer Diffusion's speckle clusters are 1-4 px at 1024 px.",
     "SOLID_RADIUS_FLOOR": "2 px: the smallest neighbourhood with a ring around its centre; the other sizes' floors "
                           "follow from it.",
-    "HOLE_MIN_FRACTION": "0.001 of the image: the issue's own size for a true background hole (the gap between an "
+    "HOLE_MIN_FRACTION": "0.001 of the image: the project's stated size for a true background hole (the gap between an "
                          "arm and the torso); pinholes are far smaller.",
     "FRAME_FADE_FRACTION": "0.025 of the shorter side: Layer Diffusion fades the body over its last 1-2% of rows "
                            "where it leaves the frame; 2.5% covers that with margin.",
