@@ -33,7 +33,7 @@ from .summary import (FileFailure, FileRejection, ProgressEvent, RunSummary, Ski
 from .workers import BrokenProcessPool, OrderedPool, WorkerTask, merge_summary, shard_files
 
 __all__ = ["RefineOptions", "ProcessedPortrait", "process_portrait", "FileFailure",
-           "ProgressEvent", "RunSummary", "refine_folder", "assign_ids", "sample_id_for",
+           "ProgressEvent", "RunSummary", "refine_folder", "open_folder_run", "assign_ids", "sample_id_for",
            "NoInputImagesError", "check_folders", "format_counts", "FileLoop", "run_file_loop",
            "file_digest", "file_fingerprint", "failure_reason", "output_message",
            "SourceChange", "source_change", "retire_changed", "tidy_after_killed_writers",
@@ -312,6 +312,31 @@ def refine_settings(options: RefineOptions) -> dict:
             "quality_thresholds": _resolved(QualityThresholds, options.gate)}
 
 
+def open_folder_run(input_dir, output_dir, shard: tuple[int, int] | None = None):
+    """The start every folder job shares: check the folders (:func:`check_folders`), list the
+    input PNGs (this shard's), open the dataset writer and the run's summary, and tidy what
+    killed writers left. Returns ``(files, writer, summary)``.
+
+    Raises ``FileNotFoundError`` (no input folder), ``NoInputImagesError`` (no PNG: checked
+    before the writer, so an empty input creates no dataset folder), ``ValueError`` (the
+    folders overlap) or ``DatasetError`` (the root cannot be written)."""
+    input_dir, output_dir = check_folders(input_dir, output_dir)
+    try:
+        files, odd_entries = scan_pngs(input_dir)
+    except ImageFileError as error:
+        raise FileNotFoundError(str(error)) from None
+    if not files:
+        raise NoInputImagesError(
+            f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
+            "; nothing was written.")
+    files = shard_files(files, shard)
+    writer = DatasetWriter(output_dir)
+    summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
+                         skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
+    tidy_after_killed_writers(writer, summary)
+    return files, writer, summary
+
+
 def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *,
                   progress: Callable[[ProgressEvent], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
@@ -373,20 +398,7 @@ def refine_folder(input_dir, output_dir, options: RefineOptions | None = None, *
     """
     options = options or RefineOptions()
     started = time.monotonic()
-    input_dir, output_dir = check_folders(input_dir, output_dir)
-    try:
-        files, odd_entries = scan_pngs(input_dir)
-    except ImageFileError as error:
-        raise FileNotFoundError(str(error)) from None
-    if not files:
-        raise NoInputImagesError(
-            f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
-            "; nothing was written.")
-    files = shard_files(files, shard)
-    writer = DatasetWriter(output_dir)
-    summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
-                         skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
-    tidy_after_killed_writers(writer, summary)
+    files, writer, summary = open_folder_run(input_dir, output_dir, shard)
     settings = settings_document("refine", command_line, refine_settings(options))
     job = _Job(writer, options, dict(extra_meta or {}), frozenset(writer.complete_ids()),
                settings)

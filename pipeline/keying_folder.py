@@ -16,16 +16,15 @@ from typing import Callable, Mapping
 
 from ..dataset import (DatasetError, DatasetWriter, SampleIdError, SavePolicy, SampleRecord,
                        save_record)
-from ..dataset.imagefiles import ImageFileError, read_rgba, scan_pngs
+from ..dataset.imagefiles import ImageFileError, read_rgba
 from ..dataset.provenance import ProvenanceDocument, settings_document
 from ..dataset.version import tool_version
 from ..matting.keying import KeyParams, chroma_key
 from ..refine.quality import assess_quality
-from .folder import (FileLoop, NoInputImagesError, check_folders, failure_reason,
-                     file_fingerprint, output_message, retire_changed, run_file_loop,
-                     source_change, tidy_after_killed_writers)
-from .summary import FileFailure, ProgressEvent, RunSummary, SkippedEntry
-from .workers import WorkerTask, shard_files
+from .folder import (FileLoop, failure_reason, file_fingerprint, open_folder_run,
+                     output_message, retire_changed, run_file_loop, source_change)
+from .summary import FileFailure, ProgressEvent, RunSummary
+from .workers import WorkerTask
 
 __all__ = ["KeyOptions", "key_folder", "key_settings"]
 
@@ -155,20 +154,7 @@ def key_folder(input_dir, output_dir, options: KeyOptions | None = None, *,
     """
     options = options or KeyOptions()
     started = time.monotonic()
-    input_dir, output_dir = check_folders(input_dir, output_dir)  # the same rules as refine
-    try:
-        files, odd_entries = scan_pngs(input_dir)
-    except ImageFileError as error:
-        raise FileNotFoundError(str(error)) from None
-    if not files:  # before the writer: an empty input creates no dataset folder
-        raise NoInputImagesError(
-            f"input folder {input_dir} holds no PNG file (*.png){' usable' if odd_entries else ''}"
-            "; nothing was written.")
-    files = shard_files(files, shard)
-    writer = DatasetWriter(output_dir)
-    summary = RunSummary(input_dir=str(input_dir), output_dir=str(writer.root), found=len(files),
-                         skipped_entries=[SkippedEntry(name, why) for name, why in odd_entries])
-    tidy_after_killed_writers(writer, summary)
+    files, writer, summary = open_folder_run(input_dir, output_dir, shard)  # as refine's
     settings = settings_document("key", command_line, key_settings(options))
     run_file_loop(FileLoop(
         files, summary, is_done=lambda path, sample_id: writer.is_complete(sample_id),

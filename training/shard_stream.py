@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..dataset.export_wds import id_from_key
-from .torch_dataset import AugmentOptions, make_item
+from .torch_dataset import AugmentOptions, background_files_in, make_item
 
 __all__ = ["ShardStream", "shard_urls", "decode_png", "decode_sample", "require_webdataset"]
 
@@ -127,13 +127,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.augment = bool(augment)
         self.shuffle_shards = bool(shuffle_shards)
         self.epoch = 0
-        self.background_files = None
-        if backgrounds is not None:
-            from ..dataset.backgrounds import list_background_files
-
-            self.background_files = list_background_files(backgrounds)
-            if not self.background_files:
-                raise ValueError(f"{backgrounds}: no background pictures in this folder.")
+        self.background_files = background_files_in(backgrounds)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -199,6 +199,19 @@ def _crop_box(alpha: np.ndarray, side: int, rng, probability: float) -> tuple[in
     return top, left
 
 
+def background_files_in(backgrounds) -> list | None:
+    """The background pictures of the folder ``backgrounds`` (None for no folder: backgrounds
+    are then procedural); ``ValueError`` when the folder holds none."""
+    if backgrounds is None:
+        return None
+    from ..dataset.backgrounds import list_background_files
+
+    files = list_background_files(backgrounds)
+    if not files:
+        raise ValueError(f"{backgrounds}: no background pictures in this folder.")
+    return files
+
+
 class MattingDataset(torch.utils.data.Dataset):
     """Composited, augmented training items from an ld-portrait dataset.
 
@@ -238,13 +251,7 @@ class MattingDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.augment = bool(augment)
         self.epoch = 0
-        self.background_files = None
-        if backgrounds is not None:
-            from ..dataset.backgrounds import list_background_files
-
-            self.background_files = list_background_files(backgrounds)
-            if not self.background_files:
-                raise ValueError(f"{backgrounds}: no background pictures in this folder.")
+        self.background_files = background_files_in(backgrounds)
 
     def __len__(self) -> int:
         return len(self.ids)
