@@ -475,6 +475,30 @@ class FileLoop:
     task: WorkerTask | None = None
 
 
+def _triage(loop: FileLoop, path: Path, sample_id: str):
+    """``(outcome, detail, change)`` of one file before any work: ``"skipped"`` (complete and
+    unchanged), ``"changed"`` (complete, its source changed, left alone: listed), or ``None``
+    with the change to redo (None for a new file). Counts what it decides in the summary."""
+    if not loop.is_done(path, sample_id):
+        return None, "", None
+    change = loop.changed(path, sample_id) if loop.changed is not None else None
+    if change is None:
+        loop.summary.skipped_complete += 1
+        return "skipped", "", None
+    if not loop.replace_changed:
+        loop.summary.changed.append(FileFailure(printable_name(path.name), change.reason))
+        return "changed", change.reason, change
+    return None, "", change
+
+
+def _retire_for_redo(loop: FileLoop, path: Path, change) -> None:
+    """A changed file is made again: retire its old sample and list it as replaced."""
+    if change is not None:
+        loop.retire(change.sample_id)
+        loop.summary.replaced.append(FileFailure(
+            printable_name(path.name), f"sample {change.sample_id} made again"))
+
+
 def run_file_loop(loop: FileLoop) -> None:
     """Skip complete files, process the others, stop at the limit, on ``should_stop`` or a
     second Ctrl-C (writes are atomic, so the current file is simply not done) and at a fatal
@@ -489,24 +513,13 @@ def run_file_loop(loop: FileLoop) -> None:
             break
         outcome, detail = None, ""
         try:
-            change = None
-            if loop.is_done(path, sample_id):
-                change = loop.changed(path, sample_id) if loop.changed is not None else None
-                if change is None:
-                    summary.skipped_complete += 1
-                    outcome = "skipped"
-                    continue
-                if not loop.replace_changed:
-                    summary.changed.append(FileFailure(printable_name(path.name), change.reason))
-                    outcome, detail = "changed", change.reason
-                    continue
+            outcome, detail, change = _triage(loop, path, sample_id)
+            if outcome is not None:
+                continue
             if loop.limit is not None and summary.processed >= loop.limit:
                 summary.limit_reached = True
                 break
-            if change is not None:
-                loop.retire(change.sample_id)
-                summary.replaced.append(FileFailure(
-                    printable_name(path.name), f"sample {change.sample_id} made again"))
+            _retire_for_redo(loop, path, change)
             outcome, detail = loop.process(path, sample_id)
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -553,26 +566,15 @@ def _run_file_loop_in_workers(loop: FileLoop) -> None:
         """Skip, list as changed or hand out one file; False when it must wait (limit)."""
         outcome, detail = None, ""
         try:
-            change = None
-            if loop.is_done(path, sample_id):
-                change = loop.changed(path, sample_id) if loop.changed is not None else None
-                if change is None:
-                    summary.skipped_complete += 1
-                    outcome = "skipped"
-                    return True
-                if not loop.replace_changed:
-                    summary.changed.append(FileFailure(printable_name(path.name), change.reason))
-                    outcome, detail = "changed", change.reason
-                    return True
+            outcome, detail, change = _triage(loop, path, sample_id)
+            if outcome is not None:
+                return True
             if loop.limit is not None and summary.processed + len(pool) >= loop.limit:
                 if len(pool) == 0:
                     summary.limit_reached = True
                     stop_handing_out()
                 return False
-            if change is not None:
-                loop.retire(change.sample_id)
-                summary.replaced.append(FileFailure(
-                    printable_name(path.name), f"sample {change.sample_id} made again"))
+            _retire_for_redo(loop, path, change)
             pool.submit(path, sample_id)
             entries.append([done, path, sample_id, None, ""])
             return True
