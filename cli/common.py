@@ -285,6 +285,21 @@ def field_type(record_class, name: str):
     return parse
 
 
+def add_setting_option(parser, record_class, name: str, *flags: str, **extra) -> None:
+    """An option for the ``bounded_field`` ``name`` of a settings dataclass (``--name`` unless
+    ``flags`` are given): type and range (:func:`field_type`), default and help (the field's
+    meaning, range and default) all come from the field, so the option cannot drift from the
+    library, the node widgets and the docs' settings tables. ``extra`` goes to argparse."""
+    import dataclasses
+
+    spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
+    low, high, doc = spec.metadata["min"], spec.metadata["max"], " ".join(spec.metadata["doc"].split())
+    text = f"{doc} ({low}..{high}; default {spec.default})".replace("%", "%%")
+    parser.add_argument(*(flags or ("--" + name.replace("_", "-"),)),
+                        type=field_type(record_class, name), default=spec.default, help=text,
+                        **extra)
+
+
 def positive_float(text: str) -> float:
     """argparse type for sizes that must be above 0 (``--max-file-mb 0.5``)."""
     value = float_argument(text)

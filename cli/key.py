@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import (EXIT_FAILED, JobErrors, JobProgress, add_image_limit_options,
-                     add_replace_changed_option, add_shard_option, add_workers_option,
-                     count_input_pngs, field_type, image_limit_kwargs, non_negative_int,
+                     add_replace_changed_option, add_setting_option, add_shard_option,
+                     add_workers_option, count_input_pngs, image_limit_kwargs, non_negative_int,
                      print_summary, run_exit_code, run_job, usage_error, workers_from_args)
 
 __all__ = ["register"]
@@ -14,7 +14,6 @@ __all__ = ["register"]
 def register(commands) -> None:
     from ..matting.params import KeyParams
 
-    defaults = KeyParams()
     key = commands.add_parser(
         "key", help="chroma-key green/blue-screen PNGs into a matting dataset",
         description="Key every PNG in INPUT_DIR (sorted by name; green or blue screen "
@@ -31,20 +30,10 @@ def register(commands) -> None:
     key.add_argument("--key-colour", "--key-color", dest="key_colour", default="auto",
                      help="screen colour: auto (from the image border, default), green, blue, "
                           "#RRGGBB, R,G,B (0..255) or R,G,B (0..1)")
-    key.add_argument("--clip-black", type=field_type(KeyParams, "clip_black"),
-                     default=defaults.clip_black,
-                     help=f"raw matte values at or below this become transparent (default "
-                          f"{defaults.clip_black})")
-    key.add_argument("--clip-white", type=field_type(KeyParams, "clip_white"),
-                     default=defaults.clip_white,
-                     help=f"raw matte values at or above this become opaque (default "
-                          f"{defaults.clip_white})")
-    key.add_argument("--spill", type=field_type(KeyParams, "spill_strength"),
-                     default=defaults.spill_strength,
-                     help="spill suppression strength, 0 off .. 1 full (default 1)")
-    key.add_argument("--softness", type=field_type(KeyParams, "edge_softness"),
-                     default=defaults.edge_softness,
-                     help="edge softness: Gaussian sigma in px on the alpha (default 0)")
+    add_setting_option(key, KeyParams, "clip_black")
+    add_setting_option(key, KeyParams, "clip_white")
+    add_setting_option(key, KeyParams, "spill_strength", "--spill")
+    add_setting_option(key, KeyParams, "edge_softness", "--softness")
     key.add_argument("--no-plate", action="store_true",
                      help="use the single key colour instead of a per-pixel clean plate")
     key.add_argument("--no-gate", action="store_true",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (JobErrors, JobProgress, add_image_limit_options, field_type,
+from .common import (JobErrors, JobProgress, add_image_limit_options, add_setting_option,
                      image_limit_kwargs, print_summary, run_exit_code, run_job, usage_error)
 
 __all__ = ["register"]
@@ -28,21 +28,10 @@ def register(commands) -> None:
     video.add_argument("frames_dir", metavar="FRAMES_DIR", help="folder of frame PNGs")
     video.add_argument("masks_dir", metavar="MASKS_DIR", help="folder of mask PNGs, same names")
     video.add_argument("output_dir", metavar="OUT_DIR", help="folder for the RGBA PNGs")
-    video.add_argument("--band", type=field_type(VideoMatteParams, "band"),
-                       default=defaults.band, metavar="PX",
-                       help="half-width of the trimap's unknown band (default 0 = 2%% of the "
-                            "shorter side)")
-    video.add_argument("--motion-band", type=field_type(VideoMatteParams, "motion_band"),
-                       default=defaults.motion_band,
-                       metavar="PX", help="extra band width where the picture moves (default 0)")
-    video.add_argument("--smoothing", type=field_type(VideoMatteParams, "smoothing"),
-                       default=defaults.smoothing,
-                       help="temporal smoothing on static parts, 0 (off) .. 0.95 (default "
-                            f"{defaults.smoothing})")
-    video.add_argument("--window", type=field_type(VideoMatteParams, "window"),
-                       default=defaults.window,
-                       help=f"frames in the temporal median of the masks, odd (default "
-                            f"{defaults.window})")
+    add_setting_option(video, VideoMatteParams, "band", metavar="PX")
+    add_setting_option(video, VideoMatteParams, "motion_band", metavar="PX")
+    add_setting_option(video, VideoMatteParams, "smoothing")
+    add_setting_option(video, VideoMatteParams, "window")
     video.add_argument("--method", choices=sorted(METHODS), default=defaults.method,
                        help="matting solver (pymatting; default cf = closed-form)")
     video.add_argument("--independent", action="store_true",

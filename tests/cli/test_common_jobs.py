@@ -118,3 +118,33 @@ def test_field_type_takes_kind_and_range_from_the_settings_field():
     for parse, text in ((clip, "1.5"), (clip, "x"), (window, "40"), (window, "2.5")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+def test_setting_options_take_default_range_and_help_from_the_field():
+    import argparse
+    import dataclasses
+
+    from comfyui_ld_portrait.cli.common import add_setting_option
+    from comfyui_ld_portrait.matting.params import KeyParams, VideoMatteParams
+
+    parser = argparse.ArgumentParser(prog="t")
+    add_setting_option(parser, KeyParams, "spill_strength", "--spill")
+    add_setting_option(parser, VideoMatteParams, "band", metavar="PX")
+    args = parser.parse_args([])
+    assert args.spill == KeyParams().spill_strength and args.band == VideoMatteParams().band
+    assert parser.parse_args(["--band", "7"]).band == 7
+    text = " ".join(parser.format_help().split())
+    spec = next(f for f in dataclasses.fields(VideoMatteParams) if f.name == "band")
+    assert " ".join(spec.metadata["doc"].split()) in text  # its "2%" reached argparse intact
+    assert "(0..512; default 0)" in text and "--band PX" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--spill", "1.5"])
+
+
+def test_key_and_video_matte_options_are_the_fields():
+    from helpers.cli_runs import run_cli
+
+    code, out, _ = run_cli(["key", "--help"])
+    assert code == 0 and "(0.0..1.0; default 0.05)" in " ".join(out.split())
+    code, _, err = run_cli(["video-matte", "f", "m", "o", "--window", "40"])
+    assert code == 2 and "expected 1..31, got 40" in err
