@@ -113,7 +113,8 @@ def print_ablation(count: int, size: int) -> None:
         "all rules": ({}, {}),
         "no plateau fill": ({}, {"_plateaus": lambda codes, *rest: np.zeros(codes.shape, bool)}),
         "plateaus need no area": ({}, {"_plateaus": unopened}),
-        "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, radius: lut.copy()}),
+        "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, inside, radius: lut.copy()}),
+        "no solid-company fill": ({"soft_company_fraction": 0.0}, {}),
         "no frame fade": ({"fix_frame_fade": False}, {}),
         "no debris removal": ({"remove_debris": False}, {}),
     }

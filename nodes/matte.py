@@ -30,7 +30,7 @@ CATEGORY = "LD-Portrait/matte"
 _REFINE_WIDGET_ORDER = (
     "background_level", "see_through_level", "deep_fill_level", "flat_step", "reach", "solid_radius",
     "hole_min_area", "island_keep_fraction", "frame_fade_depth",
-    "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade",
+    "fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade", "soft_company_fraction",
 )
 _FINE_STEP = ("background_level", "island_keep_fraction")  # useful values below 0.01
 _REFINE_WIDGET_MAX = 4096  # lengths in px; an alpha's side rarely exceeds it

@@ -16,8 +16,10 @@ genuine, and marks it **uncertain** where the prior cannot tell:
    reconstruction lifts them to 1). A dip with no other dip within ``2 * solid_radius`` is
    alone in a solid body: filled when small (speckle, pinholes) or near-opaque. Deep dips are
    filled when small, near-opaque (at least ``deep_fill_level``) or wider than a pocket between
-   strands (``reach ** 2``). Other dips are hair texture and kept; the dim lone or deep ones
-   are marked uncertain.
+   strands (``reach ** 2``). A dip whose surroundings within ``reach`` hold less than
+   ``soft_company_fraction`` of other soft pixels is a hole in a solid body and is filled at
+   any level (hair brings soft company: other pockets, strand edges). Other dips are hair
+   texture and kept; the dim lone or deep ones are marked uncertain.
 4. Near-opaque plateaus: pixels of at least ``deep_fill_level`` whose neighbourhood dips less
    than ``flat_step`` (dimming, banding and interior speckle are flat; near-opaque hair drops
    steeply at strand edges), in flat areas at least a solid diameter wide or in enclosed dips
@@ -27,8 +29,8 @@ genuine, and marks it **uncertain** where the prior cannot tell:
    dimming blotch: the prior cannot tell them apart).
 5. Frame fade: deep pixels of at least ``see_through_level`` on lines from the border to a
    near-opaque anchor ``frame_fade_depth`` inside (the body leaves the frame) are filled.
-6. Debris: islands farther than ``reach`` from the portrait and smaller than
-   ``island_keep_fraction`` of it are set to 0.
+6. Debris: islands farther than ``2 * solid_radius`` from the portrait (nearer, they are its
+   soft edge broken by noise) and smaller than ``island_keep_fraction`` of it are set to 0.
 
 The colour image is not used: Layer Diffusion's foreground colour under a dip is the body's own
 colour, so it carries no evidence of see-through there (a composite would, but no Layer
@@ -189,18 +191,18 @@ def _hit(labels: np.ndarray, seeds: np.ndarray, count: int) -> np.ndarray:
     return hit
 
 
-def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, radius: float) -> np.ndarray:
+def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, radius: float) -> np.ndarray:
     """Per label: an enclosed component with another enclosed component within ``2 * radius``
     (pockets of hair texture come in groups; a speck or pinhole in a solid body is alone).
     Two components are that close where some pixel lies within ``radius`` of both: there the
-    largest and the smallest enclosed label within ``radius`` differ."""
+    largest and the smallest enclosed label within ``radius`` differ. ``inside`` is the mask of
+    the enclosed labels."""
     crowded = np.zeros(enclosed_lut.size, bool)
     if np.count_nonzero(enclosed_lut) < 2:
         return crowded
     # Within a square of half-side ``radius`` (separable, so fast at any size).
     size = 2 * int(np.ceil(radius)) + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    inside = _lookup(enclosed_lut, labels)
     if labels.dtype == np.uint16:
         # All ones (keep the label) inside, zero (or 65535, above every label) outside.
         keep = np.subtract(0, inside, dtype=np.uint16)
@@ -216,6 +218,41 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, radius: float) -> np.
     crowded[lowest.ravel()[between].astype(np.intp)] = True
     crowded[0] = False
     return crowded
+
+
+def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, soft: np.ndarray,
+                        portrait_summed: np.ndarray, reach: float, fraction: float) -> np.ndarray:
+    """Per label: an enclosed dip whose surroundings hold less than ``fraction`` of other soft
+    pixels: in its bounding box grown by ``reach``, soft pixels (neither opaque nor true
+    background) other than its own, over the portrait's pixels other than its own. Hair brings
+    soft company within the reach (other pockets, strand edges); Layer Diffusion's blotches
+    and speckle sit in solid skin and cloth. A box, not a disc: two summed-area look-ups per
+    dip, whatever the reach."""
+    solid = np.zeros(areas.size, bool)
+    points = cv2.findNonZero(enclosed.view(np.uint8))
+    if points is None or fraction <= 0.0:
+        return solid
+    points = points.reshape(-1, 2)
+    dips = labels[points[:, 1], points[:, 0]]
+    order = np.argsort(dips, kind="stable")  # a radix sort on 16-bit labels
+    dips, cols, rows = dips[order].astype(np.intp), points[order, 0], points[order, 1]
+    starts = np.flatnonzero(np.r_[True, dips[1:] != dips[:-1]])
+    which = dips[starts]
+    height, width = labels.shape
+    grow = int(np.ceil(reach))
+    top = np.maximum(np.minimum.reduceat(rows, starts) - grow, 0)
+    bottom = np.minimum(np.maximum.reduceat(rows, starts) + grow + 1, height)
+    left = np.maximum(np.minimum.reduceat(cols, starts) - grow, 0)
+    right = np.minimum(np.maximum.reduceat(cols, starts) + grow + 1, width)
+
+    def box_sum(summed):
+        return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
+
+    own = areas[which]
+    others_soft = box_sum(cv2.integral(soft.view(np.uint8))) - own
+    others = box_sum(portrait_summed) - own
+    solid[which] = others_soft < fraction * np.maximum(others, 1)
+    return solid
 
 
 def _plateaus(codes: np.ndarray, candidates: np.ndarray, enclosed: np.ndarray, radius: float,
@@ -253,8 +290,8 @@ def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, dep
     return fade
 
 
-def _debris(codes: np.ndarray, background: np.ndarray, reach: float, keep_fraction: float) -> np.ndarray:
-    """Islands of present pixels farther than ``reach`` from the portrait (the largest
+def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fraction: float) -> np.ndarray:
+    """Islands of present pixels farther than ``clearance`` from the portrait (the largest
     component) and smaller than ``keep_fraction`` of it."""
     count, labels, areas = _components(np.greater(codes > 0, background))
     if count <= 2:
@@ -273,10 +310,10 @@ def _debris(codes: np.ndarray, background: np.ndarray, reach: float, keep_fracti
     points = cv2.findNonZero(islands.view(np.uint8)).reshape(-1, 2)  # islands are few pixels
     cols, rows = points[:, 0], points[:, 1]
     island_labels = labels[rows, cols].astype(np.intp)
-    # An island pixel is near when the portrait lies within the reach (a square of half-side
-    # ``reach`` around it: its portrait pixels counted from one summed-area table).
+    # An island pixel is near when the portrait lies within the clearance (a square of half-side
+    # ``clearance`` around it: its portrait pixels counted from one summed-area table).
     height, width = codes.shape
-    grow = int(np.ceil(reach))
+    grow = int(np.ceil(clearance))
     top, left = np.maximum(rows - grow, 0), np.maximum(cols - grow, 0)
     bottom, right = np.minimum(rows + grow + 1, height), np.minimum(cols + grow + 1, width)
     summed = cv2.integral(body.view(np.uint8))
@@ -349,13 +386,18 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         count, labels, areas = _components(not_opaque)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
-        isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, radius)
+        enclosed = _lookup(enclosed_lut, labels)
+        isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
+        portrait = ~background
+        solid_lut = enclosed_lut & _solid_surroundings(
+            labels, enclosed, areas, not_opaque & portrait, cv2.integral(portrait.view(np.uint8)), reach,
+            p["soft_company_fraction"])
         small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
-        # One gather: bit 0 enclosed, 1 isolated, 2 small, 3 wide.
-        kind = np.take(enclosed_lut.astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
+        # One gather: bit 0 solid surroundings, 1 isolated, 2 small, 3 wide.
+        kind = np.take(solid_lut.astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
                        | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
-        enclosed = (kind & 1).view(bool)
+        solid = (kind & 1).view(bool)
         isolated = (kind & 2) > 0
         small = (kind & 4) > 0
         # 2. See-through evidence: what the background reaches through see-through pixels (the
@@ -374,6 +416,9 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # dim dip of pocket size is uncertain.
         errors = isolated & (small | near_opaque | (codes <= background_code))
         errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
+        # A dip with almost no soft company within the reach is a hole in a solid body at any
+        # level (a blotch in the skin, a pinhole beside other speckle).
+        errors |= solid
         uncertain |= (isolated | (enclosed & deep)) & ~errors
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
@@ -404,7 +449,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     debris = None
     if has_background and p["remove_debris"]:
         # 6. Debris.
-        debris = _debris(codes, background, p["reach"], p["island_keep_fraction"])
+        debris = _debris(codes, background, 2.0 * p["solid_radius"], p["island_keep_fraction"])
         if debris.any():
             fix_kind[debris] = _KIND_CODE["debris"]
             uncertain &= ~debris

@@ -91,7 +91,7 @@ def test_advanced_refine_widgets_come_from_the_field_metadata():
     # store widget values by position). The current parameter set started the order afresh.
     assert set(exposed) == set(specs)
     assert exposed[:3] == ["background_level", "see_through_level", "deep_fill_level"]
-    assert exposed[-4:] == ["fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade"]
+    assert exposed[-5:] == ["fix_interior", "fix_pinholes", "remove_debris", "fix_frame_fade", "soft_company_fraction"]
     for name in exposed:
         kind, options = widgets[name]
         assert options["tooltip"].startswith(specs[name].metadata["doc"]), name

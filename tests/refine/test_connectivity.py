@@ -368,9 +368,10 @@ def test_crowded_dips_agree_between_16_and_32_bit_labels():
     enclosed = rng.random(count) < 0.7
     enclosed[0] = False
     for radius in (1.0, 2.5):
-        expected = _crowded(labels16, enclosed, radius)
+        inside = enclosed[labels16]
+        expected = _crowded(labels16, enclosed, inside, radius)
         assert expected.any() and not expected.all()
-        assert np.array_equal(_crowded(labels16.astype(np.int32), enclosed, radius), expected)
+        assert np.array_equal(_crowded(labels16.astype(np.int32), enclosed, inside, radius), expected)
     many = np.zeros((600, 600), bool)
     many[::2, ::2] = True  # 90,000 single pixels, none touching another
     count, labels, areas = _components(many)
@@ -427,10 +428,12 @@ def test_wide_smooth_ramp_is_kept_and_a_flat_dimming_at_its_depth_is_not():
     assert not noisy_result.changed[noisy_result.uncertain].any()
 
 
-def test_hair_pockets_among_strands_are_kept_but_a_lone_pocket_is_uncertain():
+def test_hair_pockets_among_strands_are_kept_but_a_dim_dip_in_solid_body_is_filled():
     alpha = disc_portrait()
     # Pockets of 0.35 (4 x 4) every 6 px in a patch of the head 8..30 px inside the outline:
-    # hair texture. One lone pocket of 0.45 (6 x 6) deep in the chest.
+    # hair texture, each with soft company. One dim dip of 0.45 (6 x 6) deep in the chest: a hole
+    # in a solid body (no soft company within the reach), filled at its level; without the
+    # soft-company rule it is a lone dim dip the prior cannot judge: kept and uncertain.
     rows = [head_top_row(128) + 8 + 6 * i for i in range(4)]
     pockets = np.zeros(alpha.shape, bool)
     for r in rows:
@@ -440,8 +443,68 @@ def test_hair_pockets_among_strands_are_kept_but_a_lone_pocket_is_uncertain():
     alpha[190:196, 60:66] = 0.45
     result = refine_alpha(alpha)
     assert not result.changed[pockets].any()
-    assert not result.changed[190:196, 60:66].any()
-    assert result.uncertain[190:196, 60:66].all()
+    assert (result.alpha[190:196, 60:66] == 1.0).all()
+    assert not result.uncertain[190:196, 60:66].any()
+    without = refine_alpha(alpha, soft_company_fraction=0.0)
+    assert not without.changed[190:196, 60:66].any()
+    assert without.uncertain[190:196, 60:66].all()
+
+
+def test_a_blotch_is_filled_in_skin_but_kept_among_soft_hair_texture():
+    """The soft-company rule reads the surroundings, not the dip: the same mid-level blotch
+    (0.6, 9 x 9) with speckle beside it (so not alone) is filled in a solid chest and kept where
+    more than the threshold of the surroundings within the reach is soft (a hair mass)."""
+    solid = disc_portrait()
+    solid[185:194, 55:64] = 0.6
+    solid[186, 66] = solid[190, 52] = 0.7  # speckle beside it: the blotch is not alone
+    filled = refine_alpha(solid)
+    assert (filled.alpha[185:194, 55:64] == 1.0).all()
+
+    hairy = solid.copy()
+    reach = int(np.ceil(filled.stats["params"]["reach"]))
+    texture = np.zeros(hairy.shape, bool)
+    for row in range(185 - reach, 194 + reach, 4):  # 2 x 2 soft pockets every 4 px: a quarter soft
+        for col in range(55 - reach, 64 + reach, 4):
+            texture[row:row + 2, col:col + 2] = True
+    texture[184:195, 54:65] = False  # an opaque margin: the blotch stays its own dip
+    texture &= hairy >= 1.0
+    hairy[texture] = 0.5
+    kept = refine_alpha(hairy)
+    assert not kept.changed[185:194, 55:64].any()
+    assert kept.uncertain[185:194, 55:64].all()
+
+
+def test_solid_surroundings_match_a_direct_count():
+    """The summed-area look-up per dip gives what counting the grown box directly gives."""
+    from comfyui_ld_portrait.refine.connectivity import _components, _solid_surroundings
+
+    rng = np.random.default_rng(11)
+    not_opaque = rng.random((120, 140)) < 0.04
+    not_opaque[40:50, 60:75] = True
+    background = np.zeros(not_opaque.shape, bool)
+    background[:, :8] = True
+    not_opaque |= background
+    count, labels, areas = _components(not_opaque)
+    enclosed_lut = np.ones(count, bool)
+    enclosed_lut[0] = False
+    enclosed_lut[np.unique(labels[background])] = False
+    enclosed = enclosed_lut[labels]
+    portrait = ~background
+    soft = not_opaque & portrait
+    reach, fraction = 6.0, 0.05
+    solid = _solid_surroundings(labels, enclosed, areas, soft, cv2.integral(portrait.view(np.uint8)), reach,
+                                fraction)
+    for label in np.flatnonzero(enclosed_lut):
+        rows, cols = np.nonzero(labels == label)
+        top, bottom = max(rows.min() - 6, 0), min(rows.max() + 7, labels.shape[0])
+        left, right = max(cols.min() - 6, 0), min(cols.max() + 7, labels.shape[1])
+        box = (slice(top, bottom), slice(left, right))
+        own = labels[box] == label
+        others_soft = np.count_nonzero(soft[box] & ~own)
+        others = np.count_nonzero(portrait[box] & ~own)
+        assert solid[label] == (others_soft < fraction * max(others, 1)), label
+    assert solid[enclosed_lut].any() and not solid[enclosed_lut].all()
+    assert not solid[~enclosed_lut].any()
 
 
 def test_synthetic_benchmark_gains():
