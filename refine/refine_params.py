@@ -192,10 +192,11 @@ TUNED_NUMBERS = {
 }
 
 #: Named settings for the simple node and the CLI: overrides of :class:`RefineParams`.
-#: ``gentle`` fills only nearly opaque, very flat plateaus and keeps more soft structure;
-#: ``strong`` trusts the prior further (dimmer and less flat plateaus filled).
+#: ``gentle`` fills only nearly opaque, very flat plateaus and only dips with almost no soft
+#: company, and keeps more soft structure; ``strong`` trusts the prior further (dimmer and less
+#: flat plateaus filled).
 REFINE_PRESETS = {
-    "gentle": {"deep_fill_level": 0.9, "flat_step": 0.03},
+    "gentle": {"deep_fill_level": 0.9, "flat_step": 0.03, "soft_company_fraction": 0.03},
     "standard": {},
     "strong": {"deep_fill_level": 0.6, "flat_step": 0.08},
 }
