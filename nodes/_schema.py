@@ -204,6 +204,7 @@ _STANDARD_TYPES = {"IMAGE": "Image", "MASK": "Mask", "LATENT": "Latent", "MODEL"
 
 
 def _io_type(io, kind: str):
+    """The ``io`` class of a type name: ``io.Mask`` for ``"MASK"``, ``io.Custom(name)`` otherwise."""
     name = _STANDARD_TYPES.get(kind)
     return getattr(io, name) if name else io.Custom(kind)
 
@@ -231,7 +232,8 @@ def _v3_input(io, entry: Input):
 
 def _host_checks_combo_values() -> bool:
     """Whether the host refuses a V3 combo value outside its choices by itself: ComfyUI 0.8.0
-    does, 0.3.64 does not (it checks only classic combos, whose type is the list)."""
+    does, 0.3.64 does not (it checks only classic combos, whose type is the list). Versions in
+    between were not tried and count as not checking: a second check costs nothing."""
     version = getattr(host_module("comfyui_version"), "__version__", "0")
     try:
         return tuple(int(part) for part in version.split(".")[:2]) >= (0, 8)
