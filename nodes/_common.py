@@ -1,4 +1,5 @@
-"""Helpers shared by the node modules: tensor <-> numpy conversion and host services.
+"""Helpers shared by the node modules: tensor <-> numpy conversion and host services (the node
+declarations are in :mod:`._schema`).
 
 ComfyUI passes IMAGE as float32 torch tensors ``[B, H, W, C]`` in 0..1 and MASK as float32
 ``[B, H, W]``. The library in ``refine/`` works on one numpy image at a time, so nodes split a
@@ -11,20 +12,9 @@ services the node modules use with these helpers (progress bar, interrupt) come 
 """
 from __future__ import annotations
 
-import dataclasses
-import textwrap
-
 from ._host import Progress, check_interrupt
 
 __all__ = [
-    "ALPHA_TOOLTIP",
-    "INVERT_TOOLTIP",
-    "alpha_input",
-    "field_input",
-    "image_input",
-    "invert_input",
-    "number_input",
-    "node_outputs",
     "each_in_batch",
     "image_list",
     "mask_list",
@@ -34,82 +24,6 @@ __all__ = [
     "Progress",
     "check_interrupt",
 ]
-
-#: Tooltip of every alpha socket (our alpha: 1 = opaque, unlike core's inverted MASK).
-ALPHA_TOOLTIP = "Portrait alpha matte, 1 = opaque portrait, 0 = background (MASK [B,H,W])."
-#: Tooltip of the ``invert`` switch offered where core's inverted MASK may be plugged in.
-INVERT_TOOLTIP = (
-    "Turn on when the masks come from core nodes such as Load Image, whose MASK is 1 - alpha "
-    "(1 = transparent); the node then uses 1 - mask as alpha.")
-
-
-def alpha_input(tooltip: str = ALPHA_TOOLTIP) -> tuple:
-    """Declaration of an ``alpha`` MASK socket (1 = opaque portrait)."""
-    return ("MASK", {"tooltip": tooltip})
-
-
-def image_input(tooltip: str) -> tuple:
-    """Declaration of an IMAGE socket (float32 ``[B, H, W, C]`` in 0..1) with its tooltip."""
-    return ("IMAGE", {"tooltip": tooltip})
-
-
-def invert_input(tooltip: str = INVERT_TOOLTIP) -> tuple:
-    """Declaration of the ``invert`` switch (off by default) for core's inverted MASK."""
-    return ("BOOLEAN", {"default": False, "tooltip": tooltip})
-
-
-def number_input(kind: str, default, low, high, tooltip: str, step=None) -> tuple:
-    """Declaration of an ``"INT"`` or ``"FLOAT"`` widget from ``low`` to ``high``.
-
-    Without ``step`` the frontend's own step is used. A FLOAT default that is not a multiple of
-    its step gets ``round: False``: the frontend rounds FLOAT widgets to their step unless told
-    not to, and a library default such as 2/255 must reach the library unchanged.
-    """
-    options = {"default": default, "min": low, "max": high, "tooltip": tooltip}
-    if step is not None:
-        options["step"] = step
-        if kind == "FLOAT" and abs(round(default / step) * step - default) > 1e-9:
-            options["round"] = False
-    return (kind, options)
-
-
-def field_input(record_class, name: str, step=None) -> tuple:
-    """A widget for the ``bounded_field`` ``name`` of a settings dataclass: default, range and
-    tooltip come from the field, so the node cannot drift from the library. The field's
-    annotation decides INT or FLOAT (:func:`..base.fields.field_kind`, the one rule)."""
-    from ..base.fields import field_kind
-
-    spec = next(spec for spec in dataclasses.fields(record_class) if spec.name == name)
-    kind = "INT" if field_kind(spec)[0] == "int" else "FLOAT"
-    return number_input(kind, spec.default, spec.metadata["min"], spec.metadata["max"],
-                        spec.metadata["doc"], step=step)
-
-
-def node_outputs(table: str) -> tuple[tuple, tuple, tuple]:
-    """``(RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS)`` from a table with one entry per output::
-
-        IMAGE foreground: Foreground colour (IMAGE [B,H,W,3]).
-        MASK alpha: Alpha, 1 = opaque portrait (MASK [B,H,W]); a long tooltip goes on
-            over more deeply indented lines (joined with single spaces).
-
-    Each output's type, name and tooltip stand together, so the three class attributes cannot
-    drift apart when an output is added, removed or moved.
-    """
-    entries = []
-    for line in textwrap.dedent(table).splitlines():
-        if not line.strip():
-            continue
-        if line[0].isspace() and entries:
-            entries[-1][2] += " " + line.strip()
-            continue
-        head, colon, tooltip = line.partition(": ")
-        if not colon or len(head.split()) != 2 or not tooltip.strip():
-            raise ValueError(f"output entry {line.strip()!r} is not 'TYPE name: tooltip'.")
-        entries.append([*head.split(), tooltip.strip()])
-    if not entries:
-        raise ValueError("the output table is empty: give one 'TYPE name: tooltip' entry per output.")
-    types, names, tooltips = (tuple(column) for column in zip(*entries))
-    return types, names, tooltips
 
 
 def _as_numpy(tensor) -> np.ndarray:

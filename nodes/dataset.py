@@ -38,10 +38,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import (Progress, alpha_input, check_interrupt, each_in_batch, image_input, image_list,
-                      image_tensor, invert_input, mask_list, match_batch, node_outputs)
+from ._common import Progress, check_interrupt, each_in_batch, image_list, image_tensor, mask_list, match_batch
 from ._host import OUTPUT_DIR_ENV, output_directory
 from ._host import disables_metadata as host_disables_metadata
+from ._schema import (Output, alpha, choice, comfy_node, image, invert, mask, node_mappings, switch, text,
+                      whole_number)
 
 CATEGORY = "LD-Portrait/dataset"
 DEFAULT_DATASET_NAME = "ld_portrait_20k"
@@ -52,7 +53,9 @@ MAX_INDEX = 2 ** 53  # the frontend stores widget values as JS numbers
 # Save node
 # --------------------------------------------------------------------------------------------
 
+@comfy_node
 class LDPSaveDataset:
+    DISPLAY_NAME = "Save Matting Dataset (LD-Portrait)"
     DESCRIPTION = (
         "Save portraits into a matting dataset under ComfyUI's output folder: "
         "<output>/<dataset_name>/fg/<id>.png (padded foreground), alpha/<id>.png (refined "
@@ -67,71 +70,65 @@ class LDPSaveDataset:
     CATEGORY = CATEGORY
     FUNCTION = "save"
     OUTPUT_NODE = True
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        STRING summary: What happened, one line per image: id, accepted / rejected (with or without images)
-            or skipped (already complete), and the dataset folder.
-    """)
+    OUTPUTS = (Output("STRING", "summary", (
+        "What happened, one line per image: id, accepted / rejected (with or without images) or "
+        "skipped (already complete), and the dataset folder.")),)
+    # What core SaveImage takes: the API graph and the editor graph (fg PNG chunks).
+    HIDDEN = {"api_graph": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 
     @classmethod
-    def INPUT_TYPES(cls):
-        def text_socket(tooltip):
-            return ("STRING", {"forceInput": True, "tooltip": tooltip})
+    def inputs(cls):
+        def text_socket(name, tooltip):
+            return text(name, tooltip, optional=True, force_input=True)
 
-        return {
-            "required": {
-                "foreground": image_input(
-                    "Padded foreground colour F (IMAGE [B,H,W,3], e.g. from Pad Foreground "
-                    "Colour); stored as 8-bit RGB in fg/."),
-                "alpha": ("MASK", {"tooltip": "Refined alpha to store, 1 = opaque portrait "
-                                              "(MASK [B,H,W]), same size as the foreground."}),
-                "dataset_name": ("STRING", {"default": DEFAULT_DATASET_NAME, "tooltip": (
-                    "Folder name inside ComfyUI's output folder that holds the dataset. One "
-                    "plain name: letters, digits, _ . - and inner spaces; paths such as '../x' "
-                    "or '/abs' are refused.")}),
-                "sample_index": ("INT", {"default": 0, "min": 0, "max": MAX_INDEX, "tooltip": (
-                    "Index of the first image; its id is the index with 6 digits ('000123'). "
-                    "A batch of B images gets ids index .. index+B-1. Wire the Prompt "
-                    "Template's index output here so ids follow the prompts.")}),
-                "keep": ("BOOLEAN", {"default": True, "tooltip": (
-                    "From Matte Quality Gate's keep. With the gate's verdict wired too, each "
-                    "image follows its own verdict; keep = false with no rejecting verdict "
-                    "rejects the whole batch.")}),
-                "keep_rejected": ("BOOLEAN", {"default": False, "tooltip": (
-                    "Rejected samples: on = store their images under rejected/ for review; "
-                    "off = record only their meta (verdict, prompt) under rejected/meta/, so "
-                    "statistics see them and a re-run does not redo them.")}),
-                "alpha_bits": (["8", "16"], {"default": "8", "tooltip": (
-                    "Bit depth of the stored alpha and raw alpha PNGs.")}),
-            },
-            "optional": {
-                "raw_alpha": ("MASK", {"tooltip": (
-                    "Optional decoder alpha before refinement (1 = opaque), stored in "
-                    "raw_alpha/ for audit.")}),
-                "error_map": image_input(
-                    "Optional error-map picture (Connectivity Refine's error_map), stored in "
-                    "error_maps/."),
-                "prompt": text_socket("Positive prompt (Prompt Template's prompt), stored in meta."),
-                "negative": text_socket("Negative prompt (Prompt Template's negative), stored "
-                                        "in meta."),
-                "attributes": text_socket(
-                    "JSON object of the chosen attributes (Prompt Template's attributes); "
-                    "stored parsed in meta and the manifest. Not JSON -> an error."),
-                "seed": ("INT", {"forceInput": True, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                 "tooltip": "Sampler seed of this sample (Prompt Template's seed)."}),
-                "verdict": text_socket(
-                    "Matte Quality Gate's verdict JSON (a list, one per image); stored per "
-                    "image, and it decides accept/reject per image."),
-                "stats": text_socket(
-                    "Connectivity Refine's stats JSON (a list, one per image); stored per image "
-                    "as 'refinement'."),
-                "models": ("STRING", {"default": "", "multiline": True, "tooltip": (
-                    "Which checkpoint and Layer Diffusion files made the samples (free text, or "
-                    "JSON), stored in meta.")}),
-                "invert": invert_input(),
-            },
-            # What core SaveImage takes: the API graph and the editor graph (fg PNG chunks).
-            "hidden": {"api_graph": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
-        }
+        return [
+            image("foreground", (
+                "Padded foreground colour F (IMAGE [B,H,W,3], e.g. from Pad Foreground Colour); "
+                "stored as 8-bit RGB in fg/.")),
+            mask("alpha", "Refined alpha to store, 1 = opaque portrait (MASK [B,H,W]), same size as "
+                          "the foreground."),
+            text("dataset_name", (
+                "Folder name inside ComfyUI's output folder that holds the dataset. One plain name: "
+                "letters, digits, _ . - and inner spaces; paths such as '../x' or '/abs' are "
+                "refused."), default=DEFAULT_DATASET_NAME),
+            whole_number("sample_index", 0, 0, MAX_INDEX, (
+                "Index of the first image; its id is the index with 6 digits ('000123'). A batch of "
+                "B images gets ids index .. index+B-1. Wire the Prompt Template's index output here "
+                "so ids follow the prompts.")),
+            switch("keep", True, (
+                "From Matte Quality Gate's keep. With the gate's verdict wired too, each image "
+                "follows its own verdict; keep = false with no rejecting verdict rejects the whole "
+                "batch.")),
+            switch("keep_rejected", False, (
+                "Rejected samples: on = store their images under rejected/ for review; off = record "
+                "only their meta (verdict, prompt) under rejected/meta/, so statistics see them and "
+                "a re-run does not redo them.")),
+            choice("alpha_bits", ("8", "16"), "8", "Bit depth of the stored alpha and raw alpha PNGs."),
+            mask("raw_alpha", (
+                "Optional decoder alpha before refinement (1 = opaque), stored in raw_alpha/ for "
+                "audit."), optional=True),
+            image("error_map", (
+                "Optional error-map picture (Connectivity Refine's error_map), stored in "
+                "error_maps/."), optional=True),
+            text_socket("prompt", "Positive prompt (Prompt Template's prompt), stored in meta."),
+            text_socket("negative", "Negative prompt (Prompt Template's negative), stored in meta."),
+            text_socket("attributes", (
+                "JSON object of the chosen attributes (Prompt Template's attributes); stored parsed "
+                "in meta and the manifest. Not JSON -> an error.")),
+            whole_number("seed", None, 0, 0xFFFFFFFFFFFFFFFF,
+                         "Sampler seed of this sample (Prompt Template's seed).", optional=True,
+                         force_input=True),
+            text_socket("verdict", (
+                "Matte Quality Gate's verdict JSON (a list, one per image); stored per image, and it "
+                "decides accept/reject per image.")),
+            text_socket("stats", (
+                "Connectivity Refine's stats JSON (a list, one per image); stored per image as "
+                "'refinement'.")),
+            text("models", (
+                "Which checkpoint and Layer Diffusion files made the samples (free text, or JSON), "
+                "stored in meta."), default="", optional=True, multiline=True),
+            invert(),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, **kwargs):
@@ -237,7 +234,9 @@ def _resolve_folder(text: str) -> Path:
     return resolve_path(text)
 
 
+@comfy_node
 class LDPCompositeBackground:
+    DISPLAY_NAME = "Composite over Background (LD-Portrait)"
     DESCRIPTION = (
         "Composite portraits over backgrounds: composite = foreground * alpha + background * "
         "(1 - alpha). Backgrounds come from a folder of pictures (each is scaled to cover the "
@@ -248,38 +247,37 @@ class LDPCompositeBackground:
         "listed in the report.")
     CATEGORY = CATEGORY
     FUNCTION = "composite"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE composite: Foreground over the background (IMAGE [B,H,W,3]).
-        IMAGE background: The background used for each image, fitted to its size (IMAGE [B,H,W,3]).
-        STRING report: One line per image: which file or procedural kind and seed it used, plus any
-            unreadable files that were skipped.
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "composite", "Foreground over the background (IMAGE [B,H,W,3])."),
+        Output("IMAGE", "background", "The background used for each image, fitted to its size (IMAGE "
+                                      "[B,H,W,3])."),
+        Output("STRING", "report", "One line per image: which file or procedural kind and seed it used, "
+                                   "plus any unreadable files that were skipped."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..base.composite import KINDS, RANDOM_KIND
 
-        return {
-            "required": {
-                "foreground": image_input(
-                    "Foreground colour (IMAGE [B,H,W,3]); use the padded F so that soft edges "
-                    "show no dark fringe."),
-                "alpha": alpha_input(),
-                "background_folder": ("STRING", {"default": "", "tooltip": (
-                    "Folder of background pictures (PNG, JPEG, WebP, BMP, TIFF); relative paths "
-                    "are looked up in ComfyUI's input folder. Empty = procedural backgrounds.")}),
-                "kind": ([RANDOM_KIND, *KINDS], {"default": RANDOM_KIND, "tooltip": (
-                    "Procedural background when the folder is empty: gradient, checker, noise "
-                    "(fractal texture), bokeh (soft light discs), solid, studio (lit backdrop "
-                    "with vignette), or random (a kind per image from the seed).")}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": (
-                    "Base seed: shuffles the folder order and drives the procedural backgrounds.")}),
-                "index": ("INT", {"default": 0, "min": 0, "max": MAX_INDEX, "tooltip": (
-                    "Picks the background: image i of the batch uses number index + i (wire the "
-                    "sample index so each sample gets another background).")}),
-            },
-            "optional": {"invert": invert_input()},
-        }
+        return [
+            image("foreground", (
+                "Foreground colour (IMAGE [B,H,W,3]); use the padded F so that soft edges show no "
+                "dark fringe.")),
+            alpha(),
+            text("background_folder", (
+                "Folder of background pictures (PNG, JPEG, WebP, BMP, TIFF); relative paths are "
+                "looked up in ComfyUI's input folder. Empty = procedural backgrounds."), default=""),
+            choice("kind", (RANDOM_KIND, *KINDS), RANDOM_KIND, (
+                "Procedural background when the folder is empty: gradient, checker, noise (fractal "
+                "texture), bokeh (soft light discs), solid, studio (lit backdrop with vignette), or "
+                "random (a kind per image from the seed).")),
+            whole_number("seed", 0, 0, 0xFFFFFFFFFFFFFFFF, (
+                "Base seed: shuffles the folder order and drives the procedural backgrounds.")),
+            whole_number("index", 0, 0, MAX_INDEX, (
+                "Picks the background: image i of the batch uses number index + i (wire the sample "
+                "index so each sample gets another background).")),
+            invert(),
+        ]
 
     def composite(self, foreground, alpha, background_folder="", kind="random", seed=0, index=0,
                   invert=False):
@@ -327,14 +325,7 @@ class LDPCompositeBackground:
         return (image_tensor(composites), image_tensor(backgrounds), "\n".join(lines))
 
 
-NODE_CLASS_MAPPINGS = {
-    "LDPSaveDataset": LDPSaveDataset,
-    "LDPCompositeBackground": LDPCompositeBackground,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LDPSaveDataset": "Save Matting Dataset (LD-Portrait)",
-    "LDPCompositeBackground": "Composite over Background (LD-Portrait)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(LDPSaveDataset, LDPCompositeBackground)
 
 __all__ = ["LDPSaveDataset", "LDPCompositeBackground", "output_directory",
            "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "OUTPUT_DIR_ENV"]

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ._common import (ALPHA_TOOLTIP, alpha_input, check_interrupt, image_tensor, invert_input,
-                      mask_list, mask_tensor, match_batch, node_outputs)
+from ._common import check_interrupt, image_tensor, mask_list, mask_tensor, match_batch
+from ._schema import ALPHA_TOOLTIP, Output, alpha, choice, comfy_node, invert, mask, node_mappings, number
 
 CATEGORY = "LD-Portrait/evaluation"
 
@@ -29,11 +29,11 @@ class _TrimapNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "make"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK trimap: Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as 8 bit:
-            0/128/255).
-        IMAGE trimap_image: The same trimap as a gray IMAGE, for previews and image savers.
-    """)
+    OUTPUTS = (
+        Output("MASK", "trimap", "Trimap as a MASK: 0 background, 128/255 unknown, 1 foreground (saved as "
+                                 "8 bit: 0/128/255)."),
+        Output("IMAGE", "trimap_image", "The same trimap as a gray IMAGE, for previews and image savers."),
+    )
 
     @staticmethod
     def _outputs(trimaps: list[np.ndarray]) -> tuple:
@@ -63,25 +63,26 @@ def erode_dilate_trimaps(mask, erode: float, dilate: float, invert: bool, unknow
     return trimaps
 
 
+@comfy_node
 class LDPTrimapFromAlpha(_TrimapNode):
+    DISPLAY_NAME = "Trimap From Alpha (LD-Portrait)"
     DESCRIPTION = (
         "Make a trimap from an alpha matte: unknown where the alpha is neither 0 nor 1, widened "
         "by a band (pixels or percent of the shorter side) that also covers hard 0/1 edges. "
         "Use it to evaluate with the DIM protocol or to feed a trimap-based matting model.")
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "alpha": alpha_input(),
-            "band": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
-                               "tooltip": "How far the unknown region reaches beyond the "
-                                          "semi-transparent pixels and hard edges; 0 keeps "
-                                          "exactly the pixels with 0 < alpha < 1."}),
-            "band_unit": (_BAND_UNITS, {"default": "pixels", "tooltip": (
+    def inputs(cls):
+        return [
+            alpha(),
+            number("band", 10.0, 0.0, 4096.0, (
+                "How far the unknown region reaches beyond the semi-transparent pixels and hard "
+                "edges; 0 keeps exactly the pixels with 0 < alpha < 1."), step=0.5),
+            choice("band_unit", _BAND_UNITS, "pixels", (
                 "Whether band is in pixels or in percent of the image's shorter side "
-                "(resolution-independent).")}),
-            "invert": invert_input(),
-        }}
+                "(resolution-independent).")),
+            invert(optional=False),
+        ]
 
     def make(self, alpha, band, band_unit, invert):
         from ..base.trimap import trimap_from_alpha
@@ -98,36 +99,34 @@ class LDPTrimapFromAlpha(_TrimapNode):
         return self._outputs(trimaps)
 
 
+@comfy_node
 class LDPTrimapErodeDilate(_TrimapNode):
+    DISPLAY_NAME = "Trimap By Erode / Dilate (LD-Portrait)"
     DESCRIPTION = (
         "Make a trimap from a coarse mask such as a segmentation: the mask eroded is "
         "foreground, what the dilated mask does not reach is background, the ring between is "
         "unknown (128/255 for evaluation and 8-bit trimap files, or 0.5 for matting solvers). "
         "For a band around the edge, set erode and dilate to the same width.")
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK trimap: Trimap as a MASK: 0 background, 1 foreground, unknown 128/255 (saved as 8 bit:
-            0/128/255) or 0.5, as the unknown input says.
-        IMAGE trimap_image: The same trimap as a gray IMAGE, for previews and image savers.
-    """)
+    OUTPUTS = (
+        Output("MASK", "trimap", "Trimap as a MASK: 0 background, 1 foreground, unknown 128/255 (saved as 8 "
+                                 "bit: 0/128/255) or 0.5, as the unknown input says."),
+        _TrimapNode.OUTPUTS[1],
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "mask": ("MASK", {"tooltip": "Coarse subject mask, 1 = subject (above 0.5 counts as "
-                                         "inside)."}),
-            "erode": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
-                                "tooltip": "Radius in pixels the mask shrinks by to give sure "
-                                           "foreground."}),
-            "dilate": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 4096.0, "step": 0.5,
-                                 "tooltip": "Radius in pixels the mask grows by; beyond it is "
-                                            "sure background."}),
-            "invert": invert_input(),
-        }, "optional": {
-            "unknown": (list(UNKNOWN_CHOICES), {"default": "128/255", "tooltip": (
-                "Value of the unknown ring. 128/255: the field's 0/128/255 codes when saved as "
-                "8 bit (DIM evaluation, trimap files). 0.5: the 0/0.5/1 trimaps of "
-                "pymatting-style solvers. Trimap Matting and Matte Metrics read both.")}),
-        }}
+    def inputs(cls):
+        return [
+            mask("mask", "Coarse subject mask, 1 = subject (above 0.5 counts as inside)."),
+            number("erode", 10.0, 0.0, 4096.0, "Radius in pixels the mask shrinks by to give sure "
+                                                "foreground.", step=0.5),
+            number("dilate", 10.0, 0.0, 4096.0, "Radius in pixels the mask grows by; beyond it is sure "
+                                                 "background.", step=0.5),
+            invert(optional=False),
+            choice("unknown", UNKNOWN_CHOICES, "128/255", (
+                "Value of the unknown ring. 128/255: the field's 0/128/255 codes when saved as 8 bit "
+                "(DIM evaluation, trimap files). 0.5: the 0/0.5/1 trimaps of pymatting-style "
+                "solvers. Trimap Matting and Matte Metrics read both."), optional=True),
+        ]
 
     def make(self, mask, erode, dilate, invert, unknown="128/255"):
         return self._outputs(erode_dilate_trimaps(mask, erode, dilate, invert, unknown))
@@ -158,7 +157,9 @@ def _report(errors: list, protocol: str, with_trimap: bool) -> tuple[str, dict]:
     return "\n".join(lines), means
 
 
+@comfy_node
 class LDPMatteMetrics:
+    DISPLAY_NAME = "Matte Metrics (LD-Portrait)"
     DESCRIPTION = (
         "Measure an alpha matte against a reference with the matting field's errors: SAD, MSE, "
         "MAD, gradient and connectivity (Adobe DIM definitions, or the P3M-500 / AM-2K "
@@ -166,33 +167,33 @@ class LDPMatteMetrics:
     CATEGORY = CATEGORY
     FUNCTION = "measure"
     OUTPUT_NODE = True
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        STRING report: The table shown on the node: each measure per image, and their mean for a batch.
-        FLOAT sad: Sum of absolute differences over the region, / 1000.
-        FLOAT mse: Mean squared difference over the region (NaN when a trimap has no unknown pixel).
-        FLOAT mad: Mean absolute difference over the region (NaN when a trimap has no unknown pixel).
-        FLOAT grad: Gradient error (DIM: / 1000 after mat2gray; whole protocol: / 10).
-        FLOAT conn: Connectivity error, / 1000.
-    """)
+    OUTPUTS = (
+        Output("STRING", "report", "The table shown on the node: each measure per image, and their mean for "
+                                   "a batch."),
+        Output("FLOAT", "sad", "Sum of absolute differences over the region, / 1000."),
+        Output("FLOAT", "mse", "Mean squared difference over the region (NaN when a trimap has no unknown "
+                               "pixel)."),
+        Output("FLOAT", "mad", "Mean absolute difference over the region (NaN when a trimap has no unknown "
+                               "pixel)."),
+        Output("FLOAT", "grad", "Gradient error (DIM: / 1000 after mat2gray; whole protocol: / 10)."),
+        Output("FLOAT", "conn", "Connectivity error, / 1000."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "alpha": alpha_input("The matte to measure. " + ALPHA_TOOLTIP),
-            "reference": ("MASK", {"tooltip": "Ground-truth matte, 1 = opaque portrait, same "
-                                              "size (a batch of 1 is reused for every alpha)."}),
-            "protocol": (["dim", "whole"], {"default": "dim", "tooltip": (
-                "dim: Adobe Deep Image Matting MATLAB definitions, over the trimap's unknown "
-                "region (or every pixel without a trimap). whole: P3M-500 / AM-2K whole-image "
-                "definitions (no trimap).")}),
-            "invert": invert_input(
-                "Turn on when alpha and reference come from core nodes such as Load Image, "
-                "whose MASK is 1 - alpha; both are then used as 1 - mask."),
-        }, "optional": {
-            "trimap": ("MASK", {"tooltip": "Trimap (0 background, 128/255 unknown, 1 "
-                                           "foreground), e.g. from Trimap From Alpha; dim "
-                                           "measures only its unknown pixels."}),
-        }}
+    def inputs(cls):
+        return [
+            alpha("The matte to measure. " + ALPHA_TOOLTIP),
+            mask("reference", "Ground-truth matte, 1 = opaque portrait, same size (a batch of 1 is reused "
+                              "for every alpha)."),
+            choice("protocol", ("dim", "whole"), "dim", (
+                "dim: Adobe Deep Image Matting MATLAB definitions, over the trimap's unknown region "
+                "(or every pixel without a trimap). whole: P3M-500 / AM-2K whole-image definitions "
+                "(no trimap).")),
+            invert("Turn on when alpha and reference come from core nodes such as Load Image, whose "
+                   "MASK is 1 - alpha; both are then used as 1 - mask.", optional=False),
+            mask("trimap", "Trimap (0 background, 128/255 unknown, 1 foreground), e.g. from Trimap From "
+                           "Alpha; dim measures only its unknown pixels.", optional=True),
+        ]
 
     def measure(self, alpha, reference, protocol, invert, trimap=None):
         from ..evaluation import evaluate_pair
@@ -216,13 +217,5 @@ class LDPMatteMetrics:
         return {"ui": {"text": [text]}, "result": result}
 
 
-NODE_CLASS_MAPPINGS = {
-    "LDPTrimapFromAlpha": LDPTrimapFromAlpha,
-    "LDPTrimapErodeDilate": LDPTrimapErodeDilate,
-    "LDPMatteMetrics": LDPMatteMetrics,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LDPTrimapFromAlpha": "Trimap From Alpha (LD-Portrait)",
-    "LDPTrimapErodeDilate": "Trimap By Erode / Dilate (LD-Portrait)",
-    "LDPMatteMetrics": "Matte Metrics (LD-Portrait)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(
+    LDPTrimapFromAlpha, LDPTrimapErodeDilate, LDPMatteMetrics)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import image_tensor, mask_tensor, node_outputs
+from ._common import image_tensor, mask_tensor
 from ._host import input_directory
+from ._schema import Output, choice, comfy_node, node_mappings, text, whole_number
 
 CATEGORY = "LD-Portrait/io"
 OUT_OF_RANGE_MODES = ("wrap", "error")
@@ -66,7 +67,9 @@ def pick_file(path: str, index: int, out_of_range: str = "wrap") -> tuple[Path, 
     return files[index], index, len(files)
 
 
+@comfy_node
 class LDPLoadRGBA:
+    DISPLAY_NAME = "Load RGBA Portrait (LD-Portrait)"
     DESCRIPTION = (
         "Load an RGBA PNG (for example an existing Layer Diffusion output) or the N-th PNG of "
         "a folder, sorted by name, and split it into colour and alpha. Unlike core Load Image, "
@@ -77,32 +80,28 @@ class LDPLoadRGBA:
         "LDP_MAX_IMAGE_BYTES in ComfyUI's environment to change the limits.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE image: Colour (IMAGE [1,H,W,3], RGB in 0..1).
-        MASK alpha: Alpha, 1 = opaque portrait, 0 = background (MASK [1,H,W]). Not inverted, unlike core
-            Load Image.
-        IMAGE rgba: Colour and alpha together (IMAGE [1,H,W,4]).
-        STRING filename: File name without folder (use it to name outputs).
-        INT count: Number of PNG files in the folder (1 for a single file); loop index 0..count-1.
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "image", "Colour (IMAGE [1,H,W,3], RGB in 0..1)."),
+        Output("MASK", "alpha", "Alpha, 1 = opaque portrait, 0 = background (MASK [1,H,W]). Not inverted, "
+                                "unlike core Load Image."),
+        Output("IMAGE", "rgba", "Colour and alpha together (IMAGE [1,H,W,4])."),
+        Output("STRING", "filename", "File name without folder (use it to name outputs)."),
+        Output("INT", "count", "Number of PNG files in the folder (1 for a single file); loop index "
+                               "0..count-1."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "path": ("STRING", {"default": "", "tooltip": (
-                    "An RGBA PNG file or a folder of them. Absolute, or relative to ComfyUI's "
-                    "input folder.")}),
-                "index": ("INT", {"default": 0, "min": 0, "max": 0x7FFFFFFF, "step": 1, "tooltip": (
-                    "Which PNG of the folder to load (0 = first, sorted by name). Ignored for a "
-                    "single file.")}),
-            },
-            "optional": {
-                "out_of_range": (list(OUT_OF_RANGE_MODES), {"default": "wrap", "tooltip": (
-                    "When index is past the last file: 'wrap' starts again from the first "
-                    "(index modulo count), 'error' stops with a message.")}),
-            },
-        }
+    def inputs(cls):
+        return [
+            text("path", "An RGBA PNG file or a folder of them. Absolute, or relative to ComfyUI's "
+                         "input folder.", default=""),
+            whole_number("index", 0, 0, 0x7FFFFFFF, (
+                "Which PNG of the folder to load (0 = first, sorted by name). Ignored for a single "
+                "file."), step=1),
+            choice("out_of_range", OUT_OF_RANGE_MODES, "wrap", (
+                "When index is past the last file: 'wrap' starts again from the first (index "
+                "modulo count), 'error' stops with a message."), optional=True),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, path, index, out_of_range="wrap"):
@@ -148,7 +147,6 @@ class LDPLoadRGBA:
         return (image_tensor([rgb]), mask_tensor([alpha]), image_tensor([rgba]), file.name, count)
 
 
-NODE_CLASS_MAPPINGS = {"LDPLoadRGBA": LDPLoadRGBA}
-NODE_DISPLAY_NAME_MAPPINGS = {"LDPLoadRGBA": "Load RGBA Portrait (LD-Portrait)"}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(LDPLoadRGBA)
 
 __all__ = ["LDPLoadRGBA", "pick_file", "resolve_path", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ..layerdiffusion import model_files
 from . import _host as host
-from ._common import Progress, check_interrupt, image_input, node_outputs
+from ._common import Progress, check_interrupt
+from ._schema import Output, choice, comfy_node, image, node_mappings, number, socket, whole_number
 
 CATEGORY = "LD-Portrait/layer diffusion"
 LAYER_MODEL_FOLDER = "layer_model"
@@ -116,7 +117,7 @@ def resolve_layer_model(name: str) -> Path:
     return path
 
 
-def _file_combo(preferred: tuple[str, ...], tooltip: str) -> tuple:
+def _file_combo(name: str, preferred: tuple[str, ...], tooltip: str):
     """COMBO of the folder's files. When the folder is empty the published names are listed,
     so a shared workflow still loads and running it says which file is missing and how to get
     it (instead of the host's bare 'value not in list')."""
@@ -125,7 +126,7 @@ def _file_combo(preferred: tuple[str, ...], tooltip: str) -> tuple:
     matches = [n for p in preferred for n in names
                if n == p or n.replace("\\", "/").endswith("/" + p)]
     default = matches[0] if matches else names[0]
-    return (names, {"default": default, "tooltip": tooltip})
+    return choice(name, names, default, tooltip)
 
 
 def _file_fingerprint(name: str):
@@ -185,7 +186,9 @@ def _folded_patches(path: Path, label: str, targets: dict, model_kind: str) -> t
     return patches, residuals
 
 
+@comfy_node
 class LDPLayerDiffusionPatch:
+    DISPLAY_NAME = "Apply Layer Diffusion (LD-Portrait)"
     DESCRIPTION = (
         "Turn an SDXL or SD1.5 model into a transparent-image generator with a Layer Diffusion "
         "file from models/layer_model: layer_xl_transparent_attn or layer_xl_transparent_conv "
@@ -196,26 +199,21 @@ class LDPLayerDiffusionPatch:
         "(an SD1.5 file on SDXL) is refused with a message naming the mismatch.")
     CATEGORY = CATEGORY
     FUNCTION = "patch"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MODEL model: A patched copy of the model; connect it to the sampler.
-    """)
+    OUTPUTS = (Output("MODEL", "model", "A patched copy of the model; connect it to the sampler."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The SDXL or SD1.5 model to patch (from Load "
-                                               "Checkpoint)."}),
-                "patch_file": _file_combo(KNOWN_PATCH_FILES, (
-                    "Layer Diffusion UNet patch in models/layer_model: for SDXL "
-                    "layer_xl_transparent_attn (attention injection, the usual choice) or "
-                    "layer_xl_transparent_conv (conv injection); for SD1.5 "
-                    "layer_sd15_transparent_attn. Checked against the connected model.")),
-                "strength": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
-                                       "tooltip": "How strongly the patch is applied; 1.0 as "
-                                                  "trained. Lower values give weaker transparency."}),
-            }
-        }
+    def inputs(cls):
+        return [
+            socket("model", "MODEL", "The SDXL or SD1.5 model to patch (from Load Checkpoint)."),
+            _file_combo("patch_file", KNOWN_PATCH_FILES, (
+                "Layer Diffusion UNet patch in models/layer_model: for SDXL "
+                "layer_xl_transparent_attn (attention injection, the usual choice) or "
+                "layer_xl_transparent_conv (conv injection); for SD1.5 "
+                "layer_sd15_transparent_attn. Checked against the connected model.")),
+            number("strength", 1.0, -2.0, 2.0, (
+                "How strongly the patch is applied; 1.0 as trained. Lower values give weaker "
+                "transparency."), step=0.05),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, patch_file, **_inputs):
@@ -295,7 +293,9 @@ def decoder_device_and_dtype():
     return device, dtype
 
 
+@comfy_node
 class LDPTransparentDecoderLoader:
+    DISPLAY_NAME = "Load Transparent Decoder (LD-Portrait)"
     DESCRIPTION = (
         "Load a Layer Diffusion transparent decoder (SDXL, SD1.5 or Flux, from "
         "models/layer_model), which turns an ordinary VAE decode plus its latent into "
@@ -304,21 +304,15 @@ class LDPTransparentDecoderLoader:
         "runs its VAE (float16 on most GPUs, float32 on CPU).")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs(f"""
-        {DECODER_TYPE} decoder: The loaded decoder; connect it to Transparent Decode.
-    """)
+    OUTPUTS = (Output(DECODER_TYPE, "decoder", "The loaded decoder; connect it to Transparent Decode."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "decoder_file": _file_combo(KNOWN_DECODER_FILES, (
-                    "Transparent decoder weights in models/layer_model: "
-                    "vae_transparent_decoder (SDXL), layer_sd15_vae_transparent_decoder (SD1.5) "
-                    "or flux_vae_transparent_decoder (Flux, made by `ld-portrait models "
-                    "convert`). The latent channels (4 or 16) are read from the file.")),
-            }
-        }
+    def inputs(cls):
+        return [_file_combo("decoder_file", KNOWN_DECODER_FILES, (
+            "Transparent decoder weights in models/layer_model: vae_transparent_decoder (SDXL), "
+            "layer_sd15_vae_transparent_decoder (SD1.5) or flux_vae_transparent_decoder (Flux, made "
+            "by `ld-portrait models convert`). The latent channels (4 or 16) are read from the "
+            "file."))]
 
     @classmethod
     def IS_CHANGED(cls, decoder_file, **_inputs):
@@ -388,7 +382,9 @@ def _free_device_memory(device) -> None:
     management.soft_empty_cache()
 
 
+@comfy_node
 class LDPTransparentDecode:
+    DISPLAY_NAME = "Transparent Decode (LD-Portrait)"
     DESCRIPTION = (
         "Decode transparency: from the latent and its ordinary VAE decode, the transparent "
         "decoder predicts alpha and the foreground colour. Test-time augmentation decodes "
@@ -398,34 +394,33 @@ class LDPTransparentDecode:
         "over a grey checkerboard.")
     CATEGORY = CATEGORY
     FUNCTION = "decode"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE foreground: Foreground colour, RGB in 0..1 (IMAGE [B,H,W,3]); meaningful where alpha > 0.
-        MASK alpha: Alpha matte, 1 = opaque portrait, 0 = transparent (MASK [B,H,W]). Core nodes that expect
-            Load Image's inverted mask need 1 - alpha.
-        IMAGE rgba: Foreground with alpha as a fourth channel (IMAGE [B,H,W,4]); Save Image writes it as a
-            transparent PNG.
-        IMAGE preview: Foreground composited over a grey checkerboard, for a quick look (IMAGE [B,H,W,3]).
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "foreground", "Foreground colour, RGB in 0..1 (IMAGE [B,H,W,3]); meaningful where "
+                                      "alpha > 0."),
+        Output("MASK", "alpha", "Alpha matte, 1 = opaque portrait, 0 = transparent (MASK [B,H,W]). Core nodes "
+                                "that expect Load Image's inverted mask need 1 - alpha."),
+        Output("IMAGE", "rgba", "Foreground with alpha as a fourth channel (IMAGE [B,H,W,4]); Save Image "
+                                "writes it as a transparent PNG."),
+        Output("IMAGE", "preview", "Foreground composited over a grey checkerboard, for a quick look (IMAGE "
+                                   "[B,H,W,3])."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "samples": ("LATENT", {"tooltip": (
-                    "The latent from the sampler that used the Layer Diffusion patched model.")}),
-                "images": image_input(
-                    "The ordinary VAE Decode of the same latent (same batch, not resized)."),
-                "decoder": (DECODER_TYPE, {"tooltip": "From Load Transparent Decoder."}),
-                "passes": (list(PASSES), {"default": "8", "tooltip": (
-                    "Test-time augmentation: 8 = four rotations x flip merged by the median, as "
-                    "upstream (best); 4 = four rotations; 2 = upright + upside down; 1 = a "
-                    "single pass (fastest). Time is proportional to the number of passes.")}),
-                "sub_batch": ("INT", {"default": 8, "min": 1, "max": 64, "step": 1, "tooltip": (
-                    "On a GPU, how many passes/images go through the network at once; lower it "
-                    "if memory runs out (it is lowered automatically when the GPU runs out). "
-                    "On CPU passes run one by one, which was measured faster there.")}),
-            }
-        }
+    def inputs(cls):
+        return [
+            socket("samples", "LATENT", "The latent from the sampler that used the Layer Diffusion "
+                                        "patched model."),
+            image("images", "The ordinary VAE Decode of the same latent (same batch, not resized)."),
+            socket("decoder", DECODER_TYPE, "From Load Transparent Decoder."),
+            choice("passes", PASSES, "8", (
+                "Test-time augmentation: 8 = four rotations x flip merged by the median, as upstream "
+                "(best); 4 = four rotations; 2 = upright + upside down; 1 = a single pass (fastest). "
+                "Time is proportional to the number of passes.")),
+            whole_number("sub_batch", 8, 1, 64, (
+                "On a GPU, how many passes/images go through the network at once; lower it if memory "
+                "runs out (it is lowered automatically when the GPU runs out). On CPU passes run one "
+                "by one, which was measured faster there."), step=1),
+        ]
 
     def decode(self, samples, images, decoder, passes="8", sub_batch=8):
         import torch
@@ -473,13 +468,5 @@ class LDPTransparentDecode:
         return (foreground, alpha, rgba, preview)
 
 
-NODE_CLASS_MAPPINGS = {
-    "LDPLayerDiffusionPatch": LDPLayerDiffusionPatch,
-    "LDPTransparentDecoderLoader": LDPTransparentDecoderLoader,
-    "LDPTransparentDecode": LDPTransparentDecode,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LDPLayerDiffusionPatch": "Apply Layer Diffusion (LD-Portrait)",
-    "LDPTransparentDecoderLoader": "Load Transparent Decoder (LD-Portrait)",
-    "LDPTransparentDecode": "Transparent Decode (LD-Portrait)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(
+    LDPLayerDiffusionPatch, LDPTransparentDecoderLoader, LDPTransparentDecode)

@@ -16,8 +16,9 @@ from dataclasses import fields
 
 import numpy as np
 
-from ._common import (alpha_input, each_in_batch, field_input, image_input, image_list, image_tensor,
-                      invert_input, mask_list, mask_tensor, match_batch, node_outputs, number_input)
+from ._common import each_in_batch, image_list, image_tensor, mask_list, mask_tensor, match_batch
+from ._schema import (Output, alpha, choice, comfy_node, from_field, image, invert, mask, node_mappings,
+                      number, switch, whole_number)
 
 CATEGORY = "LD-Portrait/matte"
 
@@ -46,31 +47,30 @@ STRICTNESS_TOOLTIP = (
     "soft-edged mattes of at least 512 px. Every threshold is in Matte Quality Gate, Advanced.")
 
 
-def _refine_widgets() -> dict:
+def _refine_widgets() -> list:
     """The advanced refine node's parameter widgets, built from RefineParams' field metadata."""
     from ..base.fields import field_kind
     from ..refine.refine_params import AUTOMATIC_SIZES, RefineParams
 
     specs = {spec.name: spec for spec in fields(RefineParams)}
-    widgets = {}
+    widgets = []
     for name in _REFINE_WIDGET_ORDER:
         spec = specs[name]
         low, high, doc = spec.metadata["min"], spec.metadata["max"], spec.metadata["doc"]
         kind = field_kind(spec)[0]
         if kind == "bool":
-            widgets[name] = ("BOOLEAN", {"default": spec.default, "tooltip": doc})
+            widgets.append(switch(name, spec.default, doc, optional=True))
             continue
-        is_int = kind == "int"
         if name in AUTOMATIC_SIZES:
             doc += " In this widget 0 = automatic."
             if not name.endswith("_area"):
                 high = min(high, _REFINE_WIDGET_MAX)
         default = spec.default if spec.default is not None else 0
-        if is_int:
-            widgets[name] = number_input("INT", int(default), int(low), int(high), doc, step=1)
+        if kind == "int":
+            widgets.append(whole_number(name, int(default), int(low), int(high), doc, step=1, optional=True))
         else:
             step = 0.5 if name in AUTOMATIC_SIZES else (0.001 if name in _FINE_STEP else 0.01)
-            widgets[name] = number_input("FLOAT", float(default), float(low), float(high), doc, step=step)
+            widgets.append(number(name, float(default), float(low), float(high), doc, step=step, optional=True))
     return widgets
 
 
@@ -127,19 +127,22 @@ class _RefineNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "refine"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK alpha: Refined alpha, 1 = opaque portrait (MASK [B,H,W]).
-        MASK changed: 1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it into the quality
-            gate.
-        IMAGE error_map: Error map: the portrait with the corrected pixels in red, in the style of the
-            paper's figures, and the uncertain ones in cyan (IMAGE [B,H,W,3]). Without an image input a
-            white silhouette stands in.
-        STRING stats: Refinement statistics as a JSON list, one object per image of the batch (pixel counts
-            per repair kind, uncertain pixels and fraction, changed fraction, parameters used).
-        MASK uncertain: 1 where refinement kept the alpha as decoded because it cannot tell a genuine soft
-            region (veil, translucent hair) from an artifact, else 0 (MASK [B,H,W]); plug it into the
-            quality gate, which rejects mattes with too much of it.
-    """)
+    OUTPUTS = (
+        Output("MASK", "alpha", "Refined alpha, 1 = opaque portrait (MASK [B,H,W])."),
+        Output("MASK", "changed", "1 where refinement changed the alpha, else 0 (MASK [B,H,W]); plug it "
+                                  "into the quality gate."),
+        Output("IMAGE", "error_map", (
+            "Error map: the portrait with the corrected pixels in red, in the style of the paper's "
+            "figures, and the uncertain ones in cyan (IMAGE [B,H,W,3]). Without an image input a white "
+            "silhouette stands in.")),
+        Output("STRING", "stats", (
+            "Refinement statistics as a JSON list, one object per image of the batch (pixel counts per "
+            "repair kind, uncertain pixels and fraction, changed fraction, parameters used).")),
+        Output("MASK", "uncertain", (
+            "1 where refinement kept the alpha as decoded because it cannot tell a genuine soft region "
+            "(veil, translucent hair) from an artifact, else 0 (MASK [B,H,W]); plug it into the quality "
+            "gate, which rejects mattes with too much of it.")),
+    )
 
 
 class _GateNode:
@@ -147,35 +150,38 @@ class _GateNode:
 
     CATEGORY = CATEGORY
     FUNCTION = "judge"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        BOOLEAN keep: True when every image of the batch passes the gate (drive a switch or a save node).
-        INT kept_count: How many images of the batch pass the gate.
-        STRING reasons: One line per image: its index and 'keep', or 'reject:' with the reason codes and
-            readable messages.
-        STRING verdict: JSON list, one verdict per image: keep, reasons, messages, measures (all measured
-            values) and thresholds.
-    """)
+    OUTPUTS = (
+        Output("BOOLEAN", "keep", "True when every image of the batch passes the gate (drive a switch or a "
+                                  "save node)."),
+        Output("INT", "kept_count", "How many images of the batch pass the gate."),
+        Output("STRING", "reasons", "One line per image: its index and 'keep', or 'reject:' with the "
+                                    "reason codes and readable messages."),
+        Output("STRING", "verdict", "JSON list, one verdict per image: keep, reasons, messages, measures "
+                                    "(all measured values) and thresholds."),
+    )
 
-_GATE_INPUTS = {
-    "raw_alpha": ("MASK", {"tooltip": (
+
+_GATE_INPUTS = (
+    mask("raw_alpha", (
         "Optional decoder alpha before refinement (1 = opaque). The soft-edge "
-        "('nearly_binary') and translucency checks use it, since refinement hides both.")}),
-    "changed": ("MASK", {"tooltip": (
-        "Optional 'changed' output of the refine node; enables the 'too_many_corrections' check.")}),
-    "invert": invert_input(
+        "('nearly_binary') and translucency checks use it, since refinement hides both."), optional=True),
+    mask("changed", (
+        "Optional 'changed' output of the refine node; enables the 'too_many_corrections' check."),
+         optional=True),
+    invert(
         "Turn on when alpha and raw_alpha are core's inverted MASK (1 = transparent, as "
         "from Load Image); both are then used as 1 - mask. 'changed' and 'uncertain' are never "
         "inverted."),
-}
+)
 # Added after every existing input, so saved workflows' input slots stay valid.
-_GATE_UNCERTAIN_INPUT = {
-    "uncertain": ("MASK", {"tooltip": (
-        "Optional 'uncertain' output of the refine node; enables the 'uncertain_matte' check "
-        "(too much of the portrait kept as decoded, unjudged).")}),
-}
+_GATE_UNCERTAIN_INPUT = mask("uncertain", (
+    "Optional 'uncertain' output of the refine node; enables the 'uncertain_matte' check "
+    "(too much of the portrait kept as decoded, unjudged)."), optional=True)
 
 
+@comfy_node
 class LDPPadForeground:
+    DISPLAY_NAME = "Pad Foreground Colour (LD-Portrait)"
     DESCRIPTION = (
         "Fill the foreground colour where alpha is 0 with the smoothly spread colour of the "
         "nearby portrait (Layer Diffusion's padding, equal to massive iterative Gaussian "
@@ -183,20 +189,12 @@ class LDPPadForeground:
         "this padded colour so compositing with a slightly wrong alpha shows no dark fringes.")
     CATEGORY = CATEGORY
     FUNCTION = "pad"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE padded: Foreground colour with the transparent area filled (IMAGE [B,H,W,3]).
-    """)
+    OUTPUTS = (Output("IMAGE", "padded", "Foreground colour with the transparent area filled (IMAGE [B,H,W,3])."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": image_input(
-                    "Foreground colour (RGB; an RGBA image's alpha channel is ignored)."),
-                "alpha": alpha_input(),
-            },
-            "optional": {"invert": invert_input()},
-        }
+    def inputs(cls):
+        return [image("image", "Foreground colour (RGB; an RGBA image's alpha channel is ignored)."),
+                alpha(), invert()]
 
     def pad(self, image, alpha, invert=False):
         from ..base.padding import pad_foreground
@@ -207,7 +205,9 @@ class LDPPadForeground:
                               for rgb, matte in each_in_batch(list(zip(images, alphas)))]),)
 
 
+@comfy_node
 class LDPRefineAlpha(_RefineNode):
+    DISPLAY_NAME = "Refine Alpha (LD-Portrait)"
     DESCRIPTION = (
         "Repair a Layer Diffusion alpha with the portrait connectivity prior: semi-transparent "
         "speckle and blotches inside the body and transparent pinholes (eye highlights) become "
@@ -219,17 +219,11 @@ class LDPRefineAlpha(_RefineNode):
         "and the uncertain pixels.")
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..refine.refine_params import REFINE_PRESETS
 
-        return {
-            "required": {
-                "image": image_input("The portrait's colour (backdrop of the error map)."),
-                "alpha": alpha_input(),
-                "strength": (list(REFINE_PRESETS), {"default": "standard", "tooltip": STRENGTH_TOOLTIP}),
-            },
-            "optional": {"invert": invert_input()},
-        }
+        return [image("image", "The portrait's colour (backdrop of the error map)."), alpha(),
+                choice("strength", REFINE_PRESETS, "standard", STRENGTH_TOOLTIP), invert()]
 
     def refine(self, image, alpha, strength="standard", invert=False):
         from ..refine.refine_params import preset_params
@@ -237,7 +231,9 @@ class LDPRefineAlpha(_RefineNode):
         return _refine_batch(alpha, image, invert, preset_params(strength))
 
 
+@comfy_node
 class LDPConnectivityRefine(_RefineNode):
+    DISPLAY_NAME = "Connectivity Refine Alpha, Advanced (LD-Portrait)"
     DESCRIPTION = (
         "Connectivity refinement with every parameter exposed (the simple form is Refine Alpha). "
         "Semi-transparent speckle and blotches inside the body and transparent pinholes become "
@@ -249,14 +245,11 @@ class LDPConnectivityRefine(_RefineNode):
         "and the uncertain pixels.")
 
     @classmethod
-    def INPUT_TYPES(cls):
-        optional = {
-            "image": image_input(
-                "Optional portrait colour, used only as the backdrop of the error map."),
-            "invert": invert_input(),
-        }
-        optional.update(_refine_widgets())
-        return {"required": {"alpha": alpha_input()}, "optional": optional}
+    def inputs(cls):
+        return [alpha(),
+                image("image", "Optional portrait colour, used only as the backdrop of the error map.",
+                      optional=True),
+                invert(), *_refine_widgets()]
 
     def refine(self, alpha, image=None, invert=False, **params):
         from ..refine.refine_params import AUTOMATIC_SIZES, RefineParams
@@ -269,7 +262,9 @@ class LDPConnectivityRefine(_RefineNode):
         return _refine_batch(alpha, image, invert, RefineParams.from_kwargs(**overrides))
 
 
+@comfy_node
 class LDPQualityGateSimple(_GateNode):
+    DISPLAY_NAME = "Matte Quality Gate (LD-Portrait)"
     DESCRIPTION = (
         "Judge whether portrait mattes belong in a dataset, at a chosen strictness: rejects "
         "empty mattes, several people, subjects cut off at the top or sides, mattes that needed "
@@ -280,16 +275,11 @@ class LDPQualityGateSimple(_GateNode):
         "verdicts as JSON.")
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..refine.quality import QUALITY_PRESETS
 
-        return {
-            "required": {
-                "alpha": alpha_input(),
-                "strictness": (list(QUALITY_PRESETS), {"default": "standard", "tooltip": STRICTNESS_TOOLTIP}),
-            },
-            "optional": {**_GATE_INPUTS, **_GATE_UNCERTAIN_INPUT},
-        }
+        return [alpha(), choice("strictness", QUALITY_PRESETS, "standard", STRICTNESS_TOOLTIP),
+                *_GATE_INPUTS, _GATE_UNCERTAIN_INPUT]
 
     def judge(self, alpha, strictness="standard", raw_alpha=None, changed=None, invert=False, uncertain=None):
         from ..refine.quality import quality_preset
@@ -297,7 +287,9 @@ class LDPQualityGateSimple(_GateNode):
         return _judge_batch(alpha, raw_alpha, changed, invert, quality_preset(strictness), uncertain)
 
 
+@comfy_node
 class LDPQualityGate(_GateNode):
+    DISPLAY_NAME = "Matte Quality Gate, Advanced (LD-Portrait)"
     DESCRIPTION = (
         "The quality gate with every threshold exposed (the simple form is Matte Quality Gate): "
         "rejects empty mattes, several people, subjects cut off at the top or sides, mattes "
@@ -308,16 +300,14 @@ class LDPQualityGate(_GateNode):
         "Hover a threshold for its meaning.")
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..base.fields import field_kind
         from ..refine.quality import QualityThresholds
 
-        optional = dict(_GATE_INPUTS)
-        for spec in fields(QualityThresholds):
-            optional[spec.name] = field_input(QualityThresholds, spec.name,
-                                              step=1 if field_kind(spec)[0] == "int" else 0.001)
-        optional.update(_GATE_UNCERTAIN_INPUT)
-        return {"required": {"alpha": alpha_input()}, "optional": optional}
+        thresholds = [from_field(QualityThresholds, spec.name, optional=True,
+                                 step=1 if field_kind(spec)[0] == "int" else 0.001)
+                      for spec in fields(QualityThresholds)]
+        return [alpha(), *_GATE_INPUTS, *thresholds, _GATE_UNCERTAIN_INPUT]
 
     def judge(self, alpha, raw_alpha=None, changed=None, invert=False, uncertain=None, **thresholds):
         from ..refine.quality import QualityThresholds
@@ -326,17 +316,5 @@ class LDPQualityGate(_GateNode):
                             uncertain)
 
 
-NODE_CLASS_MAPPINGS = {
-    "LDPPadForeground": LDPPadForeground,
-    "LDPRefineAlpha": LDPRefineAlpha,
-    "LDPConnectivityRefine": LDPConnectivityRefine,
-    "LDPQualityGateSimple": LDPQualityGateSimple,
-    "LDPQualityGate": LDPQualityGate,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LDPPadForeground": "Pad Foreground Colour (LD-Portrait)",
-    "LDPRefineAlpha": "Refine Alpha (LD-Portrait)",
-    "LDPConnectivityRefine": "Connectivity Refine Alpha, Advanced (LD-Portrait)",
-    "LDPQualityGateSimple": "Matte Quality Gate (LD-Portrait)",
-    "LDPQualityGate": "Matte Quality Gate, Advanced (LD-Portrait)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(
+    LDPPadForeground, LDPRefineAlpha, LDPConnectivityRefine, LDPQualityGateSimple, LDPQualityGate)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (Progress, check_interrupt, each_in_batch, field_input, image_input, image_list, image_tensor,
-                      invert_input, mask_list, mask_tensor, match_batch, node_outputs)
+from ._common import (Progress, check_interrupt, each_in_batch, image_list, image_tensor, mask_list, mask_tensor,
+                      match_batch)
 from ._host import output_directory
+from ._schema import (Output, choice, comfy_node, from_field, image, invert, mask, node_mappings, switch, text,
+                      whole_number)
 
 CATEGORY = "LD-Portrait/matting"
 METHOD_NAMES = ("cf", "knn", "lkm", "lbdm", "rw")
@@ -19,7 +21,9 @@ METHOD_TOOLTIP = ("pymatting solver: cf = closed-form matting (best on portraits
                   "lkm = large kernel, lbdm = learning-based, rw = random walk.")
 
 
+@comfy_node
 class LDPChromaKey:
+    DISPLAY_NAME = "Chroma Key (LD-Portrait)"
     DESCRIPTION = (
         "Key a green- or blue-screen image (for example an SDXL portrait generated on a plain "
         "green screen): colour-difference alpha (Vlahos / IBK style) against a clean plate that "
@@ -28,34 +32,32 @@ class LDPChromaKey:
         "unless given.")
     CATEGORY = CATEGORY
     FUNCTION = "key"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE foreground: Spill-suppressed foreground colour, padded where alpha is 0 (IMAGE [B,H,W,3]).
-        MASK alpha: Keyed alpha, 1 = opaque subject (MASK [B,H,W]).
-        IMAGE preview: The foreground over a grey checkerboard (IMAGE [B,H,W,3]).
-        STRING stats: JSON list, one object per image: key colour, settings, green excess before/after.
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "foreground", "Spill-suppressed foreground colour, padded where alpha is 0 (IMAGE "
+                                      "[B,H,W,3])."),
+        Output("MASK", "alpha", "Keyed alpha, 1 = opaque subject (MASK [B,H,W])."),
+        Output("IMAGE", "preview", "The foreground over a grey checkerboard (IMAGE [B,H,W,3])."),
+        Output("STRING", "stats", "JSON list, one object per image: key colour, settings, green excess "
+                                  "before/after."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..matting.keying import KeyParams
 
-        return {
-            "required": {
-                "image": image_input("Green- or blue-screen photographs (IMAGE [B,H,W,3])."),
-                "key_colour": ("STRING", {"default": "auto", "tooltip": (
-                    "Screen colour: auto (measured on the image border), green, blue, #RRGGBB, "
-                    "R,G,B in 0..255 or R,G,B in 0..1.")}),
-                "clip_black": field_input(KeyParams, "clip_black", step=0.01),
-                "clip_white": field_input(KeyParams, "clip_white", step=0.01),
-                "spill_strength": field_input(KeyParams, "spill_strength", step=0.05),
-                "edge_softness": field_input(KeyParams, "edge_softness", step=0.1),
-            },
-            "optional": {
-                "clean_plate": ("BOOLEAN", {"default": True, "tooltip": (
-                    "Estimate the screen colour at every pixel (uneven lighting). Off: one key "
-                    "colour for the whole image.")}),
-            },
-        }
+        return [
+            image("image", "Green- or blue-screen photographs (IMAGE [B,H,W,3])."),
+            text("key_colour", (
+                "Screen colour: auto (measured on the image border), green, blue, #RRGGBB, R,G,B in "
+                "0..255 or R,G,B in 0..1."), default="auto"),
+            from_field(KeyParams, "clip_black", step=0.01),
+            from_field(KeyParams, "clip_white", step=0.01),
+            from_field(KeyParams, "spill_strength", step=0.05),
+            from_field(KeyParams, "edge_softness", step=0.1),
+            switch("clean_plate", True, (
+                "Estimate the screen colour at every pixel (uneven lighting). Off: one key colour for "
+                "the whole image."), optional=True),
+        ]
 
     def key(self, image, key_colour, clip_black, clip_white, spill_strength, edge_softness,
             clean_plate=True):
@@ -76,6 +78,7 @@ class LDPChromaKey:
         return (image_tensor(fgs), mask_tensor(alphas), image_tensor(previews), json.dumps(stats))
 
 
+@comfy_node
 class LDPTrimapFromMask:
     """Deprecated: Trimap By Erode / Dilate with erode = dilate = band and unknown 0.5 makes the
     same trimap. Registered under its id, with its inputs in their order and its one output, so
@@ -83,26 +86,20 @@ class LDPTrimapFromMask:
     supported hosts (ComfyUI 0.3.64 and 0.8.0 report it as ``deprecated`` in /object_info)."""
 
     DEPRECATED = True
+    DISPLAY_NAME = "Trimap from Mask (deprecated: use Trimap By Erode / Dilate) (LD-Portrait)"
     DESCRIPTION = (
         "Deprecated: use Trimap By Erode / Dilate (erode = dilate = band, unknown 0.5), which "
         "makes the same trimap. Makes a trimap from a mask or an alpha: 1 inside, 0 outside, "
         "0.5 in a band of the given half-width around the edge (where the matting solver works).")
     CATEGORY = CATEGORY
     FUNCTION = "trimap"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK trimap: Trimap: 0 background, 0.5 unknown, 1 foreground (MASK [B,H,W]).
-    """)
+    OUTPUTS = (Output("MASK", "trimap", "Trimap: 0 background, 0.5 unknown, 1 foreground (MASK [B,H,W])."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "mask": ("MASK", {"tooltip": "Person mask or alpha, 1 = subject; thresholded at 0.5."}),
-                "band": ("INT", {"default": 10, "min": 1, "max": 512, "tooltip": (
-                    "Half-width in px of the unknown band around the mask edge.")}),
-            },
-            "optional": {"invert": invert_input()},
-        }
+    def inputs(cls):
+        return [mask("mask", "Person mask or alpha, 1 = subject; thresholded at 0.5."),
+                whole_number("band", 10, 1, 512, "Half-width in px of the unknown band around the mask edge."),
+                invert()]
 
     def trimap(self, mask, band, invert=False):
         from .evaluation import erode_dilate_trimaps
@@ -110,30 +107,30 @@ class LDPTrimapFromMask:
         return (mask_tensor(erode_dilate_trimaps(mask, int(band), int(band), invert, "0.5")),)
 
 
+@comfy_node
 class LDPTrimapMatting:
+    DISPLAY_NAME = "Trimap Matting (LD-Portrait)"
     DESCRIPTION = (
         "Image + trimap -> alpha with a classical solver that needs no weights (pymatting "
         "closed-form by default), solving only the unknown band tile by tile, plus the "
         "foreground colour by fast multi-level estimation for clean composites.")
     CATEGORY = CATEGORY
     FUNCTION = "matte"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK alpha: Alpha, 1 = opaque subject (MASK [B,H,W]).
-        IMAGE foreground: Estimated foreground colour (IMAGE [B,H,W,3]).
-        IMAGE rgba: Foreground and alpha together (IMAGE [B,H,W,4]).
-    """)
+    OUTPUTS = (
+        Output("MASK", "alpha", "Alpha, 1 = opaque subject (MASK [B,H,W])."),
+        Output("IMAGE", "foreground", "Estimated foreground colour (IMAGE [B,H,W,3])."),
+        Output("IMAGE", "rgba", "Foreground and alpha together (IMAGE [B,H,W,4])."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "image": image_input("The photographs (IMAGE [B,H,W,3])."),
-                "trimap": ("MASK", {"tooltip": (
-                    "Trimap: 0 background, 0.5 unknown, 1 foreground (values in (0.1, 0.9) "
-                    "count as unknown). A batch of 1 is reused for every image.")}),
-                "method": (list(METHOD_NAMES), {"default": "cf", "tooltip": METHOD_TOOLTIP}),
-            },
-        }
+    def inputs(cls):
+        return [
+            image("image", "The photographs (IMAGE [B,H,W,3])."),
+            mask("trimap", (
+                "Trimap: 0 background, 0.5 unknown, 1 foreground (values in (0.1, 0.9) count as "
+                "unknown). A batch of 1 is reused for every image.")),
+            choice("method", METHOD_NAMES, "cf", METHOD_TOOLTIP),
+        ]
 
     def matte(self, image, trimap, method):
         from ..matting.trimap_solve import estimate_foreground, solve_trimap
@@ -150,7 +147,9 @@ class LDPTrimapMatting:
         return (mask_tensor(alphas), image_tensor(fgs), image_tensor(rgba))
 
 
+@comfy_node
 class LDPVideoMatte:
+    DISPLAY_NAME = "Video Matte (LD-Portrait)"
     DESCRIPTION = (
         "Video portrait matting over an IMAGE batch of frames with one person mask per frame "
         "(any segmentation node's MASK batch, or an alpha): the masks are stabilised over time "
@@ -159,33 +158,30 @@ class LDPVideoMatte:
         "frames come out as RGBA.")
     CATEGORY = CATEGORY
     FUNCTION = "matte"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE rgba: Foreground colour + alpha per frame (IMAGE [B,H,W,4]); save it as an RGBA PNG sequence.
-        MASK alpha: Alpha per frame, 1 = opaque person (MASK [B,H,W]).
-        IMAGE foreground: Estimated foreground colour per frame (IMAGE [B,H,W,3]).
-        MASK trimaps: The stabilised trimaps (0 / 0.5 / 1, MASK [B,H,W]), for inspection.
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "rgba", "Foreground colour + alpha per frame (IMAGE [B,H,W,4]); save it as an RGBA "
+                                "PNG sequence."),
+        Output("MASK", "alpha", "Alpha per frame, 1 = opaque person (MASK [B,H,W])."),
+        Output("IMAGE", "foreground", "Estimated foreground colour per frame (IMAGE [B,H,W,3])."),
+        Output("MASK", "trimaps", "The stabilised trimaps (0 / 0.5 / 1, MASK [B,H,W]), for inspection."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..matting.video import VideoMatteParams
 
-        return {
-            "required": {
-                "frames": image_input("The clip, one frame per batch entry, in time order."),
-                "masks": ("MASK", {"tooltip": (
-                    "One person mask per frame (1 = person), from a segmentation node or an "
-                    "alpha; the batch size must equal the number of frames.")}),
-                "band": field_input(VideoMatteParams, "band"),
-                "smoothing": field_input(VideoMatteParams, "smoothing", step=0.05),
-                "method": (list(METHOD_NAMES), {"default": VideoMatteParams.method, "tooltip": METHOD_TOOLTIP}),
-            },
-            "optional": {
-                "window": field_input(VideoMatteParams, "window", step=2),
-                "motion_band": field_input(VideoMatteParams, "motion_band"),
-                "invert": invert_input(),
-            },
-        }
+        return [
+            image("frames", "The clip, one frame per batch entry, in time order."),
+            mask("masks", (
+                "One person mask per frame (1 = person), from a segmentation node or an alpha; the "
+                "batch size must equal the number of frames.")),
+            from_field(VideoMatteParams, "band"),
+            from_field(VideoMatteParams, "smoothing", step=0.05),
+            choice("method", METHOD_NAMES, VideoMatteParams.method, METHOD_TOOLTIP),
+            from_field(VideoMatteParams, "window", step=2, optional=True),
+            from_field(VideoMatteParams, "motion_band", optional=True),
+            invert(),
+        ]
 
     def matte(self, frames, masks, band, smoothing, method, window=3, motion_band=0, invert=False):
         from ..matting.video import VideoMatteParams, matte_video
@@ -215,27 +211,28 @@ def _folder(path: str):
     return folder
 
 
+@comfy_node
 class LDPLoadFrameFolder:
+    DISPLAY_NAME = "Load Frame Folder (LD-Portrait)"
     DESCRIPTION = (
         "Load every PNG of a folder (sorted by name = time order) as one IMAGE batch of "
         "frames, plus their file names for loading the matching masks and naming the outputs. "
         "All frames must have one size.")
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "load"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        IMAGE frames: The frames (IMAGE [B,H,W,3]).
-        STRING names: File names, one per line, in frame order.
-        INT count: Number of frames.
-    """)
+    OUTPUTS = (
+        Output("IMAGE", "frames", "The frames (IMAGE [B,H,W,3])."),
+        Output("STRING", "names", "File names, one per line, in frame order."),
+        Output("INT", "count", "Number of frames."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "folder": ("STRING", {"default": "clip/frames", "tooltip": (
-                "Folder of frame PNGs; absolute, or relative to ComfyUI's input folder.")}),
-            "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": (
-                "Load at most this many frames (0 = all).")}),
-        }}
+    def inputs(cls):
+        return [
+            text("folder", "Folder of frame PNGs; absolute, or relative to ComfyUI's input folder.",
+                 default="clip/frames"),
+            whole_number("max_frames", 0, 0, 100000, "Load at most this many frames (0 = all)."),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, folder, max_frames):
@@ -260,25 +257,26 @@ class LDPLoadFrameFolder:
         return (image_tensor(frames), "\n".join(p.name for p in files), len(files))
 
 
+@comfy_node
 class LDPLoadMaskFolder:
+    DISPLAY_NAME = "Load Mask Folder (LD-Portrait)"
     DESCRIPTION = (
         "Load one mask PNG per frame from a folder, matched by file name to the frames' names "
         "(white = person). A frame without its mask is an error that names it.")
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "load"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        MASK masks: The masks in frame order, 1 = person (MASK [B,H,W]).
-    """)
+    OUTPUTS = (Output("MASK", "masks", "The masks in frame order, 1 = person (MASK [B,H,W])."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "folder": ("STRING", {"default": "clip/masks", "tooltip": (
-                "Folder of mask PNGs with the frames' file names; absolute, or relative to "
-                "ComfyUI's input folder.")}),
-            "names": ("STRING", {"forceInput": True, "tooltip": (
-                "The frames' file names, one per line (Load Frame Folder's names).")}),
-        }, "optional": {"invert": invert_input("Masks are white = background.")}}
+    def inputs(cls):
+        return [
+            text("folder", (
+                "Folder of mask PNGs with the frames' file names; absolute, or relative to ComfyUI's "
+                "input folder."), default="clip/masks"),
+            text("names", "The frames' file names, one per line (Load Frame Folder's names).",
+                 force_input=True),
+            invert("Masks are white = background."),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, folder, names=None, invert=False):
@@ -320,7 +318,9 @@ def _folder_fingerprint(folder):
         return float("nan")
 
 
+@comfy_node
 class LDPSaveRGBASequence:
+    DISPLAY_NAME = "Save RGBA Sequence (LD-Portrait)"
     DESCRIPTION = (
         "Save an RGBA IMAGE batch as PNG files in <ComfyUI output>/<folder_name>/, one per "
         "frame, named after the frames (names input) or frame_00000.png. Writes are atomic; "
@@ -328,21 +328,18 @@ class LDPSaveRGBASequence:
     CATEGORY = "LD-Portrait/io"
     FUNCTION = "save"
     OUTPUT_NODE = True
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        STRING folder: The folder the PNGs were written to.
-    """)
+    OUTPUTS = (Output("STRING", "folder", "The folder the PNGs were written to."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "rgba": image_input("Frames with alpha (IMAGE [B,H,W,4], e.g. Video Matte's rgba)."),
-            "folder_name": ("STRING", {"default": "video_matte", "tooltip": (
-                "Folder inside ComfyUI's output folder: one plain name (letters, digits, _ . - "
-                "and inner spaces).")}),
-        }, "optional": {
-            "names": ("STRING", {"forceInput": True, "tooltip": (
-                "File names, one per line (Load Frame Folder's names); otherwise frame_00000.png ...")}),
-        }}
+    def inputs(cls):
+        return [
+            image("rgba", "Frames with alpha (IMAGE [B,H,W,4], e.g. Video Matte's rgba)."),
+            text("folder_name", (
+                "Folder inside ComfyUI's output folder: one plain name (letters, digits, _ . - and "
+                "inner spaces)."), default="video_matte"),
+            text("names", "File names, one per line (Load Frame Folder's names); otherwise "
+                          "frame_00000.png ...", optional=True, force_input=True),
+        ]
 
     def save(self, rgba, folder_name, names=None, output_root=None):
         """``output_root`` (a keyword, not a socket: for tests and scripts) overrides the output
@@ -368,23 +365,8 @@ class LDPSaveRGBASequence:
         return {"ui": {"text": [str(folder)]}, "result": (str(folder),)}
 
 
-NODE_CLASS_MAPPINGS = {
-    "LDPChromaKey": LDPChromaKey,
-    "LDPTrimapFromMask": LDPTrimapFromMask,
-    "LDPTrimapMatting": LDPTrimapMatting,
-    "LDPVideoMatte": LDPVideoMatte,
-    "LDPLoadFrameFolder": LDPLoadFrameFolder,
-    "LDPLoadMaskFolder": LDPLoadMaskFolder,
-    "LDPSaveRGBASequence": LDPSaveRGBASequence,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LDPChromaKey": "Chroma Key (LD-Portrait)",
-    "LDPTrimapFromMask": "Trimap from Mask (deprecated: use Trimap By Erode / Dilate) (LD-Portrait)",
-    "LDPTrimapMatting": "Trimap Matting (LD-Portrait)",
-    "LDPVideoMatte": "Video Matte (LD-Portrait)",
-    "LDPLoadFrameFolder": "Load Frame Folder (LD-Portrait)",
-    "LDPLoadMaskFolder": "Load Mask Folder (LD-Portrait)",
-    "LDPSaveRGBASequence": "Save RGBA Sequence (LD-Portrait)",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(
+    LDPChromaKey, LDPTrimapFromMask, LDPTrimapMatting, LDPVideoMatte, LDPLoadFrameFolder, LDPLoadMaskFolder,
+    LDPSaveRGBASequence)
 
 __all__ = list(NODE_CLASS_MAPPINGS) + ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from ._common import node_outputs
 from ._host import folder_paths
+from ._schema import Output, choice, comfy_node, node_mappings, text, whole_number
 
 CATEGORY = "LD-Portrait/prompt"
 CUSTOM = "custom"
@@ -127,7 +127,9 @@ def _default_template_text() -> str:
         return "a portrait photo of a {age: young|middle-aged|senior} {gender: woman|man}, high quality"
 
 
+@comfy_node
 class LDPPromptTemplate:
+    DISPLAY_NAME = "Prompt Template (LD-Portrait)"
     DESCRIPTION = (
         "Make one prompt per sample index from a template: choices {a|b}, weights {3::a|b}, "
         "recorded slots {hair_color: black|brown}, wildcard lists __name__ (text files, one "
@@ -141,48 +143,47 @@ class LDPPromptTemplate:
         "or input folder (they replace shipped lists of the same name).")
     CATEGORY = CATEGORY
     FUNCTION = "render"
-    RETURN_TYPES, RETURN_NAMES, OUTPUT_TOOLTIPS = node_outputs("""
-        STRING prompt: Positive prompt text (connect to CLIP Text Encode).
-        STRING negative: Negative prompt from the template's [negative] section (empty if it has none).
-        STRING attributes: JSON object: slot name -> chosen text (null when an empty '~' option was chosen);
-            slots in options not chosen are absent. Store it with the sample.
-        INT seed: Per-sample sampler seed derived from (seed, index): blake2b of 'seed:index', 53 bits;
-            different for every index, the same on every machine. Connect to the sampler's seed.
-        INT index: The index input, passed through (wire it to the dataset writer's id).
-    """)
+    OUTPUTS = (
+        Output("STRING", "prompt", "Positive prompt text (connect to CLIP Text Encode)."),
+        Output("STRING", "negative", "Negative prompt from the template's [negative] section (empty if it "
+                                     "has none)."),
+        Output("STRING", "attributes", (
+            "JSON object: slot name -> chosen text (null when an empty '~' option was chosen); slots in "
+            "options not chosen are absent. Store it with the sample.")),
+        Output("INT", "seed", (
+            "Per-sample sampler seed derived from (seed, index): blake2b of 'seed:index', 53 bits; "
+            "different for every index, the same on every machine. Connect to the sampler's seed.")),
+        Output("INT", "index", "The index input, passed through (wire it to the dataset writer's id)."),
+    )
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def inputs(cls):
         from ..prompting import DEFAULT_PRESET, list_presets
 
         presets = list_presets()
         default = DEFAULT_PRESET if DEFAULT_PRESET in presets else CUSTOM
-        return {
-            "required": {
-                "preset": (presets + [CUSTOM], {"default": default, "tooltip": (
-                    "A shipped template, or 'custom' to use the template text below. With a "
-                    "shipped preset the template text is ignored.")}),
-                "template": ("STRING", {"multiline": True, "default": _default_template_text(),
-                                        "tooltip": (
-                    "Template used when preset is 'custom' (it starts as a copy of the "
-                    "ld_portrait preset). {a|b} choice, {3::a|b} weights, {name: a|b} records the "
-                    "choice in attributes, ~ empty option, __name__ wildcard file, # comment, "
-                    "\\ escapes, a line [negative] starts the negative prompt.")}),
-                "index": ("INT", {"default": 0, "min": 0, "max": MAX_INT, "step": 1,
-                                  "control_after_generate": True, "tooltip": (
-                    "Sample index. Set the control below to 'increment' to make one new prompt "
-                    "per queued run. enumerate/sequential wrap around after the last combination.")}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": MAX_INT, "tooltip": (
-                    "Base seed. random mode draws the choices from (seed, index); every mode "
-                    "derives the seed output from it. Keep it fixed for a dataset run.")}),
-                "mode": (list(NODE_MODES), {"default": "enumerate", "tooltip": (
-                    "enumerate: every combination once, no repeats, consecutive indices spread "
-                    "over the whole space; weights ignored (options are as frequent as their "
-                    "combinations). random: weighted draw from (seed, index); repeats are possible "
-                    "but rare in a large space. sequential: combinations in reading order "
-                    "(small templates).")}),
-            },
-        }
+        return [
+            choice("preset", presets + [CUSTOM], default, (
+                "A shipped template, or 'custom' to use the template text below. With a shipped "
+                "preset the template text is ignored.")),
+            text("template", (
+                "Template used when preset is 'custom' (it starts as a copy of the ld_portrait "
+                "preset). {a|b} choice, {3::a|b} weights, {name: a|b} records the choice in "
+                "attributes, ~ empty option, __name__ wildcard file, # comment, \\ escapes, a line "
+                "[negative] starts the negative prompt."), default=_default_template_text(), multiline=True),
+            whole_number("index", 0, 0, MAX_INT, (
+                "Sample index. Set the control below to 'increment' to make one new prompt per "
+                "queued run. enumerate/sequential wrap around after the last combination."), step=1,
+                control_after_generate=True),
+            whole_number("seed", 0, 0, MAX_INT, (
+                "Base seed. random mode draws the choices from (seed, index); every mode derives the "
+                "seed output from it. Keep it fixed for a dataset run.")),
+            choice("mode", NODE_MODES, "enumerate", (
+                "enumerate: every combination once, no repeats, consecutive indices spread over the "
+                "whole space; weights ignored (options are as frequent as their combinations). "
+                "random: weighted draw from (seed, index); repeats are possible but rare in a large "
+                "space. sequential: combinations in reading order (small templates).")),
+        ]
 
     @classmethod
     def IS_CHANGED(cls, preset, template, index, seed, mode):
@@ -198,8 +199,7 @@ class LDPPromptTemplate:
         return (result.prompt, result.negative, json.dumps(result.attributes), result.seed, int(index))
 
 
-NODE_CLASS_MAPPINGS = {"LDPPromptTemplate": LDPPromptTemplate}
-NODE_DISPLAY_NAME_MAPPINGS = {"LDPPromptTemplate": "Prompt Template (LD-Portrait)"}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = node_mappings(LDPPromptTemplate)
 
 __all__ = ["LDPPromptTemplate", "build_template", "check_encodable", "user_wildcard_dirs", "wildcard_dirs",
            "wildcard_fingerprint", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

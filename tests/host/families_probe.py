@@ -150,7 +150,10 @@ def sd15_attention():
     ldn.resolve_layer_model = lambda name: folder / name  # the file written here, not models/
     patcher = comfy.model_patcher.ModelPatcher(root, load_device=torch.device("cpu"),
                                                offload_device=torch.device("cpu"))
-    (patched,) = ldn.LDPLayerDiffusionPatch().patch(patcher, "layer_sd15_transparent_attn.safetensors", 1.0)
+    # DECLARED: the node's own class, whose patch() runs it; with the host's comfy_api importable
+    # here, LDPLayerDiffusionPatch is the V3 node built from it (nodes/_schema.py).
+    patch_node = ldn.LDPLayerDiffusionPatch.DECLARED()
+    (patched,) = patch_node.patch(patcher, "layer_sd15_transparent_attn.safetensors", 1.0)
     comfy.model_management.load_models_gpu([patched])
     worst, wrapped = 0.0, 0
     g = torch.Generator().manual_seed(2)

@@ -165,9 +165,12 @@ def test_out_of_range_value_is_refused(comfy_host, host_images, name, value, err
 
 
 def test_unknown_choice_is_refused(comfy_host, host_images):
+    """Refused before the graph runs: by the host where it checks V3 combos (0.8.0), by the
+    node's own validate_inputs where it does not (0.3.64, nodes/_schema.py)."""
     graph = _bad_graph(host_images)
     graph["1"]["inputs"]["out_of_range"] = "clamp"
-    _assert_names_input(_errors_for(comfy_host, graph, "1"), "value_not_in_list", "out_of_range")
+    error_type = "custom_validation_failed" if comfy_host.version.startswith("0.3.") else "value_not_in_list"
+    _assert_names_input(_errors_for(comfy_host, graph, "1"), error_type, "out_of_range")
 
 
 def test_runtime_error_names_the_file(comfy_host):
@@ -219,3 +222,20 @@ def test_prompt_template_and_quality_gate_run_in_host(comfy_host, host_images):
     prompt, _, attributes, _, _ = LDPPromptTemplate().render(**template_inputs)
     assert shown["7"] == prompt and prompt.strip()
     assert shown["8"] == attributes and json.loads(attributes)
+
+
+def test_deprecated_trimap_alias_still_runs_as_its_replacement(comfy_host, host_images):
+    """A saved graph with the deprecated Trimap from Mask still validates and runs in the host,
+    and makes the trimap of Trimap By Erode / Dilate with erode = dilate = band, unknown 0.5:
+    Matte Metrics (whole protocol) finds no difference between the two."""
+    graph = {
+        "1": {"class_type": "LDPLoadRGBA", "inputs": {"path": host_images["single_rel"], "index": 0}},
+        "2": {"class_type": "LDPTrimapFromMask", "inputs": {"mask": ["1", 1], "band": 12, "invert": False}},
+        "3": {"class_type": "LDPTrimapErodeDilate",
+              "inputs": {"mask": ["1", 1], "erode": 12.0, "dilate": 12.0, "invert": False, "unknown": "0.5"}},
+        "4": {"class_type": "LDPMatteMetrics",
+              "inputs": {"alpha": ["2", 0], "reference": ["3", 0], "protocol": "whole", "invert": False}},
+    }
+    report = comfy_host.run(graph)["outputs"]["4"]["text"][0]
+    values = [float(value) for value in report.splitlines()[2].split()[1:]]
+    assert len(values) == 5 and all(value == 0.0 for value in values), report

@@ -38,6 +38,17 @@ def _json(value):
     return json.loads(json.dumps(value))
 
 
+def _classic_combo(kind, options: dict):
+    """A served input in the classic form: the host declares a V3 combo as type ``COMBO`` with
+    ``options`` (and ``multiselect: false``) where the classic form has the list as its type;
+    every other input is served as declared."""
+    if kind != "COMBO":
+        return kind, options
+    assert options.get("multiselect") is False, options
+    return options["options"], {key: value for key, value in options.items()
+                                if key not in ("options", "multiselect")}
+
+
 def _check_inputs(node_id: str, declared: dict, served: dict, order: dict | None, models_dir) -> None:
     for section in ("required", "optional"):
         want = _json(declared.get(section, {}))
@@ -47,7 +58,8 @@ def _check_inputs(node_id: str, declared: dict, served: dict, order: dict | None
             assert order.get(section, []) == list(want), f"{node_id} {section} input order differs"
         for name, spec in want.items():
             kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-            served_kind, served_options = got[name][0], (got[name][1] if len(got[name]) > 1 else {})
+            served_kind, served_options = (_classic_combo(*got[name][:2]) if len(got[name]) > 1
+                                           else (got[name][0], {}))
             if isinstance(kind, list) and served_kind != kind:
                 # A COMBO filled from the host's model folders lists files only the host sees.
                 files = {str(path.relative_to(models_dir / folder)).replace("\\", "/")
@@ -82,6 +94,17 @@ def test_object_info_matches_declared_node(comfy_host, node_id):
     assert info["description"] == cls.DESCRIPTION
     if hasattr(cls, "OUTPUT_TOOLTIPS"):
         assert info["output_tooltips"] == list(cls.OUTPUT_TOOLTIPS)
+
+
+def test_nodes_are_served_as_v3_nodes(comfy_host):
+    """Inside the host the pack declares its nodes with comfy_api's V3 schema: a V3 node reports
+    deprecated / experimental for every node and its combos as COMBO (a classic node neither)."""
+    info = comfy_host.object_info()
+    for node_id in NODE_CLASS_MAPPINGS:
+        deprecated = bool(getattr(NODE_CLASS_MAPPINGS[node_id], "DEPRECATED", False))
+        assert info[node_id]["deprecated"] is deprecated, node_id
+        assert info[node_id]["experimental"] is False, node_id
+    assert info["LDPLoadRGBA"]["input"]["optional"]["out_of_range"][0] == "COMBO"
 
 
 def test_object_info_lists_exactly_our_ldp_nodes(comfy_host):

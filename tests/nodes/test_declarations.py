@@ -334,14 +334,14 @@ def test_loader_is_changed_with_a_linked_index(tmp_path):
 
 
 def test_alpha_and_invert_tooltips_are_shared_by_the_node_modules():
-    from comfyui_ld_portrait.nodes import _common, dataset as dataset_nodes, matte
+    from comfyui_ld_portrait.nodes import _schema, dataset as dataset_nodes, matte
 
     for module in (matte, dataset_nodes):
         tooltips = {section[name][1]["tooltip"]
                     for cls in module.NODE_CLASS_MAPPINGS.values()
                     for section in cls.INPUT_TYPES().values()
                     for name in ("alpha", "invert") if name in section}
-        assert {_common.ALPHA_TOOLTIP, _common.INVERT_TOOLTIP} <= tooltips, module.__name__
+        assert {_schema.ALPHA_TOOLTIP, _schema.INVERT_TOOLTIP} <= tooltips, module.__name__
         assert not hasattr(module, "_ALPHA_TOOLTIP") and not hasattr(module, "_INVERT_TOOLTIP")
 
 
