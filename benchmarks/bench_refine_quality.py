@@ -113,6 +113,7 @@ def print_ablation(count: int, size: int) -> None:
         "all rules": ({}, {}),
         "no plateau fill": ({}, {"_plateaus": lambda codes, *rest: np.zeros(codes.shape, bool)}),
         "plateaus need no area": ({}, {"_plateaus": unopened}),
+        "plateaus without rims": ({}, {"_with_rims": lambda plateau, radius: plateau}),
         "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, inside, radius: lut.copy()}),
         "no solid-company fill": ({"soft_company_fraction": 0.0}, {}),
         "no frame fade": ({"fix_frame_fade": False}, {}),

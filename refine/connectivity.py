@@ -24,7 +24,9 @@ genuine, and marks it **uncertain** where the prior cannot tell:
    than ``flat_step`` (dimming, banding and interior speckle are flat; near-opaque hair drops
    steeply at strand edges), in flat areas at least a solid diameter wide or in enclosed dips
    (dimming covers areas and speckle sits in a solid body; a strand is a line reaching the soft
-   edge), farther than ``2 * solid_radius`` from the evidence, are filled.
+   edge), farther than ``2 * solid_radius`` from the evidence, are filled, with the near-opaque
+   pixels of their rims (within ``solid_radius`` of them, where the step down to the plateau
+   fails the flatness test).
    Deep pixels left as they are are marked uncertain (a veil, translucent hair volume or a
    dimming blotch: the prior cannot tell them apart).
 5. Frame fade: deep pixels of at least ``see_through_level`` on lines from the border to a
@@ -268,6 +270,15 @@ def _plateaus(codes: np.ndarray, candidates: np.ndarray, enclosed: np.ndarray, r
     return cv2.morphologyEx(flat.view(np.uint8), cv2.MORPH_OPEN, square).view(bool) | (flat & enclosed)
 
 
+def _with_rims(plateau: np.ndarray, radius: float) -> np.ndarray:
+    """``plateau`` grown by ``radius`` (a square): the flatness test fails on a plateau's rim,
+    where the step down to the plateau lies within the radius, yet the rim's near-opaque pixels
+    belong to the same dimmed area."""
+    size = 2 * max(1, int(round(radius))) + 1
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    return cv2.dilate(plateau.view(np.uint8), square).view(bool)
+
+
 def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, depth: int, min_code: int,
                 anchor_code: int) -> np.ndarray:
     """Pixels within ``depth`` of a border whose line toward the interior reaches a
@@ -424,7 +435,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
         # edge drops steeply within a few pixels) and stays.
         plateau = _plateaus(codes, near_opaque & not_opaque, enclosed, radius, p["flat_step"])
-        errors |= plateau & (distance > 2.0 * radius)
+        far = distance > 2.0 * radius
+        errors |= _with_rims(plateau & far, radius) & near_opaque & not_opaque & far
         # What the reach does not explain and no rule repaired: a veil, a translucent volume or
         # a dimming blotch, which the prior cannot tell apart.
         uncertain |= deep & not_opaque & ~background

@@ -51,11 +51,12 @@ def _mask(*alphas) -> torch.Tensor:
 def test_simple_refine_is_the_library_with_the_chosen_preset():
     alpha = _bust()
     # A flat dimming of 0.85 reaching the left shoulder's outline (standard fills it, gentle
-    # keeps it) and a pocket-sized 0.7 deep in the chest (8 x 8: only strong fills it; standard
+    # keeps it) and one of 0.7 reaching the right shoulder's (only strong fills it; standard
     # keeps it as uncertain).
     shoulder = alpha[210:240, 50:90]
     shoulder[shoulder > 0.85] = 0.85
-    alpha[220:228, SIZE // 2 + 14:SIZE // 2 + 22] = 0.7
+    shoulder = alpha[210:240, SIZE - 90:SIZE - 50]
+    shoulder[shoulder > 0.7] = 0.7
     node = LDPRefineAlpha()
     outputs = {}
     for strength in REFINE_PRESETS:
