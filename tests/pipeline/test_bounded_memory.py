@@ -20,14 +20,14 @@ from comfyui_ld_portrait.pipeline.portrait import RefineOptions
 
 # Runs a demo in a fresh process and prints that process's peak resident memory in KiB.
 _CHILD = """
-import resource, sys
+import sys
 from comfyui_ld_portrait.pipeline.demo import run_demo
 from comfyui_ld_portrait.pipeline.portrait import RefineOptions
 summary = run_demo(sys.argv[1], count=int(sys.argv[2]), size=int(sys.argv[3]),
                    sheet_rows=int(sys.argv[4]),
                    options=RefineOptions(error_maps=True, keep_rejected=True, gate={"min_side": 64}))
 assert summary.run.processed == int(sys.argv[2]), summary.to_text()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # KiB: this image's own peak
 """
 
 
