@@ -222,17 +222,17 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, r
     return crowded
 
 
-def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, soft: np.ndarray,
-                        portrait_summed: np.ndarray, reach: float, fraction: float) -> np.ndarray:
+def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, not_opaque: np.ndarray,
+                        background: np.ndarray, reach: float, fraction: float) -> np.ndarray:
     """Per label: an enclosed dip whose surroundings hold less than ``fraction`` of other soft
     pixels: in its bounding box grown by ``reach``, soft pixels (neither opaque nor true
     background) other than its own, over the portrait's pixels other than its own. Hair brings
     soft company within the reach (other pockets, strand edges); Layer Diffusion's blotches
-    and speckle sit in solid skin and cloth. A box, not a disc: two summed-area look-ups per
+    and speckle sit in solid skin and cloth. A box, not a disc: a few summed-area look-ups per
     dip, whatever the reach."""
     solid = np.zeros(areas.size, bool)
-    points = cv2.findNonZero(enclosed.view(np.uint8))
-    if points is None or fraction <= 0.0:
+    points = cv2.findNonZero(enclosed.view(np.uint8)) if fraction > 0.0 else None
+    if points is None:
         return solid
     points = points.reshape(-1, 2)
     dips = labels[points[:, 1], points[:, 0]]
@@ -247,12 +247,15 @@ def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndar
     left = np.maximum(np.minimum.reduceat(cols, starts) - grow, 0)
     right = np.minimum(np.maximum.reduceat(cols, starts) + grow + 1, width)
 
-    def box_sum(summed):
+    def box_sum(mask):
+        summed = cv2.integral(mask.view(np.uint8))
         return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
 
+    # The true background lies inside the non-opaque pixels: soft = non-opaque - background.
+    in_background = box_sum(background)
     own = areas[which]
-    others_soft = box_sum(cv2.integral(soft.view(np.uint8))) - own
-    others = box_sum(portrait_summed) - own
+    others_soft = box_sum(not_opaque) - in_background - own
+    others = (bottom - top) * (right - left) - in_background - own
     solid[which] = others_soft < fraction * np.maximum(others, 1)
     return solid
 
@@ -399,10 +402,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         enclosed_lut[0] = False
         enclosed = _lookup(enclosed_lut, labels)
         isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
-        portrait = ~background
-        solid_lut = enclosed_lut & _solid_surroundings(
-            labels, enclosed, areas, not_opaque & portrait, cv2.integral(portrait.view(np.uint8)), reach,
-            p["soft_company_fraction"])
+        solid_lut = enclosed_lut & _solid_surroundings(labels, enclosed, areas, not_opaque, background, reach,
+                                                       p["soft_company_fraction"])
         small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
         # One gather: bit 0 solid surroundings, 1 isolated, 2 small, 3 wide.

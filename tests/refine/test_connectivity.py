@@ -512,8 +512,7 @@ def test_solid_surroundings_match_a_direct_count():
     portrait = ~background
     soft = not_opaque & portrait
     reach, fraction = 6.0, 0.05
-    solid = _solid_surroundings(labels, enclosed, areas, soft, cv2.integral(portrait.view(np.uint8)), reach,
-                                fraction)
+    solid = _solid_surroundings(labels, enclosed, areas, not_opaque, background, reach, fraction)
     for label in np.flatnonzero(enclosed_lut):
         rows, cols = np.nonzero(labels == label)
         top, bottom = max(rows.min() - 6, 0), min(rows.max() + 7, labels.shape[0])
