@@ -36,8 +36,9 @@ SAVE_NODE = "11"
 BROWSER_STEP_TIMEOUT_MS = 180_000
 BROWSER_RUN_TIMEOUT_S = 600
 
-# Run with COMFYUI_PYTHON: reads {"url", "browser", "workflow"} as JSON on stdin, opens the editor,
-# loads the workflow as a dropped PNG's would be, and prints what the editor's graph then holds.
+# Run with COMFYUI_PYTHON: reads {"url", "browser", "workflow", "query", "step_timeout_ms"} as JSON
+# on stdin, opens the editor, loads the workflow as a dropped PNG's would be, and prints what the
+# JavaScript ``query`` (an async arrow function) returns, with the page errors before and after.
 BROWSER_SCRIPT = r'''
 import json, sys
 from playwright.sync_api import sync_playwright
@@ -49,7 +50,7 @@ with sync_playwright() as playwright:
     browser = playwright.chromium.launch(executable_path=request["browser"], headless=True,
                                          args=["--no-sandbox"])
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(step)
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         page.goto(request["url"] + "/")
@@ -61,18 +62,21 @@ with sync_playwright() as playwright:
         errors_before_load = len(page_errors)
         page.evaluate("workflow => app.loadGraphData(workflow)", request["workflow"])
         page.wait_for_load_state("networkidle", timeout=step)
-        result = page.evaluate("""() => ({
-            live: app.graph._nodes.map(node => [node.id, node.type]),
-            serialized: app.graph.serialize().nodes.map(node => [node.id, node.type]),
-            registered: Object.keys(LiteGraph.registered_node_types),
-            frontend: window.__COMFYUI_FRONTEND_VERSION__ || null,
-        })""")
+        result = page.evaluate(request["query"])
     finally:
         browser.close()
 result["startup_errors"] = page_errors[:errors_before_load]
 result["load_errors"] = page_errors[errors_before_load:]
 print(json.dumps(result))
 '''
+
+#: What this test reads from the editor once the workflow is in.
+GRAPH_QUERY = """async () => ({
+    live: app.graph._nodes.map(node => [node.id, node.type]),
+    serialized: app.graph.serialize().nodes.map(node => [node.id, node.type]),
+    registered: Object.keys(LiteGraph.registered_node_types),
+    frontend: window.__COMFYUI_FRONTEND_VERSION__ || null,
+})"""
 
 
 def _free_port() -> int:
@@ -143,8 +147,10 @@ def _queue_refine_folder_as_the_editor(host, layerdiffuse_dir: Path, dataset_nam
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
 
 
-def _open_in_editor(editor_browser: dict, url: str, workflow: dict) -> dict:
-    request = {"url": url, "browser": editor_browser["browser"], "workflow": workflow,
+def open_in_editor(editor_browser: dict, url: str, workflow: dict, query: str = GRAPH_QUERY) -> dict:
+    """Load ``workflow`` in the host's editor at ``url`` (headless Chromium) and return what the
+    JavaScript ``query`` gives, plus ``startup_errors`` and ``load_errors`` (page errors)."""
+    request = {"url": url, "browser": editor_browser["browser"], "workflow": workflow, "query": query,
                "step_timeout_ms": BROWSER_STEP_TIMEOUT_MS}
     # its own process group, so a hung run takes its Playwright driver and Chromium down with it
     script = subprocess.Popen([editor_browser["python"], "-c", BROWSER_SCRIPT], stdin=subprocess.PIPE,
@@ -173,7 +179,7 @@ def test_workflow_chunk_opens_in_the_editor_as_the_same_nodes(
     expected = sorted([node["id"], node["type"]] for node in chunk_workflow["nodes"])
     assert chunk_workflow == shipped_workflow and expected
 
-    opened = _open_in_editor(editor_browser, editor_host.url, chunk_workflow)
+    opened = open_in_editor(editor_browser, editor_host.url, chunk_workflow)
     context = (f"host {editor_host.version}, frontend {opened['frontend']}, "
                f"page errors at start-up {opened['startup_errors']}")
     assert sorted(opened["live"]) == expected, context

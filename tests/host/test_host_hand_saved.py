@@ -40,14 +40,11 @@ The files were made by a one-off script outside the repository, with the same br
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from host.test_host_browser_metadata import BROWSER_RUN_TIMEOUT_S, BROWSER_STEP_TIMEOUT_MS, editor_browser
+from host.test_host_browser_metadata import editor_browser, open_in_editor
 
 __all__ = ["editor_browser"]  # the fixture, re-used from the other editor test
 
@@ -60,46 +57,17 @@ RUNNABLE = {"LDPLoadRGBA", "LDPRefineAlpha", "LDPConnectivityRefine", "LDPTrimap
             "LDPPromptTemplate", "LDPSaveDataset", "LDPLoadFrameFolder", "LDPLoadMaskFolder",
             "LDPVideoMatte", "LDPSaveRGBASequence"}
 
-# Run with COMFYUI_PYTHON: reads {"url", "browser", "workflow", "step_timeout_ms"} on stdin, opens
-# the editor, loads the workflow and prints the graph's nodes and the prompt it would queue.
-BROWSER_SCRIPT = r'''
-import json, sys
-from playwright.sync_api import sync_playwright
-
-request = json.load(sys.stdin)
-step = request["step_timeout_ms"]
-page_errors = []
-with sync_playwright() as playwright:
-    browser = playwright.chromium.launch(executable_path=request["browser"], headless=True,
-                                         args=["--no-sandbox"])
-    try:
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(step)
-        page.on("pageerror", lambda error: page_errors.append(str(error)))
-        page.goto(request["url"] + "/")
-        page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=step)
-        page.wait_for_load_state("networkidle", timeout=step)
-        for _ in range(3):  # a first-run dialog, if any
-            page.keyboard.press("Escape")
-        errors_before_load = len(page_errors)
-        page.evaluate("workflow => app.loadGraphData(workflow)", request["workflow"])
-        page.wait_for_load_state("networkidle", timeout=step)
-        result = page.evaluate("""async () => ({
-            nodes: app.graph._nodes.map(node => ({
-                id: String(node.id), type: node.type, has_errors: !!node.has_errors,
-                placeholder: !!node.last_serialization,
-                widgets: (node.widgets || []).map(widget => [widget.name, widget.value])})),
-            registered: Object.keys(LiteGraph.registered_node_types),
-            prompt: JSON.stringify((await app.graphToPrompt()).output),
-            frontend: window.__COMFYUI_FRONTEND_VERSION__ || null,
-        })""")
-    finally:
-        browser.close()
-result["prompt"] = json.loads(result["prompt"])
-result["startup_errors"] = page_errors[:errors_before_load]
-result["load_errors"] = page_errors[errors_before_load:]
-print(json.dumps(result))
-'''
+#: What this test reads from the editor once the saved workflow is in: the nodes (type, error
+#: flags, widget values) and the prompt the editor would queue.
+PROMPT_QUERY = """async () => ({
+    nodes: app.graph._nodes.map(node => ({
+        id: String(node.id), type: node.type, has_errors: !!node.has_errors,
+        placeholder: !!node.last_serialization,
+        widgets: (node.widgets || []).map(widget => [widget.name, widget.value])})),
+    registered: Object.keys(LiteGraph.registered_node_types),
+    prompt: JSON.stringify((await app.graphToPrompt()).output),
+    frontend: window.__COMFYUI_FRONTEND_VERSION__ || null,
+})"""
 
 
 def prepare_inputs(input_dir: Path, layerdiffuse_dir: Path) -> None:
@@ -167,23 +135,6 @@ def moved_inputs(before: dict, after: dict, defaults: dict) -> list[str]:
     return lines
 
 
-def _open_in_editor(editor_browser: dict, url: str, workflow: dict) -> dict:
-    request = {"url": url, "browser": editor_browser["browser"], "workflow": workflow,
-               "step_timeout_ms": BROWSER_STEP_TIMEOUT_MS}
-    script = subprocess.Popen([editor_browser["python"], "-c", BROWSER_SCRIPT], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    try:
-        stdout, stderr = script.communicate(json.dumps(request), timeout=BROWSER_RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(script.pid, signal.SIGKILL)
-        stdout, stderr = script.communicate()
-        raise AssertionError(f"the browser script did not finish within {BROWSER_RUN_TIMEOUT_S} s:\n"
-                             + stderr[-4000:]) from None
-    assert script.returncode == 0, f"the browser script failed ({script.returncode}):\n{stderr[-4000:]}"
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("saved_on", sorted(SAVED_ON))
 def test_hand_saved_workflow_loads_keeps_its_values_and_runs(
         saved_on, editor_browser, comfy_host, layerdiffuse_dir):
@@ -197,7 +148,8 @@ def test_hand_saved_workflow_loads_keeps_its_values_and_runs(
     saved_types = {node["type"] for node in workflow["nodes"]}
     assert saved_types == pack_types, "the saved workflow holds every LD-Portrait node, once"
 
-    opened = _open_in_editor(editor_browser, comfy_host.url, workflow)
+    opened = open_in_editor(editor_browser, comfy_host.url, workflow, PROMPT_QUERY)
+    opened["prompt"] = json.loads(opened["prompt"])
     context = (f"saved on {SAVED_ON[saved_on]}, opened on host {comfy_host.version}, frontend "
                f"{opened['frontend']}, page errors at start-up {opened['startup_errors']}")
     assert opened["load_errors"] == [], context
