@@ -74,7 +74,8 @@ class RefineParams(Settings):
         "A near-opaque pixel (at least deep_fill_level) whose neighbourhood within solid_radius "
         "dips less than this below it lies on a plateau: Layer Diffusion's dimming and banding "
         "are flat, near-opaque hair drops steeply at strand edges. Plateaus farther than twice "
-        "solid_radius from see-through background are filled. 0 disables this.")
+        "solid_radius from see-through background are filled, with the near-opaque pixels within "
+        "solid_radius of them (their rims, where the step down fails this test). 0 disables this.")
     soft_company_fraction: float = bounded_field(
         0.1, 0.0, 1.0,
         "An enclosed dip (a non-opaque region the background cannot reach) whose surroundings "
@@ -100,8 +101,8 @@ class RefineParams(Settings):
         f"({HOLE_MIN_FRACTION:.1%} of the image, at least (2 x solid_radius) squared).")
     island_keep_fraction: float = bounded_field(
         0.01, 0.0, 1.0,
-        "Detached islands farther than twice solid_radius from the portrait are removed as debris unless "
-        "they are at least this fraction of the portrait's area (a second person or a held "
+        "Detached islands farther than twice solid_radius from the portrait are removed as "
+        "debris unless they are at least this fraction of the portrait's area (a second person or a held "
         "object; the quality gate judges those).")
     frame_fade_depth: int | None = bounded_field(
         None, 0, 65536,
