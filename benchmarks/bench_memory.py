@@ -9,9 +9,9 @@ pack pays before doing anything).
     python benchmarks/bench_memory.py [--counts 40,200] [--size 1024]
 
 The target: ``--count 40 --size 1024`` under 1 GiB, ``--count 200`` within 10 % of it.
-Measured (2-core machine shared with other jobs, load 4-6): bare imports 243 MB; count 40
-380 MB (112 s); count 200 381 MB (381 s), ratio 1.001. An earlier version of the demo peaked
-at 2235 MB at count 40 (9.5 GB at count 200).
+Measured (2-core machine): bare imports 243 MB; count 40 377 MB (77 s); count 200 361 MB
+(346 s), ratio 0.96 (earlier, with ``ru_maxrss``: 380 and 381 MB). An earlier version of the
+demo peaked at 2235 MB at count 40 (9.5 GB at count 200).
 """
 from __future__ import annotations
 
