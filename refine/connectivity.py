@@ -202,9 +202,15 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, r
     crowded = np.zeros(enclosed_lut.size, bool)
     if np.count_nonzero(enclosed_lut) < 2:
         return crowded
-    # Within a square of half-side ``radius`` (separable, so fast at any size).
-    size = 2 * int(np.ceil(radius)) + 1
+    # Within a square of half-side ``radius`` (separable, so fast at any size), on the bounding
+    # box of the enclosed pixels grown by that half-side: no pixel beyond it has one in reach.
+    half = int(np.ceil(radius))
+    size = 2 * half + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    left, top, box_width, box_height = cv2.boundingRect(inside.view(np.uint8))
+    rows = slice(max(top - half, 0), top + box_height + half)
+    cols = slice(max(left - half, 0), left + box_width + half)
+    labels, inside = labels[rows, cols], inside[rows, cols]
     if labels.dtype == np.uint16:
         # All ones (keep the label) inside, zero (or 65535, above every label) outside.
         keep = np.subtract(0, inside, dtype=np.uint16)

@@ -377,6 +377,30 @@ def test_component_areas_are_exact_past_float32_counting():
     assert _components(whole)[2].tolist() == [0, 4097 * 4097]
 
 
+def test_crowded_dips_match_a_pairwise_check_when_dips_sit_in_one_corner():
+    """The crowded test works on the enclosed pixels' bounding box only: near the box's edges
+    it must find what dilating each dip on the whole image finds."""
+    from comfyui_ld_portrait.refine.connectivity import _components, _crowded
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((120, 160), bool)
+    mask[70:118, 100:158] = rng.random((48, 58)) < 0.08  # specks near the bottom-right corner
+    count, labels, _ = _components(mask)
+    enclosed = np.ones(count, bool)
+    enclosed[0] = False
+    radius = 2.0
+    square = np.ones((2 * 2 + 1, 2 * 2 + 1), np.uint8)
+    grown = {label: cv2.dilate((labels == label).view(np.uint8), square).view(bool) for label in range(1, count)}
+    expected = np.zeros(count, bool)
+    for first in range(1, count):
+        for second in range(first + 1, count):
+            if (grown[first] & grown[second]).any():
+                expected[first] = expected[second] = True
+    found = _crowded(labels, enclosed, enclosed[labels], radius)
+    assert expected.any() and not expected[1:].all()
+    assert np.array_equal(found, expected)
+
+
 def test_crowded_dips_agree_between_16_and_32_bit_labels():
     # Above 65,535 components the labels are 32-bit and the crowded test runs on float
     # images: both paths must find the same crowded components.
