@@ -12,7 +12,12 @@ services the node modules use with these helpers (progress bar, interrupt) come 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._host import Progress, check_interrupt
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where it is used, not at import
+    import numpy as np
 
 __all__ = [
     "each_in_batch",
