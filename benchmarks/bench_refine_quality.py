@@ -116,6 +116,8 @@ def print_ablation(count: int, size: int) -> None:
         "plateaus without rims": ({}, {"_with_rims": lambda plateau, radius: plateau}),
         "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, inside, radius: lut.copy()}),
         "no solid-company fill": ({"soft_company_fraction": 0.0}, {}),
+        "no speck fill": ({}, {"_seen": lambda labels, count, see_through: np.ones(count, bool)}),
+        "no noise-level walls": ({}, {"_soft": lambda codes, background_code: codes < 255}),
         "no frame fade": ({"fix_frame_fade": False}, {}),
         "no debris removal": ({"remove_debris": False}, {}),
     }

@@ -12,23 +12,29 @@ genuine, and marks it **uncertain** where the prior cannot tell:
    pixels (grayscale reconstruction by erosion from ``B``, cut at one level: the gaps between
    strands), and enclosed see-through regions too wide for a pinhole (pockets of a hair mass).
    Pixels farther than ``reach`` from the evidence are *deep*.
-3. Enclosed dips: non-opaque regions that ``B`` cannot reach through non-opaque pixels (the
-   reconstruction lifts them to 1). A dip with no other dip within ``2 * solid_radius`` is
-   alone in a solid body: filled when small (speckle, pinholes) or near-opaque. Deep dips are
-   filled when small, near-opaque (at least ``deep_fill_level``) or wider than a pocket between
-   strands (``reach ** 2``). A dip whose surroundings within ``reach`` hold less than
-   ``soft_company_fraction`` of other soft pixels is a hole in a solid body and is filled at
-   any level (hair brings soft company: other pockets, strand edges). Other dips are hair
-   texture and kept; the dim lone or deep ones are marked uncertain.
+3. Enclosed dips: soft regions that ``B`` cannot reach through soft pixels (the
+   reconstruction lifts them to opaque). Soft is below the noise level of opaque (``1 -
+   background_level``: Layer Diffusion's noise is the same few codes at both ends), so a
+   chain of noise-level pixels walls a dip in rather than joining it to the soft edge. A dip
+   smaller than a speck (``(2 * solid_radius) ** 2``) that the background shows through
+   nowhere (no pixel below ``see_through_level``) is dimming: filled. A dip with no other dip
+   within ``2 * solid_radius`` is alone in a solid body: filled when small (speckle,
+   pinholes) or near-opaque. Deep dips are filled when small, near-opaque (at least
+   ``deep_fill_level``) or wider than a pocket between strands (``reach ** 2``). A dip whose
+   surroundings within ``reach`` hold less than ``soft_company_fraction`` of other soft
+   pixels is a hole in a solid body and is filled at any level (hair brings soft company:
+   other pockets, strand edges). Other dips are hair texture and kept; the dim lone or deep
+   ones are marked uncertain.
 4. Near-opaque plateaus: pixels of at least ``deep_fill_level`` whose neighbourhood dips less
    than ``flat_step`` (dimming, banding and interior speckle are flat; near-opaque hair drops
    steeply at strand edges), in flat areas at least a solid diameter wide or in enclosed dips
    (dimming covers areas and speckle sits in a solid body; a strand is a line reaching the soft
    edge), farther than ``2 * solid_radius`` from the evidence, are filled, with the near-opaque
    pixels of their rims (within ``solid_radius`` of them, where the step down to the plateau
-   fails the flatness test).
-   Deep pixels left as they are are marked uncertain (a veil, translucent hair volume or a
-   dimming blotch: the prior cannot tell them apart).
+   fails the flatness test). Noise-level pixels (below opaque by no more than the noise) not
+   beside the open soft region are filled. Deep soft pixels left as they are are marked
+   uncertain (a veil, translucent hair volume or a dimming blotch: the prior cannot tell
+   them apart).
 5. Frame fade: deep pixels of at least ``see_through_level`` on lines from the border to a
    near-opaque anchor ``frame_fade_depth`` inside (the body leaves the frame) are filled.
 6. Debris: islands farther than ``2 * solid_radius`` from the portrait (nearer, they are its
@@ -185,6 +191,21 @@ def true_background(alpha, background_level: float = 2.0 / 255.0, hole_min_area:
     return _background(codes, int(np.floor(background_level * 255.0 + 1e-6)), hole_min_area)[0]
 
 
+def _soft(codes: np.ndarray, background_code: int) -> np.ndarray:
+    """Pixels below the noise level of opaque: as far from 255 as the background's noise is
+    from 0 (Layer Diffusion's noise is the same few codes at both ends). A pixel within the
+    noise of opaque hides the background as well as an opaque one."""
+    return codes < 255 - background_code
+
+
+def _seen(labels: np.ndarray, count: int, see_through: np.ndarray) -> np.ndarray:
+    """Per label: whether some pixel of it is in ``see_through`` (label 0 never)."""
+    seen = np.zeros(count, bool)
+    seen[labels[see_through]] = True
+    seen[0] = False
+    return seen
+
+
 def _hit(labels: np.ndarray, seeds: np.ndarray, count: int) -> np.ndarray:
     """Per label: whether it holds a seed pixel (label 0 never)."""
     hit = np.zeros(count, bool)
@@ -228,11 +249,11 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, r
     return crowded
 
 
-def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, not_opaque: np.ndarray,
+def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, soft: np.ndarray,
                         background: np.ndarray, reach: float, fraction: float) -> np.ndarray:
     """Per label: an enclosed dip whose surroundings hold less than ``fraction`` of other soft
-    pixels: in its bounding box grown by ``reach``, soft pixels (neither opaque nor true
-    background) other than its own, over the portrait's pixels other than its own. Hair brings
+    pixels: in its bounding box grown by ``reach``, ``soft`` pixels (not true background)
+    other than its own, over the portrait's pixels other than its own. Hair brings
     soft company within the reach (other pockets, strand edges); Layer Diffusion's blotches
     and speckle sit in solid skin and cloth. A box, not a disc: a few summed-area look-ups per
     dip, whatever the reach."""
@@ -257,10 +278,10 @@ def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndar
         summed = cv2.integral(mask.view(np.uint8))
         return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
 
-    # The true background lies inside the non-opaque pixels: soft = non-opaque - background.
+    # The true background lies inside the soft pixels: soft company = soft - background.
     in_background = box_sum(background)
     own = areas[which]
-    others_soft = box_sum(not_opaque) - in_background - own
+    others_soft = box_sum(soft) - in_background - own
     others = (bottom - top) * (right - left) - in_background - own
     solid[which] = others_soft < fraction * np.maximum(others, 1)
     return solid
@@ -393,6 +414,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     fill_code = int(np.ceil(p["deep_fill_level"] * 255.0 - 1e-6))
 
     not_opaque = codes < 255
+    # Noise-level pixels wall dips in: a chain of them must not join a patch to the soft edge.
+    soft = _soft(codes, background_code)
     background, seeds = _background(codes, background_code, p["hole_min_area"])
     has_background = len(seeds) > 0
     fix_kind = np.zeros(source.shape, np.uint8)
@@ -402,20 +425,24 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if has_background:
         radius, reach = p["solid_radius"], p["reach"]
         near_opaque = codes >= fill_code
-        # Enclosed dips: non-opaque components the background does not reach (step 3).
-        count, labels, areas = _components(not_opaque)
+        # Enclosed dips: soft components the background does not reach (step 3).
+        count, labels, areas = _components(soft)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
         enclosed = _lookup(enclosed_lut, labels)
         isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
-        solid_lut = enclosed_lut & _solid_surroundings(labels, enclosed, areas, not_opaque, background, reach,
+        solid_lut = enclosed_lut & _solid_surroundings(labels, enclosed, areas, soft, background, reach,
                                                        p["soft_company_fraction"])
         small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
-        # One gather: bit 0 solid surroundings, 1 isolated, 2 small, 3 wide.
-        kind = np.take(solid_lut.astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
+        # Specks: small dips the background does not clearly show through anywhere (a gap
+        # between strands is see-through somewhere; a speck of dimming is not).
+        speck_lut = enclosed_lut & small_lut & ~_seen(labels, count, enclosed & (codes < see_code))
+        # One gather: bit 0 filled at any level (solid surroundings or a speck), 1 isolated,
+        # 2 small, 3 wide.
+        kind = np.take((solid_lut | speck_lut).astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
                        | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
-        solid = (kind & 1).view(bool)
+        any_level = (kind & 1).view(bool)
         isolated = (kind & 2) > 0
         small = (kind & 4) > 0
         # 2. See-through evidence: what the background reaches through see-through pixels (the
@@ -435,8 +462,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         errors = isolated & (small | near_opaque | (codes <= background_code))
         errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
         # A dip with almost no soft company within the reach is a hole in a solid body at any
-        # level (a blotch in the skin, a pinhole beside other speckle).
-        errors |= solid
+        # level (a blotch in the skin, a pinhole beside other speckle); a speck is dimming.
+        errors |= any_level
         uncertain |= (isolated | (enclosed & deep)) & ~errors
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
@@ -444,9 +471,14 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         plateau = _plateaus(codes, near_opaque & not_opaque, enclosed, radius, p["flat_step"])
         far = distance > 2.0 * radius
         errors |= _with_rims(plateau & far, radius) & near_opaque & not_opaque & far
+        # Noise-level pixels away from the open soft region (the edge, the gaps reached from the
+        # background) are opaque ones with noise.
+        open_soft = soft & ~enclosed & ~background
+        beside_open = cv2.dilate(open_soft.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        errors |= not_opaque & ~soft & ~beside_open
         # What the reach does not explain and no rule repaired: a veil, a translucent volume or
         # a dimming blotch, which the prior cannot tell apart.
-        uncertain |= deep & not_opaque & ~background
+        uncertain |= deep & soft & ~background
         uncertain &= ~errors
         pinholes = errors & (codes <= background_code)
         if not p["fix_pinholes"]:
