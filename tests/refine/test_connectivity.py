@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from comfyui_ld_portrait.dataset.imagefiles import read_rgba
+from comfyui_ld_portrait.refine import connectivity
 from comfyui_ld_portrait.refine.connectivity import FIX_KINDS, RefineParams, refine_alpha, true_background
 
 HALF = 0.5 / 255
@@ -148,8 +149,6 @@ def test_banded_dimming_is_filled_up_to_its_steps(monkeypatch):
     """Banding: a dimmed area at 0.92 reaching the outline with a band of 0.85 across it. The
     step of 0.07 fails the flatness test on the 0.92 side within the solid radius; those rim
     pixels belong to the same dimmed area and are filled with it."""
-    from comfyui_ld_portrait.refine import connectivity
-
     alpha = disc_portrait()
     area = (slice(160, 200), slice(30, 120))
     alpha[area] = np.minimum(alpha[area], 0.92)
@@ -516,6 +515,54 @@ def test_a_blotch_is_filled_in_skin_but_kept_among_soft_hair_texture():
     kept = refine_alpha(hairy)
     assert not kept.changed[185:194, 55:64].any()
     assert kept.uncertain[185:194, 55:64].all()
+
+
+def test_a_patch_joined_to_the_edge_only_by_noise_level_pixels_is_enclosed(monkeypatch):
+    """A pixel within the background's noise of opaque (253-254) hides the background: a chain
+    of them does not open a translucent patch to the soft edge. The patch in the chest is then a
+    dip in a solid body and is filled; the chain itself is noise and becomes opaque, except where
+    it touches the soft edge."""
+    alpha = disc_portrait()
+    patch = np.zeros(alpha.shape, bool)
+    patch[180:192, 100:112] = True
+    alpha[patch] = 0.7
+    right_edge = int(np.argmax(alpha[186, 112:] < 1.0)) + 112  # first soft pixel of the flank
+    chain = np.zeros(alpha.shape, bool)
+    chain[186, 112:right_edge] = True
+    alpha[chain] = 254 / 255
+    result = refine_alpha(alpha)
+    assert (result.alpha[patch] == 1.0).all()
+    assert (result.alpha[186, 112:right_edge - 1] == 1.0).all()
+    assert result.alpha[186, right_edge - 1] == np.float32(254 / 255)  # beside the soft edge
+    soft = semi(disc_portrait())
+    assert result.changed[soft].mean() < 0.01
+
+    # Counting noise-level pixels as soft, the chain joins the patch to the edge: open, deep
+    # and dim, so kept as decoded and marked uncertain.
+    monkeypatch.setattr(connectivity, "_soft", lambda codes, background_code: codes < 255)
+    joined = refine_alpha(alpha)
+    assert not joined.changed[patch].any()
+    assert joined.uncertain[patch].all()
+
+
+def test_small_dips_are_specks_unless_the_background_shows_through(monkeypatch):
+    """Crowded 2 x 2 dips a few pixels inside the outline (within the reach of the see-through
+    edge, with soft company): at 0.6 the background shows through none of them, so they are
+    specks of dimming and filled; at 0.3 they could be gaps between strands and are kept."""
+    alpha = disc_portrait()
+    dips = np.zeros(alpha.shape, bool)
+    for col in range(104, 156, 4):
+        row = head_top_row(col) + 6
+        dips[row:row + 2, col:col + 2] = True
+    specks = alpha.copy()
+    specks[dips] = 0.6
+    assert (refine_alpha(specks).alpha[dips] == 1.0).all()
+    gaps = alpha.copy()
+    gaps[dips] = 0.3
+    assert not refine_alpha(gaps).changed[dips].any()
+    # Without the speck rule, the 0.6 dips are hair texture among company: kept.
+    monkeypatch.setattr(connectivity, "_seen", lambda labels, count, see_through: np.ones(count, bool))
+    assert not refine_alpha(specks).changed[dips].any()
 
 
 def test_solid_surroundings_match_a_direct_count():
