@@ -58,7 +58,8 @@ class RefineParams(Settings):
     background_level: float = bounded_field(
         2.0 / 255.0, 0.0, 0.5,
         "Alpha at or below which a pixel can be true background (connected to the border). "
-        "Layer Diffusion's background is exactly 0 up to faint noise of 1-2 codes.")
+        "Layer Diffusion's background is exactly 0 up to faint noise of 1-2 codes; the same "
+        "noise below 1 counts as opaque (it walls dips in, and is filled away from the soft edge).")
     see_through_level: float = bounded_field(
         0.5, 0.01, 0.99,
         "Alpha below which the background clearly shows through a pixel: background reached "
