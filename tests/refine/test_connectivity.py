@@ -40,12 +40,12 @@ def test_real_portrait_removes_deep_semi_transparency(real_portrait):
     before = np.count_nonzero(semi(alpha) & deep)
     after = np.count_nonzero(semi(result.alpha) & deep)
     assert before > 50_000  # the image really has the artifact
-    # Measured: 66% of the semi-transparency more than 40 px from the true background goes
+    # Measured: 73% of the semi-transparency more than 40 px from the true background goes
     # (interior speckle and dimming). What stays lies within the reach of see-through gaps
     # between the curls and inside them, or is line-like near-opaque texture, which the
     # refinement keeps as possible hair (the target is 94%; docs/refinement.md says why the
     # method cannot tell those apart). A regression guard:
-    assert after <= 0.5 * before, (before, after)
+    assert after <= 0.35 * before, (before, after)
 
 
 def test_real_portrait_keeps_pixels_near_true_background(real_portrait):
