@@ -16,7 +16,7 @@ from typing import Callable
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "ProgressBar", "StopFlag",
            "format_seconds", "parse_assignments", "whole_number", "non_negative_int",
-           "positive_int", "positive_float", "usage_error", "add_image_limit_options",
+           "positive_int", "positive_float", "usage_error", "run_error", "write_error", "add_image_limit_options",
            "image_limit_kwargs", "float_argument", "non_negative_seconds", "JobProgress",
            "JobErrors", "run_job", "print_summary", "run_exit_code", "keep_freed_memory",
            "count_input_pngs", "add_replace_changed_option", "add_workers_option",
@@ -322,6 +322,19 @@ def usage_error(stderr, message: str) -> int:
     return EXIT_USAGE
 
 
+def run_error(stderr, message) -> int:
+    """Print ``ld-portrait: error: <message>`` and return :data:`EXIT_FAILED`: the command
+    could not do its work (not a bad argument)."""
+    stderr.write(f"ld-portrait: error: {message}\n")
+    return EXIT_FAILED
+
+
+def write_error(stderr, path, error: OSError) -> int:
+    """:func:`run_error` for an output file that could not be written: names the file and the
+    system's reason."""
+    return run_error(stderr, f"cannot write {path}: {error.strerror or error}")
+
+
 #: Options that say how a run is carried out, not what it makes: left out of the command line
 #: each sample's provenance records, so that every shard of a run (and a rerun with other
 #: --workers) shares one settings document.
@@ -480,8 +493,7 @@ def run_job(work: Callable[[StopFlag], object], progress: JobProgress, stderr,
         return None, usage_error(stderr, str(error))
     except errors.fatal as error:
         progress.finish(final_line=final_line)
-        stderr.write(f"ld-portrait: error: {errors.describe(error)}\n")
-        return None, EXIT_FAILED
+        return None, run_error(stderr, errors.describe(error))
     progress.finish(final_line=final_line)
     return result, None
 
@@ -498,8 +510,7 @@ def run_exit_code(run, stderr, *, failed: bool = False) -> int:
     ``failed`` (1: the caller counts failures as an error), else 0."""
     fatal_error = getattr(run, "fatal_error", None)
     if fatal_error:
-        stderr.write(f"ld-portrait: error: {fatal_error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, fatal_error)
     if run.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, usage_error
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, non_negative_int, positive_int, run_error,
+                     usage_error, write_error)
 
 __all__ = ["register"]
 
@@ -146,8 +147,7 @@ def _run_card(args, stdout, stderr) -> int:
     except ValueError as error:
         return usage_error(stderr, str(error))
     except (DatasetError, OSError) as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     stdout.write("".join(f"written: {path}\n" for path in written))
     return EXIT_OK
 
@@ -204,15 +204,12 @@ def _run_graph(args, stdout, stderr) -> int:
     try:
         found = sample_provenance(args.root, args.sample_id)
     except DatasetError as error:  # not a dataset, no such sample, nothing recorded
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     if args.output:
         try:
             write_bytes_atomic(args.output, found.payload)
         except OSError as error:
-            stderr.write(f"ld-portrait: error: cannot write {args.output}: "
-                         f"{error.strerror or error}\n")
-            return EXIT_FAILED
+            return write_error(stderr, args.output, error)
     else:
         stdout.write(found.payload.decode("utf-8"))
     if found.kind == GRAPH_KIND:
@@ -239,8 +236,7 @@ def _run_verify(args, stdout, stderr) -> int:
         report = verify(args.root, repair=args.repair)
         final = verify(args.root) if report.repaired else report
     except DatasetError as error:  # includes "not a dataset"
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     if args.json:
         payload = report.to_json()
         if report.repaired:
@@ -259,8 +255,7 @@ def _run_stats(args, stdout, stderr) -> int:
     try:
         stats = dataset_stats(args.root)
     except DatasetError as error:  # includes "not a dataset"
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     if args.json:
         stdout.write(json.dumps(stats.to_json(), indent=1, ensure_ascii=False) + "\n")
     else:
@@ -281,13 +276,10 @@ def _run_sheet(args, stdout, stderr) -> int:
     except ValueError as error:
         return usage_error(stderr, str(error))
     except (DatasetError, OSError) as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     try:
         path = write_png_atomic(args.output, sheet)
     except OSError as error:
-        stderr.write(f"ld-portrait: error: cannot write {args.output}: "
-                     f"{error.strerror or error}\n")
-        return EXIT_FAILED
+        return write_error(stderr, args.output, error)
     stdout.write(f"contact sheet: {path} ({sheet.shape[1]}x{sheet.shape[0]})\n")
     return EXIT_OK

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, TextIO, Tuple
 
 from ..layerdiffusion import model_files
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, run_error, usage_error
 
 __all__ = ["register", "run_download_command", "run_convert_command"]
 
@@ -104,13 +104,11 @@ def run_convert_command(args, stdout: Optional[TextIO] = None, stderr: Optional[
     stderr = stderr if stderr is not None else sys.stderr
     source = Path(args.input)
     if not source.is_file():
-        stderr.write(f"ld-portrait: error: {str(source)!r} does not exist or is not a file.\n")
-        return EXIT_USAGE
+        return usage_error(stderr, f"{str(source)!r} does not exist or is not a file.")
     try:
         _convert_one(source, Path(args.output_dir), args.force, stdout)
     except (ConversionError, WeightFileError, FileExistsError, OSError) as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     return EXIT_OK
 
 
@@ -142,14 +140,12 @@ def run_download_command(args, stdout: Optional[TextIO] = None, stderr: Optional
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     if args.files and args.family:
-        stderr.write("ld-portrait: error: give --family or --files, not both.\n")
-        return EXIT_USAGE
+        return usage_error(stderr, "give --family or --files, not both.")
     keys = args.files or model_files.FAMILY_FILES[args.family or "sdxl"]
     try:
         folder = ld_download.resolve_layer_model_dir(args.dest)
     except ValueError as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_USAGE
+        return usage_error(stderr, str(error))
     if downloader is None:
         from ..dataset.version import tool_version
 

@@ -97,40 +97,59 @@ class ExportOptions:
 
     def checked(self) -> "ExportOptions":
         """These options with defaults filled in; raises :class:`ExportError` when invalid."""
-        if self.layout not in LAYOUTS:
-            raise ExportError(f"unknown layout {self.layout!r}; choose one of "
-                              f"{', '.join(LAYOUTS)}.")
+        _known_layout(self.layout, LAYOUTS, "layout")
         _whole(self.per_fg, "per_fg", 1)
         _whole(self.seed, "seed", 0)
         _whole(self.trimap_band, "trimap_band", 0)
         if not 1 <= _whole(self.jpeg_quality, "jpeg_quality", 1) <= 100:
             raise ExportError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}.")
-        if isinstance(self.split, bool) or not isinstance(self.split, (int, float)) \
-                or not 0.0 < float(self.split) <= 1.0:
-            raise ExportError(f"split must be a fraction in (0, 1], e.g. 0.9, got {self.split!r}.")
+        split = _split_fraction(self.split)
         image_format = self.image_format or get_layout(self.layout).default_image_format
         if image_format not in IMAGE_FORMATS:
             raise ExportError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got "
                               f"{image_format!r}.")
-        limits = tuple(self.limits)
-        for value in limits:
-            _whole(value, "each limit", 1)
-        if len(set(limits)) != len(limits):
-            raise ExportError(f"limits must be different sizes, got {list(limits)}.")
         backgrounds = None if self.backgrounds is None else str(Path(self.backgrounds).resolve())
-        return dataclasses.replace(self, image_format=image_format, limits=tuple(sorted(limits)),
-                                   split=float(self.split), backgrounds=backgrounds)
+        return dataclasses.replace(self, image_format=image_format, limits=_sorted_limits(self.limits),
+                                   split=split, backgrounds=backgrounds)
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["limits"] = list(self.limits)
-        return data
+        return _options_json(self)
 
 
 def _whole(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ExportError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def _known_layout(layout: str, layouts, what: str) -> None:
+    if layout not in layouts:
+        raise ExportError(f"unknown {what} {layout!r}; choose one of {', '.join(layouts)}.")
+
+
+def _split_fraction(value) -> float:
+    """The training split's fraction, checked to be in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise ExportError(f"split must be a fraction in (0, 1], e.g. 0.9, got {value!r}.")
+    return float(value)
+
+
+def _sorted_limits(limits) -> tuple:
+    """Nested subset sizes, checked (whole numbers >= 1, all different) and sorted."""
+    limits = tuple(limits)
+    for value in limits:
+        _whole(value, "each limit", 1)
+    if len(set(limits)) != len(limits):
+        raise ExportError(f"limits must be different sizes, got {list(limits)}.")
+    return tuple(sorted(limits))
+
+
+def _options_json(options) -> dict:
+    """The options of an export (folder or shards) as written into its settings file: the
+    dataclass's fields, ``limits`` as a JSON list."""
+    data = dataclasses.asdict(options)
+    data["limits"] = list(options.limits)
+    return data
 
 
 def parse_limits(text: str) -> tuple:
@@ -239,18 +258,27 @@ class _Subset:
     units: list
 
 
-def _plan_subsets(ids, options: ExportOptions) -> list:
-    layout = get_layout(options.layout)
+def _nested_subsets(ids, options, unit: str) -> tuple[list, list, list]:
+    """``(train, validation, [(folder, training ids)])``: the split of ``ids`` and the subsets to
+    write, one folder ``limit_<n>`` per limit (numbers padded to one width) holding the first n
+    training ids, or ``"."`` with all of them without limits. A limit above the training split
+    is an :class:`ExportError` that counts the training ``unit`` (foregrounds, samples)."""
     train, validation = plan_split(ids, options.split, options.seed)
     limits = options.limits
     if limits and limits[-1] > len(train):
         raise ExportError(
-            f"--limit {limits[-1]} is more than the {len(train)} training foreground(s) this "
+            f"--limit {limits[-1]} is more than the {len(train)} training {unit}(s) this "
             f"dataset has with --split {options.split:g} ({len(ids)} in all); use sizes up to "
             f"{len(train)}.")
-    index_of = {sample_id: i for i, sample_id in enumerate(train + validation)}
     width = len(str(limits[-1])) if limits else 0
     plans = [(f"limit_{limit:0{width}d}", train[:limit]) for limit in limits] or [(".", train)]
+    return train, validation, plans
+
+
+def _plan_subsets(ids, options: ExportOptions) -> list:
+    layout = get_layout(options.layout)
+    train, validation, plans = _nested_subsets(ids, options, "foreground")
+    index_of = {sample_id: i for i, sample_id in enumerate(train + validation)}
     subsets = []
     for folder, train_ids in plans:
         units = []

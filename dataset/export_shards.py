@@ -43,7 +43,8 @@ from typing import Callable
 import numpy as np
 
 from .export import (SETTINGS_NAME, ExportError, ExportEvent, ExportResult, _check_dest,
-                     _check_source, _whole, _Writer, plan_split)
+                     _check_source, _known_layout, _nested_subsets, _options_json, _sorted_limits,
+                     _split_fraction, _whole, _Writer)
 from .layout import META_DIR, DatasetError
 from .safeio import MetaFileError, create_temporary, read_meta_file
 
@@ -86,29 +87,18 @@ class ShardOptions:
     shard_mb: float = 256.0
 
     def checked(self) -> "ShardOptions":
-        if self.layout not in SHARD_LAYOUTS:
-            raise ExportError(f"unknown shard layout {self.layout!r}; choose one of "
-                              f"{', '.join(SHARD_LAYOUTS)}.")
+        _known_layout(self.layout, SHARD_LAYOUTS, "shard layout")
         _whole(self.seed, "seed", 0)
-        if isinstance(self.split, bool) or not isinstance(self.split, (int, float)) \
-                or not 0.0 < float(self.split) <= 1.0:
-            raise ExportError(f"split must be a fraction in (0, 1], e.g. 0.9, got {self.split!r}.")
+        split = _split_fraction(self.split)
         if isinstance(self.shard_mb, bool) or not isinstance(self.shard_mb, (int, float)) \
                 or not float(self.shard_mb) > 0:
             raise ExportError(f"shard size must be a positive number of megabytes, e.g. 256, "
                               f"got {self.shard_mb!r}.")
-        limits = tuple(self.limits)
-        for value in limits:
-            _whole(value, "each limit", 1)
-        if len(set(limits)) != len(limits):
-            raise ExportError(f"limits must be different sizes, got {list(limits)}.")
-        return dataclasses.replace(self, split=float(self.split), shard_mb=float(self.shard_mb),
-                                   limits=tuple(sorted(limits)))
+        return dataclasses.replace(self, split=split, shard_mb=float(self.shard_mb),
+                                   limits=_sorted_limits(self.limits))
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["limits"] = list(self.limits)
-        return data
+        return _options_json(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,15 +234,7 @@ class _Shard:
 
 def _plan(ids, sizes: dict, options: ShardOptions) -> list[tuple[str, list]]:
     """[(subset folder, [shards])] for every subset."""
-    train, validation = plan_split(ids, options.split, options.seed)
-    limits = options.limits
-    if limits and limits[-1] > len(train):
-        raise ExportError(
-            f"--limit {limits[-1]} is more than the {len(train)} training sample(s) this "
-            f"dataset has with --split {options.split:g} ({len(ids)} in all); use sizes up to "
-            f"{len(train)}.")
-    width = len(str(limits[-1])) if limits else 0
-    plans = [(f"limit_{limit:0{width}d}", train[:limit]) for limit in limits] or [(".", train)]
+    _, validation, plans = _nested_subsets(ids, options, "sample")
     limit_bytes = options.shard_mb * 1e6
     suffix = SHARD_LAYOUTS[options.layout]
     subsets = []

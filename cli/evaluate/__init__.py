@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, StopFlag,
                       add_image_limit_options, add_workers_option, image_limit_kwargs,
-                      usage_error, workers_from_args)
+                      run_error, usage_error, workers_from_args, write_error)
 
 __all__ = ["register", "run_evaluate"]
 
@@ -139,8 +139,7 @@ def run_evaluate(args, stdout, stderr) -> int:
     try:
         pairs = pair_files(args.pred_dir, args.gt_dir, args.trimap)
     except EvaluationInputError as error:
-        stderr.write(f"ld-portrait: error: {error}\n")
-        return EXIT_FAILED
+        return run_error(stderr, error)
     bar = ProgressBar(len(pairs), stream=stderr, label="evaluate")
     try:
         with StopFlag(stderr) as stop:
@@ -158,9 +157,7 @@ def run_evaluate(args, stdout, stderr) -> int:
             # Into the folder checked above: never creates one.
             write_file_atomic(Path(args.csv).expanduser(), csv_text(run.rows).encode("utf-8"))
         except OSError as error:
-            stderr.write(f"ld-portrait: error: cannot write {args.csv}: "
-                         f"{error.strerror or error}\n")
-            return EXIT_FAILED
+            return write_error(stderr, args.csv, error)
     if args.json:
         report = {"protocol": args.protocol, "region": _region_text(args),
                   "evaluated": len(run.rows), "failed": len(run.failures),

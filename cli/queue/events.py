@@ -100,19 +100,7 @@ class ServerEvents:
         :data:`FORGET_ENDED_AFTER` seconds."""
         now = time.monotonic()
         with self.lock:
-            ended = [pid for pid in self.ended if pid in held]
-            for pid in ended:
-                del self.ended[pid]
-            for pid, when in list(self.ended.items()):
-                if now - when > FORGET_ENDED_AFTER:
-                    del self.ended[pid]
-            started = [pid for pid in self.started if pid in held]
-            for pid in started:
-                del self.started[pid]
-            for pid, when in list(self.started.items()):
-                if now - when > FORGET_ENDED_AFTER:
-                    del self.started[pid]
-            return ended, started
+            return _take_held(self.ended, held, now), _take_held(self.started, held, now)
 
     def take_reconcile(self) -> bool:
         with self.lock:
@@ -251,3 +239,16 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, WebSocketError):
         return f"websocket: {error}"
     return f"websocket: {type(error).__name__}: {error}"
+
+
+def _take_held(heard: dict[str, float], held: set[str], now: float) -> list[str]:
+    """The prompt ids of ``heard`` (id -> when it was heard) that are among ``held``, removed
+    from it, and those heard more than :data:`FORGET_ENDED_AFTER` seconds before ``now``
+    dropped (a job another client holds, or one this worker gave up)."""
+    taken = [pid for pid in heard if pid in held]
+    for pid in taken:
+        del heard[pid]
+    for pid, when in list(heard.items()):
+        if now - when > FORGET_ENDED_AFTER:
+            del heard[pid]
+    return taken

@@ -35,20 +35,22 @@ def accepted_ids(source) -> list:
     return sorted(p.stem for p in (source / "meta").glob("*.json"))
 
 
-@pytest.fixture(scope="module")
-def hf_export(source, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("hf") / "export"
-    result = export_shards(source, dest, ShardOptions("hf", shard_mb=0.1))
+def _small_shards(source: Path, tmp_path_factory, layout: str) -> Path:
+    """``source`` exported in ``layout`` with 0.1 MB shards (several per split), without failures."""
+    dest = tmp_path_factory.mktemp(layout) / "export"
+    result = export_shards(source, dest, ShardOptions(layout, shard_mb=0.1))
     assert not result.failures and not result.interrupted
     return dest
+
+
+@pytest.fixture(scope="module")
+def hf_export(source, tmp_path_factory) -> Path:
+    return _small_shards(source, tmp_path_factory, "hf")
 
 
 @pytest.fixture(scope="module")
 def wds_export(source, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("wds") / "export"
-    result = export_shards(source, dest, ShardOptions("webdataset", shard_mb=0.1))
-    assert not result.failures and not result.interrupted
-    return dest
+    return _small_shards(source, tmp_path_factory, "webdataset")
 
 
 def _load_offline(data_dir: Path, cache: Path, monkeypatch):

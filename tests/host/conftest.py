@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -372,6 +373,33 @@ def comfy_host(tmp_path_factory) -> ComfyHost:
     try:
         yield host
     finally:
+        host.stop()
+
+
+@pytest.fixture
+def host_with_flags(comfy_host, tmp_path):
+    """Start a second server of the session's host with extra command-line flags (a shell
+    wrapper around its Python appends them), in folders of its own with the pack linked in:
+    ``host_with_flags("--disable-metadata")``. Stopped when the test ends."""
+    started = []
+
+    def start(*flags: str) -> ComfyHost:
+        wrapper = tmp_path / "python_with_flags"
+        quoted = " ".join(f'"{flag}"' for flag in flags)
+        wrapper.write_text(f'#!/bin/sh\nexec "{comfy_host.python}" "$@" {quoted}\n')
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+        base = tmp_path / "base"
+        for folder in ("custom_nodes", "input", "output", "temp", "user"):
+            (base / folder).mkdir(parents=True)
+        (base / "custom_nodes" / PACK_FOLDER).symlink_to(REPO_ROOT, target_is_directory=True)
+        host = ComfyHost(comfy_dir=comfy_host.comfy_dir, python=str(wrapper), base=base,
+                         port=_free_port(), log_path=base / "comfyui.log")
+        started.append(host)
+        host.start()
+        return host
+
+    yield start
+    for host in started:
         host.stop()
 
 

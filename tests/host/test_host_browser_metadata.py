@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
-import stat
 import subprocess
 import sys
 import uuid
@@ -26,12 +23,8 @@ from pathlib import Path
 import pytest
 
 from comfyui_ld_portrait.dataset.pngtext import read_text_chunks
+from helpers.editor_runs import UI_GRAPH, first_fg, refine_folder_graph, run_as_the_editor
 
-
-REPO = Path(__file__).resolve().parents[2]
-API_GRAPH = REPO / "workflows" / "api" / "ld_portrait_refine_folder.json"
-UI_GRAPH = REPO / "workflows" / "LD-Portrait 5. Refine a folder of RGBA portraits.json"
-SAVE_NODE = "11"
 # Generous bounds for a slow shared machine: they only stop a hung browser, they measure nothing.
 BROWSER_STEP_TIMEOUT_MS = 180_000
 BROWSER_RUN_TIMEOUT_S = 600
@@ -79,12 +72,6 @@ GRAPH_QUERY = """async () => ({
 })"""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def editor_browser() -> dict:
     """The Chromium and the Python (with playwright) that drive the editor; skip without them."""
@@ -104,9 +91,9 @@ def editor_browser() -> dict:
 
 
 @pytest.fixture
-def editor_host(editor_browser, comfy_host, tmp_path):
+def editor_host(editor_browser, comfy_host, host_with_flags):
     """The session's host, or with COMFYUI_FRONT_END_ROOT a host of its own serving that
-    frontend (a wrapper adds --front-end-root, as test_host_metadata adds --disable-metadata)."""
+    frontend (started with --front-end-root)."""
     front_end_root = os.environ.get("COMFYUI_FRONT_END_ROOT")
     if not front_end_root:
         yield comfy_host
@@ -114,37 +101,7 @@ def editor_host(editor_browser, comfy_host, tmp_path):
     if not (Path(front_end_root) / "index.html").is_file():
         raise FileNotFoundError(f"COMFYUI_FRONT_END_ROOT={front_end_root} has no index.html; point it "
                                 "at a frontend's static folder (<comfyui_frontend_package>/static)")
-    wrapper = tmp_path / "python_front_end_root"
-    wrapper.write_text(f'#!/bin/sh\nexec "{comfy_host.python}" "$@" --front-end-root "{front_end_root}"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    base = tmp_path / "base"
-    for folder in ("custom_nodes", "input", "output", "temp", "user"):
-        (base / folder).mkdir(parents=True)
-    (base / "custom_nodes" / "ComfyUI-LD-Portrait").symlink_to(REPO, target_is_directory=True)
-    host = type(comfy_host)(comfy_dir=comfy_host.comfy_dir, python=str(wrapper), base=base,
-                            port=_free_port(), log_path=base / "comfyui.log")
-    host.start()
-    try:
-        yield host
-    finally:
-        host.stop()
-
-
-def _queue_refine_folder_as_the_editor(host, layerdiffuse_dir: Path, dataset_name: str,
-                                       workflow: dict) -> None:
-    """The shipped refine-a-folder graph, queued with the editor graph in extra_pnginfo."""
-    graph = json.loads(API_GRAPH.read_text(encoding="utf-8"))
-    target = host.input_dir / graph["3"]["inputs"]["path"]
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(layerdiffuse_dir / "i2i_0_transparent.png", target / "i2i_0_transparent.png")
-    graph[SAVE_NODE]["inputs"]["dataset_name"] = dataset_name
-    graph[SAVE_NODE]["inputs"]["keep_rejected"] = True  # images whatever the gate says
-    status, response = host.request("POST", "/prompt", {
-        "prompt": graph, "client_id": "ldp-browser-metadata-test",
-        "extra_data": {"extra_pnginfo": {"workflow": workflow}}})
-    assert status == 200 and not response.get("node_errors"), response
-    entry = host.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    yield host_with_flags("--front-end-root", front_end_root)
 
 
 def open_in_editor(editor_browser: dict, url: str, workflow: dict, query: str = GRAPH_QUERY) -> dict:
@@ -171,11 +128,10 @@ def test_workflow_chunk_opens_in_the_editor_as_the_same_nodes(
         editor_browser, editor_host, layerdiffuse_dir):
     name = f"browser_meta_{uuid.uuid4().hex[:8]}"
     shipped_workflow = json.loads(UI_GRAPH.read_text(encoding="utf-8"))
-    _queue_refine_folder_as_the_editor(editor_host, layerdiffuse_dir, name, shipped_workflow)
-    root = editor_host.output_dir / name
-    written = sorted(root.glob("fg/*.png")) + sorted(root.glob("rejected/fg/*.png"))
-    assert written, f"no fg PNG under {root}"
-    chunk_workflow = json.loads(read_text_chunks(written[0].read_bytes())["workflow"])
+    run_as_the_editor(editor_host, refine_folder_graph(editor_host, layerdiffuse_dir, name), shipped_workflow,
+                      "ldp-browser-metadata-test")
+    fg = first_fg(editor_host.output_dir / name)
+    chunk_workflow = json.loads(read_text_chunks(fg.read_bytes())["workflow"])
     expected = sorted([node["id"], node["type"]] for node in chunk_workflow["nodes"])
     assert chunk_workflow == shipped_workflow and expected
 

@@ -9,62 +9,24 @@ import io
 import json
 import os
 import shutil
-import socket
-import stat
 import uuid
-from pathlib import Path
 
 import pytest
 
 from comfyui_ld_portrait.cli import app as cli
 from comfyui_ld_portrait.dataset.pngtext import read_text_chunks
+from helpers.editor_runs import API_GRAPH, SAVE_NODE, UI_GRAPH, first_fg, refine_folder_graph, run_as_the_editor
 
-
-REPO = Path(__file__).resolve().parents[2]
-API_GRAPH = REPO / "workflows" / "api" / "ld_portrait_refine_folder.json"
-UI_GRAPH = REPO / "workflows" / "LD-Portrait 5. Refine a folder of RGBA portraits.json"
-SAVE_NODE = "11"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _graph(host, layerdiffuse_dir: Path, dataset_name: str) -> dict:
-    graph = json.loads(API_GRAPH.read_text(encoding="utf-8"))
-    folder = graph["3"]["inputs"]["path"]
-    target = host.input_dir / folder
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(layerdiffuse_dir / "i2i_0_transparent.png", target / "i2i_0_transparent.png")
-    graph[SAVE_NODE]["inputs"]["dataset_name"] = dataset_name
-    graph[SAVE_NODE]["inputs"]["keep_rejected"] = True  # images whatever the gate says
-    return graph
-
-
-def _run_as_the_editor(host, graph: dict, workflow: dict) -> None:
-    status, response = host.request("POST", "/prompt", {
-        "prompt": graph, "client_id": "ldp-metadata-test",
-        "extra_data": {"extra_pnginfo": {"workflow": workflow}}})
-    assert status == 200 and not response.get("node_errors"), response
-    entry = host.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
-
-
-def _fg(root: Path) -> Path:
-    found = sorted(root.glob("fg/*.png")) + sorted(root.glob("rejected/fg/*.png"))
-    assert found, f"no fg PNG under {root}"
-    return found[0]
+CLIENT_ID = "ldp-metadata-test"
 
 
 def test_fg_png_carries_the_api_and_editor_graphs(comfy_host, layerdiffuse_dir, tmp_path):
     name = f"meta_{uuid.uuid4().hex[:8]}"
-    graph = _graph(comfy_host, layerdiffuse_dir, name)
+    graph = refine_folder_graph(comfy_host, layerdiffuse_dir, name)
     workflow = json.loads(UI_GRAPH.read_text(encoding="utf-8"))
-    _run_as_the_editor(comfy_host, graph, workflow)
+    run_as_the_editor(comfy_host, graph, workflow, CLIENT_ID)
     root = comfy_host.output_dir / name
-    fg = _fg(root)
+    fg = first_fg(root)
     texts = read_text_chunks(fg.read_bytes())
     # core SaveImage's chunk too holds the host's is_changed results (NaN: "always run")
     chunk = json.loads(texts["prompt"])
@@ -80,31 +42,18 @@ def test_fg_png_carries_the_api_and_editor_graphs(comfy_host, layerdiffuse_dir, 
 
 
 @pytest.fixture
-def host_without_metadata(comfy_host, tmp_path):
-    """A second server, started with --disable-metadata (a wrapper adds the flag)."""
-    wrapper = tmp_path / "python_disable_metadata"
-    wrapper.write_text(f'#!/bin/sh\nexec "{comfy_host.python}" "$@" --disable-metadata\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    base = tmp_path / "base"
-    for folder in ("custom_nodes", "input", "output", "temp", "user"):
-        (base / folder).mkdir(parents=True)
-    (base / "custom_nodes" / "ComfyUI-LD-Portrait").symlink_to(REPO, target_is_directory=True)
-    host = type(comfy_host)(comfy_dir=comfy_host.comfy_dir, python=str(wrapper), base=base,
-                     port=_free_port(), log_path=base / "comfyui.log")
-    host.start()
-    try:
-        yield host
-    finally:
-        host.stop()
+def host_without_metadata(host_with_flags):
+    """A second server, started with --disable-metadata."""
+    return host_with_flags("--disable-metadata")
 
 
 @pytest.mark.skipif(os.name == "nt", reason="the flag is added by a shell wrapper")
 def test_disable_metadata_writes_no_chunk(host_without_metadata, layerdiffuse_dir):
     host = host_without_metadata
-    graph = _graph(host, layerdiffuse_dir, "no_metadata")
-    _run_as_the_editor(host, graph, json.loads(UI_GRAPH.read_text(encoding="utf-8")))
+    graph = refine_folder_graph(host, layerdiffuse_dir, "no_metadata")
+    run_as_the_editor(host, graph, json.loads(UI_GRAPH.read_text(encoding="utf-8")), CLIENT_ID)
     root = host.output_dir / "no_metadata"
-    assert read_text_chunks(_fg(root).read_bytes()) == {}
+    assert read_text_chunks(first_fg(root).read_bytes()) == {}
     assert not (root / "provenance").exists()
 
 

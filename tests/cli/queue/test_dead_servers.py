@@ -445,17 +445,24 @@ def test_a_refused_port_ends_the_run_at_the_first_answer_limit():
     assert "connection refused" in summary.stop_reason
 
 
+def failing_submissions(numbers, status: int, message: bytes):
+    """A ComfyUI (:class:`Comfy`) that answers the POST /prompt submissions numbered in
+    ``numbers`` (1 = the first) with ``status`` and ``message`` instead."""
+    comfy, posts = Comfy(), []
+
+    def behave(handler, method, path, body):
+        if method == "POST" and path == "/prompt":
+            posts.append(path)
+            if len(posts) in numbers:
+                handler.send(status, message, "text/plain")
+                return
+        comfy(handler, method, path, body)
+
+    return behave
+
+
 def test_a_server_that_fails_twice_then_recovers_completes_its_jobs(scripted):
-    comfy, failures = Comfy(), []
-
-    def flaky(handler, method, path, body):
-        if method == "POST" and path == "/prompt" and len(failures) < 2:
-            failures.append(path)
-            handler.send(500, BOOM, "text/plain")
-        else:
-            comfy(handler, method, path, body)
-
-    server = scripted(flaky)
+    server = scripted(failing_submissions({1, 2}, 500, BOOM))
     # Every dead-server limit on and small: the recovery still wins, as it comes within them.
     summary, log = run_queue([server], range(4), first_answer_failures=1,
                              first_answer_within=20.0, submit_within=20.0)
@@ -465,17 +472,7 @@ def test_a_server_that_fails_twice_then_recovers_completes_its_jobs(scripted):
 
 
 def test_a_server_that_answered_before_is_retried_past_the_first_answer_limits(scripted):
-    comfy, posts = Comfy(), []
-
-    def hiccup(handler, method, path, body):
-        if method == "POST" and path == "/prompt":
-            posts.append(path)
-            if 2 <= len(posts) <= 3:  # the second and third submissions fail
-                handler.send(503, b"busy", "text/plain")
-                return
-        comfy(handler, method, path, body)
-
-    server = scripted(hiccup)
+    server = scripted(failing_submissions({2, 3}, 503, b"busy"))
     summary, log = run_queue([server], range(3), first_answer_failures=1,
                              first_answer_within=0.01, submit_within=20.0)
     assert (summary.done, summary.failed, summary.exit_code) == (3, 0, 0), \
