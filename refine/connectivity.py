@@ -53,6 +53,7 @@ leave-one-family-out choice of the tuned numbers; docs/refinement.md has both).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -141,7 +142,10 @@ def _lookup(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
         for label in unnamed:
             found &= labels != int(label)
         return found
-    return np.take(lut.view(np.uint8) if lut.dtype == bool else lut.astype(np.uint8), labels).view(bool)
+    table = lut.view(np.uint8) if lut.dtype == bool else lut.astype(np.uint8)
+    if table.size <= 256:  # labels fit in 8 bits: OpenCV's table look-up, a third of np.take
+        return cv2.LUT(labels.astype(np.uint8), np.pad(table, (0, 256 - table.size))).view(bool)
+    return np.take(table, labels).view(bool)
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
@@ -214,6 +218,26 @@ def _hit(labels: np.ndarray, seeds: np.ndarray, count: int) -> np.ndarray:
     return hit
 
 
+class _Pixels(NamedTuple):
+    """Pixels of a mask as parallel arrays, grouped by label (ascending)."""
+    labels: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _pixels_by_label(labels: np.ndarray, mask: np.ndarray) -> _Pixels:
+    """The pixels of ``mask`` (a few percent of the image: the enclosed dips) with their labels,
+    sorted by label (a radix sort on 16-bit labels)."""
+    points = cv2.findNonZero(mask.view(np.uint8))
+    if points is None:
+        empty = np.zeros(0, np.intp)
+        return _Pixels(empty, empty.astype(np.int32), empty.astype(np.int32))
+    points = points.reshape(-1, 2)
+    found = labels[points[:, 1], points[:, 0]]
+    order = np.argsort(found, kind="stable")
+    return _Pixels(found[order].astype(np.intp), points[order, 1], points[order, 0])
+
+
 def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, radius: float) -> np.ndarray:
     """Per label: an enclosed component with another enclosed component within ``2 * radius``
     (pockets of hair texture come in groups; a speck or pinhole in a solid body is alone).
@@ -249,30 +273,25 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, r
     return crowded
 
 
-def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, soft: np.ndarray,
+def _solid_surroundings(dips: _Pixels, shape: tuple[int, int], areas: np.ndarray, soft: np.ndarray,
                         background: np.ndarray, reach: float, fraction: float) -> np.ndarray:
-    """Per label: an enclosed dip whose surroundings hold less than ``fraction`` of other soft
-    pixels: in its bounding box grown by ``reach``, ``soft`` pixels (not true background)
-    other than its own, over the portrait's pixels other than its own. Hair brings
-    soft company within the reach (other pockets, strand edges); Layer Diffusion's blotches
-    and speckle sit in solid skin and cloth. A box, not a disc: a few summed-area look-ups per
-    dip, whatever the reach."""
+    """Per label: an enclosed dip (``dips``: their pixels by label) whose surroundings hold less
+    than ``fraction`` of other soft pixels: in its bounding box grown by ``reach``, ``soft``
+    pixels (not true background) other than its own, over the portrait's pixels other than its
+    own. Hair brings soft company within the reach (other pockets, strand edges); Layer
+    Diffusion's blotches and speckle sit in solid skin and cloth. A box, not a disc: a few
+    summed-area look-ups per dip, whatever the reach."""
     solid = np.zeros(areas.size, bool)
-    points = cv2.findNonZero(enclosed.view(np.uint8)) if fraction > 0.0 else None
-    if points is None:
+    if fraction <= 0.0 or dips.labels.size == 0:
         return solid
-    points = points.reshape(-1, 2)
-    dips = labels[points[:, 1], points[:, 0]]
-    order = np.argsort(dips, kind="stable")  # a radix sort on 16-bit labels
-    dips, cols, rows = dips[order].astype(np.intp), points[order, 0], points[order, 1]
-    starts = np.flatnonzero(np.r_[True, dips[1:] != dips[:-1]])
-    which = dips[starts]
-    height, width = labels.shape
+    starts = np.flatnonzero(np.r_[True, dips.labels[1:] != dips.labels[:-1]])
+    which = dips.labels[starts]
+    height, width = shape
     grow = int(np.ceil(reach))
-    top = np.maximum(np.minimum.reduceat(rows, starts) - grow, 0)
-    bottom = np.minimum(np.maximum.reduceat(rows, starts) + grow + 1, height)
-    left = np.maximum(np.minimum.reduceat(cols, starts) - grow, 0)
-    right = np.minimum(np.maximum.reduceat(cols, starts) + grow + 1, width)
+    top = np.maximum(np.minimum.reduceat(dips.rows, starts) - grow, 0)
+    bottom = np.minimum(np.maximum.reduceat(dips.rows, starts) + grow + 1, height)
+    left = np.maximum(np.minimum.reduceat(dips.cols, starts) - grow, 0)
+    right = np.minimum(np.maximum.reduceat(dips.cols, starts) + grow + 1, width)
 
     def box_sum(mask):
         summed = cv2.integral(mask.view(np.uint8))
@@ -424,53 +443,58 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
 
     if has_background:
         radius, reach = p["solid_radius"], p["reach"]
-        near_opaque = codes >= fill_code
         # Enclosed dips: soft components the background does not reach (step 3).
         count, labels, areas = _components(soft)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
         enclosed = _lookup(enclosed_lut, labels)
+        # The dips are a few percent of the image: step 3 works on their pixel list.
+        dips = _pixels_by_label(labels, enclosed)
+        dip_codes = codes[dips.rows, dips.cols]
         isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
-        solid_lut = enclosed_lut & _solid_surroundings(labels, enclosed, areas, soft, background, reach,
+        solid_lut = enclosed_lut & _solid_surroundings(dips, codes.shape, areas, soft, background, reach,
                                                        p["soft_company_fraction"])
         small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
         # Specks: small dips the background does not clearly show through anywhere (a gap
         # between strands is see-through somewhere; a speck of dimming is not).
-        speck_lut = enclosed_lut & small_lut & ~_seen(labels, count, enclosed & (codes < see_code))
-        # One gather: bit 0 filled at any level (solid surroundings or a speck), 1 isolated,
-        # 2 small, 3 wide.
-        kind = np.take((solid_lut | speck_lut).astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
-                       | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
-        any_level = (kind & 1).view(bool)
-        isolated = (kind & 2) > 0
-        small = (kind & 4) > 0
+        seen_lut = np.zeros(count, bool)
+        seen_lut[dips.labels[dip_codes < see_code]] = True
+        speck_lut = enclosed_lut & small_lut & ~seen_lut
+        isolated = isolated_lut[dips.labels]
+        small = small_lut[dips.labels]
         # 2. See-through evidence: what the background reaches through see-through pixels (the
         # gaps between strands), and enclosed see-through regions among other dips that are
         # too wide for a pinhole (pockets of a hair mass; a lone one is a hole in the body).
         count, labels, areas = _components(codes < see_code)
         evidence_lut = _hit(labels, seeds, count) | (areas >= (2.0 * radius) ** 2)
         evidence_lut[0] = False
-        evidence = np.greater(_lookup(evidence_lut, labels), isolated)
-        distance = cv2.distanceTransform((~evidence).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        no_evidence = _lookup(~evidence_lut, labels)
+        no_evidence[dips.rows[isolated], dips.cols[isolated]] = True
+        distance = cv2.distanceTransform(no_evidence.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
         deep = distance > reach
         # 3. A dip alone in a solid body is speckle or a pinhole when small, near-opaque or
         # clear (a clear hole smaller than a true background hole); a larger dim one might be a
         # pocket walled in by thick strands: uncertain. Beyond the reach of see-through
         # background: speckle, near-opaque dips and blotches wider than a pocket are filled; a
         # dim dip of pocket size is uncertain.
-        errors = isolated & (small | near_opaque | (codes <= background_code))
-        errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
+        dip_deep = deep[dips.rows, dips.cols]
+        dip_near_opaque = dip_codes >= fill_code
+        dip_errors = isolated & (small | dip_near_opaque | (dip_codes <= background_code))
+        dip_errors |= dip_deep & (small | dip_near_opaque | wide_lut[dips.labels])
         # A dip with almost no soft company within the reach is a hole in a solid body at any
         # level (a blotch in the skin, a pinhole beside other speckle); a speck is dimming.
-        errors |= any_level
-        uncertain |= (isolated | (enclosed & deep)) & ~errors
+        dip_errors |= (solid_lut | speck_lut)[dips.labels]
+        errors = np.zeros(source.shape, bool)
+        errors[dips.rows, dips.cols] = dip_errors
+        uncertain[dips.rows, dips.cols] = (isolated | dip_deep) & ~dip_errors
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
         # edge drops steeply within a few pixels) and stays.
-        plateau = _plateaus(codes, near_opaque & not_opaque, enclosed, radius, p["flat_step"])
+        near_opaque = (codes >= fill_code) & not_opaque
+        plateau = _plateaus(codes, near_opaque, enclosed, radius, p["flat_step"])
         far = distance > 2.0 * radius
-        errors |= _with_rims(plateau & far, radius) & near_opaque & not_opaque & far
+        errors |= _with_rims(plateau & far, radius) & near_opaque & far
         # Noise-level pixels away from the open soft region (the edge, the gaps reached from the
         # background) are opaque ones with noise.
         open_soft = soft & ~enclosed & ~background
@@ -509,8 +533,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     # Every repair moves a pixel at least half a code: fills act on codes below 255, debris
     # removal on codes above 0.
     changed = fix_kind != 0
-    refined = source.copy()
-    np.copyto(refined, np.float32(1.0), where=changed)
+    refined = np.where(changed, np.float32(1.0), source)
     if debris is not None:
         np.copyto(refined, np.float32(0.0), where=debris)
     # Pixels per repair; a comparison and a count per kind (calcHist is slower on uint8).
