@@ -104,13 +104,16 @@ class RefineResult:
         return iter((self.alpha, self.changed, self.stats))
 
 
-def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _components(mask: np.ndarray, with_areas: bool = True) -> tuple[int, np.ndarray, np.ndarray | None]:
     """8-connected components of a bool mask: (count including label 0, labels, area per
-    label). Labels are 16-bit where they fit (faster to count and to look up), else 32-bit;
-    plain labelling and a histogram beat OpenCV's labelling with statistics four times over."""
+    label, or None without ``with_areas``). Labels are 16-bit where they fit (faster to count
+    and to look up), else 32-bit; plain labelling and a histogram beat OpenCV's labelling with
+    statistics four times over."""
     try:
         count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_16U)
         if count <= 65535:
+            if not with_areas:
+                return count, labels, None
             # calcHist counts in float32, exact up to 2**24 per bin: histograms of row bands
             # of at most that many pixels, added as integers.
             rows = max(1, (1 << 24) // mask.shape[1])
@@ -122,7 +125,7 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     except cv2.error:  # more components than 16 bits can label
         pass
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return count, labels, np.bincount(labels.ravel(), minlength=count)
+    return count, labels, np.bincount(labels.ravel(), minlength=count) if with_areas else None
 
 
 def _lookup(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -376,7 +379,10 @@ def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fr
     grow = int(np.ceil(clearance))
     top, left = np.maximum(rows - grow, 0), np.maximum(cols - grow, 0)
     bottom, right = np.minimum(rows + grow + 1, height), np.minimum(cols + grow + 1, width)
-    summed = cv2.integral(body.view(np.uint8))
+    # The table only over the islands' squares (islands are few and often in one corner).
+    first_row, first_col = top.min(), left.min()
+    summed = cv2.integral(body[first_row:bottom.max(), first_col:right.max()].view(np.uint8))
+    top, bottom, left, right = top - first_row, bottom - first_row, left - first_col, right - first_col
     inside = summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
     near = np.zeros(count, bool)
     near[island_labels[inside > 0]] = True
@@ -444,12 +450,14 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if has_background:
         radius, reach = p["solid_radius"], p["reach"]
         # Enclosed dips: soft components the background does not reach (step 3).
-        count, labels, areas = _components(soft)
+        count, labels, _ = _components(soft, with_areas=False)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
         enclosed = _lookup(enclosed_lut, labels)
-        # The dips are a few percent of the image: step 3 works on their pixel list.
+        # The dips are a few percent of the image: step 3 works on their pixel list, and
+        # counts their areas there (no other soft component's area is used).
         dips = _pixels_by_label(labels, enclosed)
+        areas = np.bincount(dips.labels, minlength=count)
         dip_codes = codes[dips.rows, dips.cols]
         isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
         solid_lut = enclosed_lut & _solid_surroundings(dips, codes.shape, areas, soft, background, reach,
