@@ -52,6 +52,7 @@ leave-one-family-out choice of the tuned numbers; docs/refinement.md has both).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -318,7 +319,8 @@ def _plateaus(codes: np.ndarray, candidates: np.ndarray, enclosed: np.ndarray, r
     edge."""
     size = 2 * max(1, int(round(radius))) + 1
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    flat = candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < step * 255.0)
+    # Integer codes: below the step is below its ceiling (a float bound would compare in float64).
+    flat = candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < math.ceil(step * 255.0))
     return cv2.morphologyEx(flat.view(np.uint8), cv2.MORPH_OPEN, square).view(bool) | (flat & enclosed)
 
 
@@ -353,18 +355,20 @@ def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, dep
     return fade
 
 
-def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fraction: float) -> np.ndarray:
+def _debris(codes: np.ndarray, background: np.ndarray, clearance: float,
+            keep_fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
     """Islands of present pixels farther than ``clearance`` from the portrait (the largest
-    component) and smaller than ``keep_fraction`` of it."""
+    component) and smaller than ``keep_fraction`` of it: their pixels (rows, cols), or None.
+    Debris is a few pixels: a list, not an image."""
     count, labels, areas = _components(np.greater(codes > 0, background))
     if count <= 2:
-        return np.zeros(codes.shape, bool)
+        return None
     areas[0] = 0
     portrait = int(np.argmax(areas))
     minor = areas < keep_fraction * areas[portrait]
     minor[0] = False
     if not minor.any():
-        return np.zeros(codes.shape, bool)
+        return None
     body = labels == portrait
     if np.count_nonzero(minor) == count - 2:  # every other component is minor (the usual case)
         islands = np.greater(labels > 0, body)
@@ -389,10 +393,8 @@ def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fr
     debris = minor & ~near
     selected = debris[island_labels]
     if not selected.any():
-        return np.zeros(codes.shape, bool)
-    out = np.zeros(codes.shape, bool)
-    out[rows[selected], cols[selected]] = True
-    return out
+        return None
+    return rows[selected], cols[selected]
 
 
 def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> RefineResult:
@@ -533,17 +535,15 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if has_background and p["remove_debris"]:
         # 6. Debris.
         debris = _debris(codes, background, 2.0 * p["solid_radius"], p["island_keep_fraction"])
-        if debris.any():
+        if debris is not None:
             fix_kind[debris] = _KIND_CODE["debris"]
-            uncertain &= ~debris
-        else:
-            debris = None
+            uncertain[debris] = False
     # Every repair moves a pixel at least half a code: fills act on codes below 255, debris
     # removal on codes above 0.
     changed = fix_kind != 0
     refined = np.where(changed, np.float32(1.0), source)
     if debris is not None:
-        np.copyto(refined, np.float32(0.0), where=debris)
+        refined[debris] = 0.0
     # Pixels per repair; a comparison and a count per kind (calcHist is slower on uint8).
     counts = [0] + [np.count_nonzero(fix_kind == code) for code in FIX_KINDS]
     semi = (codes > 0) & not_opaque
