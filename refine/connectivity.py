@@ -333,13 +333,14 @@ def _with_rims(plateau: np.ndarray, radius: float) -> np.ndarray:
     return cv2.dilate(plateau.view(np.uint8), square).view(bool)
 
 
-def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, depth: int, min_code: int,
+def _frame_fade(codes: np.ndarray, fix_kind: np.ndarray, deep: np.ndarray, depth: int, min_code: int,
                 anchor_code: int) -> np.ndarray:
     """Pixels within ``depth`` of a border whose line toward the interior reaches a
     near-opaque anchor (at least ``anchor_code``) at ``depth`` through pixels of at least
-    ``min_code`` (``filled`` pixels count as opaque): the body continues out of the frame, so a
-    fade toward the border there is an error. Only ``eligible`` pixels count; only the border
-    strips are computed."""
+    ``min_code`` (pixels with a ``fix_kind`` count as opaque): the body continues out of the
+    frame, so a fade toward the border there is an error. Only ``deep`` pixels from
+    ``min_code`` to below opaque that were not filled as pinholes count; only the border strips
+    are computed."""
     fade = np.zeros(codes.shape, bool)
     if depth <= 0:
         return fade
@@ -347,11 +348,15 @@ def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, dep
         d = min(depth, orient(codes).shape[0] - 1)
         if d <= 0:
             continue
-        strip = np.where(orient(filled)[:d + 1], np.uint8(255), orient(codes)[:d + 1])
+        kinds, strip_codes = orient(fix_kind)[:d + 1], orient(codes)[:d + 1]
+        strip = np.where(kinds > 0, np.uint8(255), strip_codes)
         run = np.logical_and.accumulate((strip >= min_code)[::-1], axis=0)[::-1]
         candidates = run[:d] & (strip[d] >= anchor_code)[None, :]
         if candidates.any():
-            orient(fade)[:d] |= candidates & orient(eligible)[:d]
+            strip_codes, kinds = strip_codes[:d], kinds[:d]
+            eligible = (orient(deep)[:d] & (strip_codes >= min_code) & (strip_codes < 255)
+                        & (kinds != _KIND_CODE["pinhole"]))
+            orient(fade)[:d] |= candidates & eligible
     return fade
 
 
@@ -526,11 +531,10 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if p["fix_frame_fade"]:
         # 5. Frame fade: deep pixels (the steps above may have filled some as dimming; a fade is
         # their actual cause, and what they report).
-        eligible = deep & not_opaque & (fix_kind != _KIND_CODE["pinhole"]) & (codes >= see_code)
-        fade = _frame_fade(codes, fix_kind > 0, eligible, p["frame_fade_depth"], see_code, fill_code)
+        fade = _frame_fade(codes, fix_kind, deep, p["frame_fade_depth"], see_code, fill_code)
         if fade.any():
-            fix_kind[fade] = _KIND_CODE["frame_fade"]
-            uncertain &= ~fade
+            np.copyto(fix_kind, _KIND_CODE["frame_fade"], where=fade)
+            np.greater(uncertain, fade, out=uncertain)  # uncertain &= ~fade, in place
     debris = None
     if has_background and p["remove_debris"]:
         # 6. Debris.
