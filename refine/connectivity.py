@@ -512,12 +512,14 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         errors |= _with_rims(plateau & far, radius) & near_opaque & far
         # Noise-level pixels away from the open soft region (the edge, the gaps reached from the
         # background) are opaque ones with noise.
-        open_soft = soft & ~enclosed & ~background
+        # (For bool images np.greater(a, b) is a & ~b in one pass.)
+        soft_portrait = np.greater(soft, background)
+        open_soft = np.greater(soft_portrait, enclosed)
         beside_open = cv2.dilate(open_soft.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-        errors |= not_opaque & ~soft & ~beside_open
+        errors |= np.greater(np.greater(not_opaque, soft), beside_open)
         # What the reach does not explain and no rule repaired: a veil, a translucent volume or
         # a dimming blotch, which the prior cannot tell apart.
-        uncertain |= deep & soft & ~background
+        uncertain |= deep & soft_portrait
         uncertain &= ~errors
         pinholes = errors & (codes <= background_code)
         if not p["fix_pinholes"]:
@@ -552,7 +554,8 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     counts = [0] + [np.count_nonzero(fix_kind == code) for code in FIX_KINDS]
     semi = (codes > 0) & not_opaque
     semi_after = semi & ~changed
-    portrait_pixels = max(1, int(background.size - np.count_nonzero(background)))
+    background_pixels = int(np.count_nonzero(background))
+    portrait_pixels = max(1, background.size - background_pixels)
     uncertain_pixels = int(np.count_nonzero(uncertain))
     changed_pixels = int(np.count_nonzero(changed))
     stats = {
@@ -568,7 +571,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         "frame_fade_fixed": int(counts[4]),
         "uncertain_pixels": uncertain_pixels,
         "uncertain_fraction": uncertain_pixels / portrait_pixels,
-        "background_fraction": float(np.count_nonzero(background) / background.size),
+        "background_fraction": float(background_pixels / background.size),
         "band_pixels": int(np.count_nonzero(semi_after & ~uncertain)),
         "no_background": not has_background,
         "params": p,
