@@ -207,7 +207,8 @@ def _soft(codes: np.ndarray, background_code: int) -> np.ndarray:
 
 
 def _seen(labels: np.ndarray, count: int, see_through: np.ndarray) -> np.ndarray:
-    """Per label: whether some pixel of it is in ``see_through`` (label 0 never)."""
+    """Per label: whether some pixel of it is in ``see_through`` (label 0 never). ``labels``
+    and ``see_through`` are images or the same pixel list."""
     seen = np.zeros(count, bool)
     seen[labels[see_through]] = True
     seen[0] = False
@@ -473,9 +474,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
         # Specks: small dips the background does not clearly show through anywhere (a gap
         # between strands is see-through somewhere; a speck of dimming is not).
-        seen_lut = np.zeros(count, bool)
-        seen_lut[dips.labels[dip_codes < see_code]] = True
-        speck_lut = enclosed_lut & small_lut & ~seen_lut
+        speck_lut = enclosed_lut & small_lut & ~_seen(dips.labels, count, dip_codes < see_code)
         isolated = isolated_lut[dips.labels]
         small = small_lut[dips.labels]
         # 2. See-through evidence: what the background reaches through see-through pixels (the
