@@ -298,15 +298,9 @@ def _solid_surroundings(dips: _Pixels, shape: tuple[int, int], areas: np.ndarray
     left = np.maximum(np.minimum.reduceat(dips.cols, starts) - grow, 0)
     right = np.minimum(np.maximum.reduceat(dips.cols, starts) + grow + 1, width)
 
-    # The tables over the boxes' extent only (a portrait that leaves margins costs less).
-    first_row, first_col = top.min(), left.min()
-    extent = (slice(first_row, bottom.max()), slice(first_col, right.max()))
-    rows = (top - first_row, bottom - first_row)
-    cols = (left - first_col, right - first_col)
-
     def box_sum(mask):
-        summed = cv2.integral(mask[extent].view(np.uint8))
-        return summed[rows[1], cols[1]] - summed[rows[0], cols[1]] - summed[rows[1], cols[0]] + summed[rows[0], cols[0]]
+        summed = cv2.integral(mask.view(np.uint8))
+        return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
 
     # The true background lies inside the soft pixels: soft company = soft - background.
     in_background = box_sum(background)
