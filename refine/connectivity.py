@@ -52,7 +52,9 @@ leave-one-family-out choice of the tuned numbers; docs/refinement.md has both).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -103,13 +105,16 @@ class RefineResult:
         return iter((self.alpha, self.changed, self.stats))
 
 
-def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _components(mask: np.ndarray, with_areas: bool = True) -> tuple[int, np.ndarray, np.ndarray | None]:
     """8-connected components of a bool mask: (count including label 0, labels, area per
-    label). Labels are 16-bit where they fit (faster to count and to look up), else 32-bit;
-    plain labelling and a histogram beat OpenCV's labelling with statistics four times over."""
+    label, or None without ``with_areas``). Labels are 16-bit where they fit (faster to count
+    and to look up), else 32-bit; plain labelling and a histogram beat OpenCV's labelling with
+    statistics four times over."""
     try:
         count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_16U)
         if count <= 65535:
+            if not with_areas:
+                return count, labels, None
             # calcHist counts in float32, exact up to 2**24 per bin: histograms of row bands
             # of at most that many pixels, added as integers.
             rows = max(1, (1 << 24) // mask.shape[1])
@@ -121,14 +126,14 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     except cv2.error:  # more components than 16 bits can label
         pass
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return count, labels, np.bincount(labels.ravel(), minlength=count)
+    return count, labels, np.bincount(labels.ravel(), minlength=count) if with_areas else None
 
 
 def _lookup(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Bool image ``lut[labels]``. A table that names a few labels, or all but a few, is
     compared label by label (a comparison is a tenth of a gather; enclosed dips are all the
-    components but the few that touch the background); otherwise np.take on a uint8 table (a
-    fraction of fancy indexing)."""
+    components but the few that touch the background); otherwise a uint8 table, through
+    cv2.LUT up to 256 labels, else np.take (a fraction of fancy indexing)."""
     named = np.flatnonzero(lut)
     if named.size <= FEW_LABELS:
         found = np.zeros(labels.shape, bool)
@@ -141,7 +146,10 @@ def _lookup(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
         for label in unnamed:
             found &= labels != int(label)
         return found
-    return np.take(lut.view(np.uint8) if lut.dtype == bool else lut.astype(np.uint8), labels).view(bool)
+    table = lut.view(np.uint8) if lut.dtype == bool else lut.astype(np.uint8)
+    if table.size <= 256:  # labels fit in 8 bits: OpenCV's table look-up, about half np.take's time
+        return cv2.LUT(labels.astype(np.uint8), np.pad(table, (0, 256 - table.size))).view(bool)
+    return np.take(table, labels).view(bool)
 
 
 def _edges(image: np.ndarray) -> np.ndarray:
@@ -199,7 +207,8 @@ def _soft(codes: np.ndarray, background_code: int) -> np.ndarray:
 
 
 def _seen(labels: np.ndarray, count: int, see_through: np.ndarray) -> np.ndarray:
-    """Per label: whether some pixel of it is in ``see_through`` (label 0 never)."""
+    """Per label: whether some pixel of it is in ``see_through`` (label 0 never). ``labels``
+    and ``see_through`` are images or the same pixel list."""
     seen = np.zeros(count, bool)
     seen[labels[see_through]] = True
     seen[0] = False
@@ -212,6 +221,26 @@ def _hit(labels: np.ndarray, seeds: np.ndarray, count: int) -> np.ndarray:
     hit[labels[seeds[:, 0], seeds[:, 1]]] = True
     hit[0] = False
     return hit
+
+
+class _Pixels(NamedTuple):
+    """Pixels of a mask as parallel arrays, grouped by label (ascending)."""
+    labels: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _pixels_by_label(labels: np.ndarray, mask: np.ndarray) -> _Pixels:
+    """The pixels of ``mask`` (a few percent of the image: the enclosed dips) with their labels,
+    sorted by label (a radix sort on 16-bit labels)."""
+    points = cv2.findNonZero(mask.view(np.uint8))
+    if points is None:
+        empty = np.zeros(0, np.intp)
+        return _Pixels(empty, empty.astype(np.int32), empty.astype(np.int32))
+    points = points.reshape(-1, 2)
+    found = labels[points[:, 1], points[:, 0]]
+    order = np.argsort(found, kind="stable")
+    return _Pixels(found[order].astype(np.intp), points[order, 1], points[order, 0])
 
 
 def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, radius: float) -> np.ndarray:
@@ -249,30 +278,25 @@ def _crowded(labels: np.ndarray, enclosed_lut: np.ndarray, inside: np.ndarray, r
     return crowded
 
 
-def _solid_surroundings(labels: np.ndarray, enclosed: np.ndarray, areas: np.ndarray, soft: np.ndarray,
+def _solid_surroundings(dips: _Pixels, shape: tuple[int, int], areas: np.ndarray, soft: np.ndarray,
                         background: np.ndarray, reach: float, fraction: float) -> np.ndarray:
-    """Per label: an enclosed dip whose surroundings hold less than ``fraction`` of other soft
-    pixels: in its bounding box grown by ``reach``, ``soft`` pixels (not true background)
-    other than its own, over the portrait's pixels other than its own. Hair brings
-    soft company within the reach (other pockets, strand edges); Layer Diffusion's blotches
-    and speckle sit in solid skin and cloth. A box, not a disc: a few summed-area look-ups per
-    dip, whatever the reach."""
+    """Per label: an enclosed dip (``dips``: their pixels by label) whose surroundings hold less
+    than ``fraction`` of other soft pixels: in its bounding box grown by ``reach``, ``soft``
+    pixels (not true background) other than its own, over the portrait's pixels other than its
+    own. Hair brings soft company within the reach (other pockets, strand edges); Layer
+    Diffusion's blotches and speckle sit in solid skin and cloth. A box, not a disc: a few
+    summed-area look-ups per dip, whatever the reach."""
     solid = np.zeros(areas.size, bool)
-    points = cv2.findNonZero(enclosed.view(np.uint8)) if fraction > 0.0 else None
-    if points is None:
+    if fraction <= 0.0 or dips.labels.size == 0:
         return solid
-    points = points.reshape(-1, 2)
-    dips = labels[points[:, 1], points[:, 0]]
-    order = np.argsort(dips, kind="stable")  # a radix sort on 16-bit labels
-    dips, cols, rows = dips[order].astype(np.intp), points[order, 0], points[order, 1]
-    starts = np.flatnonzero(np.r_[True, dips[1:] != dips[:-1]])
-    which = dips[starts]
-    height, width = labels.shape
+    starts = np.flatnonzero(np.r_[True, dips.labels[1:] != dips.labels[:-1]])
+    which = dips.labels[starts]
+    height, width = shape
     grow = int(np.ceil(reach))
-    top = np.maximum(np.minimum.reduceat(rows, starts) - grow, 0)
-    bottom = np.minimum(np.maximum.reduceat(rows, starts) + grow + 1, height)
-    left = np.maximum(np.minimum.reduceat(cols, starts) - grow, 0)
-    right = np.minimum(np.maximum.reduceat(cols, starts) + grow + 1, width)
+    top = np.maximum(np.minimum.reduceat(dips.rows, starts) - grow, 0)
+    bottom = np.minimum(np.maximum.reduceat(dips.rows, starts) + grow + 1, height)
+    left = np.maximum(np.minimum.reduceat(dips.cols, starts) - grow, 0)
+    right = np.minimum(np.maximum.reduceat(dips.cols, starts) + grow + 1, width)
 
     def box_sum(mask):
         summed = cv2.integral(mask.view(np.uint8))
@@ -296,7 +320,8 @@ def _plateaus(codes: np.ndarray, candidates: np.ndarray, enclosed: np.ndarray, r
     edge."""
     size = 2 * max(1, int(round(radius))) + 1
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    flat = candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < step * 255.0)
+    # Integer codes: below the step is below its ceiling (a float bound would compare in float64).
+    flat = candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < math.ceil(step * 255.0))
     return cv2.morphologyEx(flat.view(np.uint8), cv2.MORPH_OPEN, square).view(bool) | (flat & enclosed)
 
 
@@ -309,13 +334,14 @@ def _with_rims(plateau: np.ndarray, radius: float) -> np.ndarray:
     return cv2.dilate(plateau.view(np.uint8), square).view(bool)
 
 
-def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, depth: int, min_code: int,
+def _frame_fade(codes: np.ndarray, fix_kind: np.ndarray, deep: np.ndarray, depth: int, min_code: int,
                 anchor_code: int) -> np.ndarray:
     """Pixels within ``depth`` of a border whose line toward the interior reaches a
     near-opaque anchor (at least ``anchor_code``) at ``depth`` through pixels of at least
-    ``min_code`` (``filled`` pixels count as opaque): the body continues out of the frame, so a
-    fade toward the border there is an error. Only ``eligible`` pixels count; only the border
-    strips are computed."""
+    ``min_code`` (pixels with a ``fix_kind`` count as opaque): the body continues out of the
+    frame, so a fade toward the border there is an error. Only ``deep`` pixels from
+    ``min_code`` to below opaque that were not filled as pinholes count; only the border strips
+    are computed."""
     fade = np.zeros(codes.shape, bool)
     if depth <= 0:
         return fade
@@ -323,26 +349,32 @@ def _frame_fade(codes: np.ndarray, filled: np.ndarray, eligible: np.ndarray, dep
         d = min(depth, orient(codes).shape[0] - 1)
         if d <= 0:
             continue
-        strip = np.where(orient(filled)[:d + 1], np.uint8(255), orient(codes)[:d + 1])
+        kinds, strip_codes = orient(fix_kind)[:d + 1], orient(codes)[:d + 1]
+        strip = np.where(kinds > 0, np.uint8(255), strip_codes)
         run = np.logical_and.accumulate((strip >= min_code)[::-1], axis=0)[::-1]
         candidates = run[:d] & (strip[d] >= anchor_code)[None, :]
         if candidates.any():
-            orient(fade)[:d] |= candidates & orient(eligible)[:d]
+            strip_codes, kinds = strip_codes[:d], kinds[:d]
+            eligible = (orient(deep)[:d] & (strip_codes >= min_code) & (strip_codes < 255)
+                        & (kinds != _KIND_CODE["pinhole"]))
+            orient(fade)[:d] |= candidates & eligible
     return fade
 
 
-def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fraction: float) -> np.ndarray:
+def _debris(codes: np.ndarray, background: np.ndarray, clearance: float,
+            keep_fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
     """Islands of present pixels farther than ``clearance`` from the portrait (the largest
-    component) and smaller than ``keep_fraction`` of it."""
+    component) and smaller than ``keep_fraction`` of it: their pixels (rows, cols), or None.
+    Debris is a few pixels: a list, not an image."""
     count, labels, areas = _components(np.greater(codes > 0, background))
     if count <= 2:
-        return np.zeros(codes.shape, bool)
+        return None
     areas[0] = 0
     portrait = int(np.argmax(areas))
     minor = areas < keep_fraction * areas[portrait]
     minor[0] = False
     if not minor.any():
-        return np.zeros(codes.shape, bool)
+        return None
     body = labels == portrait
     if np.count_nonzero(minor) == count - 2:  # every other component is minor (the usual case)
         islands = np.greater(labels > 0, body)
@@ -357,17 +389,18 @@ def _debris(codes: np.ndarray, background: np.ndarray, clearance: float, keep_fr
     grow = int(np.ceil(clearance))
     top, left = np.maximum(rows - grow, 0), np.maximum(cols - grow, 0)
     bottom, right = np.minimum(rows + grow + 1, height), np.minimum(cols + grow + 1, width)
-    summed = cv2.integral(body.view(np.uint8))
+    # The table only over the islands' squares (islands are few and often in one corner).
+    first_row, first_col = top.min(), left.min()
+    summed = cv2.integral(body[first_row:bottom.max(), first_col:right.max()].view(np.uint8))
+    top, bottom, left, right = top - first_row, bottom - first_row, left - first_col, right - first_col
     inside = summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
     near = np.zeros(count, bool)
     near[island_labels[inside > 0]] = True
     debris = minor & ~near
     selected = debris[island_labels]
     if not selected.any():
-        return np.zeros(codes.shape, bool)
-    out = np.zeros(codes.shape, bool)
-    out[rows[selected], cols[selected]] = True
-    return out
+        return None
+    return rows[selected], cols[selected]
 
 
 def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> RefineResult:
@@ -424,61 +457,68 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
 
     if has_background:
         radius, reach = p["solid_radius"], p["reach"]
-        near_opaque = codes >= fill_code
         # Enclosed dips: soft components the background does not reach (step 3).
-        count, labels, areas = _components(soft)
+        count, labels, _ = _components(soft, with_areas=False)
         enclosed_lut = ~_hit(labels, seeds, count)
         enclosed_lut[0] = False
         enclosed = _lookup(enclosed_lut, labels)
+        # The dips are a few percent of the image: step 3 works on their pixel list, and
+        # counts their areas there (no other soft component's area is used).
+        dips = _pixels_by_label(labels, enclosed)
+        areas = np.bincount(dips.labels, minlength=count)
+        dip_codes = codes[dips.rows, dips.cols]
         isolated_lut = enclosed_lut & ~_crowded(labels, enclosed_lut, enclosed, radius)
-        solid_lut = enclosed_lut & _solid_surroundings(labels, enclosed, areas, soft, background, reach,
+        solid_lut = enclosed_lut & _solid_surroundings(dips, codes.shape, areas, soft, background, reach,
                                                        p["soft_company_fraction"])
         small_lut = areas < (2.0 * radius) ** 2  # speckle and pinholes
         wide_lut = areas >= reach ** 2  # wider than any pocket between strands
         # Specks: small dips the background does not clearly show through anywhere (a gap
         # between strands is see-through somewhere; a speck of dimming is not).
-        speck_lut = enclosed_lut & small_lut & ~_seen(labels, count, enclosed & (codes < see_code))
-        # One gather: bit 0 filled at any level (solid surroundings or a speck), 1 isolated,
-        # 2 small, 3 wide.
-        kind = np.take((solid_lut | speck_lut).astype(np.uint8) | isolated_lut.astype(np.uint8) << 1
-                       | small_lut.astype(np.uint8) << 2 | wide_lut.astype(np.uint8) << 3, labels)
-        any_level = (kind & 1).view(bool)
-        isolated = (kind & 2) > 0
-        small = (kind & 4) > 0
+        speck_lut = enclosed_lut & small_lut & ~_seen(dips.labels, count, dip_codes < see_code)
+        isolated = isolated_lut[dips.labels]
+        small = small_lut[dips.labels]
         # 2. See-through evidence: what the background reaches through see-through pixels (the
         # gaps between strands), and enclosed see-through regions among other dips that are
         # too wide for a pinhole (pockets of a hair mass; a lone one is a hole in the body).
         count, labels, areas = _components(codes < see_code)
         evidence_lut = _hit(labels, seeds, count) | (areas >= (2.0 * radius) ** 2)
         evidence_lut[0] = False
-        evidence = np.greater(_lookup(evidence_lut, labels), isolated)
-        distance = cv2.distanceTransform((~evidence).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        no_evidence = _lookup(~evidence_lut, labels)
+        no_evidence[dips.rows[isolated], dips.cols[isolated]] = True
+        distance = cv2.distanceTransform(no_evidence.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
         deep = distance > reach
         # 3. A dip alone in a solid body is speckle or a pinhole when small, near-opaque or
         # clear (a clear hole smaller than a true background hole); a larger dim one might be a
         # pocket walled in by thick strands: uncertain. Beyond the reach of see-through
         # background: speckle, near-opaque dips and blotches wider than a pocket are filled; a
         # dim dip of pocket size is uncertain.
-        errors = isolated & (small | near_opaque | (codes <= background_code))
-        errors |= enclosed & deep & (small | near_opaque | (kind >= 8))
+        dip_deep = deep[dips.rows, dips.cols]
+        dip_near_opaque = dip_codes >= fill_code
+        dip_errors = isolated & (small | dip_near_opaque | (dip_codes <= background_code))
+        dip_errors |= dip_deep & (small | dip_near_opaque | wide_lut[dips.labels])
         # A dip with almost no soft company within the reach is a hole in a solid body at any
         # level (a blotch in the skin, a pinhole beside other speckle); a speck is dimming.
-        errors |= any_level
-        uncertain |= (isolated | (enclosed & deep)) & ~errors
+        dip_errors |= (solid_lut | speck_lut)[dips.labels]
+        errors = np.zeros(source.shape, bool)
+        errors[dips.rows, dips.cols] = dip_errors
+        uncertain[dips.rows, dips.cols] = (isolated | dip_deep) & ~dip_errors
         # 4. Near-opaque plateaus away from the see-through background: Layer Diffusion's
         # dimming, banding and interior speckle are flat; near-opaque hair is textured (a strand
         # edge drops steeply within a few pixels) and stays.
-        plateau = _plateaus(codes, near_opaque & not_opaque, enclosed, radius, p["flat_step"])
+        near_opaque = (codes >= fill_code) & not_opaque
+        plateau = _plateaus(codes, near_opaque, enclosed, radius, p["flat_step"])
         far = distance > 2.0 * radius
-        errors |= _with_rims(plateau & far, radius) & near_opaque & not_opaque & far
+        errors |= _with_rims(plateau & far, radius) & near_opaque & far
         # Noise-level pixels away from the open soft region (the edge, the gaps reached from the
         # background) are opaque ones with noise.
-        open_soft = soft & ~enclosed & ~background
+        # (For bool images np.greater(a, b) is a & ~b in one pass.)
+        soft_portrait = np.greater(soft, background)
+        open_soft = np.greater(soft_portrait, enclosed)
         beside_open = cv2.dilate(open_soft.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-        errors |= not_opaque & ~soft & ~beside_open
+        errors |= np.greater(np.greater(not_opaque, soft), beside_open)
         # What the reach does not explain and no rule repaired: a veil, a translucent volume or
         # a dimming blotch, which the prior cannot tell apart.
-        uncertain |= deep & soft & ~background
+        uncertain |= deep & soft_portrait
         uncertain &= ~errors
         pinholes = errors & (codes <= background_code)
         if not p["fix_pinholes"]:
@@ -492,32 +532,29 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
     if p["fix_frame_fade"]:
         # 5. Frame fade: deep pixels (the steps above may have filled some as dimming; a fade is
         # their actual cause, and what they report).
-        eligible = deep & not_opaque & (fix_kind != _KIND_CODE["pinhole"]) & (codes >= see_code)
-        fade = _frame_fade(codes, fix_kind > 0, eligible, p["frame_fade_depth"], see_code, fill_code)
+        fade = _frame_fade(codes, fix_kind, deep, p["frame_fade_depth"], see_code, fill_code)
         if fade.any():
-            fix_kind[fade] = _KIND_CODE["frame_fade"]
-            uncertain &= ~fade
+            np.copyto(fix_kind, _KIND_CODE["frame_fade"], where=fade)
+            np.greater(uncertain, fade, out=uncertain)  # uncertain &= ~fade, in place
     debris = None
     if has_background and p["remove_debris"]:
         # 6. Debris.
         debris = _debris(codes, background, 2.0 * p["solid_radius"], p["island_keep_fraction"])
-        if debris.any():
+        if debris is not None:
             fix_kind[debris] = _KIND_CODE["debris"]
-            uncertain &= ~debris
-        else:
-            debris = None
+            uncertain[debris] = False
     # Every repair moves a pixel at least half a code: fills act on codes below 255, debris
     # removal on codes above 0.
     changed = fix_kind != 0
-    refined = source.copy()
-    np.copyto(refined, np.float32(1.0), where=changed)
+    refined = np.where(changed, np.float32(1.0), source)
     if debris is not None:
-        np.copyto(refined, np.float32(0.0), where=debris)
+        refined[debris] = 0.0
     # Pixels per repair; a comparison and a count per kind (calcHist is slower on uint8).
     counts = [0] + [np.count_nonzero(fix_kind == code) for code in FIX_KINDS]
     semi = (codes > 0) & not_opaque
     semi_after = semi & ~changed
-    portrait_pixels = max(1, int(background.size - np.count_nonzero(background)))
+    background_pixels = int(np.count_nonzero(background))
+    portrait_pixels = max(1, background.size - background_pixels)
     uncertain_pixels = int(np.count_nonzero(uncertain))
     changed_pixels = int(np.count_nonzero(changed))
     stats = {
@@ -533,7 +570,7 @@ def refine_alpha(alpha, params: RefineParams | None = None, **overrides) -> Refi
         "frame_fade_fixed": int(counts[4]),
         "uncertain_pixels": uncertain_pixels,
         "uncertain_fraction": uncertain_pixels / portrait_pixels,
-        "background_fraction": float(np.count_nonzero(background) / background.size),
+        "background_fraction": float(background_pixels / background.size),
         "band_pixels": int(np.count_nonzero(semi_after & ~uncertain)),
         "no_background": not has_background,
         "params": p,

@@ -567,7 +567,7 @@ def test_small_dips_are_specks_unless_the_background_shows_through(monkeypatch):
 
 def test_solid_surroundings_match_a_direct_count():
     """The summed-area look-up per dip gives what counting the grown box directly gives."""
-    from comfyui_ld_portrait.refine.connectivity import _components, _solid_surroundings
+    from comfyui_ld_portrait.refine.connectivity import _components, _pixels_by_label, _solid_surroundings
 
     rng = np.random.default_rng(11)
     not_opaque = rng.random((120, 140)) < 0.04
@@ -583,7 +583,8 @@ def test_solid_surroundings_match_a_direct_count():
     portrait = ~background
     soft = not_opaque & portrait
     reach, fraction = 6.0, 0.05
-    solid = _solid_surroundings(labels, enclosed, areas, not_opaque, background, reach, fraction)
+    dips = _pixels_by_label(labels, enclosed)
+    solid = _solid_surroundings(dips, labels.shape, areas, not_opaque, background, reach, fraction)
     for label in np.flatnonzero(enclosed_lut):
         rows, cols = np.nonzero(labels == label)
         top, bottom = max(rows.min() - 6, 0), min(rows.max() + 7, labels.shape[0])
