@@ -104,14 +104,14 @@ class QualityThresholds(Settings):
     # store widget values by position).
     max_uncertain_fraction: float = bounded_field(
         # 0.1, from refine_alpha's uncertain_fraction with standard refinement (the
-        # uncertain outcome's design). Largest share on normal portraits: 0.0002 on the real Layer
-        # Diffusion portrait i2i_0_transparent (0 on causal_cut), 0.0005 on the demo portraits,
-        # 0.018 on the fourier_fur and metaball_strands families, 0.037 on eight undamaged real
-        # hair mattes, 0.008 on sheer_motion's veils and 0.088 on pocket_hair's genuine flat
-        # translucent hair volumes: 0.1 passes them all, the real mattes with a margin of about
-        # 3. Real mattes damaged with translucent patches measure up to 0.27 (medians 0.11 and
-        # 0.13 for the 'blotchy' and 'all' damage), pocket_hair and sheer_motion as decoded up
-        # to 0.20: a tenth of the portrait left unjudged is where a curator stops trusting it.
+        # uncertain outcome's design). Largest share on normal portraits: 0.0006 on the real Layer
+        # Diffusion portrait i2i_0_transparent (0 on causal_cut), 0 on the demo, fourier_fur and
+        # metaball_strands truths, 0.037 on eight undamaged real hair mattes, 0.008 on
+        # sheer_motion's veils and 0.090 on pocket_hair's genuine flat translucent hair volumes:
+        # 0.1 passes them all, the real mattes with a margin of about 3. Real mattes damaged with
+        # translucent patches measure up to 0.23 (medians 0.08-0.10 and 0.04-0.09 for the
+        # 'blotchy' and 'all' damage), pocket_hair and sheer_motion as decoded up to 0.25: a
+        # tenth of the portrait left unjudged is where a curator stops trusting it.
         0.1, 0.0, 1.0,
         "Reject as 'uncertain_matte' when more than this fraction of the portrait's pixels was "
         "kept as decoded because refinement could not tell a genuine soft region (a veil, "
