@@ -27,7 +27,7 @@ from comfyui_ld_portrait.refine.connectivity import refine_alpha
 
 from fixtures.real_mattes import ENV_VAR
 from fixtures.refine_benchmark import (
-    TUNED_GRID, compare, family_sets, leave_one_family_out, score, totals)
+    TUNED_GRID, ablation_variants, compare, family_sets, leave_one_family_out, rule_switched_off, score, totals)
 from fixtures.synthetic_families import dim_band, yardstick_filter
 
 METHODS = {
@@ -99,47 +99,22 @@ def print_lofo(count: int, size: int) -> None:
 
 
 def print_ablation(count: int, size: int) -> None:
-    """Each rule off in turn (rules without a switch are replaced for the run)."""
-    import cv2
-
+    """Each rule off in turn (:func:`fixtures.refine_benchmark.ablation_variants`)."""
     from comfyui_ld_portrait.refine import connectivity
 
-    def unopened(codes, candidates, enclosed, radius, step):  # plateaus without the area test
-        side = 2 * max(1, int(round(radius))) + 1
-        square = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-        return candidates & (cv2.subtract(codes, cv2.erode(codes, square)) < step * 255.0)
-
-    variants = {
-        "all rules": ({}, {}),
-        "no plateau fill": ({}, {"_plateaus": lambda codes, *rest: np.zeros(codes.shape, bool)}),
-        "plateaus need no area": ({}, {"_plateaus": unopened}),
-        "plateaus without rims": ({}, {"_with_rims": lambda plateau, radius: plateau}),
-        "no lone-dip fill": ({}, {"_crowded": lambda labels, lut, inside, radius: lut.copy()}),
-        "no solid-company fill": ({"soft_company_fraction": 0.0}, {}),
-        "no speck fill": ({}, {"_seen": lambda labels, count, see_through: np.ones(count, bool)}),
-        "no noise-level walls": ({}, {"_soft": lambda codes, background_code: codes < 255}),
-        "no frame fade": ({"fix_frame_fade": False}, {}),
-        "no debris removal": ({"remove_debris": False}, {}),
-    }
     sets = family_sets("evaluation", count, size)
     baselines = {name: ([score(p.alpha_raw, p) for p in portraits],
                         [score(yardstick_filter(p.alpha_raw), p) for p in portraits])
                  for name, portraits in sets.items()}
     print("\nablation (evaluation halves): band SAD ours/raw, whole SAD per family")
     print(f"{'variant':<24}" + "".join(f"{name[:16]:>20}" for name in sets))
-    for label, (overrides, replaced) in variants.items():
-        saved = {name: getattr(connectivity, name) for name in replaced}
-        try:
-            for name, function in replaced.items():
-                setattr(connectivity, name, function)
+    for label, overrides in ablation_variants().items():
+        with rule_switched_off(label):
             cells = []
             for name, portraits in sets.items():
                 ours = [score(connectivity.refine_alpha(p.alpha_raw, **overrides).alpha, p) for p in portraits]
                 c = compare(*baselines[name], ours)
                 cells.append(f"{c.band_ratio:>10.3f} {c.whole_ours:>8.2f}")
-        finally:
-            for name, function in saved.items():
-                setattr(connectivity, name, function)
         print(f"{label:<24}" + "".join(f"{cell:>20}" for cell in cells))
 
 

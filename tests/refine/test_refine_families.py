@@ -13,7 +13,7 @@ from comfyui_ld_portrait.refine.connectivity import refine_alpha
 from comfyui_ld_portrait.refine.refine_params import REFINE_PRESETS, RefineParams, preset_params
 
 from fixtures.real_mattes import ENV_VAR, real_portraits
-from fixtures.refine_benchmark import compare, demo_family, score_set
+from fixtures.refine_benchmark import ablation_variants, compare, demo_family, rule_switched_off, score_set
 from fixtures.synthetic_families import (
     FAMILIES, dim_band, enclosed_holes, family_split, make_family, true_band, yardstick_filter)
 
@@ -171,3 +171,20 @@ def test_leave_one_family_out_never_tunes_on_the_held_out_family():
         assert result["held_out"][held]["comparison"].count == 1
     both = min(settings, key=lambda s: bench._objective([result["table"][(tuple(s.items()), f)] for f in "ab"]))
     assert result["all"]["setting"] == both
+
+
+def test_every_ablation_variant_switches_its_rule_off_and_restores_it():
+    """The ablation table (bench_refine_quality.py --ablation) measures each rule switched off:
+    on two damaged metaball_strands portraits, which exercise every rule, each variant must
+    change the refined alpha (a renamed function or a dead switch would measure the full method
+    again under the variant's name), and the full method must be back afterwards."""
+    portraits = make_family("metaball_strands", "evaluation", 2, 256)
+    full = [refine_alpha(p.alpha_raw).alpha for p in portraits]
+    variants = ablation_variants()
+    assert list(variants)[0] == "all rules" and len(variants) == 10
+    for label, overrides in variants.items():
+        with rule_switched_off(label):
+            refined = [refine_alpha(p.alpha_raw, **overrides).alpha for p in portraits]
+        differs = any(not np.array_equal(a, b) for a, b in zip(refined, full))
+        assert differs == (label != "all rules"), label
+    assert all(np.array_equal(refine_alpha(p.alpha_raw).alpha, a) for p, a in zip(portraits, full))
